@@ -1,0 +1,140 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Self-supervised learning: pretrain an encoder on unlabeled data, check that pretraining
+/// is healthy, and transfer it with few labels.
+#[derive(Debug, Parser)]
+#[command(name = "pretext", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pretrain an encoder with a self-supervised method; writes a run directory.
+    Pretrain(PretrainArgs),
+    /// Linear probe and k-NN on frozen features of a run, with few labels.
+    Probe(ProbeArgs),
+    /// Write the features of a run's encoder for a dataset to a .npy file.
+    Embed(EmbedArgs),
+    /// SimCLR on the embedded Fashion-MNIST subset, then probes beside raw pixels and a
+    /// random-init encoder: the whole loop in a few minutes on a laptop CPU.
+    Quickstart(QuickstartArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PretrainArgs {
+    /// TOML file with any of the options printed by --print-config.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print every option with its value (defaults, then --config, then flags) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Method to pretrain with (method.name).
+    #[arg(long, value_name = "NAME")]
+    pub method: Option<String>,
+    /// Data: "embedded", a folder of IDX files, an IDX images file, or an image folder with
+    /// class subfolders (data.path).
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<String>,
+    /// Run directory to create.
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["resume", "print_config"])]
+    pub out: Option<PathBuf>,
+    /// Continue the run in DIR from its newest complete checkpoint.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["out", "config", "overwrite"])]
+    pub resume: Option<PathBuf>,
+    /// Replace --out if it already holds a run.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Backbone: small-cnn or resnet18 (backbone.kind).
+    #[arg(long, value_name = "NAME")]
+    pub backbone: Option<String>,
+    /// Optimizer steps (train.steps).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<u64>,
+    /// Passes over the training split; overrides --steps (train.epochs).
+    #[arg(long, value_name = "E")]
+    pub epochs: Option<f64>,
+    /// Images per step (train.batch_size).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Peak learning rate (optimizer.lr).
+    #[arg(long, value_name = "LR")]
+    pub lr: Option<f64>,
+    /// Seed of initialization, batches and augmentations (seed).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Resize images to N×N pixels (data.image_size; 0 keeps the native size).
+    #[arg(long, value_name = "N")]
+    pub image_size: Option<usize>,
+    /// Data worker threads (data.workers).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// auto, cpu, cuda or cuda:N (device).
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// Set any option by its dotted key, e.g. --set views.flip_probability=0.0 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Run directory written by `pretext pretrain`.
+    pub run: PathBuf,
+    /// Labeled training images: a count (600) or a share (1%).
+    #[arg(long, default_value = "600")]
+    pub labels: String,
+    /// Seed of the stratified labeled subset.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Probe on this data instead of the run's (same image size and channels).
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<String>,
+    /// Skip the baseline rows (raw pixels, and a random-init encoder of the same architecture).
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// Where to write the JSON report [default: RUN/probe-<labels>-seed<seed>.json].
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EmbedArgs {
+    /// Run directory written by `pretext pretrain`.
+    pub run: PathBuf,
+    /// Data to embed (same forms as pretrain --data).
+    pub data: String,
+    /// Output .npy file (float32 [N, D]); labels, where known, go to <stem>.labels.npy (int64).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Which split: train, test or all (train then test).
+    #[arg(long, default_value = "all")]
+    pub split: String,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    /// Run directory (replaced if it holds an earlier quickstart).
+    #[arg(long, default_value = "runs/quickstart")]
+    pub out: PathBuf,
+    /// Optimizer steps of pretraining.
+    #[arg(long, default_value_t = 1200)]
+    pub steps: u64,
+    /// Labeled training images for the probes.
+    #[arg(long, default_value = "600")]
+    pub labels: String,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}

@@ -1,0 +1,87 @@
+//! `pretext embed`: features of a run's encoder as .npy.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use npyz::WriterBuilder;
+use pretext_data::ImageSet;
+use pretext_eval::encode_images;
+use pretext_train::RunDir;
+
+use crate::args::EmbedArgs;
+use crate::cuda;
+use crate::probe::{latest_checkpoint, load_model};
+
+pub fn run(args: &EmbedArgs) -> anyhow::Result<()> {
+    let run = RunDir::new(&args.run);
+    let config = run.read_config()?;
+    let checkpoint = latest_checkpoint(&run)?;
+    let device = cuda::device(&args.device)?;
+    let data = config
+        .data
+        .load_from(&args.data)
+        .context("loading the data")?;
+    let sets: Vec<&ImageSet> = match args.split.as_str() {
+        "train" => vec![&data.train],
+        "test" => vec![&data.test],
+        "all" => vec![&data.train, &data.test],
+        other => bail!("--split {other}: expected train, test or all"),
+    };
+    let model = load_model(&config, &checkpoint, data.train.channels, device)?;
+    let encoder = model.method.encoder();
+    let features: Vec<tch::Tensor> = sets
+        .iter()
+        .map(|set| encode_images(encoder, set, device, 512))
+        .collect();
+    let features = tch::Tensor::cat(&features, 0)
+        .to_kind(tch::Kind::Float)
+        .contiguous();
+    let shape = [features.size()[0] as u64, features.size()[1] as u64];
+    let values = Vec::<f32>::try_from(features.flatten(0, -1))?;
+    write_npy(&args.output, &shape, values)?;
+    eprintln!(
+        "wrote {} ({} x {} float32)",
+        args.output.display(),
+        shape[0],
+        shape[1]
+    );
+    if sets.iter().all(|set| set.labels.is_some()) {
+        let labels: Vec<i64> = sets
+            .iter()
+            .flat_map(|set| {
+                set.labels
+                    .as_ref()
+                    .expect("checked above")
+                    .iter()
+                    .map(|&label| i64::from(label))
+            })
+            .collect();
+        let labels_path = args.output.with_extension("labels.npy");
+        write_npy(&labels_path, &[labels.len() as u64], labels)?;
+        eprintln!("wrote {}", labels_path.display());
+    }
+    Ok(())
+}
+
+fn write_npy<T: npyz::AutoSerialize>(
+    path: &Path,
+    shape: &[u64],
+    values: Vec<T>,
+) -> anyhow::Result<()> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(BufWriter::new(file))
+        .begin_nd()
+        .with_context(|| format!("writing {}", path.display()))?;
+    writer
+        .extend(values)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writer
+        .finish()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

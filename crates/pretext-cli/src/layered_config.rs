@@ -1,0 +1,77 @@
+//! The config of a run, in layers: defaults, then the --config file, then flags and --set.
+//! Every layer goes through the same serde struct, so an unknown key is an error wherever it
+//! comes from.
+
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use pretext_train::PretrainConfig;
+use toml::{Table, Value};
+
+/// Starting config: defaults, overlaid with `file` when given.
+pub fn base_table(file: Option<&Path>) -> anyhow::Result<Table> {
+    let mut table = to_table(&PretrainConfig::default());
+    if let Some(path) = file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        // Parse once on its own so unknown keys are reported against the file.
+        PretrainConfig::from_toml(&text)
+            .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
+        let overlay: Table =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        merge(&mut table, overlay);
+    }
+    Ok(table)
+}
+
+fn to_table(config: &PretrainConfig) -> Table {
+    toml::from_str(&config.to_toml()).expect("a serialized config parses back")
+}
+
+fn merge(base: &mut Table, overlay: Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(Value::Table(inner)), Value::Table(overlay_inner)) => merge(inner, overlay_inner),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// Sets a dotted key (`train.steps`) to `value` given as TOML text; bare words that are not
+/// TOML values are taken as strings (`--set method.name=simclr`).
+pub fn set_dotted(table: &mut Table, key: &str, value: &str) -> anyhow::Result<()> {
+    let parsed: Value = toml::from_str::<Table>(&format!("value = {value}"))
+        .ok()
+        .and_then(|mut wrapper| wrapper.remove("value"))
+        .unwrap_or_else(|| Value::String(value.to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    let (last, parents) = parts.split_last().expect("split yields at least one part");
+    let mut current = table;
+    for part in parents {
+        current = match current
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Table(Table::new()))
+        {
+            Value::Table(inner) => inner,
+            _ => bail!("--set {key}: `{part}` is a value, not a section"),
+        };
+    }
+    current.insert(last.to_string(), parsed);
+    Ok(())
+}
+
+/// Parses `KEY=VALUE`.
+pub fn apply_set(table: &mut Table, assignment: &str) -> anyhow::Result<()> {
+    let Some((key, value)) = assignment.split_once('=') else {
+        bail!("--set {assignment}: expected KEY=VALUE, e.g. --set train.steps=500");
+    };
+    set_dotted(table, key.trim(), value.trim())
+}
+
+/// Turns the layered table into a config; unknown keys are named.
+pub fn finish(table: Table, origin: &str) -> anyhow::Result<PretrainConfig> {
+    let text = toml::to_string(&table).expect("a TOML table serializes");
+    PretrainConfig::from_toml(&text).map_err(|message| anyhow::anyhow!("{origin}: {message}"))
+}

@@ -1,0 +1,31 @@
+//! `pretext`: self-supervised pretraining, health checks and transfer from the command line.
+
+mod args;
+mod cuda;
+mod embed;
+mod layered_config;
+mod pretrain;
+mod probe;
+mod progress;
+mod quickstart;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pretrain(args) => pretrain::run(&args),
+        Command::Probe(args) => probe::run(&args),
+        Command::Embed(args) => embed::run(&args),
+        Command::Quickstart(args) => quickstart::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `pretext pretrain`.
+
+use anyhow::{bail, Context};
+use pretext_train::{pretrain, Checkpoint, PretrainConfig, PretrainOutcome, RunDir, RunMode};
+
+use crate::args::PretrainArgs;
+use crate::cuda;
+use crate::layered_config::{apply_set, base_table, finish, set_dotted};
+use crate::progress::Progress;
+
+pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.resume {
+        return resume(args, path);
+    }
+    let mut table = base_table(args.config.as_deref())?;
+    let flags: [(&str, Option<String>); 11] = [
+        ("method.name", args.method.as_ref().map(quoted)),
+        ("data.path", args.data.as_ref().map(quoted)),
+        ("backbone.kind", args.backbone.as_ref().map(quoted)),
+        ("train.steps", args.steps.map(|v| v.to_string())),
+        ("train.epochs", args.epochs.map(|v| format!("{v:?}"))),
+        ("train.batch_size", args.batch_size.map(|v| v.to_string())),
+        ("optimizer.lr", args.lr.map(|v| format!("{v:?}"))),
+        ("seed", args.seed.map(|v| v.to_string())),
+        ("data.image_size", args.image_size.map(|v| v.to_string())),
+        ("data.workers", args.workers.map(|v| v.to_string())),
+        ("device", args.device.as_ref().map(quoted)),
+    ];
+    for (key, value) in flags {
+        if let Some(value) = value {
+            set_dotted(&mut table, key, &value)?;
+        }
+    }
+    for assignment in &args.set {
+        apply_set(&mut table, assignment)?;
+    }
+    let origin = match &args.config {
+        Some(path) => format!("{} with command-line options", path.display()),
+        None => "command-line options".to_string(),
+    };
+    let config = finish(table, &origin)?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    config.validate()?;
+    let out = args
+        .out
+        .as_ref()
+        .expect("clap requires --out without --resume or --print-config");
+    let run = RunDir::new(out);
+    let mode = if args.overwrite {
+        RunMode::Overwrite
+    } else {
+        RunMode::New
+    };
+    if mode == RunMode::New && out.exists() && std::fs::read_dir(out)?.next().is_some() {
+        bail!("run directory {} already exists; pass --resume {0} to continue it or --overwrite to replace it", out.display());
+    }
+    let device = cuda::device(&config.device)?;
+    let data = config.data.load().context("loading the data")?;
+    eprintln!(
+        "data: {} — {} training images ({}x{}x{}), {} held out",
+        data.name,
+        data.train.len,
+        data.train.channels,
+        data.train.height,
+        data.train.width,
+        data.test.len
+    );
+    run.prepare_new(mode)?;
+    run.write_config(&config)?;
+    let outcome = pretrain(&config, &run, None, device, &data, &mut Progress::new())?;
+    report(&run, &outcome);
+    Ok(())
+}
+
+#[allow(clippy::ptr_arg)] // used as `Option<&String>::map(quoted)`
+fn quoted(text: &String) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
+    let changed: Vec<&str> = [
+        ("--method", args.method.is_some()),
+        ("--data", args.data.is_some()),
+        ("--backbone", args.backbone.is_some()),
+        ("--batch-size", args.batch_size.is_some()),
+        ("--lr", args.lr.is_some()),
+        ("--seed", args.seed.is_some()),
+        ("--image-size", args.image_size.is_some()),
+        ("--set", !args.set.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect();
+    if !changed.is_empty() {
+        bail!(
+            "{} cannot change when resuming (the run continues with its own config.toml); only --steps, --epochs, --workers and --device may be given",
+            changed.join(", ")
+        );
+    }
+    let run = RunDir::new(path);
+    let mut config: PretrainConfig = run.read_config()?;
+    if let Some(steps) = args.steps {
+        config.train.steps = steps;
+        config.train.epochs = 0.0;
+    }
+    if let Some(epochs) = args.epochs {
+        config.train.epochs = epochs;
+    }
+    if let Some(workers) = args.workers {
+        config.data.workers = workers;
+    }
+    if let Some(device) = &args.device {
+        config.device = device.clone();
+    }
+    let (checkpoint, passed_over) = Checkpoint::latest(&run.checkpoints_dir())?;
+    for reason in &passed_over {
+        eprintln!("warning: skipping {reason}");
+    }
+    let Some(checkpoint) = checkpoint else {
+        bail!(
+            "{}: no complete checkpoint to resume from; start again with --overwrite",
+            path.display()
+        );
+    };
+    let device = cuda::device(&config.device)?;
+    let data = config.data.load().context("loading the data")?;
+    if config.train.steps != run.read_config()?.train.steps
+        || config.train.epochs != run.read_config()?.train.epochs
+    {
+        run.write_config(&config)?;
+    }
+    let outcome = pretrain(
+        &config,
+        &run,
+        Some(checkpoint),
+        device,
+        &data,
+        &mut Progress::new(),
+    )?;
+    report(&run, &outcome);
+    Ok(())
+}
+
+fn report(run: &RunDir, outcome: &PretrainOutcome) {
+    eprintln!(
+        "done: {} steps in {:.1} s (waited {:.1} s on data), final loss {:.4}, {} non-finite steps skipped",
+        outcome.steps_run, outcome.seconds, outcome.data_wait_seconds, outcome.last_loss, outcome.nonfinite_steps
+    );
+    eprintln!("checkpoint: {}", outcome.checkpoint.dir.display());
+    eprintln!("next: pretext probe {} --labels 600", run.root.display());
+}

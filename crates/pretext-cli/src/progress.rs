@@ -1,0 +1,81 @@
+//! Progress display: a bar with loss, learning rate, images/s and ETA on a terminal; plain
+//! lines every 10% otherwise (logs, CI).
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use pretext_train::{ProgressSink, StepReport};
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    total: u64,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    pub fn new() -> Progress {
+        Progress {
+            bar: None,
+            total: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl ProgressSink for Progress {
+    fn started(&mut self, first_step: u64, total_steps: u64) {
+        self.total = total_steps;
+        self.started = std::time::Instant::now();
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total_steps).with_position(first_step);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ETA {eta}",
+                )
+                .expect("the template is valid"),
+            );
+            bar.reset_eta();
+            self.bar = Some(bar);
+        } else {
+            eprintln!("pretraining: steps {}..{}", first_step + 1, total_steps);
+        }
+    }
+
+    fn step(&mut self, report: &StepReport) {
+        let message = format!(
+            "loss {:.4} lr {:.2e} {:.0} img/s",
+            report.loss, report.lr, report.images_per_second
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(report.step);
+                bar.set_message(message);
+            }
+            None => {
+                let tenth = (self.total / 10).max(1);
+                if report.step.is_multiple_of(tenth) || report.step == self.total {
+                    eprintln!(
+                        "step {}/{} {} ({:.0} s)",
+                        report.step,
+                        self.total,
+                        message,
+                        self.started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        }
+    }
+
+    fn message(&mut self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn finished(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+    }
+}

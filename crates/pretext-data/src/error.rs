@@ -1,0 +1,139 @@
+//! The error type of every fallible function in this crate.
+
+use std::path::PathBuf;
+
+/// What went wrong while reading, resolving or sampling a dataset.
+///
+/// Every variant that concerns a file names it (`path`), says what was expected and what
+/// was found, so the message alone tells the user what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file or folder could not be opened or read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file starts with the gzip magic but its stream is corrupt or cut short.
+    #[error("{path}: corrupt gzip stream: {source}")]
+    Gzip {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The IDX magic number is not the one for this kind of file.
+    #[error("{path}: bad magic 0x{found:08x}, expected 0x{expected:08x} ({what})")]
+    BadMagic {
+        /// The file.
+        path: PathBuf,
+        /// The magic number read.
+        found: u32,
+        /// The magic number required.
+        expected: u32,
+        /// What the expected magic means, e.g. "uint8 images".
+        what: &'static str,
+    },
+    /// The file has fewer bytes than its header promises.
+    #[error("{path}: truncated: expected {expected} bytes ({what}), found {found}")]
+    Truncated {
+        /// The file (after gzip decompression).
+        path: PathBuf,
+        /// What the byte count covers, e.g. "16-byte header + 100 images of 28x28".
+        what: String,
+        /// Bytes required.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// The file has more bytes than its header accounts for.
+    #[error("{path}: {found} bytes, expected exactly {expected} ({what}); trailing data")]
+    TrailingBytes {
+        /// The file (after gzip decompression).
+        path: PathBuf,
+        /// What the byte count covers.
+        what: String,
+        /// Bytes required.
+        expected: u64,
+        /// Bytes present.
+        found: u64,
+    },
+    /// Two things that must agree in shape or count do not.
+    #[error("{path}: shape mismatch: expected {expected}, found {found}")]
+    ShapeMismatch {
+        /// The file or folder where the disagreement was found.
+        path: PathBuf,
+        /// The shape or count required.
+        expected: String,
+        /// The shape or count found.
+        found: String,
+    },
+    /// A label is not below the number of known class names.
+    #[error("{path}: label {label} at index {index} is out of range: expected < {num_classes} (the number of class names)")]
+    LabelOutOfRange {
+        /// The labels file (or dataset name).
+        path: PathBuf,
+        /// Index of the offending sample.
+        index: usize,
+        /// The label found.
+        label: u16,
+        /// The number of class names.
+        num_classes: usize,
+    },
+    /// The dataset has no samples.
+    #[error("{path}: no images found ({details})")]
+    EmptyDataset {
+        /// The folder or file.
+        path: PathBuf,
+        /// What was looked for.
+        details: String,
+    },
+    /// An image file with a PNG/JPEG extension could not be decoded.
+    #[error("{path}: cannot decode image: {source}")]
+    Decode {
+        /// The image file.
+        path: PathBuf,
+        /// The decoder's error.
+        source: image::ImageError,
+    },
+    /// The `--data` spec names nothing that exists.
+    #[error("{path}: not found (expected \"embedded\", an IDX images file or a folder of IDX files or class subfolders)")]
+    NotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The path exists but is not a layout this crate knows.
+    #[error("{path}: unknown dataset layout: {details}")]
+    UnknownLayout {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was found and what was expected.
+        details: String,
+    },
+    /// A label budget such as "600" or "1%" could not be used.
+    #[error("label budget {text:?}: {reason}")]
+    BadLabelBudget {
+        /// The text given.
+        text: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// Labels are required (e.g. for a probe) but the data has none.
+    #[error(
+        "{what} has no labels; expected labeled data (an IDX labels file or class subfolders)"
+    )]
+    Unlabeled {
+        /// What lacks labels, e.g. "training split".
+        what: String,
+    },
+    /// A sampling or split option is out of its valid range.
+    #[error("invalid {option}: {reason}")]
+    BadOption {
+        /// The option, e.g. "batch_size".
+        option: &'static str,
+        /// What was expected and what was found.
+        reason: String,
+    },
+}

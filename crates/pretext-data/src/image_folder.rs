@@ -1,0 +1,387 @@
+//! Folders of PNG/JPEG images: one subfolder per class, or loose images (unlabeled).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, GrayImage, ImageReader, RgbImage};
+use rayon::prelude::*;
+
+use crate::error::DataError;
+use crate::image_set::ImageSet;
+
+/// File extensions read as images (case-insensitive); other files are skipped.
+pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// One decoded image, reduced to 8-bit grayscale or 8-bit RGB.
+enum DecodedImage {
+    Gray(GrayImage),
+    Rgb(RgbImage),
+}
+
+impl DecodedImage {
+    fn dimensions(&self) -> (u32, u32) {
+        match self {
+            DecodedImage::Gray(image) => image.dimensions(),
+            DecodedImage::Rgb(image) => image.dimensions(),
+        }
+    }
+}
+
+/// Reads a folder of images.
+///
+/// * With subfolders: each (non-hidden) subfolder is a class; class codes follow the
+///   sorted subfolder names, which become `class_names`. Images directly in `dir` are then
+///   an error (ambiguous layout). A class subfolder may be empty.
+/// * Without subfolders: the images in `dir` form an unlabeled set (`labels` is `None`).
+///
+/// Images are the files with a png/jpg/jpeg extension (other files are skipped), in order
+/// of class, then file name; they are decoded in parallel. A file with such an extension
+/// that fails to decode is an error naming it. With `size = Some(s)` every image is resized
+/// to `s x s` (`image::imageops::resize`, `FilterType::Triangle`); with `None` all images
+/// must have the first image's size. The set has 1 channel if every image is grayscale
+/// (with or without alpha), else 3 (all converted to RGB); alpha is dropped and 16-bit
+/// images are scaled to 8 bits. No images at all is [`DataError::EmptyDataset`].
+pub fn read_image_folder(dir: &Path, size: Option<usize>) -> Result<ImageSet, DataError> {
+    let target = match size {
+        None => None,
+        Some(size) => Some(
+            u32::try_from(size)
+                .ok()
+                .filter(|&size| size > 0)
+                .ok_or_else(|| DataError::BadOption {
+                    option: "image_size",
+                    reason: format!("expected 1..={}, found {size}", u32::MAX),
+                })?,
+        ),
+    };
+    let (subfolders, loose_images) = list_folder(dir)?;
+    let (files, labels, class_names) = if subfolders.is_empty() {
+        (loose_images, None, Vec::new())
+    } else {
+        if !loose_images.is_empty() {
+            return Err(DataError::UnknownLayout {
+                path: dir.to_path_buf(),
+                details: format!(
+                    "found {} class subfolders and also {} images directly inside (e.g. {}); \
+                     expected either class subfolders or loose images",
+                    subfolders.len(),
+                    loose_images.len(),
+                    loose_images[0].display()
+                ),
+            });
+        }
+        let mut files = Vec::new();
+        let mut labels = Vec::new();
+        let mut class_names = Vec::new();
+        for (class, subfolder) in subfolders.iter().enumerate() {
+            let code = u16::try_from(class).map_err(|_| DataError::UnknownLayout {
+                path: dir.to_path_buf(),
+                details: format!(
+                    "expected at most {} class subfolders, found {}",
+                    u16::MAX,
+                    subfolders.len()
+                ),
+            })?;
+            let (_, images) = list_folder(subfolder)?;
+            labels.extend(std::iter::repeat_n(code, images.len()));
+            files.extend(images);
+            class_names.push(file_name(subfolder));
+        }
+        (files, Some(labels), class_names)
+    };
+    if files.is_empty() {
+        return Err(DataError::EmptyDataset {
+            path: dir.to_path_buf(),
+            details: format!(
+                "expected {} files, in class subfolders or directly inside",
+                IMAGE_EXTENSIONS.join("/")
+            ),
+        });
+    }
+
+    let decoded: Vec<DecodedImage> = files
+        .par_iter()
+        .map(|path| decode(path, target))
+        .collect::<Result<_, _>>()?;
+
+    let (width, height) = decoded[0].dimensions();
+    if let Some((index, image)) = decoded
+        .iter()
+        .enumerate()
+        .find(|(_, image)| image.dimensions() != (width, height))
+    {
+        let (found_width, found_height) = image.dimensions();
+        return Err(DataError::ShapeMismatch {
+            path: files[index].clone(),
+            expected: format!(
+                "{width}x{height} (the size of {}; pass an image size to resize)",
+                files[0].display()
+            ),
+            found: format!("{found_width}x{found_height}"),
+        });
+    }
+    let channels = if decoded
+        .iter()
+        .all(|image| matches!(image, DecodedImage::Gray(_)))
+    {
+        1
+    } else {
+        3
+    };
+    let (height, width) = (height as usize, width as usize);
+    let image_len = channels * height * width;
+    let mut pixels = vec![0u8; decoded.len() * image_len];
+    pixels
+        .par_chunks_mut(image_len)
+        .zip(decoded.par_iter())
+        .for_each(|(out, image)| write_chw(image, channels, out));
+
+    Ok(ImageSet {
+        pixels: Arc::new(pixels),
+        len: decoded.len(),
+        channels,
+        height,
+        width,
+        labels,
+        class_names,
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn is_image_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| {
+            IMAGE_EXTENSIONS
+                .iter()
+                .any(|known| extension.eq_ignore_ascii_case(known))
+        })
+}
+
+/// The non-hidden subfolders and the image files of `dir`, each sorted by name.
+fn list_folder(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), DataError> {
+    let io_error = |source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut subfolders = Vec::new();
+    let mut images = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_error)? {
+        let entry = entry.map_err(io_error)?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        // Follows symlinks, so linked class folders and images work.
+        if path.is_dir() {
+            subfolders.push(path);
+        } else if is_image_file(&path) {
+            images.push(path);
+        }
+    }
+    subfolders.sort();
+    images.sort();
+    Ok((subfolders, images))
+}
+
+fn decode(path: &Path, target: Option<u32>) -> Result<DecodedImage, DataError> {
+    let reader = ImageReader::open(path)
+        .and_then(|reader| reader.with_guessed_format())
+        .map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let image = reader.decode().map_err(|source| DataError::Decode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let decoded = match image {
+        DynamicImage::ImageLuma8(_)
+        | DynamicImage::ImageLumaA8(_)
+        | DynamicImage::ImageLuma16(_)
+        | DynamicImage::ImageLumaA16(_) => DecodedImage::Gray(image.to_luma8()),
+        _ => DecodedImage::Rgb(image.to_rgb8()),
+    };
+    Ok(match (decoded, target) {
+        (decoded, None) => decoded,
+        (DecodedImage::Gray(image), Some(size)) => {
+            DecodedImage::Gray(imageops::resize(&image, size, size, FilterType::Triangle))
+        }
+        (DecodedImage::Rgb(image), Some(size)) => {
+            DecodedImage::Rgb(imageops::resize(&image, size, size, FilterType::Triangle))
+        }
+    })
+}
+
+/// Writes one image into `out` as CHW with `channels` channels (gray is replicated to RGB).
+fn write_chw(image: &DecodedImage, channels: usize, out: &mut [u8]) {
+    let plane = out.len() / channels;
+    match image {
+        DecodedImage::Gray(gray) => {
+            for channel in 0..channels {
+                out[channel * plane..(channel + 1) * plane].copy_from_slice(gray.as_raw());
+            }
+        }
+        DecodedImage::Rgb(rgb) => {
+            for (index, pixel) in rgb.as_raw().chunks_exact(3).enumerate() {
+                for (channel, &value) in pixel.iter().enumerate() {
+                    out[channel * plane + index] = value;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{Luma, Rgb, Rgba};
+
+    fn gray(width: u32, height: u32, value: u8) -> GrayImage {
+        GrayImage::from_fn(width, height, |x, y| {
+            Luma([value.wrapping_add((x + 10 * y) as u8)])
+        })
+    }
+
+    fn two_class_folder() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let (cats, dogs) = (dir.path().join("cat"), dir.path().join("dog"));
+        std::fs::create_dir_all(&cats).unwrap();
+        std::fs::create_dir_all(&dogs).unwrap();
+        gray(4, 3, 0).save(dogs.join("b.png")).unwrap();
+        gray(4, 3, 100).save(dogs.join("a.png")).unwrap();
+        RgbImage::from_fn(4, 3, |x, y| Rgb([x as u8, y as u8, 200]))
+            .save(cats.join("z.png"))
+            .unwrap();
+        std::fs::write(cats.join("notes.txt"), "not an image").unwrap();
+        dir
+    }
+
+    #[test]
+    fn gray_and_rgb_mix_gives_three_channels_in_class_then_name_order() {
+        let dir = two_class_folder();
+        let set = read_image_folder(dir.path(), None).unwrap();
+        assert_eq!((set.len, set.channels, set.height, set.width), (3, 3, 3, 4));
+        assert_eq!(set.class_names, vec!["cat", "dog"]);
+        assert_eq!(set.labels.as_deref(), Some(&[0u16, 1, 1][..]));
+        // cat/z.png: R = x, G = y, B = 200, in CHW planes.
+        let cat = set.image(0);
+        assert_eq!(&cat[..4], &[0, 1, 2, 3]);
+        assert_eq!(&cat[12..16], &[0, 0, 0, 0]);
+        assert_eq!(&cat[16..20], &[1, 1, 1, 1]);
+        assert!(cat[24..].iter().all(|&value| value == 200));
+        // dog/a.png (value 100) comes before dog/b.png; gray replicated into 3 planes.
+        let dog_a = set.image(1);
+        assert_eq!(dog_a[0], 100);
+        assert_eq!(&dog_a[..12], &dog_a[12..24]);
+        assert_eq!(set.image(2)[0], 0);
+    }
+
+    #[test]
+    fn all_gray_folder_has_one_channel_and_alpha_or_16_bit_is_converted() {
+        let dir = tempfile::tempdir().unwrap();
+        let class = dir.path().join("only");
+        std::fs::create_dir_all(&class).unwrap();
+        gray(2, 2, 5).save(class.join("a.png")).unwrap();
+        image::ImageBuffer::from_pixel(2, 2, Luma([65535u16]))
+            .save(class.join("b.png"))
+            .unwrap();
+        let set = read_image_folder(dir.path(), None).unwrap();
+        assert_eq!((set.len, set.channels), (2, 1));
+        assert_eq!(set.image(1), &[255, 255, 255, 255]);
+
+        image::RgbaImage::from_pixel(2, 2, Rgba([9, 8, 7, 0]))
+            .save(class.join("c.png"))
+            .unwrap();
+        let set = read_image_folder(dir.path(), None).unwrap();
+        assert_eq!(set.channels, 3);
+        assert_eq!(set.image(2), &[9, 9, 9, 9, 8, 8, 8, 8, 7, 7, 7, 7]);
+    }
+
+    #[test]
+    fn resize_makes_every_image_the_requested_size() {
+        let dir = two_class_folder();
+        gray(9, 7, 3)
+            .save(dir.path().join("dog").join("c.png"))
+            .unwrap();
+        let set = read_image_folder(dir.path(), Some(6)).unwrap();
+        assert_eq!((set.len, set.channels, set.height, set.width), (4, 3, 6, 6));
+        assert_eq!(set.pixels.len(), 4 * 3 * 36);
+        // Blue of the cat image is constant 200, and stays so after resizing.
+        assert!(set.image(0)[72..].iter().all(|&value| value == 200));
+    }
+
+    #[test]
+    fn different_sizes_without_resize_name_the_odd_file() {
+        let dir = two_class_folder();
+        gray(5, 5, 0)
+            .save(dir.path().join("dog").join("c.png"))
+            .unwrap();
+        let error = read_image_folder(dir.path(), None).unwrap_err();
+        assert!(
+            matches!(error, DataError::ShapeMismatch { .. }),
+            "{error:?}"
+        );
+        assert!(
+            error.to_string().contains("c.png") && error.to_string().contains("5x5"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn undecodable_png_is_a_decode_error_naming_it() {
+        let dir = two_class_folder();
+        let broken = dir.path().join("cat").join("broken.png");
+        std::fs::write(&broken, b"this is not a png").unwrap();
+        let error = read_image_folder(dir.path(), None).unwrap_err();
+        assert!(matches!(error, DataError::Decode { .. }), "{error:?}");
+        assert!(error.to_string().contains("broken.png"), "{error}");
+    }
+
+    #[test]
+    fn empty_folder_is_empty_dataset_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("readme.md"), "no images").unwrap();
+        let error = read_image_folder(dir.path(), None).unwrap_err();
+        assert!(matches!(error, DataError::EmptyDataset { .. }), "{error:?}");
+        assert!(error
+            .to_string()
+            .contains(&dir.path().display().to_string()));
+        std::fs::create_dir(dir.path().join("empty-class")).unwrap();
+        assert!(matches!(
+            read_image_folder(dir.path(), None),
+            Err(DataError::EmptyDataset { .. })
+        ));
+    }
+
+    #[test]
+    fn loose_images_are_unlabeled_and_mixing_with_subfolders_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        gray(2, 2, 1).save(dir.path().join("a.PNG")).unwrap();
+        gray(2, 2, 2).save(dir.path().join("b.png")).unwrap();
+        let set = read_image_folder(dir.path(), None).unwrap();
+        assert_eq!((set.len, set.channels), (2, 1));
+        assert!(set.labels.is_none() && set.class_names.is_empty());
+        std::fs::create_dir(dir.path().join("class")).unwrap();
+        let error = read_image_folder(dir.path(), None).unwrap_err();
+        assert!(
+            matches!(error, DataError::UnknownLayout { .. }),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn zero_image_size_is_rejected() {
+        let dir = two_class_folder();
+        assert!(matches!(
+            read_image_folder(dir.path(), Some(0)),
+            Err(DataError::BadOption { .. })
+        ));
+    }
+}

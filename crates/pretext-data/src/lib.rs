@@ -1,0 +1,31 @@
+//! pretext-data: datasets and loaders for pretext.
+//!
+//! Reads IDX files and image folders into [`ImageSet`]s, resolves the `--data` spec
+//! ([`load_images`]), embeds a default Fashion-MNIST subset, makes deterministic splits,
+//! label subsets and epoch batch plans from seeded streams ([`rng_stream()`]), and builds
+//! batches ahead of the model on worker threads ([`Prefetcher`]).
+
+pub mod batch_plan;
+pub mod embedded;
+pub mod error;
+pub mod idx;
+pub mod image_folder;
+pub mod image_set;
+pub mod prefetch;
+pub mod rng_stream;
+pub mod source;
+pub mod split;
+
+pub use batch_plan::{epoch_permutation, BatchPlan, PERMUTATION_TAG};
+pub use embedded::{embedded_fashion_mnist, FASHION_MNIST_CLASSES};
+pub use error::DataError;
+pub use idx::{
+    read_idx_images, read_idx_images_bytes, read_idx_labels, read_idx_labels_bytes, read_idx_pair,
+    read_idx_pair_bytes, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
+};
+pub use image_folder::read_image_folder;
+pub use image_set::{ImageSet, ImageSplits};
+pub use prefetch::Prefetcher;
+pub use rng_stream::rng_stream;
+pub use source::{load_images, SourceOptions};
+pub use split::{parse_label_budget, stratified_split, stratified_subset, SPLIT_TAG, SUBSET_TAG};

@@ -1,0 +1,11 @@
+//! Transfer and evaluation: frozen features, weighted k-NN, linear probe, and the probe
+//! protocol that compares a pretrained encoder with raw pixels and a random-init encoder on
+//! the same stratified label subset.
+
+pub mod features;
+pub mod linear_probe;
+pub mod probe;
+
+pub use features::{encode_images, raw_pixel_features};
+pub use linear_probe::{linear_probe_accuracy, LinearProbeConfig};
+pub use probe::{evaluate_features, ProbeConfig, ProbeReport, ProbeRow, ProbeSplit};

@@ -1,0 +1,186 @@
+//! The probe protocol: a seeded, stratified subset of the training split's labels (e.g. 600
+//! or 1%) trains a linear classifier and is the k-NN bank; accuracy is measured on the whole
+//! held-out split. The same subset serves every feature set compared.
+
+use pretext_data::{parse_label_budget, stratified_subset, DataError, ImageSet};
+use pretext_nn::{knn_classify, KnnConfig};
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::linear_probe::{linear_probe_accuracy, LinearProbeConfig};
+
+/// Settings of `pretext probe`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// Labeled examples from the training split: a count ("600") or a share ("1%").
+    pub labels: String,
+    /// Seed of the labeled subset (and of the probe's initialization).
+    pub seed: u64,
+    /// Neighbour counts of the weighted k-NN.
+    pub knn_k: Vec<i64>,
+    /// Temperature of the k-NN vote weights.
+    pub knn_temperature: f64,
+    pub linear: LinearProbeConfig,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            labels: "600".into(),
+            seed: 0,
+            knn_k: vec![20, 200],
+            knn_temperature: 0.07,
+            linear: LinearProbeConfig::default(),
+        }
+    }
+}
+
+/// The labeled subset and the held-out set, as index lists and label tensors.
+#[derive(Debug)]
+pub struct ProbeSplit {
+    pub labeled: Vec<usize>,
+    pub labeled_labels: Tensor,
+    pub test_labels: Tensor,
+    pub num_classes: i64,
+}
+
+impl ProbeSplit {
+    /// Chooses the labeled subset of `train` for `config`; `test` must be labeled too.
+    pub fn new(
+        train: &ImageSet,
+        test: &ImageSet,
+        config: &ProbeConfig,
+    ) -> Result<ProbeSplit, DataError> {
+        let unlabeled = |what: &str| DataError::Unlabeled { what: what.into() };
+        let train_labels = train
+            .labels
+            .as_ref()
+            .ok_or_else(|| unlabeled("training split"))?;
+        let test_labels = test
+            .labels
+            .as_ref()
+            .ok_or_else(|| unlabeled("held-out split"))?;
+        let count = parse_label_budget(&config.labels, train.len)?;
+        let labeled = stratified_subset(train_labels, count, config.seed);
+        let to_tensor = |labels: Vec<i64>| Tensor::from_slice(&labels);
+        Ok(ProbeSplit {
+            labeled_labels: to_tensor(
+                labeled
+                    .iter()
+                    .map(|&i| i64::from(train_labels[i]))
+                    .collect(),
+            ),
+            test_labels: to_tensor(test_labels.iter().map(|&label| i64::from(label)).collect()),
+            num_classes: train.num_classes().max(test.num_classes()) as i64,
+            labeled,
+        })
+    }
+}
+
+/// Accuracies of one feature set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRow {
+    /// What the features are ("simclr encoder", "raw pixels", ...).
+    pub name: String,
+    /// Feature width.
+    pub dim: i64,
+    /// (k, accuracy) of the weighted k-NN.
+    pub knn: Vec<(i64, f64)>,
+    /// Accuracy of the linear probe.
+    pub linear: f64,
+}
+
+/// Evaluates features of the labeled subset (`labeled`, `[L, D]`, in `split.labeled` order)
+/// and of the held-out split (`test_features`) with the k-NN and the linear probe.
+pub fn evaluate_features(
+    name: &str,
+    labeled: &Tensor,
+    test_features: &Tensor,
+    split: &ProbeSplit,
+    config: &ProbeConfig,
+) -> ProbeRow {
+    let labeled = &labeled.to_device(tch::Device::Cpu);
+    let test_features = &test_features.to_device(tch::Device::Cpu);
+    let accuracy = |predicted: Tensor| {
+        predicted
+            .eq_tensor(&split.test_labels)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[])
+    };
+    let knn = config
+        .knn_k
+        .iter()
+        .map(|&k| {
+            let knn_config = KnnConfig {
+                k,
+                temperature: config.knn_temperature,
+            };
+            (
+                k,
+                accuracy(knn_classify(
+                    labeled,
+                    &split.labeled_labels,
+                    test_features,
+                    split.num_classes,
+                    knn_config,
+                )),
+            )
+        })
+        .collect();
+    let linear = linear_probe_accuracy(
+        labeled,
+        &split.labeled_labels,
+        test_features,
+        &split.test_labels,
+        split.num_classes,
+        &config.linear,
+        config.seed,
+    );
+    ProbeRow {
+        name: name.into(),
+        dim: labeled.size()[1],
+        knn,
+        linear,
+    }
+}
+
+/// The probe's result, printed as a table and written as JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    pub dataset: String,
+    pub checkpoint: String,
+    pub labels: usize,
+    pub test_size: usize,
+    pub seed: u64,
+    pub rows: Vec<ProbeRow>,
+}
+
+impl ProbeReport {
+    /// A small fixed-width table.
+    pub fn table(&self) -> String {
+        let ks: Vec<i64> = self
+            .rows
+            .first()
+            .map(|row| row.knn.iter().map(|(k, _)| *k).collect())
+            .unwrap_or_default();
+        let mut out = format!(
+            "{} labeled training images (seed {}), accuracy on {} held-out images\n\n",
+            self.labels, self.seed, self.test_size
+        );
+        out.push_str(&format!("{:<22} {:>6}", "features", "dim"));
+        for k in &ks {
+            out.push_str(&format!(" {:>9}", format!("k-NN {k}")));
+        }
+        out.push_str(&format!(" {:>9}\n", "linear"));
+        for row in &self.rows {
+            out.push_str(&format!("{:<22} {:>6}", row.name, row.dim));
+            for (_, accuracy) in &row.knn {
+                out.push_str(&format!(" {:>8.1}%", 100.0 * accuracy));
+            }
+            out.push_str(&format!(" {:>8.1}%\n", 100.0 * row.linear));
+        }
+        out
+    }
+}

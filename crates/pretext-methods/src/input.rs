@@ -1,0 +1,34 @@
+//! How images become network inputs: floats in [0, 1], shifted and scaled by fixed constants.
+
+use pretext_data::ImageSet;
+use tch::{Device, Kind, Tensor};
+
+/// Subtracted from every pixel in [0, 1] before the network sees it.
+pub const INPUT_MEAN: f32 = 0.5;
+/// Divides every pixel after the mean is removed.
+pub const INPUT_STD: f32 = 0.5;
+
+/// Normalizes plain floats in [0, 1] in place.
+pub fn normalize_in_place(pixels: &mut [f32]) {
+    for value in pixels {
+        *value = (*value - INPUT_MEAN) / INPUT_STD;
+    }
+}
+
+/// The un-augmented images at `indices` as a normalized `[B, C, H, W]` float tensor.
+pub fn images_to_tensor(set: &ImageSet, indices: &[usize], device: Device) -> Tensor {
+    let mut pixels = Vec::with_capacity(indices.len() * set.image_len());
+    for &index in indices {
+        pixels.extend(set.image(index).iter().map(|&byte| f32::from(byte) / 255.0));
+    }
+    normalize_in_place(&mut pixels);
+    Tensor::from_slice(&pixels)
+        .view([
+            indices.len() as i64,
+            set.channels as i64,
+            set.height as i64,
+            set.width as i64,
+        ])
+        .to_kind(Kind::Float)
+        .to_device(device)
+}

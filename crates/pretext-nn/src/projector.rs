@@ -1,0 +1,70 @@
+//! The projection head g(·) of SimCLR: an MLP applied after the encoder; the loss is computed
+//! on its output, and transfer uses the encoder's output before it.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, ModuleT};
+use tch::Tensor;
+
+/// Sizes of the projection MLP.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProjectorConfig {
+    /// Width of the hidden layer(s).
+    pub hidden_dim: i64,
+    /// Width of the output, where the loss is computed.
+    pub output_dim: i64,
+    /// Number of linear layers (1 = a single linear map; 2 = SimCLR's Linear-BN-ReLU-Linear).
+    pub layers: usize,
+}
+
+impl Default for ProjectorConfig {
+    fn default() -> Self {
+        ProjectorConfig {
+            hidden_dim: 512,
+            output_dim: 128,
+            layers: 2,
+        }
+    }
+}
+
+/// `Linear -> BN -> ReLU` repeated `layers - 1` times, then a final `Linear`.
+#[derive(Debug)]
+pub struct Projector {
+    layers: nn::SequentialT,
+}
+
+impl Projector {
+    pub fn new(path: &nn::Path, input_dim: i64, config: &ProjectorConfig) -> Projector {
+        let mut layers = nn::seq_t();
+        let mut width = input_dim;
+        for index in 0..config.layers.saturating_sub(1) {
+            layers = layers
+                .add(nn::linear(
+                    path / format!("fc{index}"),
+                    width,
+                    config.hidden_dim,
+                    Default::default(),
+                ))
+                .add(nn::batch_norm1d(
+                    path / format!("bn{index}"),
+                    config.hidden_dim,
+                    Default::default(),
+                ))
+                .add_fn(|xs| xs.relu());
+            width = config.hidden_dim;
+        }
+        let last = config.layers.max(1) - 1;
+        layers = layers.add(nn::linear(
+            path / format!("fc{last}"),
+            width,
+            config.output_dim,
+            Default::default(),
+        ));
+        Projector { layers }
+    }
+
+    /// `[B, input_dim] -> [B, output_dim]`.
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.layers.forward_t(xs, train)
+    }
+}

@@ -1,0 +1,285 @@
+//! Atomic checkpoints. A checkpoint is a folder `checkpoints/step-N/` holding
+//!
+//! - `weights.safetensors`: every variable of the model (trained parameters and buffers such
+//!   as batch-norm statistics),
+//! - `optimizer.safetensors`: the optimizer's state tensors,
+//! - `state.json`: the step to run next (the data cursor: batches and augmentations are pure
+//!   functions of (seed, step), so the step *is* the random state), skipped steps, etc.,
+//! - `meta.json`, written last: SHA-256 of each file above.
+//!
+//! Everything is written into `checkpoints/.partial-step-N/`, each file fsynced, then the
+//! folder is renamed to `step-N` and the parent fsynced: a kill at any moment leaves either
+//! the new complete checkpoint or none, and the previous one untouched.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tch::{nn::VarStore, Tensor};
+
+use crate::error::TrainError;
+
+/// Progress counters saved with each checkpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// The next step to run (steps already done).
+    pub step: u64,
+    /// Updates the optimizer has applied (steps minus skipped ones).
+    pub optimizer_steps: u64,
+    /// Steps skipped for a non-finite loss or gradient.
+    pub nonfinite_steps: u64,
+    /// The run's seed, checked on resume.
+    pub seed: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    format: u32,
+    step: u64,
+    sha256: Vec<(String, String)>,
+}
+
+const FILES: [&str; 3] = ["weights.safetensors", "optimizer.safetensors", "state.json"];
+
+fn sha256_of(path: &Path) -> Result<String, TrainError> {
+    let bytes = fs::read(path).map_err(TrainError::io(path))?;
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
+}
+
+fn fsync(path: &Path) -> Result<(), TrainError> {
+    File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(TrainError::io(path))
+}
+
+/// A complete checkpoint on disk.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub state: TrainState,
+}
+
+impl Checkpoint {
+    /// Saves model, optimizer state and counters as `checkpoints_dir/step-{state.step}`,
+    /// then deletes all but the newest `keep` checkpoints.
+    pub fn save(
+        checkpoints_dir: &Path,
+        store: &VarStore,
+        optimizer_state: &[(String, Tensor)],
+        state: &TrainState,
+        keep: usize,
+    ) -> Result<Checkpoint, TrainError> {
+        fs::create_dir_all(checkpoints_dir).map_err(TrainError::io(checkpoints_dir))?;
+        let final_dir = checkpoints_dir.join(format!("step-{}", state.step));
+        let partial = checkpoints_dir.join(format!(".partial-step-{}", state.step));
+        if partial.exists() {
+            fs::remove_dir_all(&partial).map_err(TrainError::io(&partial))?;
+        }
+        fs::create_dir(&partial).map_err(TrainError::io(&partial))?;
+
+        store.save(partial.join(FILES[0]))?;
+        let optimizer_tensors: Vec<(&str, &Tensor)> = optimizer_state
+            .iter()
+            .map(|(name, tensor)| (name.as_str(), tensor))
+            .collect();
+        Tensor::write_safetensors(&optimizer_tensors, partial.join(FILES[1]))?;
+        let state_path = partial.join(FILES[2]);
+        fs::write(
+            &state_path,
+            serde_json::to_vec_pretty(state).expect("state serializes"),
+        )
+        .map_err(TrainError::io(&state_path))?;
+        let mut sha256 = Vec::new();
+        for name in FILES {
+            let path = partial.join(name);
+            fsync(&path)?;
+            sha256.push((name.to_string(), sha256_of(&path)?));
+        }
+        let meta_path = partial.join("meta.json");
+        let meta = Meta {
+            format: 1,
+            step: state.step,
+            sha256,
+        };
+        let mut file = File::create(&meta_path).map_err(TrainError::io(&meta_path))?;
+        file.write_all(&serde_json::to_vec_pretty(&meta).expect("meta serializes"))
+            .and_then(|_| file.sync_all())
+            .map_err(TrainError::io(&meta_path))?;
+        fsync(&partial)?;
+
+        if final_dir.exists() {
+            fs::remove_dir_all(&final_dir).map_err(TrainError::io(&final_dir))?;
+        }
+        fs::rename(&partial, &final_dir).map_err(TrainError::io(&final_dir))?;
+        fsync(checkpoints_dir)?;
+
+        let mut all = list_steps(checkpoints_dir)?;
+        all.sort_unstable();
+        for &old in all.iter().rev().skip(keep.max(1)) {
+            let dir = checkpoints_dir.join(format!("step-{old}"));
+            fs::remove_dir_all(&dir).map_err(TrainError::io(&dir))?;
+        }
+        Ok(Checkpoint {
+            dir: final_dir,
+            state: state.clone(),
+        })
+    }
+
+    /// Opens and verifies one checkpoint folder.
+    pub fn open(dir: &Path) -> Result<Checkpoint, TrainError> {
+        let damaged = |message: String| TrainError::BadCheckpoint {
+            path: dir.into(),
+            message,
+        };
+        let meta_path = dir.join("meta.json");
+        let meta_bytes =
+            fs::read(&meta_path).map_err(|error| damaged(format!("meta.json: {error}")))?;
+        let meta: Meta = serde_json::from_slice(&meta_bytes)
+            .map_err(|error| damaged(format!("meta.json: {error}")))?;
+        for (name, expected) in &meta.sha256 {
+            let found = sha256_of(&dir.join(name)).map_err(|error| damaged(error.to_string()))?;
+            if &found != expected {
+                return Err(damaged(format!(
+                    "{name}: checksum {found} does not match meta.json's {expected}"
+                )));
+            }
+        }
+        let state_path = dir.join(FILES[2]);
+        let state: TrainState =
+            serde_json::from_slice(&fs::read(&state_path).map_err(TrainError::io(&state_path))?)
+                .map_err(|error| damaged(format!("state.json: {error}")))?;
+        Ok(Checkpoint {
+            dir: dir.into(),
+            state,
+        })
+    }
+
+    /// The newest complete, verified checkpoint under `checkpoints_dir`, with the reasons
+    /// newer ones were passed over.
+    pub fn latest(checkpoints_dir: &Path) -> Result<(Option<Checkpoint>, Vec<String>), TrainError> {
+        let mut steps = if checkpoints_dir.exists() {
+            list_steps(checkpoints_dir)?
+        } else {
+            Vec::new()
+        };
+        steps.sort_unstable_by(|a, b| b.cmp(a));
+        let mut passed_over = Vec::new();
+        for step in steps {
+            match Checkpoint::open(&checkpoints_dir.join(format!("step-{step}"))) {
+                Ok(checkpoint) => return Ok((Some(checkpoint), passed_over)),
+                Err(error) => passed_over.push(error.to_string()),
+            }
+        }
+        Ok((None, passed_over))
+    }
+
+    /// Loads the weights into `store` (whose variables must match by name and shape).
+    pub fn load_weights(&self, store: &mut VarStore) -> Result<(), TrainError> {
+        let path = self.dir.join(FILES[0]);
+        store
+            .load(&path)
+            .map_err(|error| TrainError::BadCheckpoint {
+                path: path.clone(),
+                message: format!("{error} (was it written by a model with a different config?)"),
+            })
+    }
+
+    /// Reads the optimizer state tensors.
+    pub fn optimizer_state(&self) -> Result<Vec<(String, Tensor)>, TrainError> {
+        let path = self.dir.join(FILES[1]);
+        Tensor::read_safetensors(&path).map_err(|error| TrainError::BadCheckpoint {
+            path,
+            message: error.to_string(),
+        })
+    }
+}
+
+fn list_steps(checkpoints_dir: &Path) -> Result<Vec<u64>, TrainError> {
+    let entries = fs::read_dir(checkpoints_dir).map_err(TrainError::io(checkpoints_dir))?;
+    Ok(entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            entry
+                .file_name()
+                .to_str()?
+                .strip_prefix("step-")?
+                .parse()
+                .ok()
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn store(value: f32) -> VarStore {
+        let store = VarStore::new(Device::Cpu);
+        let _ = store.root().var_copy(
+            "w",
+            &Tensor::full([3], f64::from(value), (Kind::Float, Device::Cpu)),
+        );
+        store
+    }
+
+    fn state(step: u64) -> TrainState {
+        TrainState {
+            step,
+            optimizer_steps: step,
+            nonfinite_steps: 0,
+            seed: 1,
+        }
+    }
+
+    #[test]
+    fn save_then_latest_round_trips_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        for step in [10, 20, 30] {
+            Checkpoint::save(dir.path(), &store(step as f32), &[], &state(step), 2).unwrap();
+        }
+        let (latest, passed_over) = Checkpoint::latest(dir.path()).unwrap();
+        let latest = latest.unwrap();
+        assert!(passed_over.is_empty());
+        assert_eq!(latest.state.step, 30);
+        assert!(!dir.path().join("step-10").exists(), "only 2 are kept");
+        let mut loaded = store(0.0);
+        latest.load_weights(&mut loaded).unwrap();
+        assert_eq!(
+            Vec::<f32>::try_from(loaded.variables()["w"].shallow_clone()).unwrap(),
+            vec![30.0; 3]
+        );
+    }
+
+    #[test]
+    fn a_kill_during_the_write_leaves_the_previous_checkpoint_loadable() {
+        let dir = tempfile::tempdir().unwrap();
+        Checkpoint::save(dir.path(), &store(1.0), &[], &state(100), 2).unwrap();
+        // A writer killed mid-way leaves a partial folder with a truncated weights file and no meta.
+        let partial = dir.path().join(".partial-step-200");
+        fs::create_dir(&partial).unwrap();
+        fs::write(partial.join("weights.safetensors"), b"\x10\x00\x00").unwrap();
+        let (latest, _) = Checkpoint::latest(dir.path()).unwrap();
+        assert_eq!(latest.unwrap().state.step, 100);
+    }
+
+    #[test]
+    fn a_corrupted_newest_checkpoint_is_passed_over_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        Checkpoint::save(dir.path(), &store(1.0), &[], &state(100), 3).unwrap();
+        Checkpoint::save(dir.path(), &store(2.0), &[], &state(200), 3).unwrap();
+        let weights = dir.path().join("step-200/weights.safetensors");
+        let mut bytes = fs::read(&weights).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&weights, bytes).unwrap();
+        let (latest, passed_over) = Checkpoint::latest(dir.path()).unwrap();
+        assert_eq!(latest.unwrap().state.step, 100);
+        assert!(passed_over[0].contains("checksum"), "{passed_over:?}");
+    }
+}

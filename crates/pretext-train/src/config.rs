@@ -1,0 +1,245 @@
+//! A pretraining run's whole configuration: one TOML file, every default written out in the
+//! run directory. Unknown keys are errors that name the key and the file.
+
+use std::path::Path;
+
+use pretext_augment::ViewConfig;
+use pretext_data::{load_images, ImageSplits, SourceOptions};
+use pretext_methods::MethodConfig;
+use pretext_nn::BackboneConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+use crate::optimizer::OptimizerConfig;
+
+/// `[data]`: where the images come from and how they are fed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// "embedded" (the Fashion-MNIST subset built into pretext), a folder of IDX files, an
+    /// IDX images file, or a folder of images with one subfolder per class.
+    pub path: String,
+    /// Resize every image to this many pixels square (0 keeps the native size).
+    pub image_size: usize,
+    /// Fraction held out (stratified) when the data has no test split of its own.
+    pub holdout_fraction: f64,
+    /// Seed of that held-out split (kept apart from the run seed so runs share splits).
+    pub split_seed: u64,
+    /// Threads that build augmented batches while the model computes.
+    pub workers: usize,
+    /// Batches built ahead of the step that needs them.
+    pub prefetch: usize,
+}
+
+impl DataConfig {
+    /// Loads the data this section names, with its held-out split.
+    pub fn load(&self) -> Result<ImageSplits, TrainError> {
+        self.load_from(&self.path)
+    }
+
+    /// Loads other data (`spec`) with this section's size and split settings.
+    pub fn load_from(&self, spec: &str) -> Result<ImageSplits, TrainError> {
+        let options = SourceOptions {
+            image_size: (self.image_size > 0).then_some(self.image_size),
+            holdout_fraction: self.holdout_fraction,
+            split_seed: self.split_seed,
+        };
+        Ok(load_images(spec, &options)?)
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            path: "embedded".into(),
+            image_size: 0,
+            holdout_fraction: 0.2,
+            split_seed: 0,
+            workers: 2,
+            prefetch: 4,
+        }
+    }
+}
+
+/// `[train]`: length of the run, logging and checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopConfig {
+    /// Images per step (each gives the method's views).
+    pub batch_size: usize,
+    /// Optimizer steps in the run; used when `epochs` is 0.
+    pub steps: u64,
+    /// Passes over the training split (0 = use `steps`).
+    pub epochs: f64,
+    /// Write a metrics.jsonl line every this many steps.
+    pub log_every: u64,
+    /// Save a checkpoint every this many steps (and always at the end).
+    pub checkpoint_every: u64,
+    /// Keep this many most recent checkpoints.
+    pub keep_checkpoints: usize,
+    /// Stop after this many steps with a non-finite loss or gradient (each is skipped).
+    pub max_nonfinite_steps: u64,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        LoopConfig {
+            batch_size: 256,
+            steps: 1000,
+            epochs: 0.0,
+            log_every: 10,
+            checkpoint_every: 250,
+            keep_checkpoints: 2,
+            max_nonfinite_steps: 20,
+        }
+    }
+}
+
+/// `[health]`: signals that tell whether pretraining is working.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Compute embedding std, effective rank, alignment and uniformity every this many steps.
+    pub every: u64,
+    /// Run k-NN on a labeled validation slice every this many steps (0 disables).
+    pub knn_every: u64,
+    /// Size of the labeled bank and of the queries for that k-NN (taken from the training
+    /// split, disjoint, stratified; labels are used for monitoring only).
+    pub knn_slice: usize,
+    /// Neighbours that vote in the monitoring k-NN.
+    pub knn_k: i64,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            every: 50,
+            knn_every: 250,
+            knn_slice: 1000,
+            knn_k: 20,
+        }
+    }
+}
+
+/// Everything a pretraining run needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainConfig {
+    /// Seed of every random choice: initialization, batches, augmentations.
+    pub seed: u64,
+    /// "auto", "cpu", "cuda" or "cuda:N".
+    pub device: String,
+    pub data: DataConfig,
+    pub backbone: BackboneConfig,
+    pub method: MethodConfig,
+    /// The augmentation pipeline that makes views.
+    pub views: ViewConfig,
+    pub optimizer: OptimizerConfig,
+    pub train: LoopConfig,
+    pub health: HealthConfig,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        PretrainConfig {
+            seed: 0,
+            device: "auto".into(),
+            data: DataConfig::default(),
+            backbone: BackboneConfig::default(),
+            method: MethodConfig::default(),
+            views: ViewConfig::default(),
+            optimizer: OptimizerConfig::default(),
+            train: LoopConfig::default(),
+            health: HealthConfig::default(),
+        }
+    }
+}
+
+impl PretrainConfig {
+    /// Reads a TOML file; unknown keys and wrong types are errors naming the file and key.
+    pub fn from_file(path: &Path) -> Result<PretrainConfig, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(TrainError::io(path))?;
+        Self::from_toml(&text).map_err(|message| TrainError::Config {
+            path: path.into(),
+            message,
+        })
+    }
+
+    /// Parses TOML text (errors carry the line and the offending key).
+    pub fn from_toml(text: &str) -> Result<PretrainConfig, String> {
+        let config: PretrainConfig = toml::from_str(text).map_err(|error| error.to_string())?;
+        Ok(config)
+    }
+
+    /// The resolved config as TOML, every default written out.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a PretrainConfig always serializes")
+    }
+
+    /// Checks values that would make the run fail later, naming the field.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let invalid = |field: &str, message: &str| {
+            Err(TrainError::Invalid {
+                field: field.into(),
+                message: message.into(),
+            })
+        };
+        if self.train.batch_size < 2 {
+            return invalid(
+                "train.batch_size",
+                "must be at least 2 (contrastive losses need negatives)",
+            );
+        }
+        if self.train.steps == 0 && self.train.epochs <= 0.0 {
+            return invalid("train.steps", "set train.steps or train.epochs above 0");
+        }
+        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
+            return invalid("optimizer.lr", "must be a positive number");
+        }
+        if self.data.workers == 0 {
+            return invalid("data.workers", "must be at least 1");
+        }
+        if !(0.0..1.0).contains(&self.data.holdout_fraction) {
+            return invalid("data.holdout_fraction", "must be in [0, 1)");
+        }
+        if self.method.simclr.temperature <= 0.0 {
+            return invalid("method.simclr.temperature", "must be above 0");
+        }
+        self.views.validate().map_err(|error| TrainError::Invalid {
+            field: "views".into(),
+            message: error.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_round_trip_through_toml() {
+        let config = PretrainConfig::default();
+        assert_eq!(
+            PretrainConfig::from_toml(&config.to_toml()).unwrap(),
+            config
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let error = PretrainConfig::from_toml("[train]\nbatch_sise = 12\n").unwrap_err();
+        assert!(error.contains("batch_sise"), "{error}");
+    }
+
+    #[test]
+    fn unknown_key_error_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "seed = 1\n[optimizer]\nlearning_rate = 0.1\n").unwrap();
+        let error = PretrainConfig::from_file(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("bad.toml") && error.contains("learning_rate"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! Errors of the training crate: each names the file or the setting and says what to do.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Data(#[from] pretext_data::DataError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("invalid setting {field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("run directory {path} already exists; pass --resume to continue it or --overwrite to replace it")]
+    RunExists { path: PathBuf },
+    #[error(
+        "{path}: no complete checkpoint to resume from (looked for checkpoints/step-*/meta.json)"
+    )]
+    NoCheckpoint { path: PathBuf },
+    #[error("checkpoint {path} is damaged: {message}")]
+    BadCheckpoint { path: PathBuf, message: String },
+    #[error("training stopped: {count} steps had a non-finite loss or gradient (limit {limit}); lower the learning rate, raise the temperature, or enable gradient clipping")]
+    TooManyNonFinite { count: u64, limit: u64 },
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("device `{0}` is not available: {1}")]
+    Device(String, String),
+}
+
+impl TrainError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
+        let path = path.into();
+        move |source| TrainError::Io { path, source }
+    }
+}

@@ -1,0 +1,148 @@
+//! Health signals of a pretraining run, computed from the representations of a batch:
+//!
+//! - **embedding std**: the std of each dimension of the L2-normalized representations,
+//!   averaged; a collapsed encoder (every image mapped to one point) gives 0, a healthy one
+//!   about 1/√D (Jing et al., 2022; SimSiam's collapse check).
+//! - **effective rank** (RankMe, Garrido et al., 2023): exp of the entropy of the normalized
+//!   singular values; 1 = all representations on one line, D = all directions used.
+//! - **alignment** (Wang & Isola, 2020): mean squared distance between the normalized
+//!   representations of two views of the same image (lower = views agree).
+//! - **uniformity**: log of the mean of exp(−2·squared distance) over all pairs of images
+//!   (lower = spread over the sphere; 0 = collapsed).
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+fn normalized(representations: &Tensor) -> Tensor {
+    let x = representations.to_kind(Kind::Float);
+    &x / x.norm_scalaropt_dim(2, &[1i64][..], true).clamp_min(1e-12)
+}
+
+/// Mean over dimensions of the per-dimension std of L2-normalized rows of `[B, D]`.
+pub fn embedding_std(representations: &Tensor) -> f64 {
+    normalized(representations)
+        .std_dim(&[0i64][..], true, false)
+        .mean(Kind::Float)
+        .double_value(&[])
+}
+
+/// RankMe effective rank of `[B, D]`.
+pub fn effective_rank(representations: &Tensor) -> f64 {
+    let (_, singular, _) = representations.to_kind(Kind::Float).svd(true, false);
+    let total = singular.sum(Kind::Float).double_value(&[]);
+    if total <= 0.0 {
+        return 0.0;
+    }
+    let p = singular / total + 1e-7;
+    (-(&p * p.log()).sum(Kind::Float)).exp().double_value(&[])
+}
+
+/// Mean ‖f(x) − f(y)‖² over positive pairs (rows of `a` and `b`), normalized rows.
+pub fn alignment(a: &Tensor, b: &Tensor) -> f64 {
+    (normalized(a) - normalized(b))
+        .pow_tensor_scalar(2)
+        .sum_dim_intlist(&[1i64][..], false, Kind::Float)
+        .mean(Kind::Float)
+        .double_value(&[])
+}
+
+/// log E exp(−2‖f(x) − f(y)‖²) over all pairs of distinct rows of `[B, D]`, normalized rows.
+pub fn uniformity(representations: &Tensor) -> f64 {
+    let squared = normalized(representations).pdist(2.0).pow_tensor_scalar(2);
+    (squared * -2.0)
+        .exp()
+        .mean(Kind::Float)
+        .log()
+        .double_value(&[])
+}
+
+/// The batch-level signals, as logged in metrics.jsonl.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchHealth {
+    pub embedding_std: f64,
+    pub effective_rank: f64,
+    pub alignment: f64,
+    pub uniformity: f64,
+}
+
+impl BatchHealth {
+    /// Signals from the per-view representations of one step (at least one view).
+    pub fn measure(views: &[Tensor]) -> BatchHealth {
+        let _guard = tch::no_grad_guard();
+        let first = &views[0];
+        BatchHealth {
+            embedding_std: embedding_std(first),
+            effective_rank: effective_rank(first),
+            alignment: views
+                .get(1)
+                .map(|second| alignment(first, second))
+                .unwrap_or(f64::NAN),
+            uniformity: uniformity(first),
+        }
+    }
+
+    /// A plain-words warning when a signal says the run is collapsing.
+    pub fn warning(&self, dim: i64) -> Option<String> {
+        let healthy_std = 1.0 / (dim as f64).sqrt();
+        if self.embedding_std < 0.1 * healthy_std {
+            return Some(format!(
+                "COLLAPSE: embedding std {:.4} is under 10% of the healthy {:.4} — every image maps to nearly the same point; lower the learning rate, raise the temperature, or strengthen the augmentations",
+                self.embedding_std, healthy_std
+            ));
+        }
+        if self.effective_rank < 2.0 {
+            return Some(format!(
+                "COLLAPSE: effective rank {:.2} — representations lie on a line; check the loss and augmentations",
+                self.effective_rank
+            ));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    #[test]
+    fn collapsed_representations_score_zero_std_and_rank_one() {
+        let collapsed = Tensor::ones([64, 16], (Kind::Float, Device::Cpu));
+        assert!(embedding_std(&collapsed) < 1e-6);
+        assert!((effective_rank(&collapsed) - 1.0).abs() < 1e-3);
+        assert!(
+            uniformity(&collapsed).abs() < 1e-6,
+            "all distances 0 → log 1 = 0"
+        );
+        assert!(BatchHealth::measure(&[collapsed.shallow_clone()])
+            .warning(16)
+            .is_some());
+    }
+
+    #[test]
+    fn spread_representations_are_healthy() {
+        tch::manual_seed(0);
+        let spread = Tensor::randn([512, 16], (Kind::Float, Device::Cpu));
+        let std = embedding_std(&spread);
+        assert!((std - 0.25).abs() < 0.02, "≈ 1/√16: {std}");
+        assert!(effective_rank(&spread) > 14.0);
+        assert!(uniformity(&spread) < -3.0);
+        assert!(BatchHealth::measure(&[spread.shallow_clone()])
+            .warning(16)
+            .is_none());
+    }
+
+    #[test]
+    fn rank_of_orthogonal_directions_is_their_count() {
+        // Rows e1, e2, e3 (and repeats): singular values equal → rank 3.
+        let rows = Tensor::eye(3, (Kind::Float, Device::Cpu)).repeat([4, 1]);
+        assert!((effective_rank(&rows) - 3.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn alignment_of_identical_views_is_zero_and_of_opposite_views_four() {
+        let a = Tensor::from_slice2(&[[1.0f32, 0.0], [0.0, 2.0]]);
+        assert!(alignment(&a, &a).abs() < 1e-9);
+        assert!((alignment(&a, &(-&a)) - 4.0).abs() < 1e-6);
+    }
+}

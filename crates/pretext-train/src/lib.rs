@@ -1,0 +1,23 @@
+//! The pretext step loop and everything it needs: optimizers and learning-rate schedules
+//! with savable state, atomic checkpoints, the metrics log, health signals and the
+//! non-finite guard.
+
+pub mod checkpoint;
+pub mod config;
+pub mod device;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod optimizer;
+pub mod run_dir;
+pub mod schedule;
+pub mod trainer;
+
+pub use checkpoint::{Checkpoint, TrainState};
+pub use config::{DataConfig, HealthConfig, LoopConfig, PretrainConfig};
+pub use device::resolve_device;
+pub use error::TrainError;
+pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
+pub use run_dir::{RunDir, RunMode};
+pub use schedule::learning_rate;
+pub use trainer::{pretrain, total_steps, Model, PretrainOutcome, ProgressSink, StepReport};

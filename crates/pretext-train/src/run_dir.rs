@@ -1,0 +1,105 @@
+//! The run directory, the unit users share:
+//!
+//! ```text
+//! runs/<name>/
+//!   config.toml      resolved config (every default written out)
+//!   metrics.jsonl    one JSON object per logged step
+//!   checkpoints/step-N/
+//! ```
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::config::PretrainConfig;
+use crate::error::TrainError;
+
+/// How `pretrain` treats an existing directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunMode {
+    /// Refuse if the directory exists and is not empty.
+    New,
+    /// Replace an existing run directory (only one that holds a pretext run, or is empty).
+    Overwrite,
+    /// Continue from the newest checkpoint.
+    Resume,
+}
+
+/// Paths inside a run directory.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(root: &Path) -> RunDir {
+        RunDir { root: root.into() }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.root.join("config.toml")
+    }
+
+    pub fn metrics_path(&self) -> PathBuf {
+        self.root.join("metrics.jsonl")
+    }
+
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.root.join("checkpoints")
+    }
+
+    /// Whether the folder holds a pretext run (has a config.toml).
+    pub fn is_run(&self) -> bool {
+        self.config_path().is_file()
+    }
+
+    /// Prepares the folder for a new run according to `mode` (New or Overwrite).
+    pub fn prepare_new(&self, mode: RunMode) -> Result<(), TrainError> {
+        let occupied = self.root.exists()
+            && fs::read_dir(&self.root)
+                .map_err(TrainError::io(&self.root))?
+                .next()
+                .is_some();
+        if occupied {
+            match mode {
+                RunMode::New | RunMode::Resume => return Err(TrainError::RunExists { path: self.root.clone() }),
+                RunMode::Overwrite if !self.is_run() => {
+                    return Err(TrainError::Invalid {
+                        field: "--overwrite".into(),
+                        message: format!(
+                            "{} is not empty and holds no pretext run (no config.toml); refusing to delete it",
+                            self.root.display()
+                        ),
+                    })
+                }
+                RunMode::Overwrite => fs::remove_dir_all(&self.root).map_err(TrainError::io(&self.root))?,
+            }
+        }
+        fs::create_dir_all(&self.root).map_err(TrainError::io(&self.root))
+    }
+
+    /// Writes config.toml atomically (temp file, fsync, rename).
+    pub fn write_config(&self, config: &PretrainConfig) -> Result<(), TrainError> {
+        let path = self.config_path();
+        let temporary = self.root.join(".config.toml.tmp");
+        let text = format!(
+            "# Resolved pretext config: every option with the value this run used.\n{}",
+            config.to_toml()
+        );
+        fs::write(&temporary, text).map_err(TrainError::io(&temporary))?;
+        fs::File::open(&temporary)
+            .and_then(|file| file.sync_all())
+            .map_err(TrainError::io(&temporary))?;
+        fs::rename(&temporary, &path).map_err(TrainError::io(&path))
+    }
+
+    /// Reads the run's config.toml.
+    pub fn read_config(&self) -> Result<PretrainConfig, TrainError> {
+        if !self.is_run() {
+            return Err(TrainError::Config {
+                path: self.root.clone(),
+                message: "not a pretext run directory (no config.toml); create one with `pretext pretrain --out DIR`".into(),
+            });
+        }
+        PretrainConfig::from_file(&self.config_path())
+    }
+}

@@ -1,0 +1,352 @@
+//! The step loop (STYLE.md 5): views -> forward -> loss -> non-finite guard -> backward ->
+//! clip -> step -> after_step -> log -> maybe checkpoint.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use pretext_data::{stratified_subset, BatchPlan, ImageSet, ImageSplits, Prefetcher};
+use pretext_methods::{images_to_tensor, HostBatch, Method};
+use pretext_nn::{knn_classify, Encoder, KnnConfig};
+use serde_json::{json, Map, Value};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+use crate::checkpoint::{Checkpoint, TrainState};
+use crate::config::PretrainConfig;
+use crate::error::TrainError;
+use crate::health::BatchHealth;
+use crate::metrics::MetricsLog;
+use crate::optimizer::Optimizer;
+use crate::run_dir::RunDir;
+use crate::schedule::learning_rate;
+
+/// What the progress display gets after each step.
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    /// Steps done (1-based).
+    pub step: u64,
+    pub total_steps: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub images_per_second: f64,
+}
+
+/// Receives progress; the CLI draws a bar, tests ignore it.
+pub trait ProgressSink {
+    fn started(&mut self, first_step: u64, total_steps: u64);
+    fn step(&mut self, report: &StepReport);
+    /// A line for the user (warnings, checkpoint notices).
+    fn message(&mut self, text: &str);
+    fn finished(&mut self);
+}
+
+/// The result of a finished pretraining run.
+#[derive(Debug)]
+pub struct PretrainOutcome {
+    pub checkpoint: Checkpoint,
+    pub last_loss: f64,
+    pub nonfinite_steps: u64,
+    pub seconds: f64,
+    /// Seconds the loop waited for the data workers (0 means the data never held it back).
+    pub data_wait_seconds: f64,
+    pub steps_run: u64,
+}
+
+/// A model ready to train or to be evaluated: its VarStore and method.
+pub struct Model {
+    pub store: VarStore,
+    pub method: Method,
+}
+
+impl Model {
+    /// Builds the method for `config`, initialized from the run seed.
+    pub fn new(config: &PretrainConfig, in_channels: usize, device: Device) -> Model {
+        tch::manual_seed(config.seed as i64);
+        let store = VarStore::new(device);
+        let method = Method::new(
+            &store.root(),
+            in_channels as i64,
+            &config.backbone,
+            &config.method,
+        );
+        Model { store, method }
+    }
+}
+
+/// Number of steps the config asks for on a training split of `train_len` images.
+pub fn total_steps(config: &PretrainConfig, train_len: usize) -> Result<u64, TrainError> {
+    let plan = BatchPlan::new(train_len, config.train.batch_size, config.seed)?;
+    Ok(if config.train.epochs > 0.0 {
+        (config.train.epochs * plan.steps_per_epoch() as f64).ceil() as u64
+    } else {
+        config.train.steps
+    })
+}
+
+/// Tag of the stream that re-seeds libtorch at every step.
+const STEP_SEED: u64 = 0x5354_4550; // "STEP"
+
+/// Runs (or resumes) pretraining into `run`, on `data.train`.
+pub fn pretrain(
+    config: &PretrainConfig,
+    run: &RunDir,
+    resume_from: Option<Checkpoint>,
+    device: Device,
+    data: &ImageSplits,
+    progress: &mut dyn ProgressSink,
+) -> Result<PretrainOutcome, TrainError> {
+    config.validate()?;
+    let train = Arc::new(data.train.clone());
+    let total = total_steps(config, train.len)?;
+    let plan = BatchPlan::new(train.len, config.train.batch_size, config.seed)?;
+    let mut model = Model::new(config, train.channels, device);
+    let mut optimizer = Optimizer::new(&model.store, &config.optimizer);
+    let mut state = TrainState {
+        step: 0,
+        optimizer_steps: 0,
+        nonfinite_steps: 0,
+        seed: config.seed,
+    };
+    if let Some(checkpoint) = &resume_from {
+        if checkpoint.state.seed != config.seed {
+            return Err(TrainError::BadCheckpoint {
+                path: checkpoint.dir.clone(),
+                message: format!(
+                    "written with seed {}, config says {}",
+                    checkpoint.state.seed, config.seed
+                ),
+            });
+        }
+        checkpoint.load_weights(&mut model.store)?;
+        optimizer.load_state(
+            checkpoint.optimizer_state()?,
+            checkpoint.state.optimizer_steps,
+            device,
+        );
+        state = checkpoint.state.clone();
+        progress.message(&format!(
+            "resuming from {} (step {})",
+            checkpoint.dir.display(),
+            state.step
+        ));
+    }
+    let mut metrics = MetricsLog::open(
+        &run.metrics_path(),
+        resume_from.as_ref().map(|c| c.state.step),
+    )?;
+    let monitor = KnnMonitor::new(&train, config, device);
+
+    let recipe = config.method.view_recipe(&config.views);
+    let seed = config.seed;
+    let worker_set = Arc::clone(&train);
+    let mut batches = Prefetcher::new(
+        state.step,
+        total,
+        config.data.workers,
+        config.data.prefetch,
+        move |step| {
+            let (epoch, indices) = plan.batch(step);
+            recipe.build(&worker_set, &indices, seed, step, epoch)
+        },
+    );
+
+    progress.started(state.step, total);
+    let started = Instant::now();
+    let mut window_start = Instant::now();
+    let mut window_images = 0usize;
+    let mut last_checkpoint = None;
+    let mut last_loss = f64::NAN;
+    let steps_before = state.step;
+    while state.step < total {
+        let step = state.step;
+        let batch: HostBatch = batches
+            .next()
+            .expect("the prefetcher yields every step up to the total");
+        tch::manual_seed((seed ^ STEP_SEED.wrapping_mul(step + 1)) as i64);
+        let views = batch.to_tensors(device);
+        let lr = learning_rate(
+            config.optimizer.lr,
+            step,
+            total,
+            config.optimizer.warmup_steps,
+            config.optimizer.final_lr_ratio,
+        );
+
+        let output = model.method.loss(&views, step);
+        let loss = output.loss.double_value(&[]);
+        optimizer.zero_grad();
+        let mut grad_norm = f64::NAN;
+        if loss.is_finite() {
+            output.loss.backward();
+            grad_norm = optimizer.grad_norm();
+        }
+        if !grad_norm.is_finite() {
+            state.nonfinite_steps += 1;
+            optimizer.zero_grad();
+            progress.message(&format!(
+                "step {}: non-finite {} — step skipped ({} so far)",
+                step + 1,
+                if loss.is_finite() { "gradient" } else { "loss" },
+                state.nonfinite_steps
+            ));
+            if state.nonfinite_steps > config.train.max_nonfinite_steps {
+                return Err(TrainError::TooManyNonFinite {
+                    count: state.nonfinite_steps,
+                    limit: config.train.max_nonfinite_steps,
+                });
+            }
+        } else {
+            if config.optimizer.grad_clip > 0.0 && grad_norm > config.optimizer.grad_clip {
+                optimizer.scale_grads(config.optimizer.grad_clip / grad_norm);
+            }
+            optimizer.step(lr);
+            model.method.after_step(step);
+            state.optimizer_steps += 1;
+            last_loss = loss;
+        }
+        state.step += 1;
+        window_images += batch.indices.len();
+
+        let done = state.step;
+        let images_per_second =
+            window_images as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
+        progress.step(&StepReport {
+            step: done,
+            total_steps: total,
+            loss,
+            lr,
+            images_per_second,
+        });
+        if done.is_multiple_of(config.train.log_every) || done == total {
+            let mut record = Map::new();
+            record.insert("step".into(), json!(done));
+            record.insert("epoch".into(), json!(batch.epoch));
+            record.insert("loss".into(), finite_or_null(loss));
+            record.insert("lr".into(), json!(lr));
+            record.insert("grad_norm".into(), finite_or_null(grad_norm));
+            record.insert("images_per_second".into(), json!(images_per_second));
+            record.insert(
+                "data_wait_seconds".into(),
+                json!(batches.waited().as_secs_f64()),
+            );
+            record.insert("nonfinite_steps".into(), json!(state.nonfinite_steps));
+            for (name, value) in &output.metrics {
+                record.insert(name.clone(), finite_or_null(*value));
+            }
+            if config.health.every > 0
+                && (done.is_multiple_of(config.health.every) || done == total)
+            {
+                let health = BatchHealth::measure(&output.representations);
+                for (name, value) in [
+                    ("embedding_std", health.embedding_std),
+                    ("effective_rank", health.effective_rank),
+                    ("alignment", health.alignment),
+                    ("uniformity", health.uniformity),
+                ] {
+                    record.insert(name.into(), finite_or_null(value));
+                }
+                if let Some(warning) = health.warning(model.method.encoder().dim()) {
+                    progress.message(&format!("step {done}: {warning}"));
+                }
+            }
+            if let Some(monitor) = &monitor {
+                if config.health.knn_every > 0
+                    && (done.is_multiple_of(config.health.knn_every) || done == total)
+                {
+                    record.insert(
+                        "knn_accuracy".into(),
+                        json!(monitor.accuracy(model.method.encoder())),
+                    );
+                }
+            }
+            metrics.write(&record)?;
+            window_start = Instant::now();
+            window_images = 0;
+        }
+        if done.is_multiple_of(config.train.checkpoint_every) || done == total {
+            let checkpoint = Checkpoint::save(
+                &run.checkpoints_dir(),
+                &model.store,
+                &optimizer.state_tensors(),
+                &state,
+                config.train.keep_checkpoints,
+            )?;
+            last_checkpoint = Some(checkpoint);
+        }
+    }
+    progress.finished();
+    let checkpoint = match (last_checkpoint, resume_from) {
+        (Some(checkpoint), _) | (None, Some(checkpoint)) => checkpoint,
+        (None, None) => unreachable!("a run of at least one step always checkpoints at its end"),
+    };
+    Ok(PretrainOutcome {
+        checkpoint,
+        last_loss,
+        nonfinite_steps: state.nonfinite_steps,
+        seconds: started.elapsed().as_secs_f64(),
+        data_wait_seconds: batches.waited().as_secs_f64(),
+        steps_run: state.step - steps_before,
+    })
+}
+
+fn finite_or_null(value: f64) -> Value {
+    if value.is_finite() {
+        json!(value)
+    } else {
+        Value::Null
+    }
+}
+
+/// k-NN accuracy on a labeled slice of the training split, for monitoring only.
+struct KnnMonitor {
+    bank: Tensor,
+    bank_labels: Tensor,
+    queries: Tensor,
+    query_labels: Tensor,
+    num_classes: i64,
+    k: i64,
+}
+
+impl KnnMonitor {
+    fn new(train: &ImageSet, config: &PretrainConfig, device: Device) -> Option<KnnMonitor> {
+        let labels = train.labels.as_ref()?;
+        let wanted = (2 * config.health.knn_slice).min(train.len);
+        if config.health.knn_every == 0 || wanted < 4 {
+            return None;
+        }
+        let chosen = stratified_subset(labels, wanted, config.data.split_seed.wrapping_add(1));
+        let bank: Vec<usize> = chosen.iter().copied().step_by(2).collect();
+        let queries: Vec<usize> = chosen.iter().copied().skip(1).step_by(2).collect();
+        let label_tensor = |indices: &[usize]| {
+            Tensor::from_slice(
+                &indices
+                    .iter()
+                    .map(|&i| i64::from(labels[i]))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        Some(KnnMonitor {
+            bank: images_to_tensor(train, &bank, device),
+            bank_labels: label_tensor(&bank).to_device(device),
+            queries: images_to_tensor(train, &queries, device),
+            query_labels: label_tensor(&queries).to_device(device),
+            num_classes: train.num_classes() as i64,
+            k: config.health.knn_k,
+        })
+    }
+
+    fn accuracy(&self, encoder: &dyn Encoder) -> f64 {
+        let _guard = tch::no_grad_guard();
+        let bank = encoder.encode(&self.bank, false);
+        let queries = encoder.encode(&self.queries, false);
+        let config = KnnConfig {
+            k: self.k,
+            ..Default::default()
+        };
+        let predicted = knn_classify(&bank, &self.bank_labels, &queries, self.num_classes, config);
+        predicted
+            .eq_tensor(&self.query_labels)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[])
+    }
+}
