@@ -24,6 +24,8 @@ pub enum Command {
     /// SimCLR on the embedded Fashion-MNIST subset, then probes beside raw pixels and a
     /// random-init encoder: the whole loop in a few minutes on a laptop CPU.
     Quickstart(QuickstartArgs),
+    /// Benchmark a SimCLR step and a SimCLR epoch beside the PyTorch reference scripts.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -137,4 +139,41 @@ pub struct QuickstartArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Untimed steps before the step benchmark.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Timed steps of the step benchmark (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    pub iters: usize,
+    /// Fashion-MNIST folder for the epoch benchmark.
+    #[arg(long, default_value = "../shared/data/vision/fashion-mnist")]
+    pub data: String,
+    /// Run this many steps instead of a full epoch (234 steps of 256).
+    #[arg(long, value_name = "N")]
+    pub epoch_steps: Option<u64>,
+    /// Data worker threads, for pretext and for the reference's DataLoader.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Python with torch 2.11 for the reference scripts.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Folder of the reference scripts.
+    #[arg(long, default_value = "bench/reference")]
+    pub reference_dir: String,
+    /// Skip the step benchmark.
+    #[arg(long)]
+    pub skip_step: bool,
+    /// Skip the epoch benchmark.
+    #[arg(long)]
+    pub skip_epoch: bool,
+    /// Also write the results as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }

@@ -12,7 +12,8 @@ use pretext_train::RunDir;
 
 use crate::args::EmbedArgs;
 use crate::cuda;
-use crate::probe::{latest_checkpoint, load_model};
+use crate::probe::latest_checkpoint;
+use pretext_eval::load_model;
 
 pub fn run(args: &EmbedArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.run);

@@ -1,6 +1,7 @@
 //! `pretext`: self-supervised pretraining, health checks and transfer from the command line.
 
 mod args;
+mod bench;
 mod cuda;
 mod embed;
 mod layered_config;
@@ -20,6 +21,7 @@ fn main() -> std::process::ExitCode {
         Command::Probe(args) => probe::run(&args),
         Command::Embed(args) => embed::run(&args),
         Command::Quickstart(args) => quickstart::run(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,13 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use pretext_data::ImageSplits;
-use pretext_eval::{
-    encode_images, evaluate_features, raw_pixel_features, ProbeConfig, ProbeReport, ProbeSplit,
-};
-use pretext_train::trainer::Model;
-use pretext_train::{Checkpoint, PretrainConfig, RunDir};
-use tch::Device;
+use pretext_eval::{probe, ProbeConfig, ProbeReport};
+use pretext_train::{Checkpoint, RunDir};
 
 use crate::args::ProbeArgs;
 use crate::cuda;
@@ -61,82 +56,6 @@ pub fn latest_checkpoint(run: &RunDir) -> anyhow::Result<Checkpoint> {
             run.root.display()
         ),
     }
-}
-
-/// Loads the encoder of `checkpoint` for `config`.
-pub fn load_model(
-    config: &PretrainConfig,
-    checkpoint: &Checkpoint,
-    channels: usize,
-    device: Device,
-) -> anyhow::Result<Model> {
-    let mut model = Model::new(config, channels, device);
-    checkpoint.load_weights(&mut model.store)?;
-    Ok(model)
-}
-
-/// Probes the checkpoint's encoder, and with `baselines` also a random-init encoder of the
-/// same architecture and the raw pixels, on one labeled subset.
-pub fn probe(
-    config: &PretrainConfig,
-    checkpoint: &Checkpoint,
-    data: &ImageSplits,
-    probe_config: &ProbeConfig,
-    device: Device,
-    baselines: bool,
-) -> anyhow::Result<ProbeReport> {
-    let split = ProbeSplit::new(&data.train, &data.test, probe_config)?;
-    let labeled = data.train.subset(&split.labeled);
-    let mut rows = Vec::new();
-    let trained = load_model(config, checkpoint, data.train.channels, device)?;
-    let encoder = trained.method.encoder();
-    let name = format!(
-        "{} (step {})",
-        config.method.name.as_str(),
-        checkpoint.state.step
-    );
-    let features = |encoder: &dyn pretext_nn::Encoder| {
-        (
-            encode_images(encoder, &labeled, device, 512),
-            encode_images(encoder, &data.test, device, 512),
-        )
-    };
-    let (labeled_features, test_features) = features(encoder);
-    rows.push(evaluate_features(
-        &name,
-        &labeled_features,
-        &test_features,
-        &split,
-        probe_config,
-    ));
-    if baselines {
-        let random = Model::new(config, data.train.channels, device);
-        let (labeled_features, test_features) = features(random.method.encoder());
-        rows.push(evaluate_features(
-            "random-init encoder",
-            &labeled_features,
-            &test_features,
-            &split,
-            probe_config,
-        ));
-        let (labeled_pixels, test_pixels) =
-            (raw_pixel_features(&labeled), raw_pixel_features(&data.test));
-        rows.push(evaluate_features(
-            "raw pixels",
-            &labeled_pixels,
-            &test_pixels,
-            &split,
-            probe_config,
-        ));
-    }
-    Ok(ProbeReport {
-        dataset: data.name.clone(),
-        checkpoint: checkpoint.dir.display().to_string(),
-        labels: split.labeled.len(),
-        test_size: data.test.len,
-        seed: probe_config.seed,
-        rows,
-    })
 }
 
 pub fn write_json(path: &PathBuf, report: &ProbeReport) -> anyhow::Result<()> {

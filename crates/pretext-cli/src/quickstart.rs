@@ -7,8 +7,9 @@ use pretext_train::{pretrain, PretrainConfig, RunDir, RunMode};
 
 use crate::args::QuickstartArgs;
 use crate::cuda;
-use crate::probe::{probe, write_json};
+use crate::probe::write_json;
 use crate::progress::Progress;
+use pretext_eval::probe;
 
 pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
     let mut config = PretrainConfig::default();

@@ -8,4 +8,6 @@ pub mod probe;
 
 pub use features::{encode_images, raw_pixel_features};
 pub use linear_probe::{linear_probe_accuracy, LinearProbeConfig};
-pub use probe::{evaluate_features, ProbeConfig, ProbeReport, ProbeRow, ProbeSplit};
+pub use probe::{
+    evaluate_features, load_model, probe, ProbeConfig, ProbeReport, ProbeRow, ProbeSplit,
+};

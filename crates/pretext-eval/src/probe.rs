@@ -2,11 +2,15 @@
 //! or 1%) trains a linear classifier and is the k-NN bank; accuracy is measured on the whole
 //! held-out split. The same subset serves every feature set compared.
 
-use pretext_data::{parse_label_budget, stratified_subset, DataError, ImageSet};
+use pretext_data::{parse_label_budget, stratified_subset, DataError, ImageSet, ImageSplits};
 use pretext_nn::{knn_classify, KnnConfig};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use pretext_train::{Checkpoint, Model, PretrainConfig, TrainError};
+use tch::Device;
+
+use crate::features::{encode_images, raw_pixel_features};
 use crate::linear_probe::{linear_probe_accuracy, LinearProbeConfig};
 
 /// Settings of `pretext probe`.
@@ -183,4 +187,80 @@ impl ProbeReport {
         }
         out
     }
+}
+
+/// Loads the encoder of `checkpoint` for `config`.
+pub fn load_model(
+    config: &PretrainConfig,
+    checkpoint: &Checkpoint,
+    channels: usize,
+    device: Device,
+) -> Result<Model, TrainError> {
+    let mut model = Model::new(config, channels, device);
+    checkpoint.load_weights(&mut model.store)?;
+    Ok(model)
+}
+
+/// Probes the checkpoint's encoder, and with `baselines` also a random-init encoder of the
+/// same architecture and the raw pixels, on one labeled subset.
+pub fn probe(
+    config: &PretrainConfig,
+    checkpoint: &Checkpoint,
+    data: &ImageSplits,
+    probe_config: &ProbeConfig,
+    device: Device,
+    baselines: bool,
+) -> Result<ProbeReport, TrainError> {
+    let split = ProbeSplit::new(&data.train, &data.test, probe_config)?;
+    let labeled = data.train.subset(&split.labeled);
+    let mut rows = Vec::new();
+    let trained = load_model(config, checkpoint, data.train.channels, device)?;
+    let encoder = trained.method.encoder();
+    let name = format!(
+        "{} (step {})",
+        config.method.name.as_str(),
+        checkpoint.state.step
+    );
+    let features = |encoder: &dyn pretext_nn::Encoder| {
+        (
+            encode_images(encoder, &labeled, device, 512),
+            encode_images(encoder, &data.test, device, 512),
+        )
+    };
+    let (labeled_features, test_features) = features(encoder);
+    rows.push(evaluate_features(
+        &name,
+        &labeled_features,
+        &test_features,
+        &split,
+        probe_config,
+    ));
+    if baselines {
+        let random = Model::new(config, data.train.channels, device);
+        let (labeled_features, test_features) = features(random.method.encoder());
+        rows.push(evaluate_features(
+            "random-init encoder",
+            &labeled_features,
+            &test_features,
+            &split,
+            probe_config,
+        ));
+        let (labeled_pixels, test_pixels) =
+            (raw_pixel_features(&labeled), raw_pixel_features(&data.test));
+        rows.push(evaluate_features(
+            "raw pixels",
+            &labeled_pixels,
+            &test_pixels,
+            &split,
+            probe_config,
+        ));
+    }
+    Ok(ProbeReport {
+        dataset: data.name.clone(),
+        checkpoint: checkpoint.dir.display().to_string(),
+        labels: split.labeled.len(),
+        test_size: data.test.len,
+        seed: probe_config.seed,
+        rows,
+    })
 }

@@ -16,10 +16,10 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Opens `path` for appending. On resume, lines for steps at or after `keep_before` (logged
+    /// Opens `path` for appending. On resume, lines for steps after `keep_through` (logged
     /// after the checkpoint being resumed, so about to be logged again) are dropped first.
-    pub fn open(path: &Path, keep_before: Option<u64>) -> Result<MetricsLog, TrainError> {
-        if let (Some(limit), true) = (keep_before, path.exists()) {
+    pub fn open(path: &Path, keep_through: Option<u64>) -> Result<MetricsLog, TrainError> {
+        if let (Some(limit), true) = (keep_through, path.exists()) {
             let reader = BufReader::new(File::open(path).map_err(TrainError::io(path))?);
             let mut kept = String::new();
             for line in reader.lines() {
@@ -27,7 +27,7 @@ impl MetricsLog {
                 let step = serde_json::from_str::<Value>(&line)
                     .ok()
                     .and_then(|value| value.get("step").and_then(Value::as_u64));
-                if matches!(step, Some(step) if step < limit) {
+                if matches!(step, Some(step) if step <= limit) {
                     kept.push_str(&line);
                     kept.push('\n');
                 }

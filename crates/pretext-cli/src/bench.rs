@@ -1,0 +1,215 @@
+//! `pretext bench`: SimCLR step time and epoch throughput beside the PyTorch reference
+//! scripts in bench/reference/, measured in the same invocation on the same machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use pretext_nn::{nt_xent, Encoder, Projector, ProjectorConfig, SmallCnn, SmallCnnConfig};
+use pretext_train::{pretrain, OptimizerConfig, OptimizerKind, PretrainConfig, RunDir, RunMode};
+use serde_json::{json, Value};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+use crate::args::BenchArgs;
+use crate::cuda;
+use crate::progress::Progress;
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let device = cuda::device(&args.device)?;
+    let device_name = if device.is_cuda() { "cuda" } else { "cpu" };
+    let threads = tch::get_num_threads();
+    println!("pretext bench on {device_name} (libtorch threads: {threads})\n");
+    let mut results = Vec::new();
+
+    if !args.skip_step {
+        let ours = step_benchmark(device, args.warmup, args.iters);
+        let reference = reference(
+            args,
+            "simclr_step.py",
+            &[
+                "--warmup",
+                &args.warmup.to_string(),
+                "--iters",
+                &args.iters.to_string(),
+                "--device",
+                device_name,
+                "--threads",
+                &threads.to_string(),
+                "--json",
+            ],
+        )?;
+        let theirs = reference["median_s"]
+            .as_f64()
+            .context("reference printed no median_s")?;
+        println!(
+            "SimCLR step (batch 2x128 of 3x32x32, 4-conv encoder, Adam): pretext {:.1} ms, PyTorch {:.1} ms, ratio {:.2}x",
+            ours * 1e3, theirs * 1e3, ours / theirs
+        );
+        results.push(
+            json!({"name": "simclr step", "pretext_median_s": ours, "pytorch_median_s": theirs,
+            "ratio": ours / theirs, "pytorch": reference}),
+        );
+    }
+    if !args.skip_epoch {
+        let (images_per_second, data_wait, steps) = epoch_benchmark(args, device)?;
+        let mut reference_args = vec![
+            "--data".to_string(),
+            args.data.clone(),
+            "--device".into(),
+            device_name.into(),
+            "--threads".into(),
+            threads.to_string(),
+            "--workers".into(),
+            args.workers.to_string(),
+            "--json".into(),
+        ];
+        if let Some(steps) = args.epoch_steps {
+            reference_args.extend(["--max-steps".into(), steps.to_string()]);
+        }
+        let reference_args: Vec<&str> = reference_args.iter().map(String::as_str).collect();
+        let reference = reference(args, "simclr_epoch.py", &reference_args)?;
+        let theirs = reference["images_per_s"]
+            .as_f64()
+            .context("reference printed no images_per_s")?;
+        println!(
+            "SimCLR epoch on Fashion-MNIST ({steps} steps of 256, with loading + augmentation): pretext {:.0} images/s (waited {:.2} s on data), PyTorch {:.0} images/s, ratio {:.2}x",
+            images_per_second, data_wait, theirs, images_per_second / theirs
+        );
+        results.push(
+            json!({"name": "simclr epoch", "pretext_images_per_s": images_per_second,
+            "pretext_data_wait_s": data_wait, "pytorch_images_per_s": theirs,
+            "ratio": images_per_second / theirs, "pytorch": reference}),
+        );
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(
+                &json!({"device": device_name, "threads": threads, "results": results}),
+            )?,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// Median seconds of one SimCLR step of the reference network (see bench/reference/simclr_step.py).
+fn step_benchmark(device: Device, warmup: usize, iters: usize) -> f64 {
+    tch::manual_seed(0);
+    let store = VarStore::new(device);
+    let root = store.root();
+    let encoder = SmallCnn::new(
+        &(&root / "encoder"),
+        3,
+        &SmallCnnConfig {
+            widths: vec![32, 64, 128, 256],
+            pool_after: vec![1, 2],
+        },
+    );
+    let head = Projector::new(
+        &(&root / "head"),
+        256,
+        &ProjectorConfig {
+            hidden_dim: 0,
+            output_dim: 128,
+            layers: 1,
+        },
+    );
+    let config = OptimizerConfig {
+        kind: OptimizerKind::Adamw,
+        weight_decay: 0.0,
+        lr: 1e-3,
+        ..Default::default()
+    };
+    let mut optimizer = pretext_train::Optimizer::new(&store, &config);
+    let inputs = Tensor::randn([256, 3, 32, 32], (Kind::Float, device));
+    let mut times = Vec::new();
+    for iteration in 0..warmup + iters {
+        let started = Instant::now();
+        let z = head.forward_t(&encoder.encode(&inputs, true), true); // [2N, 128]
+        let loss = nt_xent(&z.narrow(0, 0, 128), &z.narrow(0, 128, 128), 0.5);
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.step(1e-3);
+        if device.is_cuda() {
+            tch::Cuda::synchronize(0);
+        }
+        if iteration >= warmup {
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    median(&mut times)
+}
+
+/// The real job: pretrain() on Fashion-MNIST for an epoch (or `--epoch-steps`), images/s.
+fn epoch_benchmark(args: &BenchArgs, device: Device) -> anyhow::Result<(f64, f64, u64)> {
+    let mut config = PretrainConfig::default();
+    config.data.path = args.data.clone();
+    config.data.workers = args.workers;
+    config.optimizer = OptimizerConfig {
+        lr: 1e-3,
+        weight_decay: 1e-4,
+        warmup_steps: 0,
+        grad_clip: 0.0,
+        ..Default::default()
+    };
+    config.train.batch_size = 256;
+    config.train.epochs = if args.epoch_steps.is_some() { 0.0 } else { 1.0 };
+    config.train.steps = args.epoch_steps.unwrap_or(0);
+    config.train.checkpoint_every = u64::MAX;
+    config.health.every = 0;
+    config.health.knn_every = 0;
+    let data = config
+        .data
+        .load()
+        .with_context(|| format!("loading {}", args.data))?;
+    let scratch = tempdir()?;
+    let run = RunDir::new(&scratch);
+    run.prepare_new(RunMode::Overwrite)?;
+    let started = Instant::now();
+    let outcome = pretrain(&config, &run, None, device, &data, &mut Progress::new())?;
+    let seconds = started.elapsed().as_secs_f64();
+    std::fs::remove_dir_all(&scratch).ok();
+    Ok((
+        outcome.steps_run as f64 * 256.0 / seconds,
+        outcome.data_wait_seconds,
+        outcome.steps_run,
+    ))
+}
+
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("pretext-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn reference(args: &BenchArgs, script: &str, script_args: &[&str]) -> anyhow::Result<Value> {
+    let path = Path::new(&args.reference_dir).join(script);
+    eprintln!("running the PyTorch reference {} ...", path.display());
+    let output = Command::new(&args.python)
+        .arg(&path)
+        .args(script_args)
+        .output()
+        .with_context(|| format!("running {} {}", args.python, path.display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} failed:\n{}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|line| line.trim_start().starts_with('{'))
+        .context("no JSON line")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+fn median(times: &mut [f64]) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}

@@ -1,0 +1,885 @@
+//! End-to-end tests of the `pretext` binary: help and default-config snapshots, config
+//! layering, errors on bad input (they name the file and the problem, never panic, never touch
+//! the run directory), and one short real run through pretrain, probe, embed and resume.
+//!
+//! Snapshots live in `tests/snapshots/`; after an intended change to the CLI's text, review
+//! and accept them with `INSTA_UPDATE=always cargo test -p pretext-cli --test cli`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use toml::{Table, Value};
+
+/// What one invocation of the binary did.
+struct Outcome {
+    success: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `pretext ARGS` with no terminal (stdin null, output captured) and a fixed help width,
+/// so the output does not depend on who runs the tests where.
+fn pretext(args: &[&str]) -> Outcome {
+    let output = Command::new(env!("CARGO_BIN_EXE_pretext"))
+        .args(args)
+        .env("COLUMNS", "100")
+        .env_remove("LINES")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the pretext binary starts");
+    Outcome {
+        success: output.status.success(),
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// A path as a command-line argument (temporary paths are UTF-8 on the machines we test on).
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Asserts a clean failure: exit code 1 (not a crash or a signal), no panic, and stderr
+/// containing every one of `needles`.
+fn assert_fails_naming(outcome: &Outcome, needles: &[&str]) {
+    assert!(
+        !outcome.success,
+        "expected a failure, got success\nstdout:\n{}\nstderr:\n{}",
+        outcome.stdout, outcome.stderr
+    );
+    assert_eq!(
+        outcome.code,
+        Some(1),
+        "expected exit code 1 (an error, not a crash)\nstderr:\n{}",
+        outcome.stderr
+    );
+    assert!(
+        !outcome.stderr.contains("panicked"),
+        "panicked instead of reporting an error:\n{}",
+        outcome.stderr
+    );
+    for needle in needles {
+        assert!(
+            outcome.stderr.contains(needle),
+            "stderr does not mention {needle:?}:\n{}",
+            outcome.stderr
+        );
+    }
+}
+
+fn assert_succeeds(outcome: &Outcome, what: &str) {
+    assert!(
+        outcome.success,
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        outcome.code, outcome.stdout, outcome.stderr
+    );
+}
+
+/// Every file under `dir` (relative path -> bytes), to check a folder was left untouched.
+fn folder_contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, into: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path.strip_prefix(root).unwrap().to_path_buf();
+            if path.is_dir() {
+                into.insert(relative.join(""), Vec::new());
+                walk(root, &path, into);
+            } else {
+                into.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut contents = BTreeMap::new();
+    walk(dir, dir, &mut contents);
+    contents
+}
+
+fn parse_toml(text: &str) -> Table {
+    text.parse::<Table>()
+        .unwrap_or_else(|error| panic!("not valid TOML ({error}):\n{text}"))
+}
+
+/// The default config as a table, from `pretext pretrain --print-config`.
+fn default_config() -> Table {
+    let outcome = pretext(&["pretrain", "--print-config"]);
+    assert_succeeds(&outcome, "pretrain --print-config");
+    parse_toml(&outcome.stdout)
+}
+
+fn section<'a>(table: &'a mut Table, name: &str) -> &'a mut Table {
+    table
+        .get_mut(name)
+        .and_then(Value::as_table_mut)
+        .unwrap_or_else(|| panic!("config has no [{name}] section"))
+}
+
+const SECTIONS: [&str; 7] = [
+    "data",
+    "backbone",
+    "method",
+    "views",
+    "optimizer",
+    "train",
+    "health",
+];
+
+// IDX files (http://yann.lecun.com/exdb/mnist/): big-endian u32 magic, counts, then bytes.
+
+const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
+const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
+
+/// An IDX images file whose header says `count` images of `rows`x`cols` but that holds the
+/// pixels of only `present` images.
+fn idx_images(magic: u32, count: u32, rows: u32, cols: u32, present: u32) -> Vec<u8> {
+    let mut bytes: Vec<u8> = [magic, count, rows, cols]
+        .iter()
+        .flat_map(|word| word.to_be_bytes())
+        .collect();
+    bytes.extend((0..present * rows * cols).map(|index| (index % 251) as u8));
+    bytes
+}
+
+/// An IDX labels file with `count` labels cycling through 0..10.
+fn idx_labels(magic: u32, count: u32) -> Vec<u8> {
+    let mut bytes: Vec<u8> = [magic, count]
+        .iter()
+        .flat_map(|word| word.to_be_bytes())
+        .collect();
+    bytes.extend((0..count).map(|index| (index % 10) as u8));
+    bytes
+}
+
+/// `pretrain` on `data` into `out`, small and on the CPU so that a loader that wrongly
+/// accepted the data would still finish quickly.
+fn pretrain_on(data: &Path, out: &Path) -> Outcome {
+    pretext(&[
+        "pretrain",
+        "--data",
+        arg(data),
+        "--out",
+        arg(out),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots of the help texts and of the default config.
+
+fn assert_help_snapshot(name: &str, args: &[&str]) {
+    let outcome = pretext(args);
+    assert_succeeds(&outcome, &args.join(" "));
+    assert_eq!(outcome.stderr, "", "help writes nothing to stderr");
+    insta::assert_snapshot!(name, outcome.stdout);
+}
+
+#[test]
+fn help_snapshot() {
+    assert_help_snapshot("help", &["--help"]);
+}
+
+#[test]
+fn pretrain_help_snapshot() {
+    assert_help_snapshot("pretrain_help", &["pretrain", "--help"]);
+}
+
+#[test]
+fn probe_help_snapshot() {
+    assert_help_snapshot("probe_help", &["probe", "--help"]);
+}
+
+#[test]
+fn embed_help_snapshot() {
+    assert_help_snapshot("embed_help", &["embed", "--help"]);
+}
+
+#[test]
+fn quickstart_help_snapshot() {
+    assert_help_snapshot("quickstart_help", &["quickstart", "--help"]);
+}
+
+#[test]
+fn help_is_at_most_100_columns_on_a_wide_terminal() {
+    // max_term_width caps the wrapping whatever COLUMNS says.
+    for args in [
+        &["--help"][..],
+        &["pretrain", "--help"],
+        &["probe", "--help"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_pretext"))
+            .args(args)
+            .env("COLUMNS", "250")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let widest = stdout.lines().map(|line| line.chars().count()).max();
+        assert!(
+            widest <= Some(100),
+            "{args:?}: a line of {widest:?} columns:\n{stdout}"
+        );
+    }
+}
+
+#[test]
+fn default_config_snapshot() {
+    let outcome = pretext(&["pretrain", "--print-config"]);
+    assert_succeeds(&outcome, "pretrain --print-config");
+    insta::assert_snapshot!("default_config", outcome.stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// --print-config: defaults, then --config, then flags; unknown keys are errors.
+
+#[test]
+fn print_config_shows_every_section() {
+    let config = default_config();
+    for name in SECTIONS {
+        assert!(config.get(name).is_some_and(Value::is_table), "no [{name}]");
+    }
+    assert!(config.get("seed").is_some() && config.get("device").is_some());
+}
+
+#[test]
+fn config_file_values_replace_defaults_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("small.toml");
+    std::fs::write(
+        &file,
+        "seed = 3\n[optimizer]\nlr = 0.5\n[train]\nsteps = 123\n",
+    )
+    .unwrap();
+    let outcome = pretext(&["pretrain", "--print-config", "--config", arg(&file)]);
+    assert_succeeds(&outcome, "--print-config --config");
+
+    let mut expected = default_config();
+    expected.insert("seed".into(), Value::Integer(3));
+    section(&mut expected, "optimizer").insert("lr".into(), Value::Float(0.5));
+    section(&mut expected, "train").insert("steps".into(), Value::Integer(123));
+    assert_eq!(parse_toml(&outcome.stdout), expected);
+}
+
+#[test]
+fn flags_and_set_override_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("small.toml");
+    std::fs::write(&file, "[optimizer]\nlr = 0.5\n[train]\nsteps = 123\n").unwrap();
+    let outcome = pretext(&[
+        "pretrain",
+        "--print-config",
+        "--config",
+        arg(&file),
+        "--lr",
+        "0.25",
+        "--set",
+        "train.steps=7",
+    ]);
+    assert_succeeds(&outcome, "--print-config --config --lr --set");
+    assert!(
+        outcome.stdout.lines().any(|line| line == "steps = 7"),
+        "{}",
+        outcome.stdout
+    );
+
+    let mut expected = default_config();
+    section(&mut expected, "optimizer").insert("lr".into(), Value::Float(0.25));
+    section(&mut expected, "train").insert("steps".into(), Value::Integer(7));
+    assert_eq!(parse_toml(&outcome.stdout), expected);
+}
+
+#[test]
+fn set_shows_in_print_config() {
+    let outcome = pretext(&["pretrain", "--print-config", "--set", "train.steps=7"]);
+    assert_succeeds(&outcome, "--print-config --set train.steps=7");
+    assert!(
+        outcome.stdout.lines().any(|line| line == "steps = 7"),
+        "{}",
+        outcome.stdout
+    );
+}
+
+#[test]
+fn print_config_output_read_back_as_config_prints_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("printed.toml");
+    let printed = pretext(&[
+        "pretrain",
+        "--print-config",
+        "--set",
+        "views.flip_probability=0.0",
+    ]);
+    assert_succeeds(&printed, "--print-config");
+    std::fs::write(&file, &printed.stdout).unwrap();
+    let again = pretext(&["pretrain", "--print-config", "--config", arg(&file)]);
+    assert_succeeds(&again, "--print-config --config <printed>");
+    assert_eq!(again.stdout, printed.stdout);
+}
+
+#[test]
+fn unknown_key_in_config_file_names_the_key_and_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo-config.toml");
+    std::fs::write(&file, "[train]\nbatch_sise = 3\n").unwrap();
+    let outcome = pretext(&["pretrain", "--print-config", "--config", arg(&file)]);
+    assert_fails_naming(&outcome, &["batch_sise", "typo-config.toml"]);
+    assert_eq!(outcome.stdout, "", "nothing is printed for a bad config");
+}
+
+#[test]
+fn unknown_set_key_is_named() {
+    let outcome = pretext(&["pretrain", "--print-config", "--set", "nosuch.key=1"]);
+    assert_fails_naming(&outcome, &["nosuch"]);
+    assert_eq!(outcome.stdout, "");
+}
+
+#[test]
+fn unknown_method_is_named_with_the_known_ones() {
+    let outcome = pretext(&["pretrain", "--print-config", "--method", "nosuch"]);
+    assert_fails_naming(&outcome, &["nosuch", "simclr"]);
+    assert_eq!(outcome.stdout, "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad data: the error names the file and what is wrong; no run directory is created.
+
+#[test]
+fn truncated_idx_images_file_is_named_with_expected_and_found_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    // The header promises 100 images of 28x28; only 10 are there.
+    std::fs::write(
+        data.join("train-images-idx3-ubyte"),
+        idx_images(IDX_IMAGES_MAGIC, 100, 28, 28, 10),
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("train-labels-idx1-ubyte"),
+        idx_labels(IDX_LABELS_MAGIC, 100),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let outcome = pretrain_on(&data, &out);
+    let expected = (16 + 100 * 28 * 28).to_string(); // 78416
+    let found = (16 + 10 * 28 * 28).to_string(); // 7856
+    assert_fails_naming(
+        &outcome,
+        &["train-images-idx3-ubyte", "truncated", &expected, &found],
+    );
+    assert!(!out.exists(), "a failed run left {}", out.display());
+}
+
+#[test]
+fn wrong_magic_in_idx_images_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("train-images-idx3-ubyte"),
+        idx_images(0x0000_1234, 10, 28, 28, 10),
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("train-labels-idx1-ubyte"),
+        idx_labels(IDX_LABELS_MAGIC, 10),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let outcome = pretrain_on(&data, &out);
+    assert_fails_naming(
+        &outcome,
+        &[
+            "train-images-idx3-ubyte",
+            "magic",
+            "0x00001234",
+            "0x00000803",
+        ],
+    );
+    assert!(!out.exists(), "a failed run left {}", out.display());
+}
+
+#[test]
+fn wrong_magic_in_idx_labels_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(
+        data.join("train-images-idx3-ubyte"),
+        idx_images(IDX_IMAGES_MAGIC, 10, 28, 28, 10),
+    )
+    .unwrap();
+    // The images magic where the labels magic belongs.
+    std::fs::write(
+        data.join("train-labels-idx1-ubyte"),
+        idx_labels(IDX_IMAGES_MAGIC, 10),
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let outcome = pretrain_on(&data, &out);
+    assert_fails_naming(
+        &outcome,
+        &["train-labels-idx1-ubyte", "magic", "0x00000801"],
+    );
+    assert!(!out.exists(), "a failed run left {}", out.display());
+}
+
+#[test]
+fn empty_data_folder_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nothing-here");
+    std::fs::create_dir(&data).unwrap();
+    let out = dir.path().join("run");
+    let outcome = pretrain_on(&data, &out);
+    assert_fails_naming(&outcome, &["nothing-here", "no images"]);
+    assert!(!out.exists(), "a failed run left {}", out.display());
+}
+
+#[test]
+fn missing_data_path_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("no-such-folder");
+    let out = dir.path().join("run");
+    let outcome = pretrain_on(&data, &out);
+    assert_fails_naming(&outcome, &["no-such-folder", "not found"]);
+    assert!(!out.exists(), "a failed run left {}", out.display());
+}
+
+#[test]
+fn undecodable_png_in_image_folder_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("images");
+    std::fs::create_dir_all(data.join("cat")).unwrap();
+    std::fs::write(
+        data.join("cat").join("broken.png"),
+        b"these bytes are not a PNG",
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let outcome = pretrain_on(&data, &out);
+    assert_fails_naming(&outcome, &["broken.png", "cannot decode"]);
+    assert!(!out.exists(), "a failed run left {}", out.display());
+}
+
+#[test]
+#[ignore = "bug: DataError::{Decode,Gzip,Io} print their source in Display and also return it \
+            from source(), so main's `{error:#}` prints the cause twice"]
+fn data_error_prints_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // A gzip header followed by garbage: flate2 reports "unexpected end of file".
+    let file = dir.path().join("cut-images-idx3-ubyte.gz");
+    std::fs::write(&file, b"\x1f\x8b\x08\x00garbage").unwrap();
+    let outcome = pretrain_on(&file, &dir.path().join("run"));
+    assert_fails_naming(&outcome, &["cut-images-idx3-ubyte.gz", "gzip"]);
+    assert_eq!(
+        outcome.stderr.matches("unexpected end of file").count(),
+        1,
+        "{}",
+        outcome.stderr
+    );
+
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(images.join("cat")).unwrap();
+    std::fs::write(images.join("cat").join("broken.png"), b"not a PNG").unwrap();
+    let outcome = pretrain_on(&images, &dir.path().join("run"));
+    assert_fails_naming(&outcome, &["broken.png"]);
+    assert_eq!(
+        outcome.stderr.matches("Format error decoding Png").count(),
+        1,
+        "{}",
+        outcome.stderr
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run directories: never replaced or changed by mistake.
+
+#[test]
+fn out_with_files_is_refused_without_resume_or_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("taken");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "my notes\n").unwrap();
+    let before = folder_contents(&out);
+    let outcome = pretext(&[
+        "pretrain",
+        "--out",
+        arg(&out),
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+    ]);
+    assert_fails_naming(&outcome, &["taken", "--resume", "--overwrite"]);
+    assert_eq!(folder_contents(&out), before);
+}
+
+#[test]
+fn overwrite_refuses_a_folder_that_is_not_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("precious");
+    std::fs::create_dir_all(out.join("sub")).unwrap();
+    std::fs::write(out.join("thesis.tex"), "\\begin{document}\n").unwrap();
+    std::fs::write(out.join("sub").join("data.bin"), [1u8, 2, 3]).unwrap();
+    let before = folder_contents(&out);
+    let outcome = pretext(&[
+        "pretrain",
+        "--out",
+        arg(&out),
+        "--overwrite",
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+    assert_fails_naming(&outcome, &["precious", "config.toml"]);
+    assert_eq!(folder_contents(&out), before);
+}
+
+#[test]
+#[ignore = "bug: pretrain.rs:57 (and quickstart.rs:19) `std::fs::read_dir(out)?` on a file \
+            gives `error: Not a directory (os error 20)` without naming the path"]
+fn out_that_is_a_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a-file.txt");
+    std::fs::write(&out, "keep me\n").unwrap();
+    let outcome = pretext(&["pretrain", "--out", arg(&out), "--device", "cpu"]);
+    assert_fails_naming(&outcome, &["a-file.txt"]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me\n");
+}
+
+/// A run directory with a config but no complete checkpoint (one without meta.json).
+fn run_without_checkpoint(dir: &Path) -> PathBuf {
+    let run = dir.join("fresh-run");
+    std::fs::create_dir_all(run.join("checkpoints").join("step-3")).unwrap();
+    std::fs::write(
+        run.join("checkpoints")
+            .join("step-3")
+            .join("weights.safetensors"),
+        b"half-written",
+    )
+    .unwrap();
+    let config = pretext(&["pretrain", "--print-config", "--set", "health.knn_every=0"]);
+    assert_succeeds(&config, "--print-config");
+    std::fs::write(run.join("config.toml"), config.stdout).unwrap();
+    run
+}
+
+#[test]
+fn resume_without_a_complete_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_without_checkpoint(dir.path());
+    let before = folder_contents(&run);
+    let outcome = pretext(&[
+        "pretrain",
+        "--resume",
+        arg(&run),
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+    ]);
+    assert_fails_naming(&outcome, &["fresh-run", "no complete checkpoint"]);
+    assert_eq!(folder_contents(&run), before);
+}
+
+#[test]
+fn resume_of_a_folder_that_is_not_a_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("holiday-photos");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("beach.jpg"), b"jpeg").unwrap();
+    let before = folder_contents(&folder);
+    let outcome = pretext(&["pretrain", "--resume", arg(&folder), "--device", "cpu"]);
+    assert_fails_naming(
+        &outcome,
+        &["holiday-photos", "not a pretext run", "config.toml"],
+    );
+    assert_eq!(folder_contents(&folder), before);
+}
+
+#[test]
+fn resume_refuses_options_that_would_change_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_without_checkpoint(dir.path());
+    let before = folder_contents(&run);
+    let outcome = pretext(&[
+        "pretrain",
+        "--resume",
+        arg(&run),
+        "--lr",
+        "0.1",
+        "--set",
+        "seed=4",
+    ]);
+    assert_fails_naming(&outcome, &["--lr", "--set", "cannot change when resuming"]);
+    assert_eq!(folder_contents(&run), before);
+}
+
+#[test]
+fn probe_of_a_folder_that_is_not_a_run_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("holiday-photos");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("beach.jpg"), b"jpeg").unwrap();
+    let before = folder_contents(&folder);
+    let outcome = pretext(&["probe", arg(&folder), "--device", "cpu"]);
+    assert_fails_naming(&outcome, &["holiday-photos", "not a pretext run"]);
+    assert_eq!(folder_contents(&folder), before);
+}
+
+#[test]
+fn probe_of_a_run_without_a_complete_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = run_without_checkpoint(dir.path());
+    let before = folder_contents(&run);
+    let outcome = pretext(&["probe", arg(&run), "--device", "cpu"]);
+    assert_fails_naming(&outcome, &["fresh-run", "no complete checkpoint"]);
+    assert_eq!(folder_contents(&run), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real run on the embedded Fashion-MNIST subset: pretrain, probe, embed, resume.
+
+/// Fixed by `crates/pretext-data/embedded/README.md`: class counts of the embedded test split
+/// (the first 2000 Fashion-MNIST test images).
+const EMBEDDED_TEST_CLASS_COUNTS: [usize; 10] = [200, 203, 214, 190, 219, 195, 197, 200, 194, 188];
+
+/// An NPY file (https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html):
+/// its dtype string, shape and data bytes.
+struct Npy {
+    descr: String,
+    shape: Vec<usize>,
+    data: Vec<u8>,
+}
+
+fn read_npy(path: &Path) -> Npy {
+    let bytes = std::fs::read(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    assert_eq!(
+        &bytes[..6],
+        b"\x93NUMPY",
+        "{}: no NPY magic",
+        path.display()
+    );
+    let (header_len, header_start) = match bytes[6] {
+        1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
+        2 | 3 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        version => panic!("{}: NPY version {version}", path.display()),
+    };
+    let data_start = header_start + header_len;
+    assert_eq!(data_start % 16, 0, "NPY data must start 16-byte aligned");
+    let header = std::str::from_utf8(&bytes[header_start..data_start]).unwrap();
+    assert!(header.ends_with('\n'), "{header:?}");
+    assert!(header.contains("'fortran_order': False"), "{header:?}");
+    let descr = header
+        .split("'descr': '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("no descr in {header:?}"))
+        .to_string();
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no shape in {header:?}"))
+        .split(',')
+        .map(str::trim)
+        .filter(|dim| !dim.is_empty())
+        .map(|dim| dim.parse().unwrap())
+        .collect();
+    Npy {
+        descr,
+        shape,
+        data: bytes[data_start..].to_vec(),
+    }
+}
+
+#[test]
+fn pretrain_probe_embed_and_resume_on_embedded_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let options = [
+        "--data",
+        "embedded",
+        "--steps",
+        "4",
+        "--batch-size",
+        "32",
+        "--device",
+        "cpu",
+        "--set",
+        "health.knn_every=0",
+    ];
+
+    // pretrain: a complete run directory.
+    let mut args = vec!["pretrain"];
+    args.extend(options);
+    args.extend(["--out", arg(&run)]);
+    let outcome = pretext(&args);
+    assert_succeeds(&outcome, "pretrain");
+    assert!(!outcome.stderr.contains("panicked"));
+
+    // config.toml is the resolved config, the same one --print-config shows.
+    let written = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let written = parse_toml(&written);
+    for name in SECTIONS {
+        assert!(
+            written.get(name).is_some_and(Value::is_table),
+            "no [{name}]"
+        );
+    }
+    let mut args = vec!["pretrain", "--print-config"];
+    args.extend(options);
+    let printed = pretext(&args);
+    assert_succeeds(&printed, "--print-config");
+    assert_eq!(written, parse_toml(&printed.stdout));
+
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let records: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(records.last().unwrap()["step"], 4, "{metrics}");
+    assert!(records
+        .iter()
+        .all(|record| record["loss"].as_f64().unwrap().is_finite()));
+
+    let step_4 = run.join("checkpoints").join("step-4");
+    for file in [
+        "weights.safetensors",
+        "optimizer.safetensors",
+        "state.json",
+        "meta.json",
+    ] {
+        assert!(step_4.join(file).is_file(), "no checkpoints/step-4/{file}");
+    }
+
+    // probe: the table with the baselines, and its JSON report.
+    let outcome = pretext(&["probe", arg(&run), "--labels", "100", "--device", "cpu"]);
+    assert_succeeds(&outcome, "probe");
+    for needle in [
+        "k-NN 20",
+        "linear",
+        "raw pixels",
+        "random-init encoder",
+        "(step 4)",
+    ] {
+        assert!(
+            outcome.stdout.contains(needle),
+            "no {needle:?} in\n{}",
+            outcome.stdout
+        );
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("probe-100-seed0.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["labels"], 100);
+    assert_eq!(report["test_size"], 2000);
+    assert_eq!(report["rows"].as_array().unwrap().len(), 3);
+
+    // embed: float32 [2000, 128] features and int64 labels of the test split.
+    let features = dir.path().join("f.npy");
+    let outcome = pretext(&[
+        "embed",
+        arg(&run),
+        "embedded",
+        "-o",
+        arg(&features),
+        "--split",
+        "test",
+        "--device",
+        "cpu",
+    ]);
+    assert_succeeds(&outcome, "embed");
+    let npy = read_npy(&features);
+    assert_eq!(npy.descr, "<f4");
+    assert_eq!(npy.shape, [2000, 128]);
+    assert_eq!(npy.data.len(), 2000 * 128 * 4);
+    let values: Vec<f32> = npy
+        .data
+        .chunks_exact(4)
+        .map(|bytes| f32::from_le_bytes(bytes.try_into().unwrap()))
+        .collect();
+    assert!(values.iter().all(|value| value.is_finite()));
+    assert!(
+        values.iter().any(|&value| value != values[0]),
+        "constant features"
+    );
+
+    let labels = read_npy(&dir.path().join("f.labels.npy"));
+    assert_eq!(labels.descr, "<i8");
+    assert_eq!(labels.shape, [2000]);
+    let mut counts = [0usize; 10];
+    for bytes in labels.data.chunks_exact(8) {
+        counts[i64::from_le_bytes(bytes.try_into().unwrap()) as usize] += 1;
+    }
+    assert_eq!(counts, EMBEDDED_TEST_CLASS_COUNTS);
+
+    // resume: continues from step 4 to step 6.
+    let outcome = pretext(&[
+        "pretrain",
+        "--resume",
+        arg(&run),
+        "--steps",
+        "6",
+        "--device",
+        "cpu",
+    ]);
+    assert_succeeds(&outcome, "pretrain --resume");
+    assert!(outcome.stderr.contains("step-4"), "{}", outcome.stderr);
+    let step_6 = run.join("checkpoints").join("step-6");
+    assert!(step_6.join("meta.json").is_file(), "no checkpoints/step-6");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(step_6.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 6);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert_eq!(last["step"], 6);
+}
+
+#[test]
+#[ignore = "bug: pretrain --resume with --steps at or below the checkpoint's step exits 0 after \
+            0 steps (\"steps 7..2\", final loss NaN) and rewrites config.toml to the smaller \
+            train.steps"]
+fn resume_with_steps_not_beyond_the_checkpoint_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let outcome = pretext(&[
+        "pretrain",
+        "--steps",
+        "4",
+        "--batch-size",
+        "32",
+        "--device",
+        "cpu",
+        "--set",
+        "health.knn_every=0",
+        "--out",
+        arg(&run),
+    ]);
+    assert_succeeds(&outcome, "pretrain");
+    let before = folder_contents(&run);
+    let outcome = pretext(&[
+        "pretrain",
+        "--resume",
+        arg(&run),
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+    ]);
+    assert_fails_naming(&outcome, &["--steps", "4"]);
+    assert_eq!(folder_contents(&run), before);
+}

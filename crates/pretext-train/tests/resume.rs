@@ -1,0 +1,123 @@
+//! Resume is bit-identical on CPU: 2N steps in one go give exactly the weights, optimizer
+//! state and logged losses of N steps, a stop, and N more after `--resume`.
+
+use pretext_data::embedded_fashion_mnist;
+use pretext_train::{
+    pretrain, Checkpoint, PretrainConfig, ProgressSink, RunDir, RunMode, StepReport,
+};
+use serde_json::Value;
+use tch::Device;
+
+struct Quiet;
+
+impl ProgressSink for Quiet {
+    fn started(&mut self, _: u64, _: u64) {}
+    fn step(&mut self, _: &StepReport) {}
+    fn message(&mut self, _: &str) {}
+    fn finished(&mut self) {}
+}
+
+fn config(steps: u64) -> PretrainConfig {
+    let mut config = PretrainConfig::default();
+    config.train.batch_size = 32;
+    config.train.steps = steps;
+    config.train.log_every = 1;
+    config.train.checkpoint_every = 5;
+    config.optimizer.warmup_steps = 3;
+    config.health.every = 5;
+    config.health.knn_every = 5;
+    config.health.knn_slice = 100;
+    config.seed = 11;
+    config
+}
+
+/// Losses by step, from metrics.jsonl (timing fields differ between runs, losses must not).
+fn losses(run: &RunDir) -> Vec<(u64, String)> {
+    pretext_train::metrics::read_metrics(&run.metrics_path())
+        .unwrap()
+        .iter()
+        .map(|record| (record["step"].as_u64().unwrap(), record["loss"].to_string()))
+        .collect()
+}
+
+fn read(path: std::path::PathBuf) -> Vec<u8> {
+    std::fs::read(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+#[test]
+fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
+    let data = embedded_fashion_mnist().unwrap();
+    let data = pretext_data::ImageSplits {
+        name: data.name,
+        train: data.train.subset(&(0..1000).collect::<Vec<_>>()),
+        test: data.test,
+    };
+    let dir = tempfile::tempdir().unwrap();
+
+    // One run of 20 steps.
+    let straight = RunDir::new(&dir.path().join("straight"));
+    straight.prepare_new(RunMode::New).unwrap();
+    pretrain(&config(20), &straight, None, Device::Cpu, &data, &mut Quiet).unwrap();
+
+    // The same 20-step run, killed during step 11 (after the step-10 checkpoint), resumed.
+    let resumed = RunDir::new(&dir.path().join("resumed"));
+    resumed.prepare_new(RunMode::New).unwrap();
+    let plan = config(20);
+    run_until(&plan, &resumed, &data, 10);
+    let (checkpoint, _) = Checkpoint::latest(&resumed.checkpoints_dir()).unwrap();
+    let checkpoint = checkpoint.unwrap();
+    assert_eq!(checkpoint.state.step, 10);
+    pretrain(
+        &plan,
+        &resumed,
+        Some(checkpoint),
+        Device::Cpu,
+        &data,
+        &mut Quiet,
+    )
+    .unwrap();
+
+    for file in ["weights.safetensors", "optimizer.safetensors", "state.json"] {
+        let a = read(straight.checkpoints_dir().join("step-20").join(file));
+        let b = read(resumed.checkpoints_dir().join("step-20").join(file));
+        assert!(
+            a == b,
+            "{file} differs between the uninterrupted and the resumed run"
+        );
+    }
+    assert_eq!(losses(&straight), losses(&resumed));
+    assert_eq!(losses(&straight).len(), 20);
+    let knn: Vec<Value> = pretext_train::metrics::read_metrics(&resumed.metrics_path())
+        .unwrap()
+        .into_iter()
+        .filter_map(|record| record.get("knn_accuracy").cloned())
+        .collect();
+    assert_eq!(knn.len(), 4, "k-NN logged every 5 steps");
+}
+
+/// Runs `config` from scratch but stops (as a kill would) once `stop_at` steps are done.
+fn run_until(
+    config: &PretrainConfig,
+    run: &RunDir,
+    data: &pretext_data::ImageSplits,
+    stop_at: u64,
+) {
+    struct StopAt(u64);
+    impl ProgressSink for StopAt {
+        fn started(&mut self, _: u64, _: u64) {}
+        fn step(&mut self, report: &StepReport) {
+            if report.step == self.0 + 1 {
+                panic!("simulated kill");
+            }
+        }
+        fn message(&mut self, _: &str) {}
+        fn finished(&mut self) {}
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        pretrain(config, run, None, Device::Cpu, data, &mut StopAt(stop_at))
+    }));
+    assert!(
+        result.is_err(),
+        "the run was meant to be killed after step {stop_at}"
+    );
+}
