@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 /// Self-supervised learning: pretrain an encoder on unlabeled data, check that pretraining
 /// is healthy, and transfer it with few labels.
 #[derive(Debug, Parser)]
-#[command(name = "pretext", version, about, max_term_width = 100)]
+#[command(name = "pretext", version, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -67,11 +67,27 @@ pub fn apply_set(table: &mut Table, assignment: &str) -> anyhow::Result<()> {
     let Some((key, value)) = assignment.split_once('=') else {
         bail!("--set {assignment}: expected KEY=VALUE, e.g. --set train.steps=500");
     };
-    set_dotted(table, key.trim(), value.trim())
+    let key = key.trim();
+    if !has_option(&to_table(&PretrainConfig::default()), key) {
+        bail!("--set {key}: no such option; `pretext pretrain --print-config` lists every option");
+    }
+    set_dotted(table, key, value.trim())
+}
+
+/// Whether a dotted key names an option (or section) of the config.
+fn has_option(table: &Table, key: &str) -> bool {
+    match key.split_once('.') {
+        None => table.contains_key(key),
+        Some((section, rest)) => {
+            matches!(table.get(section), Some(Value::Table(inner)) if has_option(inner, rest))
+        }
+    }
 }
 
 /// Turns the layered table into a config; unknown keys are named.
 pub fn finish(table: Table, origin: &str) -> anyhow::Result<PretrainConfig> {
     let text = toml::to_string(&table).expect("a TOML table serializes");
-    PretrainConfig::from_toml(&text).map_err(|message| anyhow::anyhow!("{origin}: {message}"))
+    // The text is ours, not the user's: report the message without its line and snippet.
+    toml::from_str::<PretrainConfig>(&text)
+        .map_err(|error| anyhow::anyhow!("{origin}: {}", error.message()))
 }

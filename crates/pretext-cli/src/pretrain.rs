@@ -1,7 +1,10 @@
 //! `pretext pretrain`.
 
 use anyhow::{bail, Context};
-use pretext_train::{pretrain, Checkpoint, PretrainConfig, PretrainOutcome, RunDir, RunMode};
+use pretext_methods::MethodName;
+use pretext_train::{
+    pretrain, total_steps, Checkpoint, PretrainConfig, PretrainOutcome, RunDir, RunMode,
+};
 
 use crate::args::PretrainArgs;
 use crate::cuda;
@@ -11,6 +14,9 @@ use crate::progress::Progress;
 pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.resume {
         return resume(args, path);
+    }
+    if let Some(name) = &args.method {
+        MethodName::parse(name).map_err(|message| anyhow::anyhow!("--method: {message}"))?;
     }
     let mut table = base_table(args.config.as_deref())?;
     let flags: [(&str, Option<String>); 11] = [
@@ -54,9 +60,7 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
     } else {
         RunMode::New
     };
-    if mode == RunMode::New && out.exists() && std::fs::read_dir(out)?.next().is_some() {
-        bail!("run directory {} already exists; pass --resume {0} to continue it or --overwrite to replace it", out.display());
-    }
+    run.check_new(mode)?;
     let device = cuda::device(&config.device)?;
     let data = config.data.load().context("loading the data")?;
     eprintln!(
@@ -127,9 +131,15 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
     };
     let device = cuda::device(&config.device)?;
     let data = config.data.load().context("loading the data")?;
-    if config.train.steps != run.read_config()?.train.steps
-        || config.train.epochs != run.read_config()?.train.epochs
-    {
+    let total = total_steps(&config, data.train.len)?;
+    if checkpoint.state.step >= total {
+        bail!(
+            "{}: the run is already at step {} of the {total} asked for; pass --steps (or --epochs) beyond it to train further",
+            path.display(),
+            checkpoint.state.step
+        );
+    }
+    if config != run.read_config()? {
         run.write_config(&config)?;
     }
     let outcome = pretrain(

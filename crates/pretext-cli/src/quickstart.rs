@@ -1,7 +1,6 @@
 //! `pretext quickstart`: SimCLR on the embedded Fashion-MNIST subset, then the probes beside
 //! a random-init encoder and raw pixels.
 
-use anyhow::bail;
 use pretext_eval::ProbeConfig;
 use pretext_train::{pretrain, PretrainConfig, RunDir, RunMode};
 
@@ -16,12 +15,7 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
     config.train.steps = args.steps;
     config.device = args.device.clone();
     let run = RunDir::new(&args.out);
-    if args.out.exists() && !run.is_run() && std::fs::read_dir(&args.out)?.next().is_some() {
-        bail!(
-            "{} exists and is not a pretext run; choose another --out",
-            args.out.display()
-        );
-    }
+    run.check_new(RunMode::Overwrite)?;
     let device = cuda::device(&config.device)?;
     let data = config.data.load()?;
     eprintln!(

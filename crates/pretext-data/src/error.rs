@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file or folder could not be opened or read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read")]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -17,7 +17,7 @@ pub enum DataError {
         source: std::io::Error,
     },
     /// The file starts with the gzip magic but its stream is corrupt or cut short.
-    #[error("{path}: corrupt gzip stream: {source}")]
+    #[error("{path}: corrupt gzip stream")]
     Gzip {
         /// The file.
         path: PathBuf,
@@ -91,7 +91,7 @@ pub enum DataError {
         details: String,
     },
     /// An image file with a PNG/JPEG extension could not be decoded.
-    #[error("{path}: cannot decode image: {source}")]
+    #[error("{path}: cannot decode image")]
     Decode {
         /// The image file.
         path: PathBuf,

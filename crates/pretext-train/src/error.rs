@@ -6,10 +6,10 @@ use std::path::PathBuf;
 pub enum TrainError {
     #[error(transparent)]
     Data(#[from] pretext_data::DataError),
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
@@ -17,10 +17,12 @@ pub enum TrainError {
     Invalid { field: String, message: String },
     #[error("run directory {path} already exists; pass --resume to continue it or --overwrite to replace it")]
     RunExists { path: PathBuf },
-    #[error(
-        "{path}: no complete checkpoint to resume from (looked for checkpoints/step-*/meta.json)"
-    )]
-    NoCheckpoint { path: PathBuf },
+    #[error("{path}: the run is already at step {done} of the {total} asked for; pass --steps (or --epochs) beyond it to train further")]
+    NothingToDo {
+        path: PathBuf,
+        done: u64,
+        total: u64,
+    },
     #[error("checkpoint {path} is damaged: {message}")]
     BadCheckpoint { path: PathBuf, message: String },
     #[error("training stopped: {count} steps had a non-finite loss or gradient (limit {limit}); lower the learning rate, raise the temperature, or enable gradient clipping")]
@@ -34,6 +36,6 @@ pub enum TrainError {
 impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
         let path = path.into();
-        move |source| TrainError::Io { path, source }
+        move |error| TrainError::Io { path, error }
     }
 }

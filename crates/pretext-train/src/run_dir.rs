@@ -52,27 +52,39 @@ impl RunDir {
         self.config_path().is_file()
     }
 
-    /// Prepares the folder for a new run according to `mode` (New or Overwrite).
-    pub fn prepare_new(&self, mode: RunMode) -> Result<(), TrainError> {
+    /// Checks, without touching anything, that a new run may be written here in `mode`.
+    pub fn check_new(&self, mode: RunMode) -> Result<(), TrainError> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(TrainError::Invalid {
+                field: "run directory".into(),
+                message: format!("{} exists and is not a directory", self.root.display()),
+            });
+        }
         let occupied = self.root.exists()
             && fs::read_dir(&self.root)
                 .map_err(TrainError::io(&self.root))?
                 .next()
                 .is_some();
-        if occupied {
-            match mode {
-                RunMode::New | RunMode::Resume => return Err(TrainError::RunExists { path: self.root.clone() }),
-                RunMode::Overwrite if !self.is_run() => {
-                    return Err(TrainError::Invalid {
-                        field: "--overwrite".into(),
-                        message: format!(
-                            "{} is not empty and holds no pretext run (no config.toml); refusing to delete it",
-                            self.root.display()
-                        ),
-                    })
-                }
-                RunMode::Overwrite => fs::remove_dir_all(&self.root).map_err(TrainError::io(&self.root))?,
-            }
+        match mode {
+            _ if !occupied => Ok(()),
+            RunMode::New | RunMode::Resume => Err(TrainError::RunExists { path: self.root.clone() }),
+            RunMode::Overwrite if !self.is_run() => Err(TrainError::Invalid {
+                field: "--overwrite".into(),
+                message: format!(
+                    "{} is not empty and holds no pretext run (no config.toml); refusing to delete it",
+                    self.root.display()
+                ),
+            }),
+            RunMode::Overwrite => Ok(()),
+        }
+    }
+
+    /// Prepares the folder for a new run according to `mode` (New or Overwrite): checks it,
+    /// removes an earlier run when overwriting, and creates it.
+    pub fn prepare_new(&self, mode: RunMode) -> Result<(), TrainError> {
+        self.check_new(mode)?;
+        if mode == RunMode::Overwrite && self.is_run() {
+            fs::remove_dir_all(&self.root).map_err(TrainError::io(&self.root))?;
         }
         fs::create_dir_all(&self.root).map_err(TrainError::io(&self.root))
     }

@@ -107,6 +107,13 @@ pub fn pretrain(
         seed: config.seed,
     };
     if let Some(checkpoint) = &resume_from {
+        if checkpoint.state.step >= total {
+            return Err(TrainError::NothingToDo {
+                path: run.root.clone(),
+                done: checkpoint.state.step,
+                total,
+            });
+        }
         if checkpoint.state.seed != config.seed {
             return Err(TrainError::BadCheckpoint {
                 path: checkpoint.dir.clone(),
