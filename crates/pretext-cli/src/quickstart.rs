@@ -19,8 +19,8 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
     let device = cuda::device(&config.device)?;
     let data = config.data.load()?;
     eprintln!(
-        "pretext quickstart: SimCLR ({:?} backbone) on {} — {} training images, {} held out, device {:?}",
-        config.backbone.kind, data.name, data.train.len, data.test.len, device
+        "pretext quickstart: SimCLR ({} backbone) on {} — {} training images, {} held out, device {}",
+        config.backbone.kind.as_str(), data.name, data.train.len, data.test.len, pretext_train::device_name(device)
     );
     eprintln!(
         "  labels are not used for pretraining; the probes use {} of them",

@@ -881,3 +881,62 @@ fn resume_with_steps_not_beyond_the_checkpoint_is_refused() {
     assert_fails_naming(&outcome, &["--steps", "4"]);
     assert_eq!(folder_contents(&run), before);
 }
+
+/// A real SIGKILL at arbitrary moments of a run that checkpoints every step: whatever the
+/// moment, the newest complete checkpoint loads and `--resume` finishes the run.
+#[test]
+fn a_kill_at_any_moment_leaves_a_resumable_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pretext"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the pretext binary starts")
+    };
+    let steps_done = || -> u64 {
+        let (latest, _) = pretext_train::Checkpoint::latest(&run.join("checkpoints")).unwrap();
+        latest.map_or(0, |checkpoint| checkpoint.state.step)
+    };
+    let mut child = spawn(&[
+        "pretrain",
+        "--data",
+        "embedded",
+        "--steps",
+        "300",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--set",
+        "health.knn_every=0",
+        "--set",
+        "train.checkpoint_every=1",
+        "--out",
+        arg(&run),
+    ]);
+    for delay_ms in [400u64, 37, 211] {
+        while steps_done() == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (latest, _) = pretext_train::Checkpoint::latest(&run.join("checkpoints")).unwrap();
+        let latest = latest.expect("a complete checkpoint survives the kill");
+        let config = pretext_train::PretrainConfig::from_file(&run.join("config.toml")).unwrap();
+        let mut model = pretext_train::Model::new(&config, 1, tch::Device::Cpu);
+        latest
+            .load_weights(&mut model.store)
+            .expect("the newest checkpoint loads");
+        child = spawn(&["pretrain", "--resume", arg(&run), "--device", "cpu"]);
+    }
+    assert!(
+        child.wait().unwrap().success(),
+        "the last resume runs to the end"
+    );
+    assert_eq!(steps_done(), 100);
+}

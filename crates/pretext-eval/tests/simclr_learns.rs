@@ -5,17 +5,8 @@
 
 use pretext_data::embedded_fashion_mnist;
 use pretext_eval::{probe, ProbeConfig};
-use pretext_train::{pretrain, PretrainConfig, ProgressSink, RunDir, RunMode, StepReport};
+use pretext_train::{pretrain, NoProgress, PretrainConfig, RunDir, RunMode};
 use tch::Device;
-
-struct Quiet;
-
-impl ProgressSink for Quiet {
-    fn started(&mut self, _: u64, _: u64) {}
-    fn step(&mut self, _: &StepReport) {}
-    fn message(&mut self, _: &str) {}
-    fn finished(&mut self) {}
-}
 
 #[test]
 fn simclr_features_beat_the_random_init_encoder() {
@@ -27,7 +18,7 @@ fn simclr_features_beat_the_random_init_encoder() {
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(&dir.path().join("run"));
     run.prepare_new(RunMode::New).unwrap();
-    let outcome = pretrain(&config, &run, None, Device::Cpu, &data, &mut Quiet).unwrap();
+    let outcome = pretrain(&config, &run, None, Device::Cpu, &data, &mut NoProgress).unwrap();
     assert_eq!(outcome.nonfinite_steps, 0);
 
     let report = probe(

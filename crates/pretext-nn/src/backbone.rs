@@ -17,6 +17,16 @@ pub enum BackboneKind {
     Resnet18,
 }
 
+impl BackboneKind {
+    /// The name used in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackboneKind::SmallCnn => "small-cnn",
+            BackboneKind::Resnet18 => "resnet18",
+        }
+    }
+}
+
 /// The backbone section of a run's config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

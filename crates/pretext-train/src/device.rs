@@ -37,3 +37,12 @@ pub fn resolve_device(name: &str) -> Result<Device, TrainError> {
         )),
     }
 }
+
+/// The name `--device` would take for `device` ("cpu", "cuda:0", ...).
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(index) => format!("cuda:{index}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}

@@ -15,9 +15,11 @@ pub mod trainer;
 
 pub use checkpoint::{Checkpoint, TrainState};
 pub use config::{DataConfig, HealthConfig, LoopConfig, PretrainConfig};
-pub use device::resolve_device;
+pub use device::{device_name, resolve_device};
 pub use error::TrainError;
 pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use run_dir::{RunDir, RunMode};
 pub use schedule::learning_rate;
-pub use trainer::{pretrain, total_steps, Model, PretrainOutcome, ProgressSink, StepReport};
+pub use trainer::{
+    pretrain, total_steps, Model, NoProgress, PretrainOutcome, ProgressSink, StepReport,
+};

@@ -39,6 +39,16 @@ pub trait ProgressSink {
     fn finished(&mut self);
 }
 
+/// Shows nothing: for tests and library callers that do not want progress.
+pub struct NoProgress;
+
+impl ProgressSink for NoProgress {
+    fn started(&mut self, _: u64, _: u64) {}
+    fn step(&mut self, _: &StepReport) {}
+    fn message(&mut self, _: &str) {}
+    fn finished(&mut self) {}
+}
+
 /// The result of a finished pretraining run.
 #[derive(Debug)]
 pub struct PretrainOutcome {

@@ -3,19 +3,10 @@
 
 use pretext_data::embedded_fashion_mnist;
 use pretext_train::{
-    pretrain, Checkpoint, PretrainConfig, ProgressSink, RunDir, RunMode, StepReport,
+    pretrain, Checkpoint, NoProgress, PretrainConfig, ProgressSink, RunDir, RunMode, StepReport,
 };
 use serde_json::Value;
 use tch::Device;
-
-struct Quiet;
-
-impl ProgressSink for Quiet {
-    fn started(&mut self, _: u64, _: u64) {}
-    fn step(&mut self, _: &StepReport) {}
-    fn message(&mut self, _: &str) {}
-    fn finished(&mut self) {}
-}
 
 fn config(steps: u64) -> PretrainConfig {
     let mut config = PretrainConfig::default();
@@ -57,7 +48,15 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     // One run of 20 steps.
     let straight = RunDir::new(&dir.path().join("straight"));
     straight.prepare_new(RunMode::New).unwrap();
-    pretrain(&config(20), &straight, None, Device::Cpu, &data, &mut Quiet).unwrap();
+    pretrain(
+        &config(20),
+        &straight,
+        None,
+        Device::Cpu,
+        &data,
+        &mut NoProgress,
+    )
+    .unwrap();
 
     // The same 20-step run, killed during step 11 (after the step-10 checkpoint), resumed.
     let resumed = RunDir::new(&dir.path().join("resumed"));
@@ -73,7 +72,7 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
         Some(checkpoint),
         Device::Cpu,
         &data,
-        &mut Quiet,
+        &mut NoProgress,
     )
     .unwrap();
 
