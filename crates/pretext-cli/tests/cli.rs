@@ -906,7 +906,7 @@ fn a_kill_at_any_moment_leaves_a_resumable_run() {
         "--data",
         "embedded",
         "--steps",
-        "300",
+        "100",
         "--batch-size",
         "16",
         "--device",
