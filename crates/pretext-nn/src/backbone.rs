@@ -81,3 +81,37 @@ impl Encoder for Backbone {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn small_cnn_maps_28px_grayscale_to_128_dims() {
+        let store = nn::VarStore::new(Device::Cpu);
+        let backbone = Backbone::new(&store.root(), 1, &BackboneConfig::default());
+        let images = Tensor::randn([4, 1, 28, 28], (Kind::Float, Device::Cpu));
+        assert_eq!(backbone.encode(&images, true).size(), vec![4, 128]);
+        assert_eq!(backbone.dim(), 128);
+    }
+
+    #[test]
+    fn resnet18_maps_32px_rgb_to_512_dims_with_11m_parameters() {
+        let store = nn::VarStore::new(Device::Cpu);
+        let config = BackboneConfig {
+            kind: BackboneKind::Resnet18,
+            ..Default::default()
+        };
+        let backbone = Backbone::new(&store.root(), 3, &config);
+        let images = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+        assert_eq!(backbone.encode(&images, false).size(), vec![2, 512]);
+        let parameters: i64 = store
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
+        // The CIFAR ResNet-18 has 11,168,832 parameters without its classifier.
+        assert_eq!(parameters, 11_168_832);
+    }
+}
