@@ -24,32 +24,38 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     if !args.skip_step {
         let ours = step_benchmark(device, args.warmup, args.iters);
-        let reference = reference(
-            args,
-            "simclr_step.py",
-            &[
-                "--warmup",
-                &args.warmup.to_string(),
-                "--iters",
-                &args.iters.to_string(),
-                "--device",
-                device_name,
-                "--threads",
-                &threads.to_string(),
-                "--json",
-            ],
-        )?;
-        let theirs = reference["median_s"]
-            .as_f64()
-            .context("reference printed no median_s")?;
+        let (warmup, iters, threads_text) = (
+            args.warmup.to_string(),
+            args.iters.to_string(),
+            threads.to_string(),
+        );
+        let script_args = [
+            "--warmup",
+            &warmup,
+            "--iters",
+            &iters,
+            "--device",
+            device_name,
+            "--threads",
+            &threads_text,
+            "--json",
+        ];
+        let median_of = |value: &Value| {
+            value["median_s"]
+                .as_f64()
+                .context("reference printed no median_s")
+        };
+        let plain = reference(args, "simclr_step.py", &script_args, false)?;
+        let tuned = reference(args, "simclr_step.py", &script_args, true)?;
+        let (plain_s, tuned_s) = (median_of(&plain)?, median_of(&tuned)?);
         println!(
-            "SimCLR step (batch 2x128 of 3x32x32, 4-conv encoder, Adam): pretext {:.1} ms, PyTorch {:.1} ms, ratio {:.2}x",
-            ours * 1e3, theirs * 1e3, ours / theirs
+            "SimCLR step (batch 2x128 of 3x32x32, 4-conv encoder, Adam): pretext {:.1} ms; PyTorch {:.1} ms as shipped (ratio {:.2}x), {:.1} ms with pretext's malloc settings (ratio {:.2}x)",
+            ours * 1e3, plain_s * 1e3, ours / plain_s, tuned_s * 1e3, ours / tuned_s
         );
-        results.push(
-            json!({"name": "simclr step", "pretext_median_s": ours, "pytorch_median_s": theirs,
-            "ratio": ours / theirs, "pytorch": reference}),
-        );
+        results.push(json!({"name": "simclr step", "pretext_median_s": ours,
+            "pytorch_median_s": plain_s, "ratio": ours / plain_s,
+            "pytorch_tuned_malloc_median_s": tuned_s, "ratio_tuned_malloc": ours / tuned_s,
+            "pytorch": plain, "pytorch_tuned_malloc": tuned}));
     }
     if !args.skip_epoch {
         let (images_per_second, data_wait, steps) = epoch_benchmark(args, device)?;
@@ -68,19 +74,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             reference_args.extend(["--max-steps".into(), steps.to_string()]);
         }
         let reference_args: Vec<&str> = reference_args.iter().map(String::as_str).collect();
-        let reference = reference(args, "simclr_epoch.py", &reference_args)?;
-        let theirs = reference["images_per_s"]
-            .as_f64()
-            .context("reference printed no images_per_s")?;
+        let rate_of = |value: &Value| {
+            value["images_per_s"]
+                .as_f64()
+                .context("reference printed no images_per_s")
+        };
+        let plain = reference(args, "simclr_epoch.py", &reference_args, false)?;
+        let tuned = reference(args, "simclr_epoch.py", &reference_args, true)?;
+        let (plain_rate, tuned_rate) = (rate_of(&plain)?, rate_of(&tuned)?);
         println!(
-            "SimCLR epoch on Fashion-MNIST ({steps} steps of 256, with loading + augmentation): pretext {:.0} images/s (waited {:.2} s on data), PyTorch {:.0} images/s, ratio {:.2}x",
-            images_per_second, data_wait, theirs, images_per_second / theirs
+            "SimCLR epoch on Fashion-MNIST ({steps} steps of 256, with loading + augmentation): pretext {:.0} images/s (waited {:.2} s on data); PyTorch {:.0} images/s as shipped (pretext/PyTorch {:.2}x), {:.0} images/s with pretext's malloc settings ({:.2}x)",
+            images_per_second, data_wait, plain_rate, images_per_second / plain_rate, tuned_rate, images_per_second / tuned_rate
         );
-        results.push(
-            json!({"name": "simclr epoch", "pretext_images_per_s": images_per_second,
-            "pretext_data_wait_s": data_wait, "pytorch_images_per_s": theirs,
-            "ratio": images_per_second / theirs, "pytorch": reference}),
-        );
+        results.push(json!({"name": "simclr epoch", "pretext_images_per_s": images_per_second,
+            "pretext_data_wait_s": data_wait, "pytorch_images_per_s": plain_rate,
+            "speedup": images_per_second / plain_rate, "pytorch_tuned_malloc_images_per_s": tuned_rate,
+            "speedup_tuned_malloc": images_per_second / tuned_rate, "pytorch": plain, "pytorch_tuned_malloc": tuned}));
     }
     if let Some(path) = &args.json {
         std::fs::write(
@@ -185,10 +194,34 @@ fn tempdir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn reference(args: &BenchArgs, script: &str, script_args: &[&str]) -> anyhow::Result<Value> {
+/// glibc's environment equivalent of `allocator::tune_for_training`, for the reference.
+const TUNED_MALLOC_ENV: [(&str, &str); 2] = [
+    ("MALLOC_MMAP_MAX_", "0"),
+    ("MALLOC_TRIM_THRESHOLD_", "2147483647"),
+];
+
+/// Runs a reference script and parses its JSON line; `tuned` gives it pretext's malloc settings.
+fn reference(
+    args: &BenchArgs,
+    script: &str,
+    script_args: &[&str],
+    tuned: bool,
+) -> anyhow::Result<Value> {
     let path = Path::new(&args.reference_dir).join(script);
-    eprintln!("running the PyTorch reference {} ...", path.display());
-    let output = Command::new(&args.python)
+    let setting = if tuned {
+        "with pretext's malloc settings"
+    } else {
+        "as shipped"
+    };
+    eprintln!(
+        "running the PyTorch reference {} ({setting}) ...",
+        path.display()
+    );
+    let mut command = Command::new(&args.python);
+    if tuned {
+        command.envs(TUNED_MALLOC_ENV);
+    }
+    let output = command
         .arg(&path)
         .args(script_args)
         .output()

@@ -1,5 +1,6 @@
 //! `pretext`: self-supervised pretraining, health checks and transfer from the command line.
 
+mod allocator;
 mod args;
 mod bench;
 mod cuda;
@@ -15,6 +16,7 @@ use clap::Parser;
 use crate::args::{Cli, Command};
 
 fn main() -> std::process::ExitCode {
+    allocator::tune_for_training();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pretrain(args) => pretrain::run(&args),
