@@ -167,7 +167,7 @@ fn epoch_benchmark(args: &BenchArgs, device: Device) -> anyhow::Result<(f64, f64
     config.train.batch_size = 256;
     config.train.epochs = if args.epoch_steps.is_some() { 0.0 } else { 1.0 };
     config.train.steps = args.epoch_steps.unwrap_or(0);
-    config.train.checkpoint_every = u64::MAX;
+    config.train.checkpoint_every = 0;
     config.health.every = 0;
     config.health.knn_every = 0;
     let data = config

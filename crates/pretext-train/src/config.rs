@@ -71,9 +71,10 @@ pub struct LoopConfig {
     pub steps: u64,
     /// Passes over the training split (0 = use `steps`).
     pub epochs: f64,
-    /// Write a metrics.jsonl line every this many steps.
+    /// Write a metrics.jsonl line every this many steps (0: only at the end and when health
+    /// signals are due).
     pub log_every: u64,
-    /// Save a checkpoint every this many steps (and always at the end).
+    /// Save a checkpoint every this many steps, and always at the end (0: only at the end).
     pub checkpoint_every: u64,
     /// Keep this many most recent checkpoints.
     pub keep_checkpoints: usize,
@@ -99,9 +100,11 @@ impl Default for LoopConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
-    /// Compute embedding std, effective rank, alignment and uniformity every this many steps.
+    /// Compute embedding std, effective rank, alignment and uniformity every this many steps
+    /// and at the end (0 disables).
     pub every: u64,
-    /// Run k-NN on a labeled validation slice every this many steps (0 disables).
+    /// Run k-NN on a labeled validation slice every this many steps and at the end (0
+    /// disables).
     pub knn_every: u64,
     /// Size of the labeled bank and of the queries for that k-NN (taken from the training
     /// split, disjoint, stratified; labels are used for monitoring only).

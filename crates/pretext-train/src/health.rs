@@ -81,6 +81,17 @@ impl BatchHealth {
         }
     }
 
+    /// The signals with their metrics.jsonl names.
+    pub fn named(&self) -> impl Iterator<Item = (&'static str, f64)> {
+        [
+            ("embedding_std", self.embedding_std),
+            ("effective_rank", self.effective_rank),
+            ("alignment", self.alignment),
+            ("uniformity", self.uniformity),
+        ]
+        .into_iter()
+    }
+
     /// A plain-words warning when a signal says the run is collapsing.
     pub fn warning(&self, dim: i64) -> Option<String> {
         let healthy_std = 1.0 / (dim as f64).sqrt();

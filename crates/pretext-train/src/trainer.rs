@@ -233,7 +233,9 @@ pub fn pretrain(
             lr,
             images_per_second,
         });
-        if done.is_multiple_of(config.train.log_every) || done == total {
+        let health_due = due(done, config.health.every, total);
+        let knn_due = monitor.is_some() && due(done, config.health.knn_every, total);
+        if due(done, config.train.log_every, total) || health_due || knn_due {
             let mut record = Map::new();
             record.insert("step".into(), json!(done));
             record.insert("epoch".into(), json!(batch.epoch));
@@ -249,37 +251,28 @@ pub fn pretrain(
             for (name, value) in &output.metrics {
                 record.insert(name.clone(), finite_or_null(*value));
             }
-            if config.health.every > 0
-                && (done.is_multiple_of(config.health.every) || done == total)
-            {
+            if health_due {
                 let health = BatchHealth::measure(&output.representations);
-                for (name, value) in [
-                    ("embedding_std", health.embedding_std),
-                    ("effective_rank", health.effective_rank),
-                    ("alignment", health.alignment),
-                    ("uniformity", health.uniformity),
-                ] {
-                    record.insert(name.into(), finite_or_null(value));
-                }
+                record.extend(
+                    health
+                        .named()
+                        .map(|(name, value)| (name.to_string(), finite_or_null(value))),
+                );
                 if let Some(warning) = health.warning(model.method.encoder().dim()) {
                     progress.message(&format!("step {done}: {warning}"));
                 }
             }
-            if let Some(monitor) = &monitor {
-                if config.health.knn_every > 0
-                    && (done.is_multiple_of(config.health.knn_every) || done == total)
-                {
-                    record.insert(
-                        "knn_accuracy".into(),
-                        json!(monitor.accuracy(model.method.encoder())),
-                    );
-                }
+            if let (true, Some(monitor)) = (knn_due, &monitor) {
+                record.insert(
+                    "knn_accuracy".into(),
+                    json!(monitor.accuracy(model.method.encoder())),
+                );
             }
             metrics.write(&record)?;
             window_start = Instant::now();
             window_images = 0;
         }
-        if done.is_multiple_of(config.train.checkpoint_every) || done == total {
+        if done == total || due(done, config.train.checkpoint_every, total) {
             let checkpoint = Checkpoint::save(
                 &run.checkpoints_dir(),
                 &model.store,
@@ -303,6 +296,12 @@ pub fn pretrain(
         data_wait_seconds: batches.waited().as_secs_f64(),
         steps_run: state.step - steps_before,
     })
+}
+
+/// Whether an action every `every` steps (0 = never) is due after `done` of `total` steps;
+/// the last step is always due.
+fn due(done: u64, every: u64, total: u64) -> bool {
+    every > 0 && (done.is_multiple_of(every) || done == total)
 }
 
 fn finite_or_null(value: f64) -> Value {
