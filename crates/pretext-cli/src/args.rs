@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Self-supervised learning: pretrain an encoder on unlabeled data, check that pretraining
-/// is healthy, and transfer it with few labels.
+/// Self-supervised learning: pretrain an encoder on unlabeled data while logging health
+/// signals, then transfer it with few labels.
 #[derive(Debug, Parser)]
 #[command(name = "pretext", version, max_term_width = 100)]
 pub struct Cli {

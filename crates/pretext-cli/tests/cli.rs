@@ -153,6 +153,15 @@ fn idx_labels(magic: u32, count: u32) -> Vec<u8> {
     bytes
 }
 
+/// A folder `data/` under `dir` holding `train-images-idx3-ubyte` and `train-labels-idx1-ubyte`.
+fn idx_folder(dir: &Path, images: Vec<u8>, labels: Vec<u8>) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("train-images-idx3-ubyte"), images).unwrap();
+    std::fs::write(data.join("train-labels-idx1-ubyte"), labels).unwrap();
+    data
+}
+
 /// `pretrain` on `data` into `out`, small and on the CPU so that a loader that wrongly
 /// accepted the data would still finish quickly.
 fn pretrain_on(data: &Path, out: &Path) -> Outcome {
@@ -358,19 +367,12 @@ fn unknown_method_is_named_with_the_known_ones() {
 #[test]
 fn truncated_idx_images_file_is_named_with_expected_and_found_bytes() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
     // The header promises 100 images of 28x28; only 10 are there.
-    std::fs::write(
-        data.join("train-images-idx3-ubyte"),
+    let data = idx_folder(
+        dir.path(),
         idx_images(IDX_IMAGES_MAGIC, 100, 28, 28, 10),
-    )
-    .unwrap();
-    std::fs::write(
-        data.join("train-labels-idx1-ubyte"),
         idx_labels(IDX_LABELS_MAGIC, 100),
-    )
-    .unwrap();
+    );
     let out = dir.path().join("run");
     let outcome = pretrain_on(&data, &out);
     let expected = (16 + 100 * 28 * 28).to_string(); // 78416
@@ -385,18 +387,11 @@ fn truncated_idx_images_file_is_named_with_expected_and_found_bytes() {
 #[test]
 fn wrong_magic_in_idx_images_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(
-        data.join("train-images-idx3-ubyte"),
+    let data = idx_folder(
+        dir.path(),
         idx_images(0x0000_1234, 10, 28, 28, 10),
-    )
-    .unwrap();
-    std::fs::write(
-        data.join("train-labels-idx1-ubyte"),
         idx_labels(IDX_LABELS_MAGIC, 10),
-    )
-    .unwrap();
+    );
     let out = dir.path().join("run");
     let outcome = pretrain_on(&data, &out);
     assert_fails_naming(
@@ -414,19 +409,12 @@ fn wrong_magic_in_idx_images_file_is_named() {
 #[test]
 fn wrong_magic_in_idx_labels_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    std::fs::write(
-        data.join("train-images-idx3-ubyte"),
-        idx_images(IDX_IMAGES_MAGIC, 10, 28, 28, 10),
-    )
-    .unwrap();
     // The images magic where the labels magic belongs.
-    std::fs::write(
-        data.join("train-labels-idx1-ubyte"),
+    let data = idx_folder(
+        dir.path(),
+        idx_images(IDX_IMAGES_MAGIC, 10, 28, 28, 10),
         idx_labels(IDX_IMAGES_MAGIC, 10),
-    )
-    .unwrap();
+    );
     let out = dir.path().join("run");
     let outcome = pretrain_on(&data, &out);
     assert_fails_naming(
