@@ -96,6 +96,9 @@ pub fn total_steps(config: &PretrainConfig, train_len: usize) -> Result<u64, Tra
 const STEP_SEED: u64 = 0x5354_4550; // "STEP"
 
 /// Runs (or resumes) pretraining into `run`, on `data.train`.
+///
+/// It seeds libtorch's process-wide random generator (at initialization and before every
+/// step), so two runs in one process must not overlap in time.
 pub fn pretrain(
     config: &PretrainConfig,
     run: &RunDir,

@@ -8,6 +8,10 @@ use pretext_train::{
 use serde_json::Value;
 use tch::Device;
 
+/// `pretrain` seeds libtorch's process-wide generator, so runs in one process must not
+/// overlap: the tests of this file take turns.
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn config(steps: u64) -> PretrainConfig {
     let mut config = PretrainConfig::default();
     config.train.batch_size = 32;
@@ -37,6 +41,9 @@ fn read(path: std::path::PathBuf) -> Vec<u8> {
 
 #[test]
 fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
+    let _turn = ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let data = embedded_fashion_mnist().unwrap();
     let data = pretext_data::ImageSplits {
         name: data.name,
@@ -118,5 +125,33 @@ fn run_until(
     assert!(
         result.is_err(),
         "the run was meant to be killed after step {stop_at}"
+    );
+}
+
+/// The data workers only change when a batch is built, never what is in it: 1 worker and 3
+/// workers train to the same weights.
+#[test]
+fn the_number_of_data_workers_does_not_change_the_run() {
+    let _turn = ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let data = embedded_fashion_mnist().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let weights = |workers: usize| {
+        let mut config = config(8);
+        config.data.workers = workers;
+        config.health.knn_every = 0;
+        let run = RunDir::new(&dir.path().join(format!("workers-{workers}")));
+        run.prepare_new(RunMode::New).unwrap();
+        pretrain(&config, &run, None, Device::Cpu, &data, &mut NoProgress).unwrap();
+        read(
+            run.checkpoints_dir()
+                .join("step-8")
+                .join("weights.safetensors"),
+        )
+    };
+    assert!(
+        weights(1) == weights(3),
+        "weights differ between 1 and 3 data workers"
     );
 }
