@@ -48,7 +48,7 @@ impl Default for OptimizerConfig {
     fn default() -> Self {
         OptimizerConfig {
             kind: OptimizerKind::Adamw,
-            lr: 2e-3,
+            lr: 4e-3,
             weight_decay: 1e-4,
             betas: (0.9, 0.999),
             eps: 1e-8,
