@@ -105,7 +105,8 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
         );
     }
     let run = RunDir::new(path);
-    let mut config: PretrainConfig = run.read_config()?;
+    let saved: PretrainConfig = run.read_config()?;
+    let mut config = saved.clone();
     if let Some(steps) = args.steps {
         config.train.steps = steps;
         config.train.epochs = 0.0;
@@ -139,7 +140,7 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
             checkpoint.state.step
         );
     }
-    if config != run.read_config()? {
+    if config != saved {
         run.write_config(&config)?;
     }
     let outcome = pretrain(

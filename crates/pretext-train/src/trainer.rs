@@ -85,11 +85,15 @@ impl Model {
 /// Number of steps the config asks for on a training split of `train_len` images.
 pub fn total_steps(config: &PretrainConfig, train_len: usize) -> Result<u64, TrainError> {
     let plan = BatchPlan::new(train_len, config.train.batch_size, config.seed)?;
-    Ok(if config.train.epochs > 0.0 {
+    Ok(planned_steps(config, &plan))
+}
+
+fn planned_steps(config: &PretrainConfig, plan: &BatchPlan) -> u64 {
+    if config.train.epochs > 0.0 {
         (config.train.epochs * plan.steps_per_epoch() as f64).ceil() as u64
     } else {
         config.train.steps
-    })
+    }
 }
 
 /// Tag of the stream that re-seeds libtorch at every step.
@@ -109,8 +113,8 @@ pub fn pretrain(
 ) -> Result<PretrainOutcome, TrainError> {
     config.validate()?;
     let train = Arc::new(data.train.clone());
-    let total = total_steps(config, train.len)?;
     let plan = BatchPlan::new(train.len, config.train.batch_size, config.seed)?;
+    let total = planned_steps(config, &plan);
     let mut model = Model::new(config, train.channels, device);
     let mut optimizer = Optimizer::new(&model.store, &config.optimizer);
     let mut state = TrainState {
