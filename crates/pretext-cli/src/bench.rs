@@ -40,14 +40,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             &threads_text,
             "--json",
         ];
-        let median_of = |value: &Value| {
-            value["median_s"]
-                .as_f64()
-                .context("reference printed no median_s")
-        };
-        let plain = reference(args, "simclr_step.py", &script_args, false)?;
-        let tuned = reference(args, "simclr_step.py", &script_args, true)?;
-        let (plain_s, tuned_s) = (median_of(&plain)?, median_of(&tuned)?);
+        let [(plain, plain_s), (tuned, tuned_s)] =
+            reference_both_ways(args, "simclr_step.py", &script_args, "median_s")?;
         println!(
             "SimCLR step (batch 2x128 of 3x32x32, 4-conv encoder, Adam): pretext {:.1} ms; PyTorch {:.1} ms as shipped (ratio {:.2}x), {:.1} ms with pretext's malloc settings (ratio {:.2}x)",
             ours * 1e3, plain_s * 1e3, ours / plain_s, tuned_s * 1e3, ours / tuned_s
@@ -74,14 +68,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             reference_args.extend(["--max-steps".into(), steps.to_string()]);
         }
         let reference_args: Vec<&str> = reference_args.iter().map(String::as_str).collect();
-        let rate_of = |value: &Value| {
-            value["images_per_s"]
-                .as_f64()
-                .context("reference printed no images_per_s")
-        };
-        let plain = reference(args, "simclr_epoch.py", &reference_args, false)?;
-        let tuned = reference(args, "simclr_epoch.py", &reference_args, true)?;
-        let (plain_rate, tuned_rate) = (rate_of(&plain)?, rate_of(&tuned)?);
+        let [(plain, plain_rate), (tuned, tuned_rate)] =
+            reference_both_ways(args, "simclr_epoch.py", &reference_args, "images_per_s")?;
         println!(
             "SimCLR epoch on Fashion-MNIST ({steps} steps of 256, with loading + augmentation): pretext {:.0} images/s (waited {:.2} s on data); PyTorch {:.0} images/s as shipped (pretext/PyTorch {:.2}x), {:.0} images/s with pretext's malloc settings ({:.2}x)",
             images_per_second, data_wait, plain_rate, images_per_second / plain_rate, tuned_rate, images_per_second / tuned_rate
@@ -192,6 +180,24 @@ fn tempdir() -> anyhow::Result<PathBuf> {
     let dir = std::env::temp_dir().join(format!("pretext-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
+}
+
+/// Runs a reference script as shipped, then with pretext's malloc settings; returns each
+/// run's JSON with its `field`.
+fn reference_both_ways(
+    args: &BenchArgs,
+    script: &str,
+    script_args: &[&str],
+    field: &str,
+) -> anyhow::Result<[(Value, f64); 2]> {
+    let run = |tuned: bool| -> anyhow::Result<(Value, f64)> {
+        let value = reference(args, script, script_args, tuned)?;
+        let number = value[field]
+            .as_f64()
+            .with_context(|| format!("{script} printed no {field}"))?;
+        Ok((value, number))
+    };
+    Ok([run(false)?, run(true)?])
 }
 
 /// glibc's environment equivalent of `allocator::tune_for_training`, for the reference.

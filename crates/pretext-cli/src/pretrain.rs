@@ -3,7 +3,8 @@
 use anyhow::{bail, Context};
 use pretext_methods::MethodName;
 use pretext_train::{
-    pretrain, total_steps, Checkpoint, PretrainConfig, PretrainOutcome, RunDir, RunMode,
+    ensure_steps_left, pretrain, total_steps, Checkpoint, PretrainConfig, PretrainOutcome, RunDir,
+    RunMode,
 };
 
 use crate::args::PretrainArgs;
@@ -132,14 +133,8 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
     };
     let device = cuda::device(&config.device)?;
     let data = config.data.load().context("loading the data")?;
-    let total = total_steps(&config, data.train.len)?;
-    if checkpoint.state.step >= total {
-        bail!(
-            "{}: the run is already at step {} of the {total} asked for; pass --steps (or --epochs) beyond it to train further",
-            path.display(),
-            checkpoint.state.step
-        );
-    }
+    // Checked before config.toml is rewritten, so a refused resume changes nothing.
+    ensure_steps_left(&run, &checkpoint, total_steps(&config, data.train.len)?)?;
     if config != saved {
         run.write_config(&config)?;
     }

@@ -21,5 +21,6 @@ pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use run_dir::{RunDir, RunMode};
 pub use schedule::learning_rate;
 pub use trainer::{
-    pretrain, total_steps, Model, NoProgress, PretrainOutcome, ProgressSink, StepReport,
+    ensure_steps_left, pretrain, total_steps, Model, NoProgress, PretrainOutcome, ProgressSink,
+    StepReport,
 };

@@ -96,6 +96,22 @@ fn planned_steps(config: &PretrainConfig, plan: &BatchPlan) -> u64 {
     }
 }
 
+/// Refuses to resume `checkpoint` when the run already reached the `total` steps asked for.
+pub fn ensure_steps_left(
+    run: &RunDir,
+    checkpoint: &Checkpoint,
+    total: u64,
+) -> Result<(), TrainError> {
+    if checkpoint.state.step >= total {
+        return Err(TrainError::NothingToDo {
+            path: run.root.clone(),
+            done: checkpoint.state.step,
+            total,
+        });
+    }
+    Ok(())
+}
+
 /// Tag of the stream that re-seeds libtorch at every step.
 const STEP_SEED: u64 = 0x5354_4550; // "STEP"
 
@@ -124,13 +140,7 @@ pub fn pretrain(
         seed: config.seed,
     };
     if let Some(checkpoint) = &resume_from {
-        if checkpoint.state.step >= total {
-            return Err(TrainError::NothingToDo {
-                path: run.root.clone(),
-                done: checkpoint.state.step,
-                total,
-            });
-        }
+        ensure_steps_left(run, checkpoint, total)?;
         if checkpoint.state.seed != config.seed {
             return Err(TrainError::BadCheckpoint {
                 path: checkpoint.dir.clone(),
