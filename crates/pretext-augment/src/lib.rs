@@ -1,4 +1,4 @@
-//! pretext-augment: image augmentations for SimCLR-style views.
+//! pretext-augment: image augmentations for SimCLR-style views, rotations and jigsaw tiles.
 //!
 //! Every augmentation is a pure function of an [`Image`] (CHW floats in `[0, 1]`) and, where
 //! it is random, a caller-seeded `rand::Rng`: the same input and the same rng state give the
@@ -12,8 +12,10 @@ mod crop;
 mod error;
 mod flip;
 mod image;
+mod jigsaw;
 mod jitter;
 mod pipeline;
+mod rotate;
 mod solarize;
 
 pub use blur::{gaussian_blur, gaussian_kernel};
@@ -22,6 +24,8 @@ pub use crop::{random_resized_crop, resized_crop, sample_crop_box, CropBox};
 pub use error::AugmentError;
 pub use flip::horizontal_flip;
 pub use image::Image;
+pub use jigsaw::{jigsaw_tiles, maximal_hamming_permutations};
 pub use jitter::{color_jitter, ColorJitter};
 pub use pipeline::ViewConfig;
+pub use rotate::rotate90;
 pub use solarize::solarize;

@@ -21,8 +21,11 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Write the features of a run's encoder for a dataset to a .npy file.
     Embed(EmbedArgs),
-    /// SimCLR on the embedded Fashion-MNIST subset, then probes beside raw pixels and a
-    /// random-init encoder: the whole loop in a few minutes on a laptop CPU.
+    /// Judge a run's health signals (collapse, too-easy pretext task, augmentation strength,
+    /// ...) and say what to try.
+    Health(HealthArgs),
+    /// Pretrain on the embedded Fashion-MNIST subset (SimCLR unless --method), then probe
+    /// beside raw pixels and a random-init encoder: the whole loop in minutes on a laptop CPU.
     Quickstart(QuickstartArgs),
     /// Benchmark a SimCLR step and a SimCLR epoch beside the PyTorch reference scripts.
     Bench(BenchArgs),
@@ -36,7 +39,7 @@ pub struct PretrainArgs {
     /// Print every option with its value (defaults, then --config, then flags) and exit.
     #[arg(long)]
     pub print_config: bool,
-    /// Method to pretrain with (method.name).
+    /// Method: simclr, moco, byol, dino, rotation or jigsaw (method.name).
     #[arg(long, value_name = "NAME")]
     pub method: Option<String>,
     /// Data: "embedded", a folder of IDX files, an IDX images file, or an image folder with
@@ -126,10 +129,22 @@ pub struct EmbedArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Run directory written by `pretext pretrain` (finished or still running).
+    pub run: PathBuf,
+    /// Print the verdicts as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct QuickstartArgs {
     /// Run directory (replaced if it holds an earlier quickstart).
     #[arg(long, default_value = "runs/quickstart")]
     pub out: PathBuf,
+    /// Method: simclr, moco, byol, dino, rotation or jigsaw.
+    #[arg(long, default_value = "simclr")]
+    pub method: String,
     /// Optimizer steps of pretraining.
     #[arg(long, default_value_t = 1200)]
     pub steps: u64,

@@ -112,6 +112,7 @@ fn step_benchmark(device: Device, warmup: usize, iters: usize) -> f64 {
             hidden_dim: 0,
             output_dim: 128,
             layers: 1,
+            batch_norm: false,
         },
     );
     let config = OptimizerConfig {

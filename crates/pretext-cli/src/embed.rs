@@ -30,7 +30,7 @@ pub fn run(args: &EmbedArgs) -> anyhow::Result<()> {
         "all" => vec![&data.train, &data.test],
         other => bail!("--split {other}: expected train, test or all"),
     };
-    let model = load_model(&config, &checkpoint, data.train.channels, device)?;
+    let model = load_model(&config, &checkpoint, &data.train, device)?;
     let encoder = model.method.encoder();
     let features: Vec<tch::Tensor> = sets
         .iter()

@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod cuda;
 mod embed;
+mod health;
 mod layered_config;
 mod pretrain;
 mod probe;
@@ -22,6 +23,7 @@ fn main() -> std::process::ExitCode {
         Command::Pretrain(args) => pretrain::run(&args),
         Command::Probe(args) => probe::run(&args),
         Command::Embed(args) => embed::run(&args),
+        Command::Health(args) => health::run(&args),
         Command::Quickstart(args) => quickstart::run(&args),
         Command::Bench(args) => bench::run(&args),
     };

@@ -916,10 +916,14 @@ fn a_kill_at_any_moment_leaves_a_resumable_run() {
         let (latest, _) = pretext_train::Checkpoint::latest(&run.join("checkpoints")).unwrap();
         let latest = latest.expect("a complete checkpoint survives the kill");
         let config = pretext_train::PretrainConfig::from_file(&run.join("config.toml")).unwrap();
-        let mut model = pretext_train::Model::new(&config, 1, tch::Device::Cpu);
+        let train = config.data.load().unwrap().train;
+        let mut model = pretext_train::Model::new(&config, &train, tch::Device::Cpu);
         latest
             .load_weights(&mut model.store)
             .expect("the newest checkpoint loads");
+        latest
+            .load_method_state(&mut model.state)
+            .expect("the newest checkpoint's method state loads");
         child = spawn(&["pretrain", "--resume", arg(&run), "--device", "cpu"]);
     }
     assert!(
@@ -927,4 +931,112 @@ fn a_kill_at_any_moment_leaves_a_resumable_run() {
         "the last resume runs to the end"
     );
     assert_eq!(steps_done(), 100);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every method through the CLI, and `pretext health`.
+
+#[test]
+fn health_help_snapshot() {
+    assert_help_snapshot("health_help", &["health", "--help"]);
+}
+
+/// Each method pretrains a few steps from the command line, and its run can be probed and
+/// judged: the method plumbing (views, untrained state, checkpoints) works end to end.
+#[test]
+fn every_method_pretrains_probes_and_reports_health() {
+    let dir = tempfile::tempdir().unwrap();
+    for method in ["moco", "byol", "dino", "rotation", "jigsaw"] {
+        let run = dir.path().join(method);
+        let outcome = pretext(&[
+            "pretrain",
+            "--method",
+            method,
+            "--out",
+            arg(&run),
+            "--steps",
+            "6",
+            "--batch-size",
+            "16",
+            "--device",
+            "cpu",
+            "--set",
+            "health.every=3",
+            "--set",
+            "health.knn_every=6",
+            "--set",
+            "health.knn_slice=50",
+        ]);
+        assert_succeeds(&outcome, &format!("pretrain --method {method}"));
+        let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        assert!(config.contains(&format!("name = \"{method}\"")), "{config}");
+        assert!(run
+            .join("checkpoints/step-6/method_state.safetensors")
+            .exists());
+
+        let probe = pretext(&[
+            "probe",
+            arg(&run),
+            "--labels",
+            "50",
+            "--no-baselines",
+            "--device",
+            "cpu",
+        ]);
+        assert_succeeds(&probe, &format!("probe of {method}"));
+        assert!(probe.stdout.contains(method), "{}", probe.stdout);
+
+        let health = pretext(&["health", arg(&run)]);
+        assert_succeeds(&health, &format!("health of {method}"));
+        for signal in ["loss", "embedding std", "effective rank", "k-NN accuracy"] {
+            assert!(
+                health.stdout.contains(signal),
+                "{method}: no `{signal}` in\n{}",
+                health.stdout
+            );
+        }
+        assert!(health.stdout.contains("verdict:"), "{}", health.stdout);
+        let specific = match method {
+            "moco" => "contrastive accuracy",
+            "byol" => "target-online distance",
+            "dino" => "teacher entropy",
+            _ => "pretext accuracy",
+        };
+        assert!(
+            health.stdout.contains(specific),
+            "{method}: no `{specific}` in\n{}",
+            health.stdout
+        );
+
+        let json = pretext(&["health", arg(&run), "--json"]);
+        assert_succeeds(&json, "health --json");
+        let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+        assert_eq!(report["method"], method);
+        assert!(report["findings"].as_array().unwrap().len() >= 5);
+    }
+}
+
+#[test]
+fn health_of_a_folder_that_is_not_a_run_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = pretext(&["health", arg(&dir.path().join("nowhere"))]);
+    assert_fails_naming(&outcome, &["nowhere", "config.toml"]);
+}
+
+#[test]
+fn invalid_method_setting_is_named_with_its_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = pretext(&[
+        "pretrain",
+        "--method",
+        "jigsaw",
+        "--set",
+        "method.jigsaw.permutations=1000000",
+        "--out",
+        arg(&dir.path().join("run")),
+        "--device",
+        "cpu",
+    ]);
+    assert_fails_naming(&outcome, &["method.jigsaw.permutations", "362880"]);
+    assert!(!dir.path().join("run").join("checkpoints").exists());
 }

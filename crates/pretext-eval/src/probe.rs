@@ -189,14 +189,14 @@ impl ProbeReport {
     }
 }
 
-/// Loads the encoder of `checkpoint` for `config`.
+/// Loads the encoder of `checkpoint` for `config`, built for the training split `train`.
 pub fn load_model(
     config: &PretrainConfig,
     checkpoint: &Checkpoint,
-    channels: usize,
+    train: &ImageSet,
     device: Device,
 ) -> Result<Model, TrainError> {
-    let mut model = Model::new(config, channels, device);
+    let mut model = Model::new(config, train, device);
     checkpoint.load_weights(&mut model.store)?;
     Ok(model)
 }
@@ -214,7 +214,7 @@ pub fn probe(
     let split = ProbeSplit::new(&data.train, &data.test, probe_config)?;
     let labeled = data.train.subset(&split.labeled);
     let mut rows = Vec::new();
-    let trained = load_model(config, checkpoint, data.train.channels, device)?;
+    let trained = load_model(config, checkpoint, &data.train, device)?;
     let encoder = trained.method.encoder();
     let name = format!(
         "{} (step {})",
@@ -236,7 +236,7 @@ pub fn probe(
         probe_config,
     ));
     if baselines {
-        let random = Model::new(config, data.train.channels, device);
+        let random = Model::new(config, &data.train, device);
         let (labeled_features, test_features) = features(random.method.encoder());
         rows.push(evaluate_features(
             "random-init encoder",

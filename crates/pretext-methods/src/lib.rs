@@ -1,12 +1,22 @@
 //! Self-supervised methods, one file per paper, behind a closed [`Method`] enum that configs
 //! and the CLI name.
 
+pub mod byol;
+pub mod dino;
 pub mod input;
+pub mod jigsaw;
 pub mod method;
+pub mod moco;
+pub mod rotation;
 pub mod simclr;
 pub mod views;
 
+pub use byol::{Byol, ByolConfig};
+pub use dino::{Dino, DinoConfig};
 pub use input::{images_to_tensor, INPUT_MEAN, INPUT_STD};
-pub use method::{Method, MethodConfig, MethodName, StepOutput};
+pub use jigsaw::{Jigsaw, JigsawConfig};
+pub use method::{Method, MethodConfig, MethodName, MethodSetup, StepClock, StepOutput};
+pub use moco::{Moco, MocoBatchNorm, MocoConfig};
+pub use rotation::{Rotation, RotationConfig};
 pub use simclr::{SimClr, SimClrConfig};
-pub use views::{HostBatch, ViewRecipe};
+pub use views::{HostBatch, StepInputs, ViewRecipe};

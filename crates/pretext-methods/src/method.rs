@@ -1,26 +1,51 @@
-//! The closed set of methods that configs and the CLI can name.
+//! The closed set of methods that configs and the CLI can name, and what every method gives
+//! the step loop.
 
-use pretext_augment::ViewConfig;
+use std::sync::Arc;
+
+use pretext_augment::{maximal_hamming_permutations, ViewConfig};
 use pretext_nn::{Backbone, BackboneConfig};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
+use crate::byol::{Byol, ByolConfig};
+use crate::dino::{Dino, DinoConfig};
+use crate::jigsaw::{Jigsaw, JigsawConfig};
+use crate::moco::{Moco, MocoConfig};
+use crate::rotation::{Rotation, RotationConfig};
 use crate::simclr::{SimClr, SimClrConfig};
-use crate::views::ViewRecipe;
+use crate::views::{StepInputs, ViewRecipe};
 
 /// A method's name, as written in configs and on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MethodName {
     Simclr,
+    Moco,
+    Byol,
+    Dino,
+    Rotation,
+    Jigsaw,
 }
 
 impl MethodName {
-    pub const ALL: [MethodName; 1] = [MethodName::Simclr];
+    pub const ALL: [MethodName; 6] = [
+        MethodName::Simclr,
+        MethodName::Moco,
+        MethodName::Byol,
+        MethodName::Dino,
+        MethodName::Rotation,
+        MethodName::Jigsaw,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             MethodName::Simclr => "simclr",
+            MethodName::Moco => "moco",
+            MethodName::Byol => "byol",
+            MethodName::Dino => "dino",
+            MethodName::Rotation => "rotation",
+            MethodName::Jigsaw => "jigsaw",
         }
     }
 
@@ -43,10 +68,20 @@ impl MethodName {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MethodConfig {
-    /// Which method pretrains the encoder.
+    /// Which method pretrains the encoder: simclr, moco, byol, dino, rotation or jigsaw.
     pub name: MethodName,
     /// Settings of SimCLR, used when name = "simclr".
     pub simclr: SimClrConfig,
+    /// Settings of MoCo v2, used when name = "moco".
+    pub moco: MocoConfig,
+    /// Settings of BYOL, used when name = "byol".
+    pub byol: ByolConfig,
+    /// Settings of DINO, used when name = "dino".
+    pub dino: DinoConfig,
+    /// Settings of rotation prediction, used when name = "rotation".
+    pub rotation: RotationConfig,
+    /// Settings of jigsaw puzzles, used when name = "jigsaw".
+    pub jigsaw: JigsawConfig,
 }
 
 impl Default for MethodConfig {
@@ -54,6 +89,11 @@ impl Default for MethodConfig {
         MethodConfig {
             name: MethodName::Simclr,
             simclr: SimClrConfig::default(),
+            moco: MocoConfig::default(),
+            byol: ByolConfig::default(),
+            dino: DinoConfig::default(),
+            rotation: RotationConfig::default(),
+            jigsaw: JigsawConfig::default(),
         }
     }
 }
@@ -62,9 +102,106 @@ impl MethodConfig {
     /// How samples become views for this method.
     pub fn view_recipe(&self, views: &ViewConfig) -> ViewRecipe {
         match self.name {
-            MethodName::Simclr => ViewRecipe::TwoViews(views.clone()),
+            MethodName::Simclr | MethodName::Moco | MethodName::Byol => {
+                ViewRecipe::TwoViews(views.clone())
+            }
+            MethodName::Dino => self.dino.view_recipe(views),
+            MethodName::Rotation => ViewRecipe::Rotations(views.clone()),
+            MethodName::Jigsaw => ViewRecipe::Jigsaw {
+                view: views.clone(),
+                grid: self.jigsaw.grid,
+                tile_size: self.jigsaw.tile_size,
+                permutations: Arc::new(
+                    maximal_hamming_permutations(
+                        self.jigsaw.permutations,
+                        self.jigsaw.grid * self.jigsaw.grid,
+                    )
+                    .expect("validated: permutations <= (grid²)!"),
+                ),
+            },
         }
     }
+
+    /// Checks the selected method's settings; the error names the field.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let field = |name: &str| format!("method.{}.{name}", self.name.as_str());
+        let check = |ok: bool, name: &str, message: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err((field(name), message.to_string()))
+            }
+        };
+        let momentum_ok = |m: f64| (0.0..=1.0).contains(&m);
+        match self.name {
+            MethodName::Simclr => check(
+                self.simclr.temperature > 0.0,
+                "temperature",
+                "must be above 0",
+            ),
+            MethodName::Moco => {
+                check(
+                    self.moco.temperature > 0.0,
+                    "temperature",
+                    "must be above 0",
+                )?;
+                check(
+                    momentum_ok(self.moco.momentum),
+                    "momentum",
+                    "must be in [0, 1]",
+                )?;
+                check(
+                    self.moco.shuffle_groups >= 1,
+                    "shuffle_groups",
+                    "must be at least 1",
+                )
+            }
+            MethodName::Byol => check(
+                momentum_ok(self.byol.base_momentum),
+                "base_momentum",
+                "must be in [0, 1]",
+            ),
+            MethodName::Dino => self.dino.validate().map_err(|(name, m)| (field(&name), m)),
+            MethodName::Rotation => Ok(()),
+            MethodName::Jigsaw => {
+                check(
+                    (2..=3).contains(&self.jigsaw.grid),
+                    "grid",
+                    "must be 2 or 3 (tiles per side)",
+                )?;
+                let tiles = self.jigsaw.grid * self.jigsaw.grid;
+                let most: usize = (1..=tiles).product();
+                check(
+                    (2..=most).contains(&self.jigsaw.permutations),
+                    "permutations",
+                    &format!("must be between 2 and {most} (= {tiles}!)"),
+                )?;
+                check(
+                    self.jigsaw.tile_size >= 2,
+                    "tile_size",
+                    "must be at least 2",
+                )
+            }
+        }
+    }
+}
+
+/// What a method is built for: the images' channels, how many training images there are
+/// (MoCo sizes its queue by it) and how long the run is (momentum and temperature
+/// schedules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MethodSetup {
+    pub in_channels: i64,
+    pub image_size: i64,
+    pub train_len: usize,
+    pub total_steps: u64,
+}
+
+/// Where the run stands, for schedules: `step` of `total_steps` (0-based).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepClock {
+    pub step: u64,
+    pub total_steps: u64,
 }
 
 /// What one forward pass of a method gives the step loop.
@@ -72,29 +209,79 @@ impl MethodConfig {
 pub struct StepOutput {
     /// Scalar loss to minimize.
     pub loss: Tensor,
-    /// Detached encoder outputs per view, `[B, D]` each, for the health signals.
+    /// Detached encoder outputs per view of the same images, `[B, D]` each, for the health
+    /// signals (one entry when views are not meant to agree, e.g. rotations).
     pub representations: Vec<Tensor>,
-    /// Extra method-specific numbers to log.
+    /// Detached outputs of the head the loss compares (projections, DINO logits) for the first
+    /// view, `[B, P]`; None for classification pretext tasks. Collapse often shows here first
+    /// (BYOL without its predictor keeps varied representations but constant projections).
+    pub projections: Option<Tensor>,
+    /// Extra method-specific numbers to log (`pretext_accuracy`, `teacher_entropy`, ...).
     pub metrics: Vec<(String, f64)>,
 }
 
-/// A built method: its trained modules (inside the caller's VarStore) and untrained state.
+/// A built method: its trained modules (in the `trained` VarStore, which the optimizer
+/// updates) and its untrained state (EMA networks, queue, center: in the `state` VarStore,
+/// which only `after_step` changes). Both are saved with every checkpoint.
 #[derive(Debug)]
 pub enum Method {
     SimClr(SimClr),
+    Moco(Box<Moco>),
+    Byol(Box<Byol>),
+    Dino(Box<Dino>),
+    Rotation(Rotation),
+    Jigsaw(Jigsaw),
 }
 
 impl Method {
     pub fn new(
-        root: &nn::Path,
-        in_channels: i64,
+        trained: &nn::VarStore,
+        state: &nn::VarStore,
+        setup: MethodSetup,
         backbone: &BackboneConfig,
         config: &MethodConfig,
     ) -> Method {
+        let root = trained.root();
         match config.name {
-            MethodName::Simclr => {
-                Method::SimClr(SimClr::new(root, in_channels, backbone, &config.simclr))
-            }
+            MethodName::Simclr => Method::SimClr(SimClr::new(
+                &root,
+                setup.in_channels,
+                backbone,
+                &config.simclr,
+            )),
+            MethodName::Moco => Method::Moco(Box::new(Moco::new(
+                trained,
+                state,
+                setup,
+                backbone,
+                &config.moco,
+            ))),
+            MethodName::Byol => Method::Byol(Box::new(Byol::new(
+                trained,
+                state,
+                setup,
+                backbone,
+                &config.byol,
+            ))),
+            MethodName::Dino => Method::Dino(Box::new(Dino::new(
+                trained,
+                state,
+                setup,
+                backbone,
+                &config.dino,
+            ))),
+            MethodName::Rotation => Method::Rotation(Rotation::new(
+                &root,
+                setup.in_channels,
+                backbone,
+                &config.rotation,
+            )),
+            MethodName::Jigsaw => Method::Jigsaw(Jigsaw::new(
+                &root,
+                setup.in_channels,
+                backbone,
+                &config.jigsaw,
+            )),
         }
     }
 
@@ -102,20 +289,62 @@ impl Method {
     pub fn encoder(&self) -> &Backbone {
         match self {
             Method::SimClr(method) => &method.encoder,
+            Method::Moco(method) => &method.encoder,
+            Method::Byol(method) => &method.encoder,
+            Method::Dino(method) => &method.encoder,
+            Method::Rotation(method) => &method.encoder,
+            Method::Jigsaw(method) => &method.encoder,
         }
     }
 
     /// Forward pass and loss on one step's views.
-    pub fn loss(&self, views: &[Tensor], _step: u64) -> StepOutput {
+    pub fn loss(&mut self, inputs: &StepInputs, clock: StepClock) -> StepOutput {
         match self {
-            Method::SimClr(method) => method.loss(views),
+            Method::SimClr(method) => method.loss(&inputs.views),
+            Method::Moco(method) => method.loss(&inputs.views),
+            Method::Byol(method) => method.loss(&inputs.views),
+            Method::Dino(method) => method.loss(&inputs.views, clock),
+            Method::Rotation(method) => method.loss(&inputs.views),
+            Method::Jigsaw(method) => method.loss(
+                &inputs.views,
+                inputs
+                    .targets
+                    .as_ref()
+                    .expect("the jigsaw recipe makes targets"),
+            ),
         }
     }
 
-    /// Updates untrained state (EMA teachers, queues, centers) after the optimizer step.
-    pub fn after_step(&mut self, _step: u64) {
+    /// Updates untrained state (EMA networks, queues, centers) after the optimizer step.
+    pub fn after_step(&mut self, clock: StepClock) {
         match self {
-            Method::SimClr(_) => {}
+            Method::SimClr(_) | Method::Rotation(_) | Method::Jigsaw(_) => {}
+            Method::Moco(method) => method.after_step(),
+            Method::Byol(method) => method.after_step(clock),
+            Method::Dino(method) => method.after_step(clock),
+        }
+    }
+
+    /// Health numbers that need a look at the weights (e.g. how far an EMA target trails the
+    /// online network); computed only when health signals are due.
+    pub fn health_metrics(&self) -> Vec<(String, f64)> {
+        match self {
+            Method::SimClr(_) | Method::Rotation(_) | Method::Jigsaw(_) => Vec::new(),
+            Method::Moco(method) => vec![(
+                "key_encoder_distance".into(),
+                method.ema.relative_distance(),
+            )],
+            Method::Byol(method) => vec![(
+                "target_online_distance".into(),
+                method.ema.relative_distance(),
+            )],
+            Method::Dino(method) => vec![
+                (
+                    "teacher_student_distance".into(),
+                    method.ema.relative_distance(),
+                ),
+                ("center_norm".into(), method.center.norm()),
+            ],
         }
     }
 }

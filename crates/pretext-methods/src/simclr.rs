@@ -75,6 +75,7 @@ impl SimClr {
         StepOutput {
             loss,
             representations: vec![h_i.detach(), h_j.detach()],
+            projections: Some(z.narrow(0, 0, n).detach()),
             metrics: Vec::new(),
         }
     }

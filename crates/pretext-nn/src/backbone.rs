@@ -46,6 +46,16 @@ impl Default for BackboneConfig {
     }
 }
 
+impl BackboneConfig {
+    /// Width of the representation the backbone built from this config outputs.
+    pub fn output_dim(&self) -> i64 {
+        match self.kind {
+            BackboneKind::SmallCnn => self.small_cnn.widths.last().copied().unwrap_or(0),
+            BackboneKind::Resnet18 => 512,
+        }
+    }
+}
+
 /// A built backbone.
 #[derive(Debug)]
 pub enum Backbone {

@@ -1,20 +1,30 @@
-//! Building blocks for pretext: backbones (encoders), heads, losses and the k-NN classifier.
+//! Building blocks for pretext: backbones (encoders), heads, losses, the k-NN classifier, and
+//! the untrained state of self-distillation and momentum methods (EMA, negative queue,
+//! center).
 //!
 //! Everything here is a plain `tch` module or a pure tensor function; nothing knows about
 //! runs, configs on disk or data loading.
 
 pub mod backbone;
+pub mod center;
+pub mod dino_head;
+pub mod ema;
 pub mod encoder;
 pub mod knn;
 pub mod loss;
 pub mod projector;
+pub mod queue;
 pub mod resnet;
 pub mod small_cnn;
 
 pub use backbone::{Backbone, BackboneConfig, BackboneKind};
+pub use center::Center;
+pub use dino_head::{DinoHead, DinoHeadConfig};
+pub use ema::{cosine_momentum, Ema};
 pub use encoder::Encoder;
 pub use knn::{knn_classify, KnnConfig};
-pub use loss::nt_xent;
+pub use loss::{dino_loss, info_nce, l2_normalize, normalized_mse, nt_xent, DinoLossParts};
 pub use projector::{Projector, ProjectorConfig};
+pub use queue::NegativeQueue;
 pub use resnet::ResNet18;
 pub use small_cnn::{SmallCnn, SmallCnnConfig};

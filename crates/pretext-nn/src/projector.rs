@@ -1,5 +1,6 @@
-//! The projection head g(·) of SimCLR: an MLP applied after the encoder; the loss is computed
-//! on its output, and transfer uses the encoder's output before it.
+//! The projection head g(·) of SimCLR (and MoCo v2, BYOL's projector and predictor): an MLP
+//! applied after the encoder; the loss is computed on its output, and transfer uses the
+//! encoder's output before it.
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
@@ -15,6 +16,8 @@ pub struct ProjectorConfig {
     pub output_dim: i64,
     /// Number of linear layers (1 = a single linear map; 2 = SimCLR's Linear-BN-ReLU-Linear).
     pub layers: usize,
+    /// Batch norm after each hidden linear layer (SimCLR, BYOL: yes; MoCo v2: no).
+    pub batch_norm: bool,
 }
 
 impl Default for ProjectorConfig {
@@ -23,11 +26,24 @@ impl Default for ProjectorConfig {
             hidden_dim: 512,
             output_dim: 128,
             layers: 2,
+            batch_norm: true,
         }
     }
 }
 
-/// `Linear -> BN -> ReLU` repeated `layers - 1` times, then a final `Linear`.
+impl ProjectorConfig {
+    /// A 2-layer MLP `hidden_dim -> output_dim` with batch norm.
+    pub fn mlp(hidden_dim: i64, output_dim: i64) -> ProjectorConfig {
+        ProjectorConfig {
+            hidden_dim,
+            output_dim,
+            layers: 2,
+            batch_norm: true,
+        }
+    }
+}
+
+/// `Linear -> BN -> ReLU` (BN optional) repeated `layers - 1` times, then a final `Linear`.
 #[derive(Debug)]
 pub struct Projector {
     layers: nn::SequentialT,
@@ -38,19 +54,20 @@ impl Projector {
         let mut layers = nn::seq_t();
         let mut width = input_dim;
         for index in 0..config.layers.saturating_sub(1) {
-            layers = layers
-                .add(nn::linear(
-                    path / format!("fc{index}"),
-                    width,
-                    config.hidden_dim,
-                    Default::default(),
-                ))
-                .add(nn::batch_norm1d(
+            layers = layers.add(nn::linear(
+                path / format!("fc{index}"),
+                width,
+                config.hidden_dim,
+                Default::default(),
+            ));
+            if config.batch_norm {
+                layers = layers.add(nn::batch_norm1d(
                     path / format!("bn{index}"),
                     config.hidden_dim,
                     Default::default(),
-                ))
-                .add_fn(|xs| xs.relu());
+                ));
+            }
+            layers = layers.add_fn(|xs| xs.relu());
             width = config.hidden_dim;
         }
         let last = config.layers.max(1) - 1;

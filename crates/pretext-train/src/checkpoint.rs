@@ -2,6 +2,9 @@
 //!
 //! - `weights.safetensors`: every variable of the model (trained parameters and buffers such
 //!   as batch-norm statistics),
+//! - `method_state.safetensors`: the method's untrained state (EMA target or teacher
+//!   networks, MoCo's negative queue and its write position, DINO's center); empty for
+//!   methods without any,
 //! - `optimizer.safetensors`: the optimizer's state tensors,
 //! - `state.json`: the step to run next (the data cursor: batches and augmentations are pure
 //!   functions of (seed, step), so the step *is* the random state), skipped steps, etc.,
@@ -41,7 +44,11 @@ struct Meta {
     sha256: Vec<(String, String)>,
 }
 
-const FILES: [&str; 3] = ["weights.safetensors", "optimizer.safetensors", "state.json"];
+const WEIGHTS: &str = "weights.safetensors";
+const METHOD_STATE: &str = "method_state.safetensors";
+const OPTIMIZER: &str = "optimizer.safetensors";
+const STATE: &str = "state.json";
+const FILES: [&str; 4] = [WEIGHTS, METHOD_STATE, OPTIMIZER, STATE];
 
 fn sha256_of(path: &Path) -> Result<String, TrainError> {
     let bytes = fs::read(path).map_err(TrainError::io(path))?;
@@ -65,11 +72,13 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Saves model, optimizer state and counters as `checkpoints_dir/step-{state.step}`,
-    /// then deletes all but the newest `keep` checkpoints.
+    /// Saves model (trained weights and the method's untrained state), optimizer state and
+    /// counters as `checkpoints_dir/step-{state.step}`, then deletes all but the newest
+    /// `keep` checkpoints.
     pub fn save(
         checkpoints_dir: &Path,
         store: &VarStore,
+        method_state: &VarStore,
         optimizer_state: &[(String, Tensor)],
         state: &TrainState,
         keep: usize,
@@ -82,13 +91,14 @@ impl Checkpoint {
         }
         fs::create_dir(&partial).map_err(TrainError::io(&partial))?;
 
-        store.save(partial.join(FILES[0]))?;
+        store.save(partial.join(WEIGHTS))?;
+        method_state.save(partial.join(METHOD_STATE))?;
         let optimizer_tensors: Vec<(&str, &Tensor)> = optimizer_state
             .iter()
             .map(|(name, tensor)| (name.as_str(), tensor))
             .collect();
-        Tensor::write_safetensors(&optimizer_tensors, partial.join(FILES[1]))?;
-        let state_path = partial.join(FILES[2]);
+        Tensor::write_safetensors(&optimizer_tensors, partial.join(OPTIMIZER))?;
+        let state_path = partial.join(STATE);
         fs::write(
             &state_path,
             serde_json::to_vec_pretty(state).expect("state serializes"),
@@ -102,7 +112,7 @@ impl Checkpoint {
         }
         let meta_path = partial.join("meta.json");
         let meta = Meta {
-            format: 1,
+            format: 2,
             step: state.step,
             sha256,
         };
@@ -149,7 +159,7 @@ impl Checkpoint {
                 )));
             }
         }
-        let state_path = dir.join(FILES[2]);
+        let state_path = dir.join(STATE);
         let state: TrainState =
             serde_json::from_slice(&fs::read(&state_path).map_err(TrainError::io(&state_path))?)
                 .map_err(|error| damaged(format!("state.json: {error}")))?;
@@ -180,7 +190,16 @@ impl Checkpoint {
 
     /// Loads the weights into `store` (whose variables must match by name and shape).
     pub fn load_weights(&self, store: &mut VarStore) -> Result<(), TrainError> {
-        let path = self.dir.join(FILES[0]);
+        self.load_into(WEIGHTS, store)
+    }
+
+    /// Loads the method's untrained state (EMA networks, queue, center) into `store`.
+    pub fn load_method_state(&self, store: &mut VarStore) -> Result<(), TrainError> {
+        self.load_into(METHOD_STATE, store)
+    }
+
+    fn load_into(&self, file: &str, store: &mut VarStore) -> Result<(), TrainError> {
+        let path = self.dir.join(file);
         store
             .load(&path)
             .map_err(|error| TrainError::BadCheckpoint {
@@ -191,7 +210,7 @@ impl Checkpoint {
 
     /// Reads the optimizer state tensors.
     pub fn optimizer_state(&self) -> Result<Vec<(String, Tensor)>, TrainError> {
-        let path = self.dir.join(FILES[1]);
+        let path = self.dir.join(OPTIMIZER);
         Tensor::read_safetensors(&path).map_err(|error| TrainError::BadCheckpoint {
             path,
             message: error.to_string(),
@@ -228,6 +247,10 @@ mod tests {
         store
     }
 
+    fn empty() -> VarStore {
+        VarStore::new(Device::Cpu)
+    }
+
     fn state(step: u64) -> TrainState {
         TrainState {
             step,
@@ -241,7 +264,15 @@ mod tests {
     fn save_then_latest_round_trips_and_keeps_the_newest() {
         let dir = tempfile::tempdir().unwrap();
         for step in [10, 20, 30] {
-            Checkpoint::save(dir.path(), &store(step as f32), &[], &state(step), 2).unwrap();
+            Checkpoint::save(
+                dir.path(),
+                &store(step as f32),
+                &empty(),
+                &[],
+                &state(step),
+                2,
+            )
+            .unwrap();
         }
         let (latest, passed_over) = Checkpoint::latest(dir.path()).unwrap();
         let latest = latest.unwrap();
@@ -259,7 +290,7 @@ mod tests {
     #[test]
     fn a_kill_during_the_write_leaves_the_previous_checkpoint_loadable() {
         let dir = tempfile::tempdir().unwrap();
-        Checkpoint::save(dir.path(), &store(1.0), &[], &state(100), 2).unwrap();
+        Checkpoint::save(dir.path(), &store(1.0), &empty(), &[], &state(100), 2).unwrap();
         // A writer killed mid-way leaves a partial folder with a truncated weights file and no meta.
         let partial = dir.path().join(".partial-step-200");
         fs::create_dir(&partial).unwrap();
@@ -271,8 +302,8 @@ mod tests {
     #[test]
     fn a_corrupted_newest_checkpoint_is_passed_over_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
-        Checkpoint::save(dir.path(), &store(1.0), &[], &state(100), 3).unwrap();
-        Checkpoint::save(dir.path(), &store(2.0), &[], &state(200), 3).unwrap();
+        Checkpoint::save(dir.path(), &store(1.0), &empty(), &[], &state(100), 3).unwrap();
+        Checkpoint::save(dir.path(), &store(2.0), &empty(), &[], &state(200), 3).unwrap();
         let weights = dir.path().join("step-200/weights.safetensors");
         let mut bytes = fs::read(&weights).unwrap();
         let last = bytes.len() - 1;

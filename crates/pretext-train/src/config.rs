@@ -5,11 +5,12 @@ use std::path::Path;
 
 use pretext_augment::ViewConfig;
 use pretext_data::{load_images, ImageSplits, SourceOptions};
-use pretext_methods::MethodConfig;
+use pretext_methods::{MethodConfig, MethodName};
 use pretext_nn::BackboneConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
+use crate::health::HealthContext;
 use crate::optimizer::OptimizerConfig;
 
 /// `[data]`: where the images come from and how they are fed.
@@ -205,13 +206,34 @@ impl PretrainConfig {
         if !(0.0..1.0).contains(&self.data.holdout_fraction) {
             return invalid("data.holdout_fraction", "must be in [0, 1)");
         }
-        if self.method.simclr.temperature <= 0.0 {
-            return invalid("method.simclr.temperature", "must be above 0");
+        if let Err((field, message)) = self.method.validate() {
+            return invalid(&field, &message);
         }
         self.views.validate().map_err(|error| TrainError::Invalid {
             field: "views".into(),
             message: error.to_string(),
         })
+    }
+}
+
+impl PretrainConfig {
+    /// What the health verdicts need to know about a run of this config.
+    pub fn health_context(&self, representation_dim: i64, total_steps: u64) -> HealthContext {
+        HealthContext {
+            representation_dim,
+            batch_size: self.train.batch_size,
+            total_steps,
+            pretext_classes: match self.method.name {
+                MethodName::Rotation => Some(4),
+                MethodName::Jigsaw => Some(self.method.jigsaw.permutations),
+                _ => None,
+            },
+            dino_output_dim: (self.method.name == MethodName::Dino)
+                .then_some(self.method.dino.head.output_dim),
+            dino_warmup_steps: (self.method.dino.teacher_temperature_warmup * total_steps as f64)
+                .round() as u64,
+            loss_should_fall: self.method.name != MethodName::Dino,
+        }
     }
 }
 

@@ -4,8 +4,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::collections::HashSet;
+
 use pretext_data::{stratified_subset, BatchPlan, ImageSet, ImageSplits, Prefetcher};
-use pretext_methods::{images_to_tensor, HostBatch, Method};
+use pretext_methods::{images_to_tensor, HostBatch, Method, MethodSetup, StepClock};
 use pretext_nn::{knn_classify, Encoder, KnnConfig};
 use serde_json::{json, Map, Value};
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -13,7 +15,7 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 use crate::checkpoint::{Checkpoint, TrainState};
 use crate::config::PretrainConfig;
 use crate::error::TrainError;
-use crate::health::BatchHealth;
+use crate::health::{live_findings, BatchHealth};
 use crate::metrics::MetricsLog;
 use crate::optimizer::Optimizer;
 use crate::run_dir::RunDir;
@@ -61,24 +63,35 @@ pub struct PretrainOutcome {
     pub steps_run: u64,
 }
 
-/// A model ready to train or to be evaluated: its VarStore and method.
+/// A model ready to train or to be evaluated: the trained weights (`store`, what the
+/// optimizer updates), the method's untrained state (`state`: EMA networks, queue, center)
+/// and the method built over both.
 pub struct Model {
     pub store: VarStore,
+    pub state: VarStore,
     pub method: Method,
 }
 
 impl Model {
-    /// Builds the method for `config`, initialized from the run seed.
-    pub fn new(config: &PretrainConfig, in_channels: usize, device: Device) -> Model {
+    /// Builds the method for `config` and the training split `train`, initialized from the
+    /// run seed.
+    pub fn new(config: &PretrainConfig, train: &ImageSet, device: Device) -> Model {
         tch::manual_seed(config.seed as i64);
         let store = VarStore::new(device);
-        let method = Method::new(
-            &store.root(),
-            in_channels as i64,
-            &config.backbone,
-            &config.method,
-        );
-        Model { store, method }
+        let mut state = VarStore::new(device);
+        let setup = MethodSetup {
+            in_channels: train.channels as i64,
+            image_size: train.height as i64,
+            train_len: train.len,
+            total_steps: total_steps(config, train.len).unwrap_or(1),
+        };
+        let method = Method::new(&store, &state, setup, &config.backbone, &config.method);
+        state.freeze();
+        Model {
+            store,
+            state,
+            method,
+        }
     }
 }
 
@@ -131,7 +144,7 @@ pub fn pretrain(
     let train = Arc::new(data.train.clone());
     let plan = BatchPlan::new(train.len, config.train.batch_size, config.seed)?;
     let total = planned_steps(config, &plan);
-    let mut model = Model::new(config, train.channels, device);
+    let mut model = Model::new(config, &train, device);
     let mut optimizer = Optimizer::new(&model.store, &config.optimizer);
     let mut state = TrainState {
         step: 0,
@@ -151,6 +164,7 @@ pub fn pretrain(
             });
         }
         checkpoint.load_weights(&mut model.store)?;
+        checkpoint.load_method_state(&mut model.state)?;
         optimizer.load_state(
             checkpoint.optimizer_state()?,
             checkpoint.state.optimizer_steps,
@@ -168,6 +182,8 @@ pub fn pretrain(
         resume_from.as_ref().map(|c| c.state.step),
     )?;
     let monitor = KnnMonitor::new(&train, config, device);
+    let health_context = config.health_context(model.method.encoder().dim(), total);
+    let mut warned: HashSet<&'static str> = HashSet::new();
 
     let recipe = config.method.view_recipe(&config.views);
     let seed = config.seed;
@@ -196,7 +212,11 @@ pub fn pretrain(
             .next()
             .expect("the prefetcher yields every step up to the total");
         tch::manual_seed((seed ^ STEP_SEED.wrapping_mul(step + 1)) as i64);
-        let views = batch.to_tensors(device);
+        let inputs = batch.to_inputs(device);
+        let clock = StepClock {
+            step,
+            total_steps: total,
+        };
         let lr = learning_rate(
             config.optimizer.lr,
             step,
@@ -205,7 +225,7 @@ pub fn pretrain(
             config.optimizer.final_lr_ratio,
         );
 
-        let output = model.method.loss(&views, step);
+        let output = model.method.loss(&inputs, clock);
         let loss = output.loss.double_value(&[]);
         optimizer.zero_grad();
         let mut grad_norm = f64::NAN;
@@ -233,7 +253,7 @@ pub fn pretrain(
                 optimizer.scale_grads(config.optimizer.grad_clip / grad_norm);
             }
             optimizer.step(lr);
-            model.method.after_step(step);
+            model.method.after_step(clock);
             state.optimizer_steps += 1;
             last_loss = loss;
         }
@@ -269,14 +289,14 @@ pub fn pretrain(
                 record.insert(name.clone(), finite_or_null(*value));
             }
             if health_due {
-                let health = BatchHealth::measure(&output.representations);
-                record.extend(
-                    health
-                        .named()
-                        .map(|(name, value)| (name.to_string(), finite_or_null(value))),
-                );
-                if let Some(warning) = health.warning(model.method.encoder().dim()) {
-                    progress.message(&format!("step {done}: {warning}"));
+                let health =
+                    BatchHealth::measure(&output.representations, output.projections.as_ref());
+                let named = health
+                    .named()
+                    .map(|(name, value)| (name.to_string(), value))
+                    .chain(model.method.health_metrics());
+                for (name, value) in named {
+                    record.insert(name, finite_or_null(value));
                 }
             }
             if let (true, Some(monitor)) = (knn_due, &monitor) {
@@ -284,6 +304,16 @@ pub fn pretrain(
                     "knn_accuracy".into(),
                     json!(monitor.accuracy(model.method.encoder())),
                 );
+                record.insert("knn_chance".into(), json!(1.0 / monitor.num_classes as f64));
+            }
+            // Each signal warns once, the first time it crosses its threshold.
+            for finding in live_findings(&record, &health_context) {
+                if warned.insert(finding.signal) {
+                    progress.message(&format!(
+                        "step {done}: WARNING {}: {}",
+                        finding.signal, finding.message
+                    ));
+                }
             }
             metrics.write(&record)?;
             window_start = Instant::now();
@@ -293,6 +323,7 @@ pub fn pretrain(
             let checkpoint = Checkpoint::save(
                 &run.checkpoints_dir(),
                 &model.store,
+                &model.state,
                 &optimizer.state_tensors(),
                 &state,
                 config.train.keep_checkpoints,

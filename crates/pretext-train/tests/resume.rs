@@ -1,7 +1,9 @@
-//! Resume is bit-identical on CPU: 2N steps in one go give exactly the weights, optimizer
-//! state and logged losses of N steps, a stop, and N more after `--resume`.
+//! Resume is bit-identical on CPU: 2N steps in one go give exactly the weights, the method's
+//! untrained state (EMA networks, MoCo's queue, DINO's center), the optimizer state and the
+//! logged losses of N steps, a stop, and N more after `--resume`, for every method.
 
 use pretext_data::embedded_fashion_mnist;
+use pretext_methods::MethodName;
 use pretext_train::{
     pretrain, Checkpoint, NoProgress, PretrainConfig, ProgressSink, RunDir, RunMode, StepReport,
 };
@@ -40,7 +42,37 @@ fn read(path: std::path::PathBuf) -> Vec<u8> {
 }
 
 #[test]
-fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
+fn resumed_simclr_run_is_bit_identical_to_an_uninterrupted_one() {
+    assert_resume_is_bit_identical(MethodName::Simclr);
+}
+
+#[test]
+fn resumed_moco_run_keeps_its_queue_and_key_encoder_bit_for_bit() {
+    assert_resume_is_bit_identical(MethodName::Moco);
+}
+
+#[test]
+fn resumed_dino_run_keeps_its_center_and_teacher_bit_for_bit() {
+    assert_resume_is_bit_identical(MethodName::Dino);
+}
+
+#[test]
+fn resumed_byol_run_keeps_its_target_bit_for_bit() {
+    assert_resume_is_bit_identical(MethodName::Byol);
+}
+
+#[test]
+fn resumed_rotation_and_jigsaw_runs_are_bit_identical() {
+    assert_resume_is_bit_identical(MethodName::Rotation);
+    assert_resume_is_bit_identical(MethodName::Jigsaw);
+}
+
+fn assert_resume_is_bit_identical(method: MethodName) {
+    let config = |steps| {
+        let mut config = config(steps);
+        config.method.name = method;
+        config
+    };
     let _turn = ONE_RUN_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -84,12 +116,34 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     )
     .unwrap();
 
-    for file in ["weights.safetensors", "optimizer.safetensors", "state.json"] {
+    for file in [
+        "weights.safetensors",
+        "method_state.safetensors",
+        "optimizer.safetensors",
+        "state.json",
+    ] {
         let a = read(straight.checkpoints_dir().join("step-20").join(file));
         let b = read(resumed.checkpoints_dir().join("step-20").join(file));
         assert!(
             a == b,
-            "{file} differs between the uninterrupted and the resumed run"
+            "{}: {file} differs between the uninterrupted and the resumed run",
+            method.as_str()
+        );
+    }
+    if method != MethodName::Simclr
+        && method != MethodName::Rotation
+        && method != MethodName::Jigsaw
+    {
+        let state = read(
+            straight
+                .checkpoints_dir()
+                .join("step-20")
+                .join("method_state.safetensors"),
+        );
+        assert!(
+            state.len() > 1000,
+            "{} saves its untrained state",
+            method.as_str()
         );
     }
     assert_eq!(losses(&straight), losses(&resumed));

@@ -7,12 +7,14 @@
 
 use tch::{Kind, Tensor};
 
+use super::l2_normalize;
+
 /// NT-Xent of two batches of projections `z1`, `z2`: `[N, D]` each, row `i` of both from
 /// the same image. Returns a scalar.
 pub fn nt_xent(z1: &Tensor, z2: &Tensor, temperature: f64) -> Tensor {
     let n = z1.size()[0];
     let z = Tensor::cat(&[z1, z2], 0); // [2N, D]
-    let z = &z / z.norm_scalaropt_dim(2, &[1i64][..], true).clamp_min(1e-12);
+    let z = l2_normalize(&z);
     let logits = z.matmul(&z.transpose(0, 1)) / temperature; // [2N, 2N]
     let self_mask = Tensor::eye(2 * n, (Kind::Bool, z.device()));
     let logits = logits.masked_fill(&self_mask, f64::NEG_INFINITY);

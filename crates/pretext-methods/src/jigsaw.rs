@@ -1,0 +1,93 @@
+//! Jigsaw puzzles — Noroozi & Favaro, "Unsupervised Learning of Visual Representations by
+//! Solving Jigsaw Puzzles", ECCV 2016 (arXiv:1603.09246).
+//!
+//! The image is cut into 3×3 tiles (each a little smaller than its cell and at a random
+//! offset, so edges cannot be matched), the tiles are shuffled by one of a fixed set of
+//! permutations chosen for maximal Hamming distance, and the network names the permutation.
+//! The "context-free network": every tile goes through the same encoder on its own, the nine
+//! representations are concatenated in the shuffled order, and an MLP classifies the
+//! permutation (cross-entropy over the set).
+//!
+//! Defaults from the paper: 3×3 grid, 100 permutations, tiles standardized one by one; tiles
+//! of 7 px in 9 px cells for 28 px images (64 in 75 in the paper); a 512-wide classifier.
+//!
+//! Run: `pretext pretrain --method jigsaw --data ../shared/data/vision/fashion-mnist --out runs/jigsaw`
+
+use pretext_nn::{Backbone, BackboneConfig, Encoder, Projector};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Tensor};
+
+use crate::method::StepOutput;
+use crate::rotation::{classification, classifier_config};
+
+/// Jigsaw's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JigsawConfig {
+    /// Tiles per side (2 or 3).
+    pub grid: usize,
+    /// Side of a tile in pixels (at most the cell, image size / grid).
+    pub tile_size: usize,
+    /// Size of the permutation set (the number of classes).
+    pub permutations: usize,
+    /// Hidden width of the permutation classifier.
+    pub hidden_dim: i64,
+}
+
+impl Default for JigsawConfig {
+    fn default() -> Self {
+        JigsawConfig {
+            grid: 3,
+            tile_size: 7,
+            permutations: 100,
+            hidden_dim: 512,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Jigsaw {
+    pub encoder: Backbone,
+    pub classifier: Projector,
+}
+
+impl Jigsaw {
+    pub fn new(
+        root: &nn::Path,
+        in_channels: i64,
+        backbone: &BackboneConfig,
+        config: &JigsawConfig,
+    ) -> Jigsaw {
+        let encoder = Backbone::new(&(root / "encoder"), in_channels, backbone);
+        let tiles = (config.grid * config.grid) as i64;
+        let classifier = Projector::new(
+            &(root / "classifier"),
+            tiles * encoder.dim(),
+            &classifier_config(config.hidden_dim, config.permutations as i64),
+        );
+        Jigsaw {
+            encoder,
+            classifier,
+        }
+    }
+
+    /// `tiles[p]` = the tile at shuffled position p, `[N, C, t, t]`; `targets` = `[N]`
+    /// permutation indices.
+    pub fn loss(&self, tiles: &[Tensor], targets: &Tensor) -> StepOutput {
+        let n = tiles[0].size()[0];
+        let count = tiles.len() as i64;
+        let h = self.encoder.encode(&Tensor::cat(tiles, 0), true); // [T·N, D]
+        let dim = h.size()[1];
+        let per_image = h.view([count, n, dim]).permute([1, 0, 2]); // [N, T, D]
+        let logits = self
+            .classifier
+            .forward_t(&per_image.reshape([n, count * dim]), true); // [N, P]
+        let (loss, accuracy) = classification(&logits, targets);
+        StepOutput {
+            loss,
+            representations: vec![per_image.mean_dim(&[1i64][..], false, Kind::Float).detach()],
+            projections: None,
+            metrics: vec![("pretext_accuracy".into(), accuracy)],
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! MoCo's queue of negative keys (He et al., 2020, §3.1): a first-in-first-out dictionary of
+//! the K most recent keys from the momentum encoder. Each step enqueues the current batch's
+//! keys over the oldest entries. Untrained state: it lives in the method's state store and is
+//! saved with every checkpoint (the write position too), so a resumed run sees the same
+//! negatives.
+
+use tch::{nn, Kind, Tensor};
+
+use crate::loss::l2_normalize;
+
+/// `keys`: `[K, D]` L2-normalized rows; `position`: the next row to overwrite.
+#[derive(Debug)]
+pub struct NegativeQueue {
+    keys: Tensor,
+    position: Tensor,
+}
+
+impl NegativeQueue {
+    /// A queue of `size` random unit vectors of `dim` (MoCo's initialization), registered as
+    /// `keys` and `position` under `path` (not trainable).
+    pub fn new(path: &nn::Path, size: i64, dim: i64) -> NegativeQueue {
+        let initial = l2_normalize(&Tensor::randn([size, dim], (Kind::Float, path.device())));
+        let keys = path.add("keys", initial, false);
+        let position = path.add(
+            "position",
+            Tensor::zeros([1], (Kind::Int64, path.device())),
+            false,
+        );
+        NegativeQueue { keys, position }
+    }
+
+    /// The negatives, `[K, D]` (a view: do not keep it across an `enqueue`).
+    pub fn keys(&self) -> &Tensor {
+        &self.keys
+    }
+
+    pub fn len(&self) -> i64 {
+        self.keys.size()[0]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes `new_keys` (`[B, D]`, normalized here) over the oldest rows, wrapping around.
+    pub fn enqueue(&mut self, new_keys: &Tensor) {
+        let _guard = tch::no_grad_guard();
+        let new_keys = l2_normalize(&new_keys.detach());
+        let size = self.len();
+        let batch = new_keys.size()[0];
+        let start = self.position.int64_value(&[0]);
+        // Only the last `size` keys survive a batch larger than the queue.
+        let skip = (batch - size).max(0);
+        for offset in skip..batch {
+            let row = (start + offset) % size;
+            self.keys.get(row).copy_(&new_keys.get(offset));
+        }
+        let _ = self.position.fill_((start + batch) % size);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{nn::VarStore, Device};
+
+    #[test]
+    fn enqueue_overwrites_oldest_rows_and_wraps() {
+        let store = VarStore::new(Device::Cpu);
+        let mut queue = NegativeQueue::new(&store.root(), 5, 2);
+        let batch = |values: &[f32]| {
+            Tensor::from_slice(&values.iter().flat_map(|&v| [v, 0.0]).collect::<Vec<_>>())
+                .view([-1, 2])
+        };
+        // Rows hold (±1, 0) after normalization; we track the sign pattern via keys.
+        queue.enqueue(&batch(&[1.0, 1.0, 1.0]));
+        queue.enqueue(&batch(&[-1.0, -1.0, -1.0]));
+        // 3 positive rows at 0..3, then negatives at 3, 4 and (wrapped) 0.
+        let first = Vec::<f32>::try_from(queue.keys().select(1, 0)).unwrap();
+        assert_eq!(first, vec![-1.0, 1.0, 1.0, -1.0, -1.0]);
+        assert_eq!(queue.position.int64_value(&[0]), 1);
+        let names: Vec<String> = store.variables().into_keys().collect();
+        assert!(names.contains(&"keys".to_string()) && names.contains(&"position".to_string()));
+        assert!(store.trainable_variables().is_empty());
+    }
+}
