@@ -27,7 +27,8 @@ pub enum Command {
     /// Pretrain on the embedded Fashion-MNIST subset (SimCLR unless --method), then probe
     /// beside raw pixels and a random-init encoder: the whole loop in minutes on a laptop CPU.
     Quickstart(QuickstartArgs),
-    /// Benchmark a SimCLR step and a SimCLR epoch beside the PyTorch reference scripts.
+    /// Benchmark a SimCLR step, a SimCLR epoch and each method's step beside the PyTorch
+    /// reference scripts.
     Bench(BenchArgs),
 }
 
@@ -188,6 +189,13 @@ pub struct BenchArgs {
     /// Skip the epoch benchmark.
     #[arg(long)]
     pub skip_epoch: bool,
+    /// Also time one training step of each of these methods ("all" or a comma-separated list)
+    /// beside bench/reference/method_step.py.
+    #[arg(long, value_name = "LIST")]
+    pub methods: Option<String>,
+    /// Images per step in the method benchmarks.
+    #[arg(long, default_value_t = 256)]
+    pub method_batch: i64,
     /// Also write the results as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -1,5 +1,6 @@
-//! `pretext bench`: SimCLR step time and epoch throughput beside the PyTorch reference
-//! scripts in bench/reference/, measured in the same invocation on the same machine.
+//! `pretext bench`: SimCLR step time and epoch throughput, and the step time of each method,
+//! beside the PyTorch reference scripts in bench/reference/, measured in the same invocation
+//! on the same machine.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,6 +14,7 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 
 use crate::args::BenchArgs;
 use crate::cuda;
+use crate::method_bench::{method_step_seconds, parse_methods};
 use crate::progress::Progress;
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -78,6 +80,46 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "pretext_data_wait_s": data_wait, "pytorch_images_per_s": plain_rate,
             "speedup": images_per_second / plain_rate, "pytorch_tuned_malloc_images_per_s": tuned_rate,
             "speedup_tuned_malloc": images_per_second / tuned_rate, "pytorch": plain, "pytorch_tuned_malloc": tuned}));
+    }
+    if let Some(list) = &args.methods {
+        for method in parse_methods(list)? {
+            let name = method.as_str();
+            let ours =
+                method_step_seconds(method, device, args.method_batch, args.warmup, args.iters);
+            let (batch, warmup, iters, threads_text) = (
+                args.method_batch.to_string(),
+                args.warmup.to_string(),
+                args.iters.to_string(),
+                threads.to_string(),
+            );
+            let script_args = [
+                "--method",
+                name,
+                "--batch",
+                &batch,
+                "--warmup",
+                &warmup,
+                "--iters",
+                &iters,
+                "--device",
+                device_name,
+                "--threads",
+                &threads_text,
+                "--json",
+            ];
+            let [(plain, plain_s), (tuned, tuned_s)] =
+                reference_both_ways(args, "method_step.py", &script_args, "median_s")?;
+            println!(
+                "{name} step (batch {batch} of 1x28x28, small CNN, AdamW): pretext {:.1} ms; PyTorch {:.1} ms as shipped (ratio {:.2}x), {:.1} ms with pretext's malloc settings (ratio {:.2}x)",
+                ours * 1e3, plain_s * 1e3, ours / plain_s, tuned_s * 1e3, ours / tuned_s
+            );
+            results.push(
+                json!({"name": format!("{name} step"), "pretext_median_s": ours,
+                "pytorch_median_s": plain_s, "ratio": ours / plain_s,
+                "pytorch_tuned_malloc_median_s": tuned_s, "ratio_tuned_malloc": ours / tuned_s,
+                "pytorch": plain, "pytorch_tuned_malloc": tuned}),
+            );
+        }
     }
     if let Some(path) = &args.json {
         std::fs::write(

@@ -7,6 +7,7 @@ mod cuda;
 mod embed;
 mod health;
 mod layered_config;
+mod method_bench;
 mod pretrain;
 mod probe;
 mod progress;

@@ -1,0 +1,90 @@
+//! `pretext bench --methods`: one training step of each method (forward, loss, backward,
+//! AdamW step, the method's post-step update of EMA / queue / center) on fixed random inputs,
+//! beside bench/reference/method_step.py, which builds the same networks in PyTorch.
+
+use std::time::Instant;
+
+use anyhow::anyhow;
+use pretext_methods::{Method, MethodName, MethodSetup, StepClock, StepInputs};
+use pretext_train::{Optimizer, OptimizerConfig, OptimizerKind, PretrainConfig};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+/// The methods named in `list` ("all" or comma-separated names).
+pub fn parse_methods(list: &str) -> anyhow::Result<Vec<MethodName>> {
+    if list.trim() == "all" {
+        return Ok(MethodName::ALL.to_vec());
+    }
+    list.split(',')
+        .map(|name| {
+            MethodName::parse(name.trim()).map_err(|message| anyhow!("--methods: {message}"))
+        })
+        .collect()
+}
+
+/// Median seconds of one training step of `method` on `batch` random 1×28×28 images, with
+/// the default config (small CNN, the method's default heads), as method_step.py measures.
+pub fn method_step_seconds(
+    method: MethodName,
+    device: Device,
+    batch: i64,
+    warmup: usize,
+    iters: usize,
+) -> f64 {
+    let mut config = PretrainConfig::default();
+    config.method.name = method;
+    tch::manual_seed(0);
+    let store = VarStore::new(device);
+    let mut state = VarStore::new(device);
+    let setup = MethodSetup {
+        in_channels: 1,
+        image_size: 28,
+        // Fashion-MNIST's training split: MoCo's queue is then 8192 keys, as in the reference.
+        train_len: 60_000,
+        total_steps: 1000,
+    };
+    let mut model = Method::new(&store, &state, setup, &config.backbone, &config.method);
+    state.freeze();
+    let optimizer_config = OptimizerConfig {
+        kind: OptimizerKind::Adamw,
+        lr: 1e-3,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    let mut optimizer = Optimizer::new(&store, &optimizer_config);
+    let sizes = config.method.view_recipe(&config.views).view_sizes(28);
+    let inputs = StepInputs {
+        views: sizes
+            .iter()
+            .map(|&size| Tensor::randn([batch, 1, size as i64, size as i64], (Kind::Float, device)))
+            .collect(),
+        targets: (method == MethodName::Jigsaw).then(|| {
+            Tensor::randint(
+                config.method.jigsaw.permutations as i64,
+                [batch],
+                (Kind::Int64, device),
+            )
+        }),
+    };
+    let mut times = Vec::with_capacity(iters);
+    for step in 0..(warmup + iters) as u64 {
+        let clock = StepClock {
+            step,
+            total_steps: 1000,
+        };
+        let started = Instant::now();
+        let output = model.loss(&inputs, clock);
+        let _loss = output.loss.double_value(&[]);
+        optimizer.zero_grad();
+        output.loss.backward();
+        optimizer.step(1e-3);
+        model.after_step(clock);
+        if device.is_cuda() {
+            tch::Cuda::synchronize(0);
+        }
+        if step as usize >= warmup {
+            times.push(started.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
