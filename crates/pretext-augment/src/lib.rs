@@ -1,4 +1,5 @@
-//! pretext-augment: image augmentations for SimCLR-style views, rotations and jigsaw tiles.
+//! pretext-augment: image augmentations for SimCLR-style views, rotations and jigsaw tiles,
+//! and BERT's token masking.
 //!
 //! Every augmentation is a pure function of an [`Image`] (CHW floats in `[0, 1]`) and, where
 //! it is random, a caller-seeded `rand::Rng`: the same input and the same rng state give the
@@ -17,6 +18,7 @@ mod jitter;
 mod pipeline;
 mod rotate;
 mod solarize;
+mod token_mask;
 
 pub use blur::{gaussian_blur, gaussian_kernel};
 pub use color::{adjust_brightness, adjust_contrast, adjust_hue, adjust_saturation, to_grayscale};
@@ -29,3 +31,4 @@ pub use jitter::{color_jitter, ColorJitter};
 pub use pipeline::ViewConfig;
 pub use rotate::rotate90;
 pub use solarize::solarize;
+pub use token_mask::{mask_tokens, MaskedTokens, MaskingConfig, IGNORED_LABEL};

@@ -21,6 +21,11 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Write the features of a run's encoder for a dataset to a .npy file.
     Embed(EmbedArgs),
+    /// Continue a prompt with a run's causal language model (method gpt), streaming the text.
+    Generate(GenerateArgs),
+    /// Train a tokenizer (BPE, WordPiece or character-level) on a text corpus.
+    #[command(subcommand)]
+    Tokenizer(TokenizerCommand),
     /// Judge a run's health signals (collapse, too-easy pretext task, augmentation strength,
     /// ...) and say what to try.
     Health(HealthArgs),
@@ -40,11 +45,12 @@ pub struct PretrainArgs {
     /// Print every option with its value (defaults, then --config, then flags) and exit.
     #[arg(long)]
     pub print_config: bool,
-    /// Method: simclr, moco, byol, dino, rotation or jigsaw (method.name).
+    /// Method: simclr, moco, byol, dino, rotation, jigsaw (images), bert-mlm or gpt (text)
+    /// (method.name).
     #[arg(long, value_name = "NAME")]
     pub method: Option<String>,
-    /// Data: "embedded", a folder of IDX files, an IDX images file, or an image folder with
-    /// class subfolders (data.path).
+    /// Data: "embedded", a folder of IDX files, an IDX images file, an image folder with class
+    /// subfolders, or text: a labeled .tsv/.jsonl file or a .txt file or folder (data.path).
     #[arg(long, value_name = "PATH")]
     pub data: Option<String>,
     /// Run directory to create.
@@ -56,7 +62,7 @@ pub struct PretrainArgs {
     /// Replace --out if it already holds a run.
     #[arg(long)]
     pub overwrite: bool,
-    /// Backbone: small-cnn or resnet18 (backbone.kind).
+    /// Backbone: small-cnn or resnet18 (images), transformer (text) (backbone.kind).
     #[arg(long, value_name = "NAME")]
     pub backbone: Option<String>,
     /// Optimizer steps (train.steps).
@@ -127,6 +133,39 @@ pub struct EmbedArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Run directory of a `pretext pretrain --method gpt` run.
+    pub run: PathBuf,
+    /// Text to continue.
+    #[arg(long)]
+    pub prompt: String,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 200)]
+    pub max_tokens: usize,
+    /// Sampling temperature (0 = always the most likely token).
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f64,
+    /// Sample among the k most likely tokens only (0 = all).
+    #[arg(long, default_value_t = 50)]
+    pub top_k: usize,
+    /// Sample among the most likely tokens holding this much probability (1 = all).
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f64,
+    /// Seed of the sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenizerCommand {
+    /// Train a tokenizer on a corpus and write it as a Hugging Face tokenizer.json.
+    Train(crate::tokenizer_cmd::TokenizerTrainArgs),
 }
 
 #[derive(Debug, Args)]

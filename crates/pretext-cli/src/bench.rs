@@ -201,10 +201,11 @@ fn epoch_benchmark(args: &BenchArgs, device: Device) -> anyhow::Result<(f64, f64
     config.train.checkpoint_every = 0;
     config.health.every = 0;
     config.health.knn_every = 0;
-    let data = config
+    let data: pretext_data::Splits = config
         .data
         .load()
-        .with_context(|| format!("loading {}", args.data))?;
+        .with_context(|| format!("loading {}", args.data))?
+        .into();
     let scratch = tempdir()?;
     let run = RunDir::new(&scratch);
     run.prepare_new(RunMode::Overwrite)?;

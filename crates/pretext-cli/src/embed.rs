@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use npyz::WriterBuilder;
-use pretext_data::ImageSet;
-use pretext_eval::encode_images;
+use pretext_data::Samples;
+use pretext_eval::encode_samples;
 use pretext_train::RunDir;
 
 use crate::args::EmbedArgs;
@@ -20,11 +20,10 @@ pub fn run(args: &EmbedArgs) -> anyhow::Result<()> {
     let config = run.read_config()?;
     let checkpoint = latest_checkpoint(&run)?;
     let device = cuda::device(&args.device)?;
-    let data = config
-        .data
-        .load_from(&args.data)
+    let (data, _) = config
+        .load_data_from(&args.data, Some(&run.root))
         .context("loading the data")?;
-    let sets: Vec<&ImageSet> = match args.split.as_str() {
+    let sets: Vec<&Samples> = match args.split.as_str() {
         "train" => vec![&data.train],
         "test" => vec![&data.test],
         "all" => vec![&data.train, &data.test],
@@ -34,7 +33,7 @@ pub fn run(args: &EmbedArgs) -> anyhow::Result<()> {
     let encoder = model.method.encoder();
     let features: Vec<tch::Tensor> = sets
         .iter()
-        .map(|set| encode_images(encoder, set, device, 512))
+        .map(|set| encode_samples(encoder, set, device, 256))
         .collect();
     let features = tch::Tensor::cat(&features, 0)
         .to_kind(tch::Kind::Float)
@@ -48,12 +47,11 @@ pub fn run(args: &EmbedArgs) -> anyhow::Result<()> {
         shape[0],
         shape[1]
     );
-    if sets.iter().all(|set| set.labels.is_some()) {
+    if sets.iter().all(|set| set.labels().is_some()) {
         let labels: Vec<i64> = sets
             .iter()
             .flat_map(|set| {
-                set.labels
-                    .as_ref()
+                set.labels()
                     .expect("checked above")
                     .iter()
                     .map(|&label| i64::from(label))

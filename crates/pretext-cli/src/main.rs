@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod cuda;
 mod embed;
+mod generate;
 mod health;
 mod layered_config;
 mod method_bench;
@@ -12,10 +13,11 @@ mod pretrain;
 mod probe;
 mod progress;
 mod quickstart;
+mod tokenizer_cmd;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command};
+use crate::args::{Cli, Command, TokenizerCommand};
 
 fn main() -> std::process::ExitCode {
     allocator::tune_for_training();
@@ -25,6 +27,8 @@ fn main() -> std::process::ExitCode {
         Command::Probe(args) => probe::run(&args),
         Command::Embed(args) => embed::run(&args),
         Command::Health(args) => health::run(&args),
+        Command::Generate(args) => generate::run(&args),
+        Command::Tokenizer(TokenizerCommand::Train(args)) => tokenizer_cmd::train(&args),
         Command::Quickstart(args) => quickstart::run(&args),
         Command::Bench(args) => bench::run(&args),
     };

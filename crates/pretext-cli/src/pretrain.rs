@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Context};
 use pretext_methods::MethodName;
+use pretext_train::text_data::RUN_TOKENIZER;
 use pretext_train::{
     ensure_steps_left, pretrain, total_steps, Checkpoint, PretrainConfig, PretrainOutcome, RunDir,
     RunMode,
@@ -63,20 +64,22 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
     };
     run.check_new(mode)?;
     let device = cuda::device(&config.device)?;
-    let data = config.data.load().context("loading the data")?;
+    let (data, tokenizer) = config.load_data(None).context("loading the data")?;
+    config.check_data(&data.train)?;
+    let config = config.resolved_for(&data.train)?;
     eprintln!(
-        "data: {} — {} training images ({}x{}x{}), {} held out",
+        "data: {} — {} for training, {} held out",
         data.name,
-        data.train.len,
-        data.train.channels,
-        data.train.height,
-        data.train.width,
-        data.test.len
+        data.train.describe(),
+        data.test.len()
     );
     run.prepare_new(mode)?;
+    if let Some(tokenizer) = &tokenizer {
+        tokenizer.save(&run.root.join(RUN_TOKENIZER))?;
+    }
     run.write_config(&config)?;
     let outcome = pretrain(&config, &run, None, device, &data, &mut Progress::new())?;
-    report(&run, &outcome);
+    report(&run, &config, &outcome);
     Ok(())
 }
 
@@ -132,9 +135,11 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
         );
     };
     let device = cuda::device(&config.device)?;
-    let data = config.data.load().context("loading the data")?;
+    let (data, _) = config
+        .load_data(Some(&run.root))
+        .context("loading the data")?;
     // Checked before config.toml is rewritten, so a refused resume changes nothing.
-    ensure_steps_left(&run, &checkpoint, total_steps(&config, data.train.len)?)?;
+    ensure_steps_left(&run, &checkpoint, total_steps(&config, data.train.len())?)?;
     if config != saved {
         run.write_config(&config)?;
     }
@@ -146,15 +151,22 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
         &data,
         &mut Progress::new(),
     )?;
-    report(&run, &outcome);
+    report(&run, &config, &outcome);
     Ok(())
 }
 
-fn report(run: &RunDir, outcome: &PretrainOutcome) {
+fn report(run: &RunDir, config: &PretrainConfig, outcome: &PretrainOutcome) {
     eprintln!(
         "done: {} steps in {:.1} s (waited {:.1} s on data), final loss {:.4}, {} non-finite steps skipped",
         outcome.steps_run, outcome.seconds, outcome.data_wait_seconds, outcome.last_loss, outcome.nonfinite_steps
     );
     eprintln!("checkpoint: {}", outcome.checkpoint.dir.display());
-    eprintln!("next: pretext probe {} --labels 600", run.root.display());
+    if config.method.name == MethodName::Gpt {
+        eprintln!(
+            "next: pretext generate {} --prompt \"It is a truth\"",
+            run.root.display()
+        );
+    } else {
+        eprintln!("next: pretext probe {} --labels 600", run.root.display());
+    }
 }

@@ -14,11 +14,10 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     let config = run.read_config()?;
     let checkpoint = latest_checkpoint(&run)?;
     let device = cuda::device(&args.device)?;
-    let data = match &args.data {
-        Some(spec) => config.data.load_from(spec),
-        None => config.data.load(),
-    }
-    .context("loading the data")?;
+    let spec = args.data.as_deref().unwrap_or(&config.data.path);
+    let (data, _) = config
+        .load_data_from(spec, Some(&run.root))
+        .context("loading the data")?;
     let probe_config = ProbeConfig {
         labels: args.labels.clone(),
         seed: args.seed,

@@ -15,16 +15,23 @@ use pretext_eval::probe;
 pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
     let mut config = PretrainConfig::default();
     config.method.name = MethodName::parse(&args.method).map_err(|message| anyhow!(message))?;
+    if config.method.name.reads_tokens() {
+        anyhow::bail!(
+            "--method {}: the quickstart runs on the embedded images; pretrain text with `pretext pretrain --method {} --backbone transformer --data FILE.tsv`",
+            args.method,
+            args.method
+        );
+    }
     let method = display_name(config.method.name);
     config.train.steps = args.steps;
     config.device = args.device.clone();
     let run = RunDir::new(&args.out);
     run.check_new(RunMode::Overwrite)?;
     let device = cuda::device(&config.device)?;
-    let data = config.data.load()?;
+    let data: pretext_data::Splits = config.data.load()?.into();
     eprintln!(
         "pretext quickstart: {method} ({} backbone) on {} — {} training images, {} held out, device {}",
-        config.backbone.kind.as_str(), data.name, data.train.len, data.test.len, pretext_train::device_name(device)
+        config.backbone.kind.as_str(), data.name, data.train.len(), data.test.len(), pretext_train::device_name(device)
     );
     eprintln!(
         "  labels are not used for pretraining; the probes use {} of them",
@@ -85,5 +92,7 @@ fn display_name(name: MethodName) -> &'static str {
         MethodName::Dino => "DINO",
         MethodName::Rotation => "Rotation prediction",
         MethodName::Jigsaw => "Jigsaw",
+        MethodName::BertMlm => "BERT MLM",
+        MethodName::Gpt => "GPT",
     }
 }

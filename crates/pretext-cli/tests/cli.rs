@@ -916,7 +916,7 @@ fn a_kill_at_any_moment_leaves_a_resumable_run() {
         let (latest, _) = pretext_train::Checkpoint::latest(&run.join("checkpoints")).unwrap();
         let latest = latest.expect("a complete checkpoint survives the kill");
         let config = pretext_train::PretrainConfig::from_file(&run.join("config.toml")).unwrap();
-        let train = config.data.load().unwrap().train;
+        let train = pretext_data::Samples::Images(config.data.load().unwrap().train);
         let mut model = pretext_train::Model::new(&config, &train, tch::Device::Cpu);
         latest
             .load_weights(&mut model.store)
@@ -1039,4 +1039,172 @@ fn invalid_method_setting_is_named_with_its_field() {
     ]);
     assert_fails_naming(&outcome, &["method.jigsaw.permutations", "362880"]);
     assert!(!dir.path().join("run").join("checkpoints").exists());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text: BERT MLM and GPT from the command line, on a slice of the Austen chunks.
+
+/// The first `rows` data lines of a labeled Austen TSV (with its header), or None (with a
+/// note) when ../shared/data is absent.
+fn austen_slice(name: &str, rows: usize, out: &Path) -> Option<PathBuf> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/text/austen")
+        .join(name);
+    let Ok(text) = std::fs::read_to_string(&source) else {
+        eprintln!("skipped: {} is absent", source.display());
+        return None;
+    };
+    // Evenly spaced rows, so that all six books (in book order in the file) appear.
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let all: Vec<&str> = lines.collect();
+    let kept: Vec<&str> = all
+        .iter()
+        .copied()
+        .step_by(all.len() / rows)
+        .take(rows)
+        .collect();
+    let path = out.join(name);
+    std::fs::write(&path, format!("{header}\n{}\n", kept.join("\n"))).unwrap();
+    Some(path)
+}
+
+#[test]
+fn text_methods_pretrain_probe_and_report_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let (Some(train), Some(test)) = (
+        austen_slice("austen_train.tsv", 300, dir.path()),
+        austen_slice("austen_test.tsv", 120, dir.path()),
+    ) else {
+        return;
+    };
+    for (method, tokenizer) in [("bert-mlm", "wordpiece"), ("gpt", "bpe")] {
+        let run = dir.path().join(method);
+        let outcome = pretext(&[
+            "pretrain",
+            "--method",
+            method,
+            "--backbone",
+            "transformer",
+            "--data",
+            arg(&train),
+            "--set",
+            &format!("data.test_path=\"{}\"", arg(&test)),
+            "--set",
+            &format!("data.tokenizer=\"{tokenizer}\""),
+            "--set",
+            "data.vocab_size=600",
+            "--set",
+            "data.seq_len=32",
+            "--set",
+            "backbone.transformer.layers=1",
+            "--out",
+            arg(&run),
+            "--steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+            "--set",
+            "health.every=2",
+            "--set",
+            "health.knn_every=4",
+            "--set",
+            "health.knn_slice=40",
+        ]);
+        assert_succeeds(&outcome, &format!("pretrain --method {method}"));
+        assert!(
+            run.join("tokenizer.json").exists(),
+            "the run keeps its tokenizer"
+        );
+        let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        assert!(config.contains("vocab_size = 600"), "{config}");
+
+        let probe = pretext(&["probe", arg(&run), "--labels", "60", "--device", "cpu"]);
+        assert_succeeds(&probe, &format!("probe of {method}"));
+        for row in [method, "random-init encoder", "TF-IDF"] {
+            assert!(
+                probe.stdout.contains(row),
+                "no `{row}` row:\n{}",
+                probe.stdout
+            );
+        }
+        let health = pretext(&["health", arg(&run)]);
+        assert_succeeds(&health, &format!("health of {method}"));
+        assert!(
+            health.stdout.contains("pretext accuracy"),
+            "{}",
+            health.stdout
+        );
+        assert!(!health.stdout.contains("COLLAPSE"), "{}", health.stdout);
+        if method == "gpt" {
+            let generated = pretext(&[
+                "generate",
+                arg(&run),
+                "--prompt",
+                "It is a truth",
+                "--max-tokens",
+                "5",
+                "--device",
+                "cpu",
+            ]);
+            assert_succeeds(&generated, "generate");
+            assert!(
+                generated.stdout.starts_with("It is a truth"),
+                "{}",
+                generated.stdout
+            );
+            let refused = pretext(&[
+                "generate",
+                arg(&dir.path().join("bert-mlm")),
+                "--prompt",
+                "x",
+            ]);
+            assert_fails_naming(&refused, &["gpt", "bert-mlm"]);
+        }
+    }
+}
+
+#[test]
+fn text_method_on_images_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = pretext(&[
+        "pretrain",
+        "--method",
+        "bert-mlm",
+        "--out",
+        arg(&dir.path().join("run")),
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+    ]);
+    assert_fails_naming(&outcome, &["bert-mlm", "text"]);
+}
+
+#[test]
+fn tokenizer_train_writes_a_tokenizer_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(
+        &corpus,
+        "It is a truth universally acknowledged.\nA single man.\n".repeat(50),
+    )
+    .unwrap();
+    let out = dir.path().join("tokenizer.json");
+    let outcome = pretext(&[
+        "tokenizer",
+        "train",
+        "--corpus",
+        arg(&corpus),
+        "--kind",
+        "char",
+        "-o",
+        arg(&out),
+    ]);
+    assert_succeeds(&outcome, "tokenizer train");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(json["model"].is_object(), "a Hugging Face tokenizer.json");
 }

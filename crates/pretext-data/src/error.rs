@@ -136,4 +136,78 @@ pub enum DataError {
         /// What was expected and what was found.
         reason: String,
     },
+    /// A text file is not valid UTF-8.
+    #[error(
+        "{path}: line {line}: invalid UTF-8 at byte {byte_offset} of the file; expected UTF-8 text"
+    )]
+    InvalidUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line holding the first invalid byte.
+        line: usize,
+        /// The offset of that byte from the start of the file.
+        byte_offset: usize,
+    },
+    /// A text file, labeled file or folder holds no text.
+    #[error("{path}: no text found ({details})")]
+    NoText {
+        /// The file or folder.
+        path: PathBuf,
+        /// What was looked for, e.g. "the file is empty".
+        details: String,
+    },
+    /// A line of a labeled text file (TSV or JSONL) lacks a field or has one of the wrong type.
+    #[error("{path}: line {line}: expected {expected}, found {found}")]
+    BadRecord {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// What the line should hold, e.g. "label<TAB>text".
+        expected: String,
+        /// What it holds.
+        found: String,
+    },
+    /// A line of a JSONL file is not valid JSON.
+    #[error("{path}: line {line}: invalid JSON; expected one object per line such as {{\"text\": \"...\", \"label\": \"...\"}}")]
+    BadJson {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// A test-split label does not occur in the training split, so it has no class code.
+    #[error("{path}: line {line}: label {label:?} does not occur in the training file {train}; expected one of: {known}")]
+    UnknownLabel {
+        /// The test file.
+        path: PathBuf,
+        /// The 1-based line.
+        line: usize,
+        /// The label found.
+        label: String,
+        /// The training file whose labels define the classes.
+        train: PathBuf,
+        /// The known class names, comma-separated.
+        known: String,
+    },
+    /// A tokenizer file could not be parsed or written.
+    #[error("{path}: {action}")]
+    TokenizerFile {
+        /// The tokenizer.json file.
+        path: PathBuf,
+        /// What failed and what was expected, e.g. "cannot parse as a Hugging Face tokenizer.json".
+        action: &'static str,
+        /// The tokenizers crate's error.
+        source: tokenizers::Error,
+    },
+    /// A tokenizer failed to train, encode or decode.
+    #[error("tokenizer: cannot {operation}")]
+    Tokenizer {
+        /// What was attempted, e.g. "encode text".
+        operation: String,
+        /// The tokenizers crate's error.
+        source: tokenizers::Error,
+    },
 }

@@ -13,8 +13,11 @@ pub mod image_folder;
 pub mod image_set;
 pub mod prefetch;
 pub mod rng_stream;
+pub mod samples;
 pub mod source;
 pub mod split;
+pub mod text;
+pub mod token_set;
 
 pub use batch_plan::{epoch_permutation, BatchPlan, PERMUTATION_TAG};
 pub use embedded::{embedded_fashion_mnist, FASHION_MNIST_CLASSES};
@@ -27,5 +30,12 @@ pub use image_folder::read_image_folder;
 pub use image_set::{ImageSet, ImageSplits};
 pub use prefetch::Prefetcher;
 pub use rng_stream::rng_stream;
+pub use samples::{Samples, Splits};
 pub use source::{load_images, SourceOptions};
 pub use split::{parse_label_budget, stratified_split, stratified_subset, SPLIT_TAG, SUBSET_TAG};
+pub use text::{
+    list_text_files, load_labeled_text, load_labeled_text_splits, load_text_corpus, pack_blocks,
+    train_tokenizer, train_tokenizer_on_corpus, LabeledText, LabeledTextSplits, TextCorpus,
+    TextDocument, TextTokenizer, TokenizerKind,
+};
+pub use token_set::{TokenSet, Vocabulary};

@@ -1,12 +1,12 @@
 //! Transfer and evaluation: frozen features, weighted k-NN, linear probe, and the probe
-//! protocol that compares a pretrained encoder with raw pixels and a random-init encoder on
-//! the same stratified label subset.
+//! protocol that compares a pretrained encoder with raw inputs (pixels, TF-IDF) and a
+//! random-init encoder on the same stratified label subset.
 
 pub mod features;
 pub mod linear_probe;
 pub mod probe;
 
-pub use features::{encode_images, raw_pixel_features};
+pub use features::{encode_samples, raw_features, raw_features_name, tfidf_features};
 pub use linear_probe::{linear_probe_accuracy, LinearProbeConfig};
 pub use probe::{
     evaluate_features, load_model, probe, ProbeConfig, ProbeReport, ProbeRow, ProbeSplit,

@@ -2,7 +2,7 @@
 //! or 1%) trains a linear classifier and is the k-NN bank; accuracy is measured on the whole
 //! held-out split. The same subset serves every feature set compared.
 
-use pretext_data::{parse_label_budget, stratified_subset, DataError, ImageSet, ImageSplits};
+use pretext_data::{parse_label_budget, stratified_subset, DataError, Samples, Splits};
 use pretext_nn::{knn_classify, KnnConfig};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -10,7 +10,7 @@ use tch::{Kind, Tensor};
 use pretext_train::{Checkpoint, Model, PretrainConfig, TrainError};
 use tch::Device;
 
-use crate::features::{encode_images, raw_pixel_features};
+use crate::features::{encode_samples, raw_features, raw_features_name};
 use crate::linear_probe::{linear_probe_accuracy, LinearProbeConfig};
 
 /// Settings of `pretext probe`.
@@ -52,20 +52,14 @@ pub struct ProbeSplit {
 impl ProbeSplit {
     /// Chooses the labeled subset of `train` for `config`; `test` must be labeled too.
     pub fn new(
-        train: &ImageSet,
-        test: &ImageSet,
+        train: &Samples,
+        test: &Samples,
         config: &ProbeConfig,
     ) -> Result<ProbeSplit, DataError> {
         let unlabeled = |what: &str| DataError::Unlabeled { what: what.into() };
-        let train_labels = train
-            .labels
-            .as_ref()
-            .ok_or_else(|| unlabeled("training split"))?;
-        let test_labels = test
-            .labels
-            .as_ref()
-            .ok_or_else(|| unlabeled("held-out split"))?;
-        let count = parse_label_budget(&config.labels, train.len)?;
+        let train_labels = train.labels().ok_or_else(|| unlabeled("training split"))?;
+        let test_labels = test.labels().ok_or_else(|| unlabeled("held-out split"))?;
+        let count = parse_label_budget(&config.labels, train.len())?;
         let labeled = stratified_subset(train_labels, count, config.seed);
         let to_tensor = |labels: Vec<i64>| Tensor::from_slice(&labels);
         Ok(ProbeSplit {
@@ -193,7 +187,7 @@ impl ProbeReport {
 pub fn load_model(
     config: &PretrainConfig,
     checkpoint: &Checkpoint,
-    train: &ImageSet,
+    train: &Samples,
     device: Device,
 ) -> Result<Model, TrainError> {
     let mut model = Model::new(config, train, device);
@@ -202,11 +196,12 @@ pub fn load_model(
 }
 
 /// Probes the checkpoint's encoder, and with `baselines` also a random-init encoder of the
-/// same architecture and the raw pixels, on one labeled subset.
+/// same architecture, the pretrained starting point (when the run started from one) and the
+/// raw inputs (pixels, or TF-IDF for text), on one labeled subset.
 pub fn probe(
     config: &PretrainConfig,
     checkpoint: &Checkpoint,
-    data: &ImageSplits,
+    data: &Splits,
     probe_config: &ProbeConfig,
     device: Device,
     baselines: bool,
@@ -223,8 +218,8 @@ pub fn probe(
     );
     let features = |encoder: &dyn pretext_nn::Encoder| {
         (
-            encode_images(encoder, &labeled, device, 512),
-            encode_images(encoder, &data.test, device, 512),
+            encode_samples(encoder, &labeled, device, 256),
+            encode_samples(encoder, &data.test, device, 256),
         )
     };
     let (labeled_features, test_features) = features(encoder);
@@ -245,10 +240,25 @@ pub fn probe(
             &split,
             probe_config,
         ));
-        let (labeled_pixels, test_pixels) =
-            (raw_pixel_features(&labeled), raw_pixel_features(&data.test));
+        if !config.backbone.pretrained.is_empty() {
+            let mut start = Model::new(config, &data.train, device);
+            start.load_pretrained(config)?;
+            let (labeled_features, test_features) = features(start.method.encoder());
+            let name = std::path::Path::new(&config.backbone.pretrained)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pretrained".into());
+            rows.push(evaluate_features(
+                &format!("{name} (as downloaded)"),
+                &labeled_features,
+                &test_features,
+                &split,
+                probe_config,
+            ));
+        }
+        let (labeled_pixels, test_pixels) = raw_features(&labeled, &data.test);
         rows.push(evaluate_features(
-            "raw pixels",
+            raw_features_name(&data.test),
             &labeled_pixels,
             &test_pixels,
             &split,
@@ -259,7 +269,7 @@ pub fn probe(
         dataset: data.name.clone(),
         checkpoint: checkpoint.dir.display().to_string(),
         labels: split.labeled.len(),
-        test_size: data.test.len,
+        test_size: data.test.len(),
         seed: probe_config.seed,
         rows,
     })

@@ -10,7 +10,7 @@ use tch::Device;
 
 #[test]
 fn simclr_features_beat_the_random_init_encoder() {
-    let data = embedded_fashion_mnist().unwrap();
+    let data: pretext_data::Splits = embedded_fashion_mnist().unwrap().into();
     let mut config = PretrainConfig::default();
     config.train.steps = 300;
     config.train.batch_size = 128;

@@ -70,7 +70,7 @@ impl Byol {
         config: &ByolConfig,
     ) -> Byol {
         let build = |store: &VarStore| {
-            let encoder = Backbone::new(&(store.root() / "encoder"), setup.in_channels, backbone);
+            let encoder = Backbone::new(&(store.root() / "encoder"), &setup.input, backbone);
             let projector = Projector::new(
                 &(store.root() / "projector"),
                 encoder.dim(),

@@ -161,7 +161,7 @@ impl Dino {
         config: &DinoConfig,
     ) -> Dino {
         let build = |store: &VarStore| {
-            let encoder = Backbone::new(&(store.root() / "encoder"), setup.in_channels, backbone);
+            let encoder = Backbone::new(&(store.root() / "encoder"), &setup.input, backbone);
             let head = DinoHead::new(&(store.root() / "head"), encoder.dim(), &config.head);
             (encoder, head)
         };

@@ -1,6 +1,7 @@
-//! How images become network inputs: floats in [0, 1], shifted and scaled by fixed constants.
+//! How samples become network inputs: images as floats in [0, 1], shifted and scaled by fixed
+//! constants; token sequences as int64 ids.
 
-use pretext_data::ImageSet;
+use pretext_data::{ImageSet, Samples};
 use tch::{Device, Kind, Tensor};
 
 /// Subtracted from every pixel in [0, 1] before the network sees it.
@@ -12,6 +13,23 @@ pub const INPUT_STD: f32 = 0.5;
 pub fn normalize_in_place(pixels: &mut [f32]) {
     for value in pixels {
         *value = (*value - INPUT_MEAN) / INPUT_STD;
+    }
+}
+
+/// The un-augmented samples at `indices` as network inputs: `[B, C, H, W]` normalized
+/// floats or `[B, T]` token ids.
+pub fn samples_to_tensor(samples: &Samples, indices: &[usize], device: Device) -> Tensor {
+    match samples {
+        Samples::Images(set) => images_to_tensor(set, indices, device),
+        Samples::Tokens(set) => {
+            let ids: Vec<i64> = indices
+                .iter()
+                .flat_map(|&index| set.sequence(index).iter().map(|&id| i64::from(id)))
+                .collect();
+            Tensor::from_slice(&ids)
+                .view([indices.len() as i64, set.seq_len as i64])
+                .to_device(device)
+        }
     }
 }
 

@@ -13,7 +13,7 @@
 //!
 //! Run: `pretext pretrain --method jigsaw --data ../shared/data/vision/fashion-mnist --out runs/jigsaw`
 
-use pretext_nn::{Backbone, BackboneConfig, Encoder, Projector};
+use pretext_nn::{Backbone, BackboneConfig, Encoder, InputSpec, Projector};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
@@ -54,11 +54,11 @@ pub struct Jigsaw {
 impl Jigsaw {
     pub fn new(
         root: &nn::Path,
-        in_channels: i64,
+        input: &InputSpec,
         backbone: &BackboneConfig,
         config: &JigsawConfig,
     ) -> Jigsaw {
-        let encoder = Backbone::new(&(root / "encoder"), in_channels, backbone);
+        let encoder = Backbone::new(&(root / "encoder"), input, backbone);
         let tiles = (config.grid * config.grid) as i64;
         let classifier = Projector::new(
             &(root / "classifier"),

@@ -1,8 +1,11 @@
 //! Self-supervised methods, one file per paper, behind a closed [`Method`] enum that configs
-//! and the CLI name.
+//! and the CLI name: six for images, two for text.
 
+pub mod bert_mlm;
 pub mod byol;
 pub mod dino;
+pub mod generation;
+pub mod gpt;
 pub mod input;
 pub mod jigsaw;
 pub mod method;
@@ -11,12 +14,15 @@ pub mod rotation;
 pub mod simclr;
 pub mod views;
 
+pub use bert_mlm::{BertMlm, BertMlmConfig};
 pub use byol::{Byol, ByolConfig};
 pub use dino::{Dino, DinoConfig};
-pub use input::{images_to_tensor, INPUT_MEAN, INPUT_STD};
+pub use generation::{next_token_probabilities, SamplingConfig};
+pub use gpt::{Gpt, GptConfig};
+pub use input::{images_to_tensor, samples_to_tensor, INPUT_MEAN, INPUT_STD};
 pub use jigsaw::{Jigsaw, JigsawConfig};
 pub use method::{Method, MethodConfig, MethodName, MethodSetup, StepClock, StepOutput};
 pub use moco::{Moco, MocoBatchNorm, MocoConfig};
 pub use rotation::{Rotation, RotationConfig};
 pub use simclr::{SimClr, SimClrConfig};
-pub use views::{HostBatch, StepInputs, ViewRecipe};
+pub use views::{HostBatch, HostData, HostView, StepInputs, ViewRecipe};

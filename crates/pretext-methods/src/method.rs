@@ -4,12 +4,14 @@
 use std::sync::Arc;
 
 use pretext_augment::{maximal_hamming_permutations, ViewConfig};
-use pretext_nn::{Backbone, BackboneConfig};
+use pretext_nn::{Backbone, BackboneConfig, InputSpec};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
+use crate::bert_mlm::{BertMlm, BertMlmConfig};
 use crate::byol::{Byol, ByolConfig};
 use crate::dino::{Dino, DinoConfig};
+use crate::gpt::{Gpt, GptConfig};
 use crate::jigsaw::{Jigsaw, JigsawConfig};
 use crate::moco::{Moco, MocoConfig};
 use crate::rotation::{Rotation, RotationConfig};
@@ -26,10 +28,24 @@ pub enum MethodName {
     Dino,
     Rotation,
     Jigsaw,
+    BertMlm,
+    Gpt,
 }
 
 impl MethodName {
-    pub const ALL: [MethodName; 6] = [
+    pub const ALL: [MethodName; 8] = [
+        MethodName::Simclr,
+        MethodName::Moco,
+        MethodName::Byol,
+        MethodName::Dino,
+        MethodName::Rotation,
+        MethodName::Jigsaw,
+        MethodName::BertMlm,
+        MethodName::Gpt,
+    ];
+
+    /// The image methods (every image backbone works with each).
+    pub const IMAGE: [MethodName; 6] = [
         MethodName::Simclr,
         MethodName::Moco,
         MethodName::Byol,
@@ -37,6 +53,11 @@ impl MethodName {
         MethodName::Rotation,
         MethodName::Jigsaw,
     ];
+
+    /// Whether the method reads token sequences (else images).
+    pub fn reads_tokens(self) -> bool {
+        matches!(self, MethodName::BertMlm | MethodName::Gpt)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,6 +67,8 @@ impl MethodName {
             MethodName::Dino => "dino",
             MethodName::Rotation => "rotation",
             MethodName::Jigsaw => "jigsaw",
+            MethodName::BertMlm => "bert-mlm",
+            MethodName::Gpt => "gpt",
         }
     }
 
@@ -68,7 +91,8 @@ impl MethodName {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MethodConfig {
-    /// Which method pretrains the encoder: simclr, moco, byol, dino, rotation or jigsaw.
+    /// Which method pretrains the encoder: simclr, moco, byol, dino, rotation, jigsaw (images),
+    /// bert-mlm or gpt (text).
     pub name: MethodName,
     /// Settings of SimCLR, used when name = "simclr".
     pub simclr: SimClrConfig,
@@ -82,6 +106,10 @@ pub struct MethodConfig {
     pub rotation: RotationConfig,
     /// Settings of jigsaw puzzles, used when name = "jigsaw".
     pub jigsaw: JigsawConfig,
+    /// Settings of BERT's masked language modeling, used when name = "bert-mlm".
+    pub bert_mlm: BertMlmConfig,
+    /// Settings of GPT's causal language modeling, used when name = "gpt".
+    pub gpt: GptConfig,
 }
 
 impl Default for MethodConfig {
@@ -94,6 +122,8 @@ impl Default for MethodConfig {
             dino: DinoConfig::default(),
             rotation: RotationConfig::default(),
             jigsaw: JigsawConfig::default(),
+            bert_mlm: BertMlmConfig::default(),
+            gpt: GptConfig::default(),
         }
     }
 }
@@ -119,6 +149,8 @@ impl MethodConfig {
                     .expect("validated: permutations <= (grid²)!"),
                 ),
             },
+            MethodName::BertMlm => ViewRecipe::MaskedTokens(self.bert_mlm.masking.clone()),
+            MethodName::Gpt => ViewRecipe::Tokens,
         }
     }
 
@@ -162,7 +194,22 @@ impl MethodConfig {
                 "must be in [0, 1]",
             ),
             MethodName::Dino => self.dino.validate().map_err(|(name, m)| (field(&name), m)),
-            MethodName::Rotation => Ok(()),
+            MethodName::Rotation | MethodName::Gpt => Ok(()),
+            MethodName::BertMlm => {
+                let masking = &self.bert_mlm.masking;
+                check(
+                    masking.mask_probability > 0.0 && masking.mask_probability < 1.0,
+                    "masking.mask_probability",
+                    "must be in (0, 1)",
+                )?;
+                check(
+                    masking.mask_token_share >= 0.0
+                        && masking.random_token_share >= 0.0
+                        && masking.mask_token_share + masking.random_token_share <= 1.0,
+                    "masking.mask_token_share",
+                    "mask_token_share and random_token_share must be >= 0 and sum to at most 1",
+                )
+            }
             MethodName::Jigsaw => {
                 check(
                     (2..=3).contains(&self.jigsaw.grid),
@@ -186,12 +233,12 @@ impl MethodConfig {
     }
 }
 
-/// What a method is built for: the images' channels, how many training images there are
+/// What a method is built for: what its encoder reads, how many training samples there are
 /// (MoCo sizes its queue by it) and how long the run is (momentum and temperature
 /// schedules).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MethodSetup {
-    pub in_channels: i64,
+    pub input: InputSpec,
     pub image_size: i64,
     pub train_len: usize,
     pub total_steps: u64,
@@ -231,6 +278,8 @@ pub enum Method {
     Dino(Box<Dino>),
     Rotation(Rotation),
     Jigsaw(Jigsaw),
+    BertMlm(BertMlm),
+    Gpt(Gpt),
 }
 
 impl Method {
@@ -243,12 +292,9 @@ impl Method {
     ) -> Method {
         let root = trained.root();
         match config.name {
-            MethodName::Simclr => Method::SimClr(SimClr::new(
-                &root,
-                setup.in_channels,
-                backbone,
-                &config.simclr,
-            )),
+            MethodName::Simclr => {
+                Method::SimClr(SimClr::new(&root, &setup.input, backbone, &config.simclr))
+            }
             MethodName::Moco => Method::Moco(Box::new(Moco::new(
                 trained,
                 state,
@@ -272,16 +318,15 @@ impl Method {
             ))),
             MethodName::Rotation => Method::Rotation(Rotation::new(
                 &root,
-                setup.in_channels,
+                &setup.input,
                 backbone,
                 &config.rotation,
             )),
-            MethodName::Jigsaw => Method::Jigsaw(Jigsaw::new(
-                &root,
-                setup.in_channels,
-                backbone,
-                &config.jigsaw,
-            )),
+            MethodName::Jigsaw => {
+                Method::Jigsaw(Jigsaw::new(&root, &setup.input, backbone, &config.jigsaw))
+            }
+            MethodName::BertMlm => Method::BertMlm(BertMlm::new(&root, &setup.input, backbone)),
+            MethodName::Gpt => Method::Gpt(Gpt::new(&root, &setup.input, backbone)),
         }
     }
 
@@ -294,6 +339,8 @@ impl Method {
             Method::Dino(method) => &method.encoder,
             Method::Rotation(method) => &method.encoder,
             Method::Jigsaw(method) => &method.encoder,
+            Method::BertMlm(method) => &method.encoder,
+            Method::Gpt(method) => &method.encoder,
         }
     }
 
@@ -312,13 +359,25 @@ impl Method {
                     .as_ref()
                     .expect("the jigsaw recipe makes targets"),
             ),
+            Method::BertMlm(method) => method.loss(
+                &inputs.views,
+                inputs
+                    .targets
+                    .as_ref()
+                    .expect("the masked-token recipe makes targets"),
+            ),
+            Method::Gpt(method) => method.loss(&inputs.views),
         }
     }
 
     /// Updates untrained state (EMA networks, queues, centers) after the optimizer step.
     pub fn after_step(&mut self, clock: StepClock) {
         match self {
-            Method::SimClr(_) | Method::Rotation(_) | Method::Jigsaw(_) => {}
+            Method::SimClr(_)
+            | Method::Rotation(_)
+            | Method::Jigsaw(_)
+            | Method::BertMlm(_)
+            | Method::Gpt(_) => {}
             Method::Moco(method) => method.after_step(),
             Method::Byol(method) => method.after_step(clock),
             Method::Dino(method) => method.after_step(clock),
@@ -329,7 +388,11 @@ impl Method {
     /// online network); computed only when health signals are due.
     pub fn health_metrics(&self) -> Vec<(String, f64)> {
         match self {
-            Method::SimClr(_) | Method::Rotation(_) | Method::Jigsaw(_) => Vec::new(),
+            Method::SimClr(_)
+            | Method::Rotation(_)
+            | Method::Jigsaw(_)
+            | Method::BertMlm(_)
+            | Method::Gpt(_) => Vec::new(),
             Method::Moco(method) => vec![(
                 "key_encoder_distance".into(),
                 method.ema.relative_distance(),

@@ -107,7 +107,7 @@ impl Moco {
         config: &MocoConfig,
     ) -> Moco {
         let build = |store: &VarStore| {
-            let encoder = Backbone::new(&(store.root() / "encoder"), setup.in_channels, backbone);
+            let encoder = Backbone::new(&(store.root() / "encoder"), &setup.input, backbone);
             let projector = Projector::new(
                 &(store.root() / "projector"),
                 encoder.dim(),

@@ -12,7 +12,7 @@
 //!
 //! Run: `pretext pretrain --method rotation --data ../shared/data/vision/fashion-mnist --out runs/rotation`
 
-use pretext_nn::{Backbone, BackboneConfig, Encoder, Projector, ProjectorConfig};
+use pretext_nn::{Backbone, BackboneConfig, Encoder, InputSpec, Projector, ProjectorConfig};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
@@ -44,11 +44,11 @@ pub struct Rotation {
 impl Rotation {
     pub fn new(
         root: &nn::Path,
-        in_channels: i64,
+        input: &InputSpec,
         backbone: &BackboneConfig,
         config: &RotationConfig,
     ) -> Rotation {
-        let encoder = Backbone::new(&(root / "encoder"), in_channels, backbone);
+        let encoder = Backbone::new(&(root / "encoder"), input, backbone);
         let classifier = Projector::new(
             &(root / "classifier"),
             encoder.dim(),

@@ -11,7 +11,9 @@
 //!
 //! Run: `pretext pretrain --method simclr --data ../shared/data/vision/fashion-mnist --out runs/simclr`
 
-use pretext_nn::{nt_xent, Backbone, BackboneConfig, Encoder, Projector, ProjectorConfig};
+use pretext_nn::{
+    nt_xent, Backbone, BackboneConfig, Encoder, InputSpec, Projector, ProjectorConfig,
+};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
@@ -47,11 +49,11 @@ pub struct SimClr {
 impl SimClr {
     pub fn new(
         root: &nn::Path,
-        in_channels: i64,
+        input: &InputSpec,
         backbone: &BackboneConfig,
         config: &SimClrConfig,
     ) -> SimClr {
-        let encoder = Backbone::new(&(root / "encoder"), in_channels, backbone);
+        let encoder = Backbone::new(&(root / "encoder"), input, backbone);
         let projector = Projector::new(&(root / "projector"), encoder.dim(), &config.projector);
         SimClr {
             encoder,

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use pretext_augment::{jigsaw_tiles, rotate90, Image, ViewConfig};
-use pretext_data::{rng_stream, ImageSet};
+use pretext_augment::{jigsaw_tiles, mask_tokens, rotate90, Image, MaskingConfig, ViewConfig};
+use pretext_data::{rng_stream, ImageSet, Samples, TokenSet};
 use rand::Rng;
 use tch::{Device, Tensor};
 
@@ -37,27 +37,63 @@ pub enum ViewRecipe {
         tile_size: usize,
         permutations: Arc<Vec<Vec<u8>>>,
     },
+    /// BERT's masking of each token sequence: one view `[B, T]` of input ids, and targets
+    /// `[B, T]` holding the original id at chosen positions and -100 elsewhere.
+    MaskedTokens(MaskingConfig),
+    /// The token sequences as they are (causal language modeling shifts them itself).
+    Tokens,
 }
 
-/// One step's views, ready to be copied to the device: `views[v]` holds `[B, C, S, S]` floats
-/// with `S = sizes[v]`; `targets` holds one label per sample where the pretext task has one.
+/// Host data of one view or target tensor.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostData {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
+
+/// One tensor of a step, built on a worker thread.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostView {
+    pub data: HostData,
+    pub shape: Vec<i64>,
+}
+
+impl HostView {
+    fn to_device(&self, device: Device) -> Tensor {
+        let tensor = match &self.data {
+            HostData::F32(values) => Tensor::from_slice(values),
+            HostData::I64(values) => Tensor::from_slice(values),
+        };
+        tensor.view(self.shape.as_slice()).to_device(device)
+    }
+
+    /// The float values (image views).
+    pub fn floats(&self) -> &[f32] {
+        match &self.data {
+            HostData::F32(values) => values,
+            HostData::I64(_) => panic!("an integer view has no floats"),
+        }
+    }
+}
+
+/// One step's views, ready to be copied to the device: images `[B, C, S, S]` (floats) or
+/// token ids `[B, T]`; `targets` where the pretext task has labels (jigsaw's permutation
+/// index `[B]`, masked-token labels `[B, T]`).
 #[derive(Debug)]
 pub struct HostBatch {
     pub step: u64,
     pub epoch: u64,
     pub indices: Vec<usize>,
-    pub views: Vec<Vec<f32>>,
-    pub sizes: Vec<usize>,
-    pub targets: Vec<i64>,
-    pub channels: usize,
+    pub views: Vec<HostView>,
+    pub targets: Option<HostView>,
 }
 
 /// The device tensors of one step.
 #[derive(Debug)]
 pub struct StepInputs {
-    /// `[B, C, S, S]` per view.
+    /// `[B, C, S, S]` images or `[B, T]` token ids, per view.
     pub views: Vec<Tensor>,
-    /// `[B]` pretext labels (jigsaw permutation index), when the recipe makes them.
+    /// Pretext labels, when the recipe makes them.
     pub targets: Option<Tensor>,
 }
 
@@ -65,9 +101,16 @@ pub struct StepInputs {
 const VIEW_STREAM: u64 = 0x5649_4557; // "VIEW"
 
 impl ViewRecipe {
-    /// Number of views per sample and their sizes, for images of `size` pixels.
+    /// Whether the recipe reads token sequences (else images).
+    pub fn reads_tokens(&self) -> bool {
+        matches!(self, ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens)
+    }
+
+    /// Number of views per sample and their sizes, for images of `size` pixels (one view of
+    /// the sequence length for token recipes).
     pub fn view_sizes(&self, size: usize) -> Vec<usize> {
         match self {
+            ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens => vec![size],
             ViewRecipe::TwoViews(_) => vec![size; 2],
             ViewRecipe::MultiCrop {
                 local_crops,
@@ -85,15 +128,78 @@ impl ViewRecipe {
         }
     }
 
-    /// Builds the views of the images at `indices` (normalized network inputs).
+    /// Builds the views of the samples at `indices` (network inputs). Panics when the
+    /// samples are of the wrong modality (configs are validated against the data first).
     pub fn build(
         &self,
-        set: &ImageSet,
+        samples: &Samples,
         indices: &[usize],
         seed: u64,
         step: u64,
         epoch: u64,
     ) -> HostBatch {
+        let (views, targets) = match samples {
+            Samples::Images(set) => self.build_images(set, indices, seed, epoch),
+            Samples::Tokens(set) => self.build_tokens(set, indices, seed, epoch),
+        };
+        HostBatch {
+            step,
+            epoch,
+            indices: indices.to_vec(),
+            views,
+            targets,
+        }
+    }
+
+    fn build_tokens(
+        &self,
+        set: &TokenSet,
+        indices: &[usize],
+        seed: u64,
+        epoch: u64,
+    ) -> (Vec<HostView>, Option<HostView>) {
+        let shape = vec![indices.len() as i64, set.seq_len as i64];
+        let mut inputs = Vec::with_capacity(indices.len() * set.seq_len);
+        let mut labels = Vec::new();
+        for &index in indices {
+            let sequence = set.sequence(index);
+            match self {
+                ViewRecipe::MaskedTokens(masking) => {
+                    let mut rng = rng_stream(seed, &[VIEW_STREAM, epoch, index as u64, 0]);
+                    let mask_id = set.mask_id.expect("validated: the tokenizer has [MASK]");
+                    let masked = mask_tokens(
+                        sequence,
+                        |id| set.is_special(id),
+                        mask_id,
+                        set.vocab_size,
+                        masking,
+                        &mut rng,
+                    );
+                    inputs.extend(masked.inputs);
+                    labels.extend(masked.labels);
+                }
+                ViewRecipe::Tokens => inputs.extend(sequence.iter().map(|&id| i64::from(id))),
+                _ => panic!("an image recipe was given token sequences"),
+            }
+        }
+        let view = HostView {
+            data: HostData::I64(inputs),
+            shape: shape.clone(),
+        };
+        let targets = (!labels.is_empty()).then_some(HostView {
+            data: HostData::I64(labels),
+            shape,
+        });
+        (vec![view], targets)
+    }
+
+    fn build_images(
+        &self,
+        set: &ImageSet,
+        indices: &[usize],
+        seed: u64,
+        epoch: u64,
+    ) -> (Vec<HostView>, Option<HostView>) {
         let size = set.height;
         let sizes = self.view_sizes(size);
         let mut views: Vec<Vec<f32>> = sizes
@@ -124,6 +230,9 @@ impl ViewRecipe {
                         pixels.extend(rotate90(&upright, turns).pixels);
                     }
                 }
+                ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens => {
+                    panic!("a token recipe was given images")
+                }
                 ViewRecipe::Jigsaw {
                     view,
                     grid,
@@ -153,15 +262,20 @@ impl ViewRecipe {
                 normalize_in_place(pixels);
             }
         }
-        HostBatch {
-            step,
-            epoch,
-            indices: indices.to_vec(),
-            views,
-            sizes,
-            targets,
-            channels: set.channels,
-        }
+        let batch = indices.len() as i64;
+        let views = views
+            .into_iter()
+            .zip(&sizes)
+            .map(|(pixels, &size)| HostView {
+                data: HostData::F32(pixels),
+                shape: vec![batch, set.channels as i64, size as i64, size as i64],
+            })
+            .collect();
+        let targets = (!targets.is_empty()).then_some(HostView {
+            data: HostData::I64(targets),
+            shape: vec![batch],
+        });
+        (views, targets)
     }
 }
 
@@ -181,19 +295,17 @@ fn standardize_in_place(tile: &mut Image) {
 impl HostBatch {
     /// The views and targets as tensors on `device`.
     pub fn to_inputs(&self, device: Device) -> StepInputs {
-        let batch = self.indices.len() as i64;
-        let views = self
-            .views
-            .iter()
-            .zip(&self.sizes)
-            .map(|(pixels, &size)| {
-                let shape = [batch, self.channels as i64, size as i64, size as i64];
-                Tensor::from_slice(pixels).view(shape).to_device(device)
-            })
-            .collect();
-        let targets =
-            (!self.targets.is_empty()).then(|| Tensor::from_slice(&self.targets).to_device(device));
-        StepInputs { views, targets }
+        StepInputs {
+            views: self
+                .views
+                .iter()
+                .map(|view| view.to_device(device))
+                .collect(),
+            targets: self
+                .targets
+                .as_ref()
+                .map(|targets| targets.to_device(device)),
+        }
     }
 }
 
@@ -201,11 +313,12 @@ impl HostBatch {
 mod tests {
     use super::*;
     use pretext_augment::maximal_hamming_permutations;
+    use pretext_data::Vocabulary;
 
-    fn tiny_set() -> ImageSet {
+    fn tiny_set() -> Samples {
         let len = 3;
         let pixels: Vec<u8> = (0..len * 28 * 28).map(|i| (i * 7 % 251) as u8).collect();
-        ImageSet {
+        Samples::Images(ImageSet {
             pixels: Arc::new(pixels),
             len,
             channels: 1,
@@ -213,7 +326,7 @@ mod tests {
             width: 28,
             labels: None,
             class_names: Vec::new(),
-        }
+        })
     }
 
     #[test]
@@ -225,9 +338,13 @@ mod tests {
             local_size: 12,
         };
         let batch = recipe.build(&tiny_set(), &[0, 2], 1, 0, 0);
-        assert_eq!(batch.sizes, vec![28, 28, 12, 12, 12]);
-        for (pixels, size) in batch.views.iter().zip(&batch.sizes) {
-            assert_eq!(pixels.len(), 2 * size * size);
+        let sizes: Vec<i64> = batch.views.iter().map(|v| v.shape[2]).collect();
+        assert_eq!(sizes, vec![28, 28, 12, 12, 12]);
+        for view in &batch.views {
+            assert_eq!(
+                view.floats().len() as i64,
+                view.shape.iter().product::<i64>()
+            );
         }
         let inputs = batch.to_inputs(Device::Cpu);
         assert_eq!(inputs.views[4].size(), vec![2, 1, 12, 12]);
@@ -238,9 +355,12 @@ mod tests {
     fn rotation_views_are_the_same_view_turned() {
         let recipe = ViewRecipe::Rotations(ViewConfig::default());
         let batch = recipe.build(&tiny_set(), &[1], 3, 0, 0);
-        let upright = Image::new(1, 28, 28, batch.views[0].clone()).unwrap();
+        let upright = Image::new(1, 28, 28, batch.views[0].floats().to_vec()).unwrap();
         for turns in 1..4 {
-            assert_eq!(rotate90(&upright, turns).pixels, batch.views[turns]);
+            assert_eq!(
+                rotate90(&upright, turns).pixels,
+                batch.views[turns].floats()
+            );
         }
     }
 
@@ -254,15 +374,57 @@ mod tests {
             permutations,
         };
         let batch = recipe.build(&tiny_set(), &[0, 1, 2], 5, 0, 0);
-        assert_eq!(batch.sizes, vec![7; 9]);
-        assert_eq!(batch.targets.len(), 3);
-        assert!(batch.targets.iter().all(|&t| (0..10).contains(&t)));
-        let first_tile = &batch.views[0][..49];
+        assert_eq!(batch.views.len(), 9);
+        assert_eq!(batch.views[0].shape, vec![3, 1, 7, 7]);
+        let Some(HostView {
+            data: HostData::I64(targets),
+            ..
+        }) = &batch.targets
+        else {
+            panic!("jigsaw makes targets")
+        };
+        assert_eq!(targets.len(), 3);
+        assert!(targets.iter().all(|&t| (0..10).contains(&t)));
+        let first_tile = &batch.views[0].floats()[..49];
         let mean = first_tile.iter().sum::<f32>() / 49.0;
         assert!(mean.abs() < 1e-4, "tile mean {mean}");
         // Same seed, same batch: the stream makes it reproducible.
         let again = recipe.build(&tiny_set(), &[0, 1, 2], 5, 0, 0);
         assert_eq!(again.targets, batch.targets);
         assert_eq!(again.views, batch.views);
+    }
+
+    #[test]
+    fn masked_tokens_give_inputs_and_labels_of_the_sequence_shape() {
+        let vocabulary = Vocabulary {
+            size: 100,
+            pad_id: 0,
+            mask_id: Some(4),
+            special_ids: vec![0, 1, 2, 3, 4],
+        };
+        let sequences: Vec<Vec<u32>> = (0..4).map(|i| (5..45).map(|t| t + i).collect()).collect();
+        let set = Samples::Tokens(TokenSet::from_sequences(
+            &sequences,
+            48,
+            &vocabulary,
+            None,
+            vec![],
+        ));
+        let batch =
+            ViewRecipe::MaskedTokens(MaskingConfig::default()).build(&set, &[0, 3], 1, 0, 0);
+        assert_eq!(batch.views[0].shape, vec![2, 48]);
+        let targets = batch.targets.as_ref().unwrap();
+        assert_eq!(targets.shape, vec![2, 48]);
+        let HostData::I64(labels) = &targets.data else {
+            panic!()
+        };
+        // Padding (the last 8 positions of each row) is never chosen.
+        for row in labels.chunks(48) {
+            assert!(row[40..]
+                .iter()
+                .all(|&l| l == pretext_augment::IGNORED_LABEL));
+        }
+        let inputs = batch.to_inputs(Device::Cpu);
+        assert_eq!(inputs.views[0].kind(), tch::Kind::Int64);
     }
 }

@@ -1,11 +1,50 @@
 //! Choosing a backbone by name in configs.
 
 use serde::{Deserialize, Serialize};
-use tch::{nn, Tensor};
+use tch::{nn, Kind, Tensor};
 
 use crate::encoder::Encoder;
 use crate::resnet::ResNet18;
 use crate::small_cnn::{SmallCnn, SmallCnnConfig};
+use crate::transformer::{mean_pool, Transformer, TransformerConfig};
+
+/// What the backbone reads: image channels, or a tokenizer's vocabulary and padding id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputSpec {
+    pub channels: i64,
+    pub vocab_size: i64,
+    pub pad_id: i64,
+}
+
+impl InputSpec {
+    pub fn image(channels: i64) -> InputSpec {
+        InputSpec {
+            channels,
+            vocab_size: 0,
+            pad_id: 0,
+        }
+    }
+
+    pub fn tokens(vocab_size: i64, pad_id: i64) -> InputSpec {
+        InputSpec {
+            channels: 0,
+            vocab_size,
+            pad_id,
+        }
+    }
+}
+
+/// How a transformer's token states become one representation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pooling {
+    /// Mean over the real (non-padding) tokens (Sentence-BERT).
+    Mean,
+    /// The first token's state ([CLS]).
+    Cls,
+    /// The last real token's state (causal models, where only it has seen everything).
+    Last,
+}
 
 /// Which network encodes the images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,6 +54,8 @@ pub enum BackboneKind {
     SmallCnn,
     /// [`ResNet18`] with the small-image (CIFAR) stem.
     Resnet18,
+    /// A [`Transformer`] over token ids, pooled to one vector (text).
+    Transformer,
 }
 
 impl BackboneKind {
@@ -23,7 +64,13 @@ impl BackboneKind {
         match self {
             BackboneKind::SmallCnn => "small-cnn",
             BackboneKind::Resnet18 => "resnet18",
+            BackboneKind::Transformer => "transformer",
         }
+    }
+
+    /// Whether the backbone reads token ids (else images).
+    pub fn reads_tokens(self) -> bool {
+        self == BackboneKind::Transformer
     }
 }
 
@@ -31,10 +78,17 @@ impl BackboneKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackboneConfig {
-    /// "small-cnn" or "resnet18".
+    /// "small-cnn", "resnet18" (images) or "transformer" (text).
     pub kind: BackboneKind,
-    /// Layers of the small CNN (ignored by resnet18).
+    /// Layers of the small CNN (kind = "small-cnn").
     pub small_cnn: SmallCnnConfig,
+    /// Shape of the transformer (kind = "transformer"; vocab_size comes from the tokenizer).
+    pub transformer: TransformerConfig,
+    /// How the transformer's token states are pooled: "mean", "cls" or "last".
+    pub pooling: Pooling,
+    /// A Hugging Face BERT-family folder (config.json + model.safetensors + tokenizer.json)
+    /// to start the transformer from; its config.json replaces `transformer`'s shape.
+    pub pretrained: String,
 }
 
 impl Default for BackboneConfig {
@@ -42,6 +96,9 @@ impl Default for BackboneConfig {
         BackboneConfig {
             kind: BackboneKind::SmallCnn,
             small_cnn: SmallCnnConfig::default(),
+            transformer: TransformerConfig::default(),
+            pooling: Pooling::Mean,
+            pretrained: String::new(),
         }
     }
 }
@@ -52,6 +109,7 @@ impl BackboneConfig {
         match self.kind {
             BackboneKind::SmallCnn => self.small_cnn.widths.last().copied().unwrap_or(0),
             BackboneKind::Resnet18 => 512,
+            BackboneKind::Transformer => self.transformer.hidden_dim,
         }
     }
 }
@@ -61,16 +119,74 @@ impl BackboneConfig {
 pub enum Backbone {
     SmallCnn(SmallCnn),
     Resnet18(Box<ResNet18>),
+    Transformer(Box<TextEncoder>),
 }
 
 impl Backbone {
-    pub fn new(path: &nn::Path, in_channels: i64, config: &BackboneConfig) -> Backbone {
+    pub fn new(path: &nn::Path, input: &InputSpec, config: &BackboneConfig) -> Backbone {
         match config.kind {
             BackboneKind::SmallCnn => {
-                Backbone::SmallCnn(SmallCnn::new(path, in_channels, &config.small_cnn))
+                Backbone::SmallCnn(SmallCnn::new(path, input.channels, &config.small_cnn))
             }
             BackboneKind::Resnet18 => {
-                Backbone::Resnet18(Box::new(ResNet18::new(path, in_channels)))
+                Backbone::Resnet18(Box::new(ResNet18::new(path, input.channels)))
+            }
+            BackboneKind::Transformer => {
+                let transformer = TransformerConfig {
+                    vocab_size: input.vocab_size,
+                    ..config.transformer.clone()
+                };
+                Backbone::Transformer(Box::new(TextEncoder {
+                    transformer: Transformer::new(path, &transformer),
+                    pooling: config.pooling,
+                    pad_id: input.pad_id,
+                }))
+            }
+        }
+    }
+
+    /// The transformer inside, for methods that need token states (MLM, causal LM).
+    pub fn text(&self) -> Option<&TextEncoder> {
+        match self {
+            Backbone::Transformer(encoder) => Some(encoder),
+            _ => None,
+        }
+    }
+}
+
+/// A transformer over token ids with a pooling rule: the text encoder.
+#[derive(Debug)]
+pub struct TextEncoder {
+    pub transformer: Transformer,
+    pub pooling: Pooling,
+    pub pad_id: i64,
+}
+
+impl TextEncoder {
+    /// `[B, T]` ids → token states `[B, T, H]` and the attention mask `[B, T]` (1 = token).
+    pub fn states(&self, token_ids: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let mask = token_ids.ne(self.pad_id).to_kind(Kind::Int64);
+        (
+            self.transformer.forward_t(token_ids, Some(&mask), train),
+            mask,
+        )
+    }
+
+    /// Token states `[B, T, H]` pooled to `[B, H]`.
+    pub fn pool(&self, states: &Tensor, mask: &Tensor) -> Tensor {
+        match self.pooling {
+            Pooling::Mean => mean_pool(states, mask),
+            Pooling::Cls => states.select(1, 0),
+            Pooling::Last => {
+                let last = (mask.sum_dim_intlist(&[1i64][..], false, Kind::Int64) - 1).clamp_min(0); // [B]
+                let hidden = states.size()[2];
+                states
+                    .gather(
+                        1,
+                        &last.view([-1, 1, 1]).expand([-1, 1, hidden], false),
+                        false,
+                    )
+                    .squeeze_dim(1)
             }
         }
     }
@@ -81,6 +197,10 @@ impl Encoder for Backbone {
         match self {
             Backbone::SmallCnn(network) => network.encode(images, train),
             Backbone::Resnet18(network) => network.encode(images, train),
+            Backbone::Transformer(encoder) => {
+                let (states, mask) = encoder.states(images, train);
+                encoder.pool(&states, &mask)
+            }
         }
     }
 
@@ -88,6 +208,7 @@ impl Encoder for Backbone {
         match self {
             Backbone::SmallCnn(network) => network.dim(),
             Backbone::Resnet18(network) => network.dim(),
+            Backbone::Transformer(encoder) => encoder.transformer.config.hidden_dim,
         }
     }
 }
@@ -100,7 +221,11 @@ mod tests {
     #[test]
     fn small_cnn_maps_28px_grayscale_to_128_dims() {
         let store = nn::VarStore::new(Device::Cpu);
-        let backbone = Backbone::new(&store.root(), 1, &BackboneConfig::default());
+        let backbone = Backbone::new(
+            &store.root(),
+            &InputSpec::image(1),
+            &BackboneConfig::default(),
+        );
         let images = Tensor::randn([4, 1, 28, 28], (Kind::Float, Device::Cpu));
         assert_eq!(backbone.encode(&images, true).size(), vec![4, 128]);
         assert_eq!(backbone.dim(), 128);
@@ -113,7 +238,7 @@ mod tests {
             kind: BackboneKind::Resnet18,
             ..Default::default()
         };
-        let backbone = Backbone::new(&store.root(), 3, &config);
+        let backbone = Backbone::new(&store.root(), &InputSpec::image(3), &config);
         let images = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
         assert_eq!(backbone.encode(&images, false).size(), vec![2, 512]);
         let parameters: i64 = store

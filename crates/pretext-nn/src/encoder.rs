@@ -2,10 +2,10 @@
 
 use tch::Tensor;
 
-/// An input batch `[B, C, H, W]` to a representation `[B, dim]`.
+/// An input batch (images `[B, C, H, W]` or token ids `[B, T]`) to a representation `[B, dim]`.
 pub trait Encoder {
-    /// Runs the encoder; `train` switches batch-norm to batch statistics.
-    fn encode(&self, images: &Tensor, train: bool) -> Tensor;
+    /// Runs the encoder; `train` switches batch norm to batch statistics and dropout on.
+    fn encode(&self, inputs: &Tensor, train: bool) -> Tensor;
     /// Width of the representation.
     fn dim(&self) -> i64;
 }

@@ -1,4 +1,5 @@
-//! Building blocks for pretext: backbones (encoders), heads, losses, the k-NN classifier, and
+//! Building blocks for pretext: backbones (encoders, the transformer and Hugging Face BERT
+//! loading), heads, losses, the k-NN classifier, and
 //! the untrained state of self-distillation and momentum methods (EMA, negative queue,
 //! center).
 //!
@@ -10,21 +11,25 @@ pub mod center;
 pub mod dino_head;
 pub mod ema;
 pub mod encoder;
+pub mod hf_bert;
 pub mod knn;
 pub mod loss;
 pub mod projector;
 pub mod queue;
 pub mod resnet;
 pub mod small_cnn;
+pub mod transformer;
 
-pub use backbone::{Backbone, BackboneConfig, BackboneKind};
+pub use backbone::{Backbone, BackboneConfig, BackboneKind, InputSpec, Pooling, TextEncoder};
 pub use center::Center;
 pub use dino_head::{DinoHead, DinoHeadConfig};
 pub use ema::{cosine_momentum, Ema};
 pub use encoder::Encoder;
+pub use hf_bert::{load_hf_bert, load_hf_bert_weights, read_hf_bert_config, CheckpointError};
 pub use knn::{knn_classify, KnnConfig};
 pub use loss::{dino_loss, info_nce, l2_normalize, normalized_mse, nt_xent, DinoLossParts};
 pub use projector::{Projector, ProjectorConfig};
 pub use queue::NegativeQueue;
 pub use resnet::ResNet18;
 pub use small_cnn::{SmallCnn, SmallCnnConfig};
+pub use transformer::{mean_pool, KvCache, Transformer, TransformerConfig};

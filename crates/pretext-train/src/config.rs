@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use pretext_augment::ViewConfig;
-use pretext_data::{load_images, ImageSplits, SourceOptions};
+use pretext_data::{load_images, ImageSplits, Samples, SourceOptions, Splits};
 use pretext_methods::{MethodConfig, MethodName};
 use pretext_nn::BackboneConfig;
 use serde::{Deserialize, Serialize};
@@ -17,9 +17,19 @@ use crate::optimizer::OptimizerConfig;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// "embedded" (the Fashion-MNIST subset built into pretext), a folder of IDX files, an
-    /// IDX images file, or a folder of images with one subfolder per class.
+    /// Images: "embedded" (the Fashion-MNIST subset built into pretext), a folder of IDX files,
+    /// an IDX images file, or a folder of images with one subfolder per class. Text: a labeled
+    /// .tsv (`label<TAB>text`) or .jsonl file, or an unlabeled .txt file or folder.
     pub path: String,
+    /// Text: the labeled held-out file (empty: hold out `holdout_fraction` of `path`).
+    pub test_path: String,
+    /// Text: "wordpiece", "bpe" or "char" (trained on the training texts), or a
+    /// tokenizer.json / Hugging Face model folder to read.
+    pub tokenizer: String,
+    /// Text: vocabulary size when a tokenizer is trained.
+    pub vocab_size: usize,
+    /// Text: tokens per sequence (longer examples are truncated, shorter ones padded).
+    pub seq_len: usize,
     /// Resize every image to this many pixels square (0 keeps the native size).
     pub image_size: usize,
     /// Fraction held out (stratified) when the data has no test split of its own.
@@ -33,12 +43,12 @@ pub struct DataConfig {
 }
 
 impl DataConfig {
-    /// Loads the data this section names, with its held-out split.
+    /// Loads the images this section names, with their held-out split.
     pub fn load(&self) -> Result<ImageSplits, TrainError> {
         self.load_from(&self.path)
     }
 
-    /// Loads other data (`spec`) with this section's size and split settings.
+    /// Loads other images (`spec`) with this section's size and split settings.
     pub fn load_from(&self, spec: &str) -> Result<ImageSplits, TrainError> {
         let options = SourceOptions {
             image_size: (self.image_size > 0).then_some(self.image_size),
@@ -53,6 +63,10 @@ impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             path: "embedded".into(),
+            test_path: String::new(),
+            tokenizer: "wordpiece".into(),
+            vocab_size: 8000,
+            seq_len: 64,
             image_size: 0,
             holdout_fraction: 0.2,
             split_seed: 0,
@@ -217,6 +231,108 @@ impl PretrainConfig {
 }
 
 impl PretrainConfig {
+    /// Loads `data.path`: images, or text tokenized with the run's tokenizer
+    /// (`run_dir/tokenizer.json` when it exists, else made as `data.tokenizer` says and
+    /// returned, for the caller to save into a new run).
+    pub fn load_data(
+        &self,
+        run_dir: Option<&Path>,
+    ) -> Result<(Splits, Option<pretext_data::text::TextTokenizer>), TrainError> {
+        self.load_data_from(&self.data.path, run_dir)
+    }
+
+    /// Loads other data (`spec`) the way `data.path` would be.
+    pub fn load_data_from(
+        &self,
+        spec: &str,
+        run_dir: Option<&Path>,
+    ) -> Result<(Splits, Option<pretext_data::text::TextTokenizer>), TrainError> {
+        if crate::text_data::is_text_path(spec) {
+            let tokenizer = crate::text_data::resolve_tokenizer(self, run_dir)?;
+            let splits = crate::text_data::load_text_splits(self, spec, &tokenizer)?;
+            Ok((splits, Some(tokenizer)))
+        } else {
+            Ok((self.data.load_from(spec)?.into(), None))
+        }
+    }
+
+    /// The config with what the data decides written in: the transformer's vocabulary size
+    /// from the tokenizer, and a pretrained backbone's shape from its config.json.
+    pub fn resolved_for(&self, train: &Samples) -> Result<PretrainConfig, TrainError> {
+        let mut config = self.clone();
+        if let Samples::Tokens(set) = train {
+            if !config.backbone.pretrained.is_empty() {
+                let pretrained =
+                    pretext_nn::read_hf_bert_config(Path::new(&config.backbone.pretrained))?;
+                config.backbone.transformer = pretext_nn::TransformerConfig {
+                    dropout: config.backbone.transformer.dropout,
+                    ..pretrained
+                };
+            }
+            let tokenizer_size = i64::from(set.vocab_size);
+            if !config.backbone.pretrained.is_empty()
+                && config.backbone.transformer.vocab_size != tokenizer_size
+            {
+                return Err(TrainError::Invalid {
+                    field: "backbone.pretrained".into(),
+                    message: format!(
+                        "{} has {} token embeddings but the tokenizer has {tokenizer_size} tokens; use the model's own tokenizer (data.tokenizer = \"{}\")",
+                        config.backbone.pretrained, config.backbone.transformer.vocab_size, config.backbone.pretrained
+                    ),
+                });
+            }
+            config.backbone.transformer.vocab_size = tokenizer_size;
+            if config.data.seq_len as i64 > config.backbone.transformer.max_positions {
+                return Err(TrainError::Invalid {
+                    field: "data.seq_len".into(),
+                    message: format!(
+                        "{} is longer than the transformer's {} positions",
+                        config.data.seq_len, config.backbone.transformer.max_positions
+                    ),
+                });
+            }
+        }
+        Ok(config)
+    }
+
+    /// Refuses data of the wrong modality for the method and backbone, naming both.
+    pub fn check_data(&self, train: &Samples) -> Result<(), TrainError> {
+        let tokens = matches!(train, Samples::Tokens(_));
+        let mismatch = |what: String| {
+            Err(TrainError::Invalid {
+                field: "data.path".into(),
+                message: what,
+            })
+        };
+        if tokens != self.method.name.reads_tokens() {
+            return mismatch(format!(
+                "`{}` is {} but method `{}` reads {}",
+                self.data.path,
+                if tokens { "text" } else { "images" },
+                self.method.name.as_str(),
+                if self.method.name.reads_tokens() {
+                    "text"
+                } else {
+                    "images"
+                }
+            ));
+        }
+        if tokens != self.backbone.kind.reads_tokens() {
+            return mismatch(format!(
+                "`{}` is {} but backbone `{}` reads {} (text needs --backbone transformer)",
+                self.data.path,
+                if tokens { "text" } else { "images" },
+                self.backbone.kind.as_str(),
+                if self.backbone.kind.reads_tokens() {
+                    "text"
+                } else {
+                    "images"
+                }
+            ));
+        }
+        Ok(())
+    }
+
     /// What the health verdicts need to know about a run of this config.
     pub fn health_context(&self, representation_dim: i64, total_steps: u64) -> HealthContext {
         HealthContext {
@@ -226,6 +342,9 @@ impl PretrainConfig {
             pretext_classes: match self.method.name {
                 MethodName::Rotation => Some(4),
                 MethodName::Jigsaw => Some(self.method.jigsaw.permutations),
+                MethodName::BertMlm | MethodName::Gpt => {
+                    Some(self.backbone.transformer.vocab_size.max(1) as usize)
+                }
                 _ => None,
             },
             dino_output_dim: (self.method.name == MethodName::Dino)
@@ -233,6 +352,7 @@ impl PretrainConfig {
             dino_warmup_steps: (self.method.dino.teacher_temperature_warmup * total_steps as f64)
                 .round() as u64,
             loss_should_fall: self.method.name != MethodName::Dino,
+            collapse_possible: !self.method.name.reads_tokens(),
         }
     }
 }

@@ -27,6 +27,8 @@ pub enum TrainError {
     BadCheckpoint { path: PathBuf, message: String },
     #[error("training stopped: {count} steps had a non-finite loss or gradient (limit {limit}); lower the learning rate, raise the temperature, or enable gradient clipping")]
     TooManyNonFinite { count: u64, limit: u64 },
+    #[error(transparent)]
+    Pretrained(#[from] pretext_nn::CheckpointError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     #[error("device `{0}` is not available: {1}")]

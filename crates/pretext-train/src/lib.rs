@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod optimizer;
 pub mod run_dir;
 pub mod schedule;
+pub mod text_data;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, TrainState};

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use std::collections::HashSet;
 
-use pretext_data::{stratified_subset, BatchPlan, ImageSet, ImageSplits, Prefetcher};
-use pretext_methods::{images_to_tensor, HostBatch, Method, MethodSetup, StepClock};
+use pretext_data::{stratified_subset, BatchPlan, Prefetcher, Samples, Splits};
+use pretext_methods::{samples_to_tensor, HostBatch, Method, MethodSetup, StepClock};
+use pretext_nn::InputSpec;
 use pretext_nn::{knn_classify, Encoder, KnnConfig};
 use serde_json::{json, Map, Value};
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -75,15 +76,22 @@ pub struct Model {
 impl Model {
     /// Builds the method for `config` and the training split `train`, initialized from the
     /// run seed.
-    pub fn new(config: &PretrainConfig, train: &ImageSet, device: Device) -> Model {
+    pub fn new(config: &PretrainConfig, train: &Samples, device: Device) -> Model {
         tch::manual_seed(config.seed as i64);
         let store = VarStore::new(device);
         let mut state = VarStore::new(device);
+        let (input, image_size) = match train {
+            Samples::Images(set) => (InputSpec::image(set.channels as i64), set.height as i64),
+            Samples::Tokens(set) => (
+                InputSpec::tokens(i64::from(set.vocab_size), i64::from(set.pad_id)),
+                set.seq_len as i64,
+            ),
+        };
         let setup = MethodSetup {
-            in_channels: train.channels as i64,
-            image_size: train.height as i64,
-            train_len: train.len,
-            total_steps: total_steps(config, train.len).unwrap_or(1),
+            input,
+            image_size,
+            train_len: train.len(),
+            total_steps: total_steps(config, train.len()).unwrap_or(1),
         };
         let method = Method::new(&store, &state, setup, &config.backbone, &config.method);
         state.freeze();
@@ -92,6 +100,18 @@ impl Model {
             state,
             method,
         }
+    }
+
+    /// Loads `backbone.pretrained` (a Hugging Face BERT-family folder) into the encoder.
+    pub fn load_pretrained(&mut self, config: &PretrainConfig) -> Result<(), TrainError> {
+        if !config.backbone.pretrained.is_empty() {
+            pretext_nn::load_hf_bert_weights(
+                std::path::Path::new(&config.backbone.pretrained),
+                &self.store,
+                "encoder.",
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -137,14 +157,19 @@ pub fn pretrain(
     run: &RunDir,
     resume_from: Option<Checkpoint>,
     device: Device,
-    data: &ImageSplits,
+    data: &Splits,
     progress: &mut dyn ProgressSink,
 ) -> Result<PretrainOutcome, TrainError> {
     config.validate()?;
+    config.check_data(&data.train)?;
+    let config = &config.resolved_for(&data.train)?;
     let train = Arc::new(data.train.clone());
-    let plan = BatchPlan::new(train.len, config.train.batch_size, config.seed)?;
+    let plan = BatchPlan::new(train.len(), config.train.batch_size, config.seed)?;
     let total = planned_steps(config, &plan);
     let mut model = Model::new(config, &train, device);
+    if resume_from.is_none() {
+        model.load_pretrained(config)?;
+    }
     let mut optimizer = Optimizer::new(&model.store, &config.optimizer);
     let mut state = TrainState {
         step: 0,
@@ -371,9 +396,9 @@ struct KnnMonitor {
 }
 
 impl KnnMonitor {
-    fn new(train: &ImageSet, config: &PretrainConfig, device: Device) -> Option<KnnMonitor> {
-        let labels = train.labels.as_ref()?;
-        let wanted = (2 * config.health.knn_slice).min(train.len);
+    fn new(train: &Samples, config: &PretrainConfig, device: Device) -> Option<KnnMonitor> {
+        let labels = train.labels()?;
+        let wanted = (2 * config.health.knn_slice).min(train.len());
         if config.health.knn_every == 0 || wanted < 4 {
             return None;
         }
@@ -389,9 +414,9 @@ impl KnnMonitor {
             )
         };
         Some(KnnMonitor {
-            bank: images_to_tensor(train, &bank, device),
+            bank: samples_to_tensor(train, &bank, device),
             bank_labels: label_tensor(&bank).to_device(device),
-            queries: images_to_tensor(train, &queries, device),
+            queries: samples_to_tensor(train, &queries, device),
             query_labels: label_tensor(&queries).to_device(device),
             num_classes: train.num_classes() as i64,
             k: config.health.knn_k,
@@ -400,8 +425,16 @@ impl KnnMonitor {
 
     fn accuracy(&self, encoder: &dyn Encoder) -> f64 {
         let _guard = tch::no_grad_guard();
-        let bank = encoder.encode(&self.bank, false);
-        let queries = encoder.encode(&self.queries, false);
+        let encode = |inputs: &Tensor| {
+            let chunks: Vec<Tensor> = inputs
+                .split(256, 0)
+                .iter()
+                .map(|chunk| encoder.encode(chunk, false))
+                .collect();
+            Tensor::cat(&chunks, 0)
+        };
+        let bank = encode(&self.bank);
+        let queries = encode(&self.queries);
         let config = KnnConfig {
             k: self.k,
             ..Default::default()

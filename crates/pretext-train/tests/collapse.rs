@@ -39,7 +39,7 @@ impl ProgressSink for Messages {
 }
 
 fn train_and_review(config: &PretrainConfig, messages: &mut Messages) -> Vec<Finding> {
-    let data = embedded_fashion_mnist().unwrap();
+    let data: pretext_data::Splits = embedded_fashion_mnist().unwrap().into();
     let dir = tempfile::tempdir().unwrap();
     let run = RunDir::new(&dir.path().join("run"));
     run.prepare_new(RunMode::New).unwrap();

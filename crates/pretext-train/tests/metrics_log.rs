@@ -9,7 +9,7 @@ use tch::Device;
 /// `train.log_every`, so `log_every = 30, health.every = 20` logged them at step 60 only.
 #[test]
 fn health_signals_are_logged_when_due_even_off_the_log_interval() {
-    let data = embedded_fashion_mnist().unwrap();
+    let data: pretext_data::Splits = embedded_fashion_mnist().unwrap().into();
     let mut config = PretrainConfig::default();
     config.train.batch_size = 16;
     config.train.steps = 45;

@@ -7,7 +7,7 @@ use tch::Device;
 
 #[test]
 fn nonfinite_losses_are_skipped_counted_and_stop_the_run() {
-    let data = embedded_fashion_mnist().unwrap();
+    let data: pretext_data::Splits = embedded_fashion_mnist().unwrap().into();
     let mut config = PretrainConfig::default();
     config.train.batch_size = 16;
     config.train.steps = 50;

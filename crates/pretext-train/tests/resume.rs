@@ -83,6 +83,7 @@ fn assert_resume_is_bit_identical(method: MethodName) {
         train: data.train.subset(&(0..200).collect::<Vec<_>>()),
         test: data.test,
     };
+    let data: pretext_data::Splits = data.into();
     let dir = tempfile::tempdir().unwrap();
 
     // One run of 20 steps.
@@ -157,12 +158,7 @@ fn assert_resume_is_bit_identical(method: MethodName) {
 }
 
 /// Runs `config` from scratch but stops (as a kill would) once `stop_at` steps are done.
-fn run_until(
-    config: &PretrainConfig,
-    run: &RunDir,
-    data: &pretext_data::ImageSplits,
-    stop_at: u64,
-) {
+fn run_until(config: &PretrainConfig, run: &RunDir, data: &pretext_data::Splits, stop_at: u64) {
     struct StopAt(u64);
     impl ProgressSink for StopAt {
         fn started(&mut self, _: u64, _: u64) {}
@@ -190,7 +186,7 @@ fn the_number_of_data_workers_does_not_change_the_run() {
     let _turn = ONE_RUN_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let data = embedded_fashion_mnist().unwrap();
+    let data: pretext_data::Splits = embedded_fashion_mnist().unwrap().into();
     let dir = tempfile::tempdir().unwrap();
     let weights = |workers: usize| {
         let mut config = config(8);

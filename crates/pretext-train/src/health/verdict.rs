@@ -84,6 +84,10 @@ pub struct HealthContext {
     pub dino_warmup_steps: u64,
     /// The loss is expected to fall (not DINO, whose sharpening target moves).
     pub loss_should_fall: bool,
+    /// Representation collapse is a failure mode of the method (joint-embedding methods);
+    /// language models must predict tokens and cannot collapse, while their pooled states are
+    /// naturally anisotropic, so the collapse thresholds would only raise false alarms.
+    pub collapse_possible: bool,
 }
 
 /// The verdicts one metrics record supports on its own: collapse and a too-easy pretext
@@ -91,14 +95,16 @@ pub struct HealthContext {
 pub fn live_findings(record: &Map<String, Value>, context: &HealthContext) -> Vec<Finding> {
     let step = number(record, "step").unwrap_or(0.0) as u64;
     let mut findings = Vec::new();
-    if let Some(std) = number(record, "embedding_std") {
-        findings.extend(embedding_std_finding(std, context));
-    }
-    if let Some(rank) = number(record, "effective_rank") {
-        findings.extend(effective_rank_finding(rank));
-    }
-    if let Some(spread) = number(record, "projection_spread") {
-        findings.extend(projection_spread_finding(spread));
+    if context.collapse_possible {
+        if let Some(std) = number(record, "embedding_std") {
+            findings.extend(embedding_std_finding(std, context));
+        }
+        if let Some(rank) = number(record, "effective_rank") {
+            findings.extend(effective_rank_finding(rank));
+        }
+        if let Some(spread) = number(record, "projection_spread") {
+            findings.extend(projection_spread_finding(spread));
+        }
     }
     if let (Some(per_image), Some(marginal), Some(k)) = (
         number(record, "teacher_entropy"),
@@ -182,35 +188,42 @@ pub fn review(records: &[Map<String, Value>], context: &HealthContext) -> Vec<Fi
         });
     }
 
+    let collapse_check = |finding: Option<Finding>| finding.filter(|_| context.collapse_possible);
     if let Some(&(_, std)) = series(records, "embedding_std").last() {
-        findings.push(embedding_std_finding(std, context).unwrap_or_else(|| {
-            let healthy = 1.0 / (context.representation_dim as f64).sqrt();
-            Finding::ok(
-                "embedding std",
-                format!("{std:.4} at the end (healthy ≈ {healthy:.4})"),
-            )
-        }));
+        findings.push(
+            collapse_check(embedding_std_finding(std, context)).unwrap_or_else(|| {
+                let healthy = 1.0 / (context.representation_dim as f64).sqrt();
+                Finding::ok(
+                    "embedding std",
+                    format!("{std:.4} at the end (healthy ≈ {healthy:.4})"),
+                )
+            }),
+        );
     }
     if let Some(&(_, rank)) = series(records, "effective_rank").last() {
-        findings.push(effective_rank_finding(rank).unwrap_or_else(|| {
-            Finding::ok(
-                "effective rank",
-                format!(
-                    "{rank:.1} of {} dimensions used",
-                    context.representation_dim
-                ),
-            )
-        }));
+        findings.push(
+            collapse_check(effective_rank_finding(rank)).unwrap_or_else(|| {
+                Finding::ok(
+                    "effective rank",
+                    format!(
+                        "{rank:.1} of {} dimensions used",
+                        context.representation_dim
+                    ),
+                )
+            }),
+        );
     }
     if let Some(&(_, spread)) = series(records, "projection_spread").last() {
-        findings.push(projection_spread_finding(spread).unwrap_or_else(|| {
-            Finding::ok(
-                "projection spread",
-                format!(
-                    "{spread:.3} at the end (1 ≈ spread like random directions, 0 = collapsed)"
-                ),
-            )
-        }));
+        findings.push(
+            collapse_check(projection_spread_finding(spread)).unwrap_or_else(|| {
+                Finding::ok(
+                    "projection spread",
+                    format!(
+                        "{spread:.3} at the end (1 ≈ spread like random directions, 0 = collapsed)"
+                    ),
+                )
+            }),
+        );
     }
     let alignment = series(records, "alignment");
     let uniformity = series(records, "uniformity");
@@ -435,6 +448,7 @@ mod tests {
             dino_output_dim: Some(1000),
             dino_warmup_steps: 0,
             loss_should_fall: true,
+            collapse_possible: true,
         }
     }
 

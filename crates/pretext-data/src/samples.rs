@@ -1,0 +1,87 @@
+//! Samples of any modality behind one type, so the step loop, the monitors and the probes
+//! can be written once.
+
+use crate::image_set::{ImageSet, ImageSplits};
+use crate::token_set::TokenSet;
+
+/// A dataset's samples.
+#[derive(Clone, Debug)]
+pub enum Samples {
+    Images(ImageSet),
+    Tokens(TokenSet),
+}
+
+impl Samples {
+    pub fn len(&self) -> usize {
+        match self {
+            Samples::Images(set) => set.len,
+            Samples::Tokens(set) => set.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// 0-based class codes, one per sample, when the data has labels.
+    pub fn labels(&self) -> Option<&[u16]> {
+        match self {
+            Samples::Images(set) => set.labels.as_deref(),
+            Samples::Tokens(set) => set.labels.as_deref(),
+        }
+    }
+
+    pub fn num_classes(&self) -> usize {
+        match self {
+            Samples::Images(set) => set.num_classes(),
+            Samples::Tokens(set) => set.num_classes(),
+        }
+    }
+
+    pub fn class_names(&self) -> &[String] {
+        match self {
+            Samples::Images(set) => &set.class_names,
+            Samples::Tokens(set) => &set.class_names,
+        }
+    }
+
+    /// Copies of the samples at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Samples {
+        match self {
+            Samples::Images(set) => Samples::Images(set.subset(indices)),
+            Samples::Tokens(set) => Samples::Tokens(set.subset(indices)),
+        }
+    }
+
+    /// A short description for messages ("60000 28x28 images", "13241 sequences of 128 tokens").
+    pub fn describe(&self) -> String {
+        match self {
+            Samples::Images(set) => format!(
+                "{} {}x{} {} images",
+                set.len,
+                set.height,
+                set.width,
+                if set.channels == 1 { "gray" } else { "RGB" }
+            ),
+            Samples::Tokens(set) => format!("{} sequences of {} tokens", set.len, set.seq_len),
+        }
+    }
+}
+
+/// A dataset's training and held-out samples.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    pub name: String,
+    pub train: Samples,
+    pub test: Samples,
+}
+
+impl From<ImageSplits> for Splits {
+    fn from(splits: ImageSplits) -> Splits {
+        Splits {
+            name: splits.name,
+            train: Samples::Images(splits.train),
+            test: Samples::Images(splits.test),
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! Labeled text: one example per line, as TSV (`label<TAB>text`) or JSONL
+//! (`{"text": "...", "label": "..."}`), with class codes shared by a train/test pair.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::error::DataError;
+use crate::text::corpus::read_text_file;
+
+/// The header line a TSV file may start with; it is skipped.
+pub const TSV_HEADER: &str = "label\ttext";
+
+/// Labeled texts: `texts[i]` has class `labels[i]`, named `class_names[labels[i]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabeledText {
+    /// One text per example, in file order.
+    pub texts: Vec<String>,
+    /// Class code of each example: an index into `class_names`.
+    pub labels: Vec<u16>,
+    /// Class names. For a file read alone: its distinct labels sorted alphabetically, or
+    /// numerically when every label is a JSON integer; for a split: the training file's.
+    pub class_names: Vec<String>,
+}
+
+impl LabeledText {
+    /// The number of examples.
+    pub fn len(&self) -> usize {
+        self.texts.len()
+    }
+
+    /// Whether there are no examples (never true for a loaded file).
+    pub fn is_empty(&self) -> bool {
+        self.texts.is_empty()
+    }
+
+    /// The number of classes.
+    pub fn num_classes(&self) -> usize {
+        self.class_names.len()
+    }
+}
+
+/// A train/test pair of labeled texts with one class list (the training file's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabeledTextSplits {
+    /// The training examples.
+    pub train: LabeledText,
+    /// The test examples, coded with the training classes.
+    pub test: LabeledText,
+}
+
+/// Loads a labeled text file; the extension picks the format:
+///
+/// * `.tsv`: `label<TAB>text` per line; a first line equal to [`TSV_HEADER`] is skipped;
+///   the text is everything after the first tab.
+/// * `.jsonl`: one JSON object per line with a string field `"text"` and a field `"label"`
+///   that is a string or an integer (used as its decimal name).
+///
+/// Blank lines are skipped. Labels are trimmed of surrounding whitespace; a missing tab or
+/// field, an empty label or text ([`DataError::BadRecord`]) and a line that is not JSON
+/// ([`DataError::BadJson`]) name the file and line. A file with no examples is
+/// [`DataError::NoText`]; another extension is [`DataError::UnknownLayout`].
+pub fn load_labeled_text(path: &Path) -> Result<LabeledText, DataError> {
+    let records = read_records(path)?;
+    let class_names = class_names_of(path, &records)?;
+    code_records(records, class_names, path, path)
+}
+
+/// Loads a training and a test file ([`load_labeled_text`] formats, which may differ) so
+/// that both use the training file's classes. A test label that the training file lacks is
+/// [`DataError::UnknownLabel`] naming the test file and line.
+pub fn load_labeled_text_splits(train: &Path, test: &Path) -> Result<LabeledTextSplits, DataError> {
+    let train_records = read_records(train)?;
+    let class_names = class_names_of(train, &train_records)?;
+    let test_records = read_records(test)?;
+    Ok(LabeledTextSplits {
+        test: code_records(test_records, class_names.clone(), train, test)?,
+        train: code_records(train_records, class_names, train, train)?,
+    })
+}
+
+/// One example as read, before its label is coded.
+struct Record {
+    line: usize,
+    label: String,
+    /// Whether the label was a JSON integer (then classes sort numerically).
+    label_is_integer: bool,
+    text: String,
+}
+
+fn read_records(path: &Path) -> Result<Vec<Record>, DataError> {
+    let extension = path
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .map(str::to_ascii_lowercase);
+    let parse_line = match extension.as_deref() {
+        Some("tsv") => parse_tsv_line,
+        Some("jsonl") => parse_jsonl_line,
+        other => {
+            return Err(DataError::UnknownLayout {
+                path: path.to_path_buf(),
+                details: format!(
+                    "expected a .tsv file (label<TAB>text per line) or a .jsonl file \
+                     ({{\"text\": ..., \"label\": ...}} per line), found {}",
+                    match other {
+                        Some(extension) => format!("extension .{extension}"),
+                        None => "no extension".into(),
+                    }
+                ),
+            })
+        }
+    };
+    let text = read_text_file(path)?;
+    let mut records = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let is_header = index == 0 && extension.as_deref() == Some("tsv") && line == TSV_HEADER;
+        if line.trim().is_empty() || is_header {
+            continue;
+        }
+        records.push(parse_line(path, index + 1, line)?);
+    }
+    if records.is_empty() {
+        return Err(DataError::NoText {
+            path: path.to_path_buf(),
+            details: "expected at least one labeled example".into(),
+        });
+    }
+    Ok(records)
+}
+
+fn parse_tsv_line(path: &Path, line: usize, content: &str) -> Result<Record, DataError> {
+    let bad = |expected: &str, found: String| DataError::BadRecord {
+        path: path.to_path_buf(),
+        line,
+        expected: expected.into(),
+        found,
+    };
+    let (label, text) = content
+        .split_once('\t')
+        .ok_or_else(|| bad("label<TAB>text", format!("no tab in {}", preview(content))))?;
+    let label = label.trim();
+    if label.is_empty() {
+        return Err(bad("a label before the tab", "an empty label".into()));
+    }
+    if text.trim().is_empty() {
+        return Err(bad("text after the tab", "no text".into()));
+    }
+    Ok(Record {
+        line,
+        label: label.to_owned(),
+        label_is_integer: false,
+        text: text.to_owned(),
+    })
+}
+
+fn parse_jsonl_line(path: &Path, line: usize, content: &str) -> Result<Record, DataError> {
+    let bad = |expected: &str, found: String| DataError::BadRecord {
+        path: path.to_path_buf(),
+        line,
+        expected: expected.into(),
+        found,
+    };
+    let value: Value = serde_json::from_str(content).map_err(|source| DataError::BadJson {
+        path: path.to_path_buf(),
+        line,
+        source,
+    })?;
+    let Value::Object(object) = value else {
+        return Err(bad(
+            "a JSON object with fields \"text\" and \"label\"",
+            describe(&value),
+        ));
+    };
+    let text = match object.get("text") {
+        Some(Value::String(text)) if !text.trim().is_empty() => text.clone(),
+        Some(Value::String(_)) => return Err(bad("a non-empty \"text\"", "no text".into())),
+        Some(other) => return Err(bad("a string \"text\"", describe(other))),
+        None => return Err(bad("a string field \"text\"", "no \"text\" field".into())),
+    };
+    let (label, label_is_integer) = match object.get("label") {
+        Some(Value::String(label)) if !label.trim().is_empty() => (label.trim().to_owned(), false),
+        Some(Value::String(_)) => {
+            return Err(bad("a non-empty \"label\"", "an empty label".into()))
+        }
+        Some(Value::Number(number)) if number.is_i64() || number.is_u64() => {
+            (number.to_string(), true)
+        }
+        Some(other) => return Err(bad("a string or integer \"label\"", describe(other))),
+        None => return Err(bad("a field \"label\"", "no \"label\" field".into())),
+    };
+    Ok(Record {
+        line,
+        label,
+        label_is_integer,
+        text,
+    })
+}
+
+/// The distinct labels in class order: numeric if every label is an integer, else
+/// alphabetical.
+fn class_names_of(path: &Path, records: &[Record]) -> Result<Vec<String>, DataError> {
+    let distinct: BTreeSet<&str> = records.iter().map(|record| record.label.as_str()).collect();
+    let mut class_names: Vec<String> = distinct.into_iter().map(str::to_owned).collect();
+    if records.iter().all(|record| record.label_is_integer) {
+        class_names.sort_by_key(|name| name.parse::<i128>().unwrap_or_default());
+    }
+    if class_names.len() > usize::from(u16::MAX) + 1 {
+        return Err(DataError::ShapeMismatch {
+            path: path.to_path_buf(),
+            expected: format!("at most {} classes", usize::from(u16::MAX) + 1),
+            found: format!("{} distinct labels", class_names.len()),
+        });
+    }
+    Ok(class_names)
+}
+
+/// Codes each record's label as its index in `class_names` (read from `classes_path`).
+fn code_records(
+    records: Vec<Record>,
+    class_names: Vec<String>,
+    classes_path: &Path,
+    path: &Path,
+) -> Result<LabeledText, DataError> {
+    let mut sorted: Vec<(&str, u16)> = class_names
+        .iter()
+        .enumerate()
+        .map(|(code, name)| (name.as_str(), code as u16))
+        .collect();
+    sorted.sort_unstable();
+    let mut texts = Vec::with_capacity(records.len());
+    let mut labels = Vec::with_capacity(records.len());
+    for record in records {
+        let code = match sorted.binary_search_by(|(name, _)| (*name).cmp(record.label.as_str())) {
+            Ok(position) => sorted[position].1,
+            Err(_) => {
+                return Err(DataError::UnknownLabel {
+                    path: path.to_path_buf(),
+                    line: record.line,
+                    label: record.label,
+                    train: PathBuf::from(classes_path),
+                    known: class_names.join(", "),
+                })
+            }
+        };
+        texts.push(record.text);
+        labels.push(code);
+    }
+    Ok(LabeledText {
+        texts,
+        labels,
+        class_names,
+    })
+}
+
+/// A short quoted excerpt of a line for error messages.
+fn preview(text: &str) -> String {
+    format!("{:?}", excerpt(text))
+}
+
+/// The first 60 characters of `text`, with `…` when cut.
+fn excerpt(text: &str) -> String {
+    const MAX_CHARS: usize = 60;
+    let mut excerpt: String = text.chars().take(MAX_CHARS).collect();
+    if text.chars().nth(MAX_CHARS).is_some() {
+        excerpt.push('…');
+    }
+    excerpt
+}
+
+/// What a JSON value is, for error messages: its kind and a short excerpt.
+fn describe(value: &Value) -> String {
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    format!("{kind} {}", excerpt(&value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
+    #[test]
+    fn tsv_with_header_gives_alphabetical_classes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "a.tsv",
+            "label\ttext\nzebra\tstripes\tand a tab\n\napple\tred\nzebra\tblack\n",
+        );
+        let data = load_labeled_text(&file).unwrap();
+        assert_eq!(data.class_names, ["apple", "zebra"]);
+        assert_eq!(data.labels, [1, 0, 1]);
+        assert_eq!(data.texts, ["stripes\tand a tab", "red", "black"]);
+    }
+
+    #[test]
+    fn tsv_without_header_keeps_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "a.tsv", "b\tone\r\na\ttwo\r\n");
+        let data = load_labeled_text(&file).unwrap();
+        assert_eq!(data.texts, ["one", "two"]);
+        assert_eq!(data.labels, [1, 0]);
+    }
+
+    #[test]
+    fn jsonl_integer_labels_sort_numerically() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "a.jsonl",
+            "{\"text\": \"x\", \"label\": 10}\n{\"label\": 2, \"text\": \"y\", \"id\": 7}\n",
+        );
+        let data = load_labeled_text(&file).unwrap();
+        assert_eq!(data.class_names, ["2", "10"]);
+        assert_eq!(data.labels, [1, 0]);
+    }
+
+    #[test]
+    fn jsonl_wrong_field_types_name_line_and_what_was_found() {
+        let dir = tempfile::tempdir().unwrap();
+        for (content, found) in [
+            ("{\"text\": 3, \"label\": \"a\"}", "found a number 3"),
+            ("{\"text\": \"t\", \"label\": 1.5}", "found a number 1.5"),
+            ("{\"text\": \"t\"}", "no \"label\" field"),
+            ("[1,2]", "found an array [1,2]"),
+        ] {
+            let file = write(
+                dir.path(),
+                "a.jsonl",
+                &format!("{{\"text\": \"ok\", \"label\": \"a\"}}\n{content}\n"),
+            );
+            let error = load_labeled_text(&file).unwrap_err();
+            match &error {
+                DataError::BadRecord { line: 2, .. } => {}
+                other => panic!("expected BadRecord on line 2, got {other:?}"),
+            }
+            assert!(error.to_string().contains(found), "{error}");
+        }
+    }
+
+    #[test]
+    fn other_extension_is_unknown_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "a.csv", "label,text\n");
+        let error = load_labeled_text(&file).unwrap_err();
+        assert!(
+            matches!(error, DataError::UnknownLayout { .. }),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains(".tsv"), "{error}");
+    }
+
+    #[test]
+    fn header_only_file_is_no_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "a.tsv", "label\ttext\n");
+        let error = load_labeled_text(&file).unwrap_err();
+        assert!(matches!(error, DataError::NoText { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn empty_label_or_text_is_bad_record() {
+        let dir = tempfile::tempdir().unwrap();
+        for content in ["a\tok\n\tno label\n", "a\tok\nb\t  \n"] {
+            let file = write(dir.path(), "a.tsv", content);
+            let error = load_labeled_text(&file).unwrap_err();
+            assert!(
+                matches!(error, DataError::BadRecord { line: 2, .. }),
+                "{error:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Text: unlabeled corpora, labeled TSV/JSONL files, tokenizers (loading any
+//! `tokenizer.json`, training BPE / WordPiece / character ones) and block packing.
+
+pub mod blocks;
+pub mod corpus;
+pub mod labeled;
+pub mod tokenizer;
+pub mod tokenizer_training;
+
+pub use blocks::pack_blocks;
+pub use corpus::{
+    list_text_files, load_text_corpus, read_text_file, TextCorpus, TextDocument, TEXT_EXTENSION,
+};
+pub use labeled::{
+    load_labeled_text, load_labeled_text_splits, LabeledText, LabeledTextSplits, TSV_HEADER,
+};
+pub use tokenizer::TextTokenizer;
+pub use tokenizer_training::{
+    train_tokenizer, train_tokenizer_on_corpus, TokenizerKind, BPE_SPECIAL_TOKENS,
+    CHAR_SPECIAL_TOKENS, WORDPIECE_SPECIAL_TOKENS,
+};

@@ -1,0 +1,130 @@
+//! Token sequences of a fixed length, the text counterpart of [`crate::ImageSet`].
+
+use std::sync::Arc;
+
+/// `len` sequences of `seq_len` token ids (padded with `pad_id`), with optional labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenSet {
+    /// `len * seq_len` ids, one sequence after another.
+    pub tokens: Arc<Vec<u32>>,
+    pub len: usize,
+    pub seq_len: usize,
+    /// The id that fills positions after a sequence's end (never attended to).
+    pub pad_id: u32,
+    /// Size of the tokenizer's vocabulary (every id is below it).
+    pub vocab_size: u32,
+    /// Ids of the tokenizer's special tokens ([CLS], [SEP], padding, ...), sorted.
+    pub special_ids: Arc<Vec<u32>>,
+    /// The [MASK] token, when the tokenizer has one.
+    pub mask_id: Option<u32>,
+    /// 0-based class codes, one per sequence.
+    pub labels: Option<Vec<u16>>,
+    /// Class names indexed by code.
+    pub class_names: Vec<String>,
+}
+
+impl TokenSet {
+    /// Sequences truncated or padded to `seq_len`; `vocabulary` describes the tokenizer.
+    pub fn from_sequences(
+        sequences: &[Vec<u32>],
+        seq_len: usize,
+        vocabulary: &Vocabulary,
+        labels: Option<Vec<u16>>,
+        class_names: Vec<String>,
+    ) -> TokenSet {
+        let pad_id = vocabulary.pad_id;
+        let mut tokens = Vec::with_capacity(sequences.len() * seq_len);
+        for sequence in sequences {
+            let kept = sequence.len().min(seq_len);
+            tokens.extend_from_slice(&sequence[..kept]);
+            tokens.extend(std::iter::repeat_n(pad_id, seq_len - kept));
+        }
+        TokenSet {
+            tokens: Arc::new(tokens),
+            len: sequences.len(),
+            seq_len,
+            pad_id,
+            vocab_size: vocabulary.size,
+            special_ids: Arc::new(vocabulary.special_ids.clone()),
+            mask_id: vocabulary.mask_id,
+            labels,
+            class_names,
+        }
+    }
+
+    /// Whether `id` is one of the tokenizer's special tokens.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.special_ids.binary_search(&id).is_ok()
+    }
+
+    /// The `seq_len` ids of sequence `index`. Panics if `index >= len` (a caller bug).
+    pub fn sequence(&self, index: usize) -> &[u32] {
+        &self.tokens[index * self.seq_len..(index + 1) * self.seq_len]
+    }
+
+    /// Number of classes: `class_names.len()` when known, else max label + 1; 0 if unlabeled.
+    pub fn num_classes(&self) -> usize {
+        match &self.labels {
+            None => 0,
+            Some(labels) => {
+                let from_labels = labels.iter().max().map_or(0, |&max| usize::from(max) + 1);
+                self.class_names.len().max(from_labels)
+            }
+        }
+    }
+
+    /// A new set holding copies of the sequences (and labels) at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> TokenSet {
+        let mut tokens = Vec::with_capacity(indices.len() * self.seq_len);
+        for &index in indices {
+            tokens.extend_from_slice(self.sequence(index));
+        }
+        TokenSet {
+            tokens: Arc::new(tokens),
+            len: indices.len(),
+            labels: self
+                .labels
+                .as_ref()
+                .map(|labels| indices.iter().map(|&i| labels[i]).collect()),
+            ..self.clone()
+        }
+    }
+}
+
+/// What a [`TokenSet`] needs to know of its tokenizer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vocabulary {
+    pub size: u32,
+    pub pad_id: u32,
+    pub mask_id: Option<u32>,
+    /// Sorted ids of every special token.
+    pub special_ids: Vec<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_are_padded_or_truncated_and_subsets_keep_labels() {
+        let vocabulary = Vocabulary {
+            size: 10,
+            pad_id: 0,
+            mask_id: Some(4),
+            special_ids: vec![0, 1, 2, 3, 4],
+        };
+        let set = TokenSet::from_sequences(
+            &[vec![5, 6, 7, 8], vec![9]],
+            3,
+            &vocabulary,
+            Some(vec![1, 0]),
+            vec!["a".into(), "b".into()],
+        );
+        assert_eq!(set.sequence(0), &[5, 6, 7]);
+        assert_eq!(set.sequence(1), &[9, 0, 0]);
+        assert_eq!(set.num_classes(), 2);
+        let swapped = set.subset(&[1, 0]);
+        assert_eq!(swapped.sequence(0), &[9, 0, 0]);
+        assert_eq!(swapped.labels, Some(vec![0, 1]));
+    }
+}
