@@ -19,6 +19,9 @@ pub enum Command {
     Pretrain(PretrainArgs),
     /// Linear probe and k-NN on frozen features of a run, with few labels.
     Probe(ProbeArgs),
+    /// Fine-tune a run's encoder end to end with few labels (small learning rate, warmup,
+    /// layer-wise decay, optional freeze-then-unfreeze, early stopping).
+    Finetune(FinetuneArgs),
     /// Write the features of a run's encoder for a dataset to a .npy file.
     Embed(EmbedArgs),
     /// Continue a prompt with a run's causal language model (method gpt), streaming the text.
@@ -111,6 +114,48 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub no_baselines: bool,
     /// Where to write the JSON report [default: RUN/probe-<labels>-seed<seed>.json].
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct FinetuneArgs {
+    /// Run directory written by `pretext pretrain`.
+    pub run: PathBuf,
+    /// Labeled training examples: a count (600) or a share (1%); the probe's subset.
+    #[arg(long, default_value = "600")]
+    pub labels: String,
+    /// Seed of the labeled subset, validation split, head and batch order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fine-tune on this data instead of the run's.
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<String>,
+    /// Passes over the labeled examples (early stopping may end sooner).
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    /// Examples per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Peak learning rate of the head; each encoder layer gets it times its decay factor.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Layer-wise learning-rate decay (1 = the same rate for every layer).
+    #[arg(long, default_value_t = 0.75)]
+    pub layer_decay: f64,
+    /// Train the head alone on the frozen encoder for this many epochs first.
+    #[arg(long, default_value_t = 0)]
+    pub freeze_epochs: usize,
+    /// Stop after this many epochs without a better validation accuracy.
+    #[arg(long, default_value_t = 8)]
+    pub patience: usize,
+    /// Train the same architecture from random initialization (the supervised baseline).
+    #[arg(long)]
+    pub from_scratch: bool,
+    /// Where to write the JSON report [default: RUN/finetune-<labels>-seed<seed>.json].
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// auto, cpu, cuda or cuda:N.

@@ -5,6 +5,7 @@ mod args;
 mod bench;
 mod cuda;
 mod embed;
+mod finetune;
 mod generate;
 mod health;
 mod layered_config;
@@ -26,6 +27,7 @@ fn main() -> std::process::ExitCode {
         Command::Pretrain(args) => pretrain::run(&args),
         Command::Probe(args) => probe::run(&args),
         Command::Embed(args) => embed::run(&args),
+        Command::Finetune(args) => finetune::run(&args),
         Command::Health(args) => health::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Tokenizer(TokenizerCommand::Train(args)) => tokenizer_cmd::train(&args),

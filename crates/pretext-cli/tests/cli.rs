@@ -1008,6 +1008,30 @@ fn every_method_pretrains_probes_and_reports_health() {
             health.stdout
         );
 
+        if method == "moco" {
+            for extra in [&[][..], &["--from-scratch", "--freeze-epochs", "1"][..]] {
+                let mut command = vec![
+                    "finetune",
+                    arg(&run),
+                    "--labels",
+                    "100",
+                    "--epochs",
+                    "2",
+                    "--device",
+                    "cpu",
+                ];
+                command.extend_from_slice(extra);
+                let finetuned = pretext(&command);
+                assert_succeeds(&finetuned, "finetune");
+                assert!(
+                    finetuned.stdout.contains("test accuracy"),
+                    "{}",
+                    finetuned.stdout
+                );
+            }
+            assert!(run.join("finetune-100-seed0.json").exists());
+            assert!(run.join("scratch-100-seed0.json").exists());
+        }
         let json = pretext(&["health", arg(&run), "--json"]);
         assert_succeeds(&json, "health --json");
         let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
@@ -1130,6 +1154,23 @@ fn text_methods_pretrain_probe_and_report_health() {
                 probe.stdout
             );
         }
+        let finetuned = pretext(&[
+            "finetune",
+            arg(&run),
+            "--labels",
+            "60",
+            "--epochs",
+            "2",
+            "--device",
+            "cpu",
+        ]);
+        assert_succeeds(&finetuned, &format!("finetune of {method}"));
+        assert!(
+            finetuned.stdout.contains("test accuracy"),
+            "{}",
+            finetuned.stdout
+        );
+        assert!(run.join("finetune-60-seed0.json").exists());
         let health = pretext(&["health", arg(&run)]);
         assert_succeeds(&health, &format!("health of {method}"));
         assert!(

@@ -3,10 +3,12 @@
 //! random-init encoder on the same stratified label subset.
 
 pub mod features;
+pub mod finetune;
 pub mod linear_probe;
 pub mod probe;
 
 pub use features::{encode_samples, raw_features, raw_features_name, tfidf_features};
+pub use finetune::{encoder_depth, finetune, EpochRecord, FinetuneConfig, FinetuneReport};
 pub use linear_probe::{linear_probe_accuracy, LinearProbeConfig};
 pub use probe::{
     evaluate_features, load_model, probe, ProbeConfig, ProbeReport, ProbeRow, ProbeSplit,

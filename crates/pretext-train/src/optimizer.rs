@@ -69,6 +69,8 @@ struct Param {
     name: String,
     tensor: Tensor,
     decay: bool,
+    /// Multiplies the learning rate for this parameter (layer-wise decay; 0 = frozen).
+    lr_scale: f64,
 }
 
 /// An optimizer over the trainable variables of a VarStore, with savable state.
@@ -97,6 +99,7 @@ impl Optimizer {
                 decay: tensor.dim() >= 2,
                 name,
                 tensor,
+                lr_scale: 1.0,
             })
             .collect();
         Optimizer {
@@ -104,6 +107,14 @@ impl Optimizer {
             params,
             state: BTreeMap::new(),
             steps_taken: 0,
+        }
+    }
+
+    /// Sets each parameter's learning-rate multiplier from its name (layer-wise learning-rate
+    /// decay, freezing with 0). Parameters with multiplier 0 are not updated at all.
+    pub fn set_lr_scales(&mut self, scale: impl Fn(&str) -> f64) {
+        for param in &mut self.params {
+            param.lr_scale = scale(&param.name);
         }
     }
 
@@ -159,7 +170,7 @@ impl Optimizer {
         let _guard = tch::no_grad_guard();
         self.steps_taken += 1;
         let config = self.config.clone();
-        let names_and_tensors: Vec<(String, Tensor, bool)> = self
+        let names_and_tensors: Vec<(String, Tensor, bool, f64)> = self
             .params
             .iter()
             .map(|param| {
@@ -167,14 +178,17 @@ impl Optimizer {
                     param.name.clone(),
                     param.tensor.shallow_clone(),
                     param.decay,
+                    param.lr_scale,
                 )
             })
             .collect();
-        for (name, mut param, decay) in names_and_tensors {
+        let base_lr = lr;
+        for (name, mut param, decay, lr_scale) in names_and_tensors {
             let grad = param.grad();
-            if !grad.defined() {
+            if !grad.defined() || lr_scale == 0.0 {
                 continue;
             }
+            let lr = base_lr * lr_scale;
             let weight_decay = if decay { config.weight_decay } else { 0.0 };
             match config.kind {
                 OptimizerKind::Adamw => {

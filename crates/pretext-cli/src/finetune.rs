@@ -1,0 +1,75 @@
+//! `pretext finetune RUN --labels N`: end-to-end fine-tuning of a run's encoder (or the same
+//! architecture from scratch) with few labels.
+
+use anyhow::Context;
+use pretext_eval::{finetune, FinetuneConfig};
+use pretext_train::RunDir;
+
+use crate::args::FinetuneArgs;
+use crate::cuda;
+use crate::probe::latest_checkpoint;
+
+pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
+    let run = RunDir::new(&args.run);
+    let config = run.read_config()?;
+    let checkpoint = if args.from_scratch {
+        None
+    } else {
+        Some(latest_checkpoint(&run)?)
+    };
+    let device = cuda::device(&args.device)?;
+    let spec = args.data.as_deref().unwrap_or(&config.data.path);
+    let (data, _) = config
+        .load_data_from(spec, Some(&run.root))
+        .context("loading the data")?;
+    let settings = FinetuneConfig {
+        labels: args.labels.clone(),
+        seed: args.seed,
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        layer_decay: args.layer_decay,
+        freeze_epochs: args.freeze_epochs,
+        patience: args.patience,
+        from_scratch: args.from_scratch,
+        ..FinetuneConfig::default()
+    };
+    let report = finetune(
+        &config,
+        checkpoint.as_ref(),
+        &data,
+        &settings,
+        device,
+        &mut |line| eprintln!("{line}"),
+    )?;
+    println!(
+        "fine-tuned from {}: {} training + {} validation examples; best epoch {} (validation {:.1}%)",
+        report.start,
+        report.train_examples,
+        report.validation_examples,
+        report.best_epoch,
+        100.0 * report.best_validation_accuracy
+    );
+    println!(
+        "test accuracy: {:.1}% on {} held-out examples",
+        100.0 * report.test_accuracy,
+        report.test_size
+    );
+    for warning in &report.warnings {
+        println!("{warning}");
+    }
+    let json_path = args.json.clone().unwrap_or_else(|| {
+        let labels = args.labels.replace('%', "pct");
+        let kind = if args.from_scratch {
+            "scratch"
+        } else {
+            "finetune"
+        };
+        run.root
+            .join(format!("{kind}-{labels}-seed{}.json", args.seed))
+    });
+    std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", json_path.display()))?;
+    eprintln!("wrote {}", json_path.display());
+    Ok(())
+}
