@@ -273,8 +273,8 @@ pub struct BenchArgs {
     /// Skip the epoch benchmark.
     #[arg(long)]
     pub skip_epoch: bool,
-    /// Also time one training step of each of these methods ("all" or a comma-separated list)
-    /// beside bench/reference/method_step.py.
+    /// Also time one training step of each of these image methods ("all" or a
+    /// comma-separated list) beside bench/reference/method_step.py.
     #[arg(long, value_name = "LIST")]
     pub methods: Option<String>,
     /// Images per step in the method benchmarks.

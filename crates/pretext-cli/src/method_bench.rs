@@ -9,14 +9,23 @@ use pretext_methods::{Method, MethodName, MethodSetup, StepClock, StepInputs};
 use pretext_train::{Optimizer, OptimizerConfig, OptimizerKind, PretrainConfig};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-/// The methods named in `list` ("all" or comma-separated names).
+/// The image methods named in `list` ("all" or comma-separated names).
 pub fn parse_methods(list: &str) -> anyhow::Result<Vec<MethodName>> {
     if list.trim() == "all" {
-        return Ok(MethodName::ALL.to_vec());
+        return Ok(MethodName::IMAGE.to_vec());
     }
     list.split(',')
         .map(|name| {
-            MethodName::parse(name.trim()).map_err(|message| anyhow!("--methods: {message}"))
+            let method = MethodName::parse(name.trim())
+                .map_err(|message| anyhow!("--methods: {message}"))?;
+            if method.reads_tokens() {
+                anyhow::bail!(
+                    "--methods: {} is a text method; the step benchmark covers the image methods ({})",
+                    method.as_str(),
+                    MethodName::IMAGE.map(MethodName::as_str).join(", ")
+                );
+            }
+            Ok(method)
         })
         .collect()
 }
