@@ -68,6 +68,18 @@ pub fn random_split(len: usize, holdout_fraction: f64, seed: u64) -> (Vec<usize>
     (train, test)
 }
 
+/// Number of classes of a labeled set: `class_names.len()` when known, else max label + 1;
+/// 0 if unlabeled.
+pub(crate) fn class_count(labels: Option<&[u16]>, class_names: &[String]) -> usize {
+    match labels {
+        None => 0,
+        Some(labels) => {
+            let from_labels = labels.iter().max().map_or(0, |&max| usize::from(max) + 1);
+            class_names.len().max(from_labels)
+        }
+    }
+}
+
 /// A labeled subset for probing: `count` indices, as balanced across the classes present
 /// as possible, returned sorted ascending.
 ///

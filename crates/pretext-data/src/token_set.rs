@@ -64,13 +64,7 @@ impl TokenSet {
 
     /// Number of classes: `class_names.len()` when known, else max label + 1; 0 if unlabeled.
     pub fn num_classes(&self) -> usize {
-        match &self.labels {
-            None => 0,
-            Some(labels) => {
-                let from_labels = labels.iter().max().map_or(0, |&max| usize::from(max) + 1);
-                self.class_names.len().max(from_labels)
-            }
-        }
+        crate::split::class_count(self.labels.as_deref(), &self.class_names)
     }
 
     /// A new set holding copies of the sequences (and labels) at `indices`, in that order.

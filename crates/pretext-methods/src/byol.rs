@@ -22,7 +22,7 @@ use pretext_nn::{
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
-use crate::method::{MethodSetup, StepClock, StepOutput};
+use crate::method::{encoder_and_projector, MethodSetup, StepClock, StepOutput};
 
 /// BYOL's settings (paper defaults, widths scaled down).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -70,13 +70,7 @@ impl Byol {
         config: &ByolConfig,
     ) -> Byol {
         let build = |store: &VarStore| {
-            let encoder = Backbone::new(&(store.root() / "encoder"), &setup.input, backbone);
-            let projector = Projector::new(
-                &(store.root() / "projector"),
-                encoder.dim(),
-                &config.projector,
-            );
-            (encoder, projector)
+            encoder_and_projector(&store.root(), &setup.input, backbone, &config.projector)
         };
         let (encoder, projector) = build(trained);
         let predictor = config.use_predictor.then(|| {

@@ -233,6 +233,24 @@ impl MethodConfig {
     }
 }
 
+/// An encoder at `root/encoder` and a projection head at `root/projector` over its output:
+/// the online network of SimCLR, MoCo and BYOL, and their EMA targets (built the same way in
+/// the state store, so the EMA pairs them by name).
+pub(crate) fn encoder_and_projector(
+    root: &nn::Path,
+    input: &InputSpec,
+    backbone: &BackboneConfig,
+    projector: &pretext_nn::ProjectorConfig,
+) -> (Backbone, pretext_nn::Projector) {
+    let encoder = Backbone::new(&(root / "encoder"), input, backbone);
+    let head = pretext_nn::Projector::new(
+        &(root / "projector"),
+        pretext_nn::Encoder::dim(&encoder),
+        projector,
+    );
+    (encoder, head)
+}
+
 /// What a method is built for: what its encoder reads, how many training samples there are
 /// (MoCo sizes its queue by it) and how long the run is (momentum and temperature
 /// schedules).

@@ -26,7 +26,7 @@ use pretext_nn::{
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Kind, Tensor};
 
-use crate::method::{MethodSetup, StepOutput};
+use crate::method::{encoder_and_projector, MethodSetup, StepOutput};
 
 /// How batch norm sees the key batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,13 +107,7 @@ impl Moco {
         config: &MocoConfig,
     ) -> Moco {
         let build = |store: &VarStore| {
-            let encoder = Backbone::new(&(store.root() / "encoder"), &setup.input, backbone);
-            let projector = Projector::new(
-                &(store.root() / "projector"),
-                encoder.dim(),
-                &config.projector,
-            );
-            (encoder, projector)
+            encoder_and_projector(&store.root(), &setup.input, backbone, &config.projector)
         };
         let (encoder, projector) = build(trained);
         let (key_encoder, key_projector) = build(state);

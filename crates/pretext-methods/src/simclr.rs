@@ -17,7 +17,7 @@ use pretext_nn::{
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use crate::method::StepOutput;
+use crate::method::{encoder_and_projector, StepOutput};
 
 /// SimCLR's own settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,8 +53,7 @@ impl SimClr {
         backbone: &BackboneConfig,
         config: &SimClrConfig,
     ) -> SimClr {
-        let encoder = Backbone::new(&(root / "encoder"), input, backbone);
-        let projector = Projector::new(&(root / "projector"), encoder.dim(), &config.projector);
+        let (encoder, projector) = encoder_and_projector(root, input, backbone, &config.projector);
         SimClr {
             encoder,
             projector,

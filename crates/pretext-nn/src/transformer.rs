@@ -193,23 +193,36 @@ impl Transformer {
         attention_mask: Option<&Tensor>,
         train: bool,
     ) -> Tensor {
-        let (batch, length) = token_ids.size2().expect("token ids are [B, T]");
+        let length = token_ids.size()[1];
         let device = token_ids.device();
-        let positions = Tensor::arange(length, (Kind::Int64, device)).unsqueeze(0); // [1, T]
-        let mut x = self.embeddings.words.forward(token_ids)
-            + self.embeddings.positions.forward(&positions);
-        if let Some(segments) = &self.embeddings.segments {
-            x += segments.forward(&Tensor::zeros([batch, length], (Kind::Int64, device)));
-        }
-        if let Some(norm) = &self.embeddings.norm {
-            x = norm.forward(&x);
-        }
-        x = x.dropout(self.config.dropout, train);
+        let mut x = self.embed(token_ids, 0).dropout(self.config.dropout, train);
         let mask = self.attention_mask(attention_mask, length, device); // [B|1, 1, T|1, T] bool
         for block in &self.blocks {
             x = self.block_forward(block, &x, mask.as_ref(), train);
         }
         match &self.final_norm {
+            Some(norm) => norm.forward(&x),
+            None => x,
+        }
+    }
+
+    /// Token + position (+ segment) embeddings of `token_ids` `[B, t]` placed at positions
+    /// `first_position..`, normalized for post-LN models: `[B, t, H]`.
+    fn embed(&self, token_ids: &Tensor, first_position: i64) -> Tensor {
+        let (batch, length) = token_ids.size2().expect("token ids are [B, t]");
+        let device = token_ids.device();
+        let positions = Tensor::arange_start(
+            first_position,
+            first_position + length,
+            (Kind::Int64, device),
+        )
+        .unsqueeze(0); // [1, t]
+        let mut x = self.embeddings.words.forward(token_ids)
+            + self.embeddings.positions.forward(&positions);
+        if let Some(segments) = &self.embeddings.segments {
+            x += segments.forward(&Tensor::zeros([batch, length], (Kind::Int64, device)));
+        }
+        match &self.embeddings.norm {
             Some(norm) => norm.forward(&x),
             None => x,
         }
@@ -309,19 +322,10 @@ impl Transformer {
     /// models; gives the same states as [`Transformer::forward_t`] over the whole sequence.
     pub fn forward_cached(&self, token_ids: &Tensor, cache: &mut KvCache) -> Tensor {
         assert!(self.config.causal, "a KV cache needs a causal model");
-        let (batch, length) = token_ids.size2().expect("token ids are [B, t]");
+        let length = token_ids.size()[1];
         let device = token_ids.device();
         let past = cache.len();
-        let positions =
-            Tensor::arange_start(past, past + length, (Kind::Int64, device)).unsqueeze(0);
-        let mut x = self.embeddings.words.forward(token_ids)
-            + self.embeddings.positions.forward(&positions);
-        if let Some(segments) = &self.embeddings.segments {
-            x += segments.forward(&Tensor::zeros([batch, length], (Kind::Int64, device)));
-        }
-        if let Some(norm) = &self.embeddings.norm {
-            x = norm.forward(&x);
-        }
+        let mut x = self.embed(token_ids, past);
         // New position i (absolute past + i) sees absolute positions 0..=past + i.
         let mask = Tensor::ones([length, past + length], (Kind::Bool, device))
             .tril(past)
