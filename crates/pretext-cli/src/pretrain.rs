@@ -73,6 +73,14 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
         data.train.describe(),
         data.test.len()
     );
+    if !config.backbone.pretrained.is_empty() && config.optimizer.lr > 1e-4 {
+        eprintln!(
+            "warning: continuing from {} at learning rate {}: pretrained transformers are usually \
+             continued at 1e-4 or less (e.g. --lr 5e-5); at this rate the first steps can erase \
+             what the checkpoint knows",
+            config.backbone.pretrained, config.optimizer.lr
+        );
+    }
     run.prepare_new(mode)?;
     if let Some(tokenizer) = &tokenizer {
         tokenizer.save(&run.root.join(RUN_TOKENIZER))?;
