@@ -66,18 +66,21 @@ fn all_permutations(items: usize) -> Vec<Vec<u8>> {
 }
 
 /// The tiles of `img` cut on a `grid × grid` lattice, each `tile_size` square taken at a random
-/// offset inside its cell, returned shuffled: output position `p` holds the tile of cell
-/// `order[p]` (cells numbered row by row). Cells are `min(height, width) / grid` pixels;
-/// a `tile_size` larger than a cell is clamped to it.
+/// offset inside its cell and resized to `output_size` (bilinear; 0 keeps `tile_size`),
+/// returned shuffled: output position `p` holds the tile of cell `order[p]` (cells numbered
+/// row by row). Cells are `min(height, width) / grid` pixels; a `tile_size` larger than a
+/// cell is clamped to it.
 pub fn jigsaw_tiles<R: Rng + ?Sized>(
     img: &Image,
     grid: usize,
     tile_size: usize,
+    output_size: usize,
     order: &[u8],
     rng: &mut R,
 ) -> Vec<Image> {
     let cell = img.height.min(img.width) / grid;
     let tile = tile_size.min(cell).max(1);
+    let output = if output_size == 0 { tile } else { output_size };
     let cells: Vec<Image> = (0..grid * grid)
         .map(|index| {
             let (row, column) = (index / grid, index % grid);
@@ -90,7 +93,7 @@ pub fn jigsaw_tiles<R: Rng + ?Sized>(
                 height: tile,
                 width: tile,
             };
-            resized_crop(img, crop, tile, tile)
+            resized_crop(img, crop, output, output)
         })
         .collect();
     order
@@ -137,11 +140,21 @@ mod tests {
         let image = Image::new(1, 6, 6, pixels).unwrap();
         let order = [8u8, 0, 4, 1, 2, 3, 5, 6, 7];
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-        let tiles = jigsaw_tiles(&image, 3, 1, &order, &mut rng);
+        let tiles = jigsaw_tiles(&image, 3, 1, 0, &order, &mut rng);
         assert_eq!(tiles.len(), 9);
         for (tile, &cell) in tiles.iter().zip(&order) {
             assert_eq!((tile.height, tile.width), (1, 1));
             assert!((tile.pixels[0] - f32::from(cell) / 10.0).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn tiles_are_resized_to_the_output_size() {
+        let image = Image::new(1, 28, 28, vec![0.5; 784]).unwrap();
+        let order: Vec<u8> = (0..9).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let tiles = jigsaw_tiles(&image, 3, 7, 14, &order, &mut rng);
+        assert!(tiles.iter().all(|t| (t.height, t.width) == (14, 14)));
+        assert!(tiles[0].pixels.iter().all(|&v| (v - 0.5).abs() < 1e-6));
     }
 }

@@ -41,6 +41,9 @@ pub fn method_step_seconds(
 ) -> f64 {
     let mut config = PretrainConfig::default();
     config.method.name = method;
+    // The reference script builds the paper's 7-px, standardized tiles.
+    config.method.jigsaw.tile_output = 0;
+    config.method.jigsaw.standardize_tiles = true;
     tch::manual_seed(0);
     let store = VarStore::new(device);
     let mut state = VarStore::new(device);

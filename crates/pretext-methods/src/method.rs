@@ -141,6 +141,8 @@ impl MethodConfig {
                 view: views.clone(),
                 grid: self.jigsaw.grid,
                 tile_size: self.jigsaw.tile_size,
+                tile_output: self.jigsaw.tile_output,
+                standardize: self.jigsaw.standardize_tiles,
                 permutations: Arc::new(
                     maximal_hamming_permutations(
                         self.jigsaw.permutations,

@@ -35,6 +35,10 @@ pub enum ViewRecipe {
         view: ViewConfig,
         grid: usize,
         tile_size: usize,
+        /// Side the tiles are resized to (0 = `tile_size`).
+        tile_output: usize,
+        /// Standardize each tile on its own (the paper); else the usual input normalization.
+        standardize: bool,
         permutations: Arc<Vec<Vec<u8>>>,
     },
     /// BERT's masking of each token sequence: one view `[B, T]` of input ids, and targets
@@ -123,8 +127,18 @@ impl ViewRecipe {
             }
             ViewRecipe::Rotations(_) => vec![size; 4],
             ViewRecipe::Jigsaw {
-                grid, tile_size, ..
-            } => vec![(*tile_size).min(size / grid).max(1); grid * grid],
+                grid,
+                tile_size,
+                tile_output,
+                ..
+            } => {
+                let side = if *tile_output > 0 {
+                    *tile_output
+                } else {
+                    (*tile_size).min(size / grid).max(1)
+                };
+                vec![side; grid * grid]
+            }
         }
     }
 
@@ -237,6 +251,8 @@ impl ViewRecipe {
                     view,
                     grid,
                     tile_size,
+                    tile_output,
+                    standardize,
                     permutations,
                 } => {
                     let mut rng = stream(0);
@@ -246,18 +262,28 @@ impl ViewRecipe {
                         &augmented,
                         *grid,
                         *tile_size,
+                        *tile_output,
                         &permutations[label],
                         &mut rng,
                     );
                     for (mut tile, pixels) in tiles.into_iter().zip(views.iter_mut()) {
-                        standardize_in_place(&mut tile);
+                        if *standardize {
+                            standardize_in_place(&mut tile);
+                        }
                         pixels.extend(tile.pixels);
                     }
                     targets.push(label as i64);
                 }
             }
         }
-        if !matches!(self, ViewRecipe::Jigsaw { .. }) {
+        let standardized = matches!(
+            self,
+            ViewRecipe::Jigsaw {
+                standardize: true,
+                ..
+            }
+        );
+        if !standardized {
             for pixels in &mut views {
                 normalize_in_place(pixels);
             }
@@ -371,6 +397,8 @@ mod tests {
             view: ViewConfig::default(),
             grid: 3,
             tile_size: 7,
+            tile_output: 0,
+            standardize: true,
             permutations,
         };
         let batch = recipe.build(&tiny_set(), &[0, 1, 2], 5, 0, 0);
