@@ -42,16 +42,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             &threads_text,
             "--json",
         ];
-        let [(plain, plain_s), (tuned, tuned_s)] =
-            reference_both_ways(args, "simclr_step.py", &script_args, "median_s")?;
-        println!(
-            "SimCLR step (batch 2x128 of 3x32x32, 4-conv encoder, Adam): pretext {:.1} ms; PyTorch {:.1} ms as shipped (ratio {:.2}x), {:.1} ms with pretext's malloc settings (ratio {:.2}x)",
-            ours * 1e3, plain_s * 1e3, ours / plain_s, tuned_s * 1e3, ours / tuned_s
-        );
-        results.push(json!({"name": "simclr step", "pretext_median_s": ours,
-            "pytorch_median_s": plain_s, "ratio": ours / plain_s,
-            "pytorch_tuned_malloc_median_s": tuned_s, "ratio_tuned_malloc": ours / tuned_s,
-            "pytorch": plain, "pytorch_tuned_malloc": tuned}));
+        results.push(compare_step(
+            args,
+            "simclr_step.py",
+            &script_args,
+            "SimCLR step (batch 2x128 of 3x32x32, 4-conv encoder, Adam)",
+            "simclr step",
+            ours,
+        )?);
     }
     if !args.skip_epoch {
         let (images_per_second, data_wait, steps) = epoch_benchmark(args, device)?;
@@ -107,18 +105,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 &threads_text,
                 "--json",
             ];
-            let [(plain, plain_s), (tuned, tuned_s)] =
-                reference_both_ways(args, "method_step.py", &script_args, "median_s")?;
-            println!(
-                "{name} step (batch {batch} of 1x28x28, small CNN, AdamW): pretext {:.1} ms; PyTorch {:.1} ms as shipped (ratio {:.2}x), {:.1} ms with pretext's malloc settings (ratio {:.2}x)",
-                ours * 1e3, plain_s * 1e3, ours / plain_s, tuned_s * 1e3, ours / tuned_s
-            );
-            results.push(
-                json!({"name": format!("{name} step"), "pretext_median_s": ours,
-                "pytorch_median_s": plain_s, "ratio": ours / plain_s,
-                "pytorch_tuned_malloc_median_s": tuned_s, "ratio_tuned_malloc": ours / tuned_s,
-                "pytorch": plain, "pytorch_tuned_malloc": tuned}),
-            );
+            results.push(compare_step(
+                args,
+                "method_step.py",
+                &script_args,
+                &format!("{name} step (batch {batch} of 1x28x28, small CNN, AdamW)"),
+                &format!("{name} step"),
+                ours,
+            )?);
         }
     }
     if let Some(path) = &args.json {
@@ -242,6 +236,28 @@ fn reference_both_ways(
         Ok((value, number))
     };
     Ok([run(false)?, run(true)?])
+}
+
+/// Runs a step reference both ways, prints pretext's median step time beside it as ratios,
+/// and returns the JSON row.
+fn compare_step(
+    args: &BenchArgs,
+    script: &str,
+    script_args: &[&str],
+    description: &str,
+    name: &str,
+    ours: f64,
+) -> anyhow::Result<Value> {
+    let [(plain, plain_s), (tuned, tuned_s)] =
+        reference_both_ways(args, script, script_args, "median_s")?;
+    println!(
+        "{description}: pretext {:.1} ms; PyTorch {:.1} ms as shipped (ratio {:.2}x), {:.1} ms with pretext's malloc settings (ratio {:.2}x)",
+        ours * 1e3, plain_s * 1e3, ours / plain_s, tuned_s * 1e3, ours / tuned_s
+    );
+    Ok(json!({"name": name, "pretext_median_s": ours,
+        "pytorch_median_s": plain_s, "ratio": ours / plain_s,
+        "pytorch_tuned_malloc_median_s": tuned_s, "ratio_tuned_malloc": ours / tuned_s,
+        "pytorch": plain, "pytorch_tuned_malloc": tuned}))
 }
 
 /// glibc's environment equivalent of `allocator::tune_for_training`, for the reference.

@@ -204,12 +204,13 @@ impl Dino {
             let h = self.teacher_encoder.encode(&globals, true);
             self.teacher_head.forward_t(&h, true).split(n, 0)
         });
+        let teacher_temperature = self.config.teacher_temperature_at(clock);
         let parts = dino_loss(
             &student_crops,
             &teacher_crops,
             self.center.value(),
             self.config.student_temperature,
-            self.config.teacher_temperature_at(clock),
+            teacher_temperature,
         );
         self.pending_teacher = teacher_crops;
         StepOutput {
@@ -225,10 +226,7 @@ impl Dino {
                     "teacher_marginal_entropy".into(),
                     parts.teacher_marginal_entropy,
                 ),
-                (
-                    "teacher_temperature".into(),
-                    self.config.teacher_temperature_at(clock),
-                ),
+                ("teacher_temperature".into(), teacher_temperature),
             ],
         }
     }

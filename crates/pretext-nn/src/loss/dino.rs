@@ -70,6 +70,7 @@ pub fn dino_loss(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loss::test_rows as rows;
     use tch::Device;
 
     fn softmax(v: &[f64]) -> Vec<f64> {
@@ -77,13 +78,6 @@ mod tests {
         let exp: Vec<f64> = v.iter().map(|x| (x - max).exp()).collect();
         let sum: f64 = exp.iter().sum();
         exp.iter().map(|x| x / sum).collect()
-    }
-
-    fn rows(t: &Tensor) -> Vec<Vec<f64>> {
-        let t = t.to_kind(Kind::Double);
-        (0..t.size()[0])
-            .map(|i| Vec::<f64>::try_from(t.get(i)).unwrap())
-            .collect()
     }
 
     #[test]

@@ -41,14 +41,8 @@ pub fn info_nce(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loss::test_rows as rows;
     use tch::Device;
-
-    fn rows(t: &Tensor) -> Vec<Vec<f64>> {
-        let t = t.to_kind(Kind::Double);
-        (0..t.size()[0])
-            .map(|i| Vec::<f64>::try_from(t.get(i)).unwrap())
-            .collect()
-    }
 
     fn unit(v: &[f64]) -> Vec<f64> {
         let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();

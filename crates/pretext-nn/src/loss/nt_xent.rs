@@ -33,6 +33,7 @@ pub fn nt_xent(z1: &Tensor, z2: &Tensor, temperature: f64) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loss::test_rows as rows;
 
     /// The loss written out with loops over plain floats.
     fn brute_force(z1: &[Vec<f64>], z2: &[Vec<f64>], temperature: f64) -> f64 {
@@ -59,13 +60,6 @@ mod tests {
             total += -(numerator / denominator).ln();
         }
         total / (2 * n) as f64
-    }
-
-    fn rows(t: &Tensor) -> Vec<Vec<f64>> {
-        let t = t.to_kind(Kind::Double);
-        (0..t.size()[0])
-            .map(|i| Vec::<f64>::try_from(t.get(i)).unwrap())
-            .collect()
     }
 
     #[test]
