@@ -100,3 +100,24 @@ pub fn method_step_seconds(
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: `--methods all` once included the text methods, whose step needs token
+    /// targets, and the benchmark panicked.
+    #[test]
+    fn all_means_the_image_methods_and_text_methods_are_refused() {
+        assert_eq!(parse_methods("all").unwrap(), MethodName::IMAGE.to_vec());
+        assert_eq!(
+            parse_methods("moco, dino").unwrap(),
+            vec![MethodName::Moco, MethodName::Dino]
+        );
+        let error = parse_methods("simclr,bert-mlm").unwrap_err().to_string();
+        assert!(
+            error.contains("bert-mlm") && error.contains("text"),
+            "{error}"
+        );
+    }
+}

@@ -479,6 +479,16 @@ mod tests {
         assert!(live_findings(&uniform, &context())[0]
             .message
             .contains("uniform"));
+        // Regression: a flat teacher is expected while its temperature warms up.
+        let warming = HealthContext {
+            dino_warmup_steps: 100,
+            ..context()
+        };
+        assert!(live_findings(&uniform, &warming).is_empty());
+        let after_warmup = record(
+            json!({"step": 100, "teacher_entropy": 0.99 * k, "teacher_marginal_entropy": k}),
+        );
+        assert_eq!(live_findings(&after_warmup, &warming).len(), 1);
         let healthy =
             record(json!({"step": 10, "teacher_entropy": 2.0, "teacher_marginal_entropy": 6.0}));
         assert!(live_findings(&healthy, &context()).is_empty());
