@@ -59,7 +59,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let mut generated = Vec::new();
     let mut printed = 0;
     let mut failure = None;
-    gpt.generate(&prompt, &sampling, tokenizer.eos_id(), |token| {
+    // Positions beyond the training sequence length were never trained.
+    let window = config.data.seq_len;
+    gpt.generate(&prompt, &sampling, window, tokenizer.eos_id(), |token| {
         generated.push(token);
         // Decode everything so far and print what is new: merges and multi-byte characters
         // only make sense once their last token has arrived.

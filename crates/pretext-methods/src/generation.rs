@@ -86,10 +86,15 @@ impl Gpt {
     /// Continues `prompt` (token ids, at least one) with up to `config.max_tokens` tokens,
     /// calling `on_token` with each as it is drawn; stops early at `stop` or when `on_token`
     /// returns false. Returns the new tokens.
+    ///
+    /// The model reads at most `window` positions (the sequence length it was trained on:
+    /// later position embeddings were never trained); when the window is full it starts again
+    /// from the most recent half of the text.
     pub fn generate(
         &self,
         prompt: &[u32],
         config: &SamplingConfig,
+        window: usize,
         stop: Option<u32>,
         mut on_token: impl FnMut(u32) -> bool,
     ) -> Vec<u32> {
@@ -97,7 +102,7 @@ impl Gpt {
         let text = self.encoder.text().expect("gpt has a transformer");
         let transformer = &text.transformer;
         let device = transformer.word_embeddings.device();
-        let window = transformer.config.max_positions as usize;
+        let window = window.clamp(2, transformer.config.max_positions as usize);
         let mut rng = rng_stream(config.seed, &[SAMPLING_STREAM]);
         let mut context: Vec<u32> = prompt.to_vec();
         let mut generated = Vec::new();
@@ -143,6 +148,54 @@ mod tests {
 
     fn logits() -> Tensor {
         Tensor::from_slice(&[2.0f32, 1.0, 0.0, -1.0])
+    }
+
+    /// Regression: generation once read up to `max_positions` positions although the model
+    /// was trained on shorter sequences; past the training length the text turned to noise.
+    #[test]
+    fn generation_never_reads_positions_beyond_the_window() {
+        use pretext_nn::{BackboneConfig, BackboneKind, InputSpec, TransformerConfig};
+        tch::manual_seed(0);
+        let store = tch::nn::VarStore::new(tch::Device::Cpu);
+        let backbone = BackboneConfig {
+            kind: BackboneKind::Transformer,
+            transformer: TransformerConfig {
+                vocab_size: 50,
+                max_positions: 32,
+                hidden_dim: 16,
+                layers: 1,
+                heads: 2,
+                mlp_dim: 32,
+                dropout: 0.0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let gpt = Gpt::new(&store.root(), &InputSpec::tokens(50, 0), &backbone);
+        let greedy = SamplingConfig {
+            temperature: 0.0,
+            max_tokens: 30,
+            ..Default::default()
+        };
+        let window = 8;
+        let clean = gpt.generate(&[5, 6, 7], &greedy, window, None, |_| true);
+        // Poison every position the window excludes: reading one would make the logits NaN.
+        let variables = store.variables();
+        let (_, positions) = variables
+            .iter()
+            .find(|(name, _)| name.ends_with("position_embeddings.weight"))
+            .expect("a position table");
+        tch::no_grad(|| {
+            let _ = positions
+                .narrow(0, window as i64, 32 - window as i64)
+                .fill_(f64::NAN);
+        });
+        let poisoned = gpt.generate(&[5, 6, 7], &greedy, window, None, |_| true);
+        assert_eq!(clean.len(), 30);
+        assert_eq!(clean, poisoned);
+        // The poison does bite when the window allows those positions.
+        let wide = gpt.generate(&[5, 6, 7], &greedy, 32, None, |_| true);
+        assert_ne!(clean, wide);
     }
 
     #[test]
