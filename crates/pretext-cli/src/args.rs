@@ -101,7 +101,8 @@ pub struct PretrainArgs {
 pub struct ProbeArgs {
     /// Run directory written by `pretext pretrain`.
     pub run: PathBuf,
-    /// Labeled training images: a count (600) or a share (1%).
+    /// Labeled training examples: a count (600), a share (1%), or several budgets separated
+    /// by commas (120,300,600: every encoder reads the data once).
     #[arg(long, default_value = "600")]
     pub labels: String,
     /// Seed of the stratified labeled subset.
@@ -155,6 +156,10 @@ pub struct FinetuneArgs {
     /// Train the same architecture from random initialization (the supervised baseline).
     #[arg(long)]
     pub from_scratch: bool,
+    /// Fine-tune the downloaded checkpoint the run started from (backbone.pretrained), as
+    /// downloaded, instead of the run's latest checkpoint.
+    #[arg(long, conflicts_with = "from_scratch")]
+    pub from_pretrained: bool,
     /// Where to write the JSON report [default: RUN/finetune-<labels>-seed<seed>.json].
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

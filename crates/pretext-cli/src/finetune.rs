@@ -12,7 +12,13 @@ use crate::probe::latest_checkpoint;
 pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.run);
     let config = run.read_config()?;
-    let checkpoint = if args.from_scratch {
+    if args.from_pretrained && config.backbone.pretrained.is_empty() {
+        anyhow::bail!(
+            "--from-pretrained: {} did not start from a downloaded checkpoint (backbone.pretrained is empty); fine-tune its own training without the flag",
+            run.root.display()
+        );
+    }
+    let checkpoint = if args.from_scratch || args.from_pretrained {
         None
     } else {
         Some(latest_checkpoint(&run)?)
@@ -32,6 +38,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         freeze_epochs: args.freeze_epochs,
         patience: args.patience,
         from_scratch: args.from_scratch,
+        from_pretrained: args.from_pretrained,
         ..FinetuneConfig::default()
     };
     let report = finetune(
@@ -62,6 +69,8 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         let labels = args.labels.replace('%', "pct");
         let kind = if args.from_scratch {
             "scratch"
+        } else if args.from_pretrained {
+            "finetune-pretrained"
         } else {
             "finetune"
         };

@@ -86,7 +86,8 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
         tokenizer.save(&run.root.join(RUN_TOKENIZER))?;
     }
     run.write_config(&config)?;
-    let outcome = pretrain(&config, &run, None, device, &data, &mut Progress::new())?;
+    let mut progress = Progress::for_samples(&data.train);
+    let outcome = pretrain(&config, &run, None, device, &data, &mut progress)?;
     report(&run, &config, &outcome);
     Ok(())
 }
@@ -157,7 +158,7 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
         Some(checkpoint),
         device,
         &data,
-        &mut Progress::new(),
+        &mut Progress::for_samples(&data.train),
     )?;
     report(&run, &config, &outcome);
     Ok(())

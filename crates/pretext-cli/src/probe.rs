@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use pretext_eval::{probe, ProbeConfig, ProbeReport};
+use pretext_eval::{probe_budgets, ProbeConfig, ProbeReport};
 use pretext_train::{Checkpoint, RunDir};
 
 use crate::args::ProbeArgs;
@@ -18,27 +18,45 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     let (data, _) = config
         .load_data_from(spec, Some(&run.root))
         .context("loading the data")?;
-    let probe_config = ProbeConfig {
-        labels: args.labels.clone(),
-        seed: args.seed,
-        ..Default::default()
-    };
-    let report = probe(
+    let budgets: Vec<&str> = args.labels.split(',').map(str::trim).collect();
+    if budgets.iter().any(|budget| budget.is_empty()) {
+        bail!(
+            "--labels {:?}: expected a count (600), a share (1%) or a comma-separated list of them",
+            args.labels
+        );
+    }
+    if budgets.len() > 1 && args.json.is_some() {
+        bail!("--json names one file; with several --labels budgets, leave it out (each budget writes RUN/probe-<labels>-seed<seed>.json)");
+    }
+    let probe_configs: Vec<ProbeConfig> = budgets
+        .iter()
+        .map(|budget| ProbeConfig {
+            labels: budget.to_string(),
+            seed: args.seed,
+            ..Default::default()
+        })
+        .collect();
+    let reports = probe_budgets(
         &config,
         &checkpoint,
         &data,
-        &probe_config,
+        &probe_configs,
         device,
         !args.no_baselines,
     )?;
-    print!("{}", report.table());
-    let json_path = args.json.clone().unwrap_or_else(|| {
-        let labels = args.labels.replace('%', "pct");
-        run.root
-            .join(format!("probe-{labels}-seed{}.json", args.seed))
-    });
-    write_json(&json_path, &report)?;
-    eprintln!("wrote {}", json_path.display());
+    for (index, (report, budget)) in reports.iter().zip(&budgets).enumerate() {
+        if index > 0 {
+            println!();
+        }
+        print!("{}", report.table());
+        let json_path = args.json.clone().unwrap_or_else(|| {
+            let labels = budget.replace('%', "pct");
+            run.root
+                .join(format!("probe-{labels}-seed{}.json", args.seed))
+        });
+        write_json(&json_path, report)?;
+        eprintln!("wrote {}", json_path.display());
+    }
     Ok(())
 }
 

@@ -1,23 +1,39 @@
-//! Progress display: a bar with loss, learning rate, images/s and ETA on a terminal; plain
-//! lines every 10% otherwise (logs, CI).
+//! Progress display: a bar with loss, learning rate, throughput (images/s or sequences/s) and
+//! ETA on a terminal; plain lines every 10% otherwise (logs, CI).
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use pretext_data::Samples;
 use pretext_train::{ProgressSink, StepReport};
 
 pub struct Progress {
     bar: Option<ProgressBar>,
     total: u64,
     started: std::time::Instant,
+    /// Throughput unit: "img/s" or "seq/s".
+    unit: &'static str,
 }
 
 impl Progress {
+    /// Progress of training on images.
     pub fn new() -> Progress {
         Progress {
             bar: None,
             total: 0,
             started: std::time::Instant::now(),
+            unit: "img/s",
+        }
+    }
+
+    /// Progress of training on `samples`: images/s or sequences/s.
+    pub fn for_samples(samples: &Samples) -> Progress {
+        Progress {
+            unit: match samples {
+                Samples::Images(_) => "img/s",
+                Samples::Tokens(_) => "seq/s",
+            },
+            ..Progress::new()
         }
     }
 }
@@ -43,8 +59,8 @@ impl ProgressSink for Progress {
 
     fn step(&mut self, report: &StepReport) {
         let message = format!(
-            "loss {:.4} lr {:.2e} {:.0} img/s",
-            report.loss, report.lr, report.images_per_second
+            "loss {:.4} lr {:.2e} {:.0} {}",
+            report.loss, report.lr, report.images_per_second, self.unit
         );
         match &self.bar {
             Some(bar) => {

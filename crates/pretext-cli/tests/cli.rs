@@ -1136,8 +1136,15 @@ fn text_methods_pretrain_probe_and_report_health() {
             "health.knn_every=4",
             "--set",
             "health.knn_slice=40",
+            "--set",
+            "health.held_out_every=2",
         ]);
         assert_succeeds(&outcome, &format!("pretrain --method {method}"));
+        assert!(
+            outcome.stderr.contains("held-out loss"),
+            "a language model reports its held-out loss:\n{}",
+            outcome.stderr
+        );
         assert!(
             run.join("tokenizer.json").exists(),
             "the run keeps its tokenizer"
@@ -1145,14 +1152,55 @@ fn text_methods_pretrain_probe_and_report_health() {
         let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
         assert!(config.contains("vocab_size = 600"), "{config}");
 
-        let probe = pretext(&["probe", arg(&run), "--labels", "60", "--device", "cpu"]);
+        // Two budgets in one call: one table and one JSON report each.
+        let probe = pretext(&["probe", arg(&run), "--labels", "30,60", "--device", "cpu"]);
         assert_succeeds(&probe, &format!("probe of {method}"));
         for row in [method, "random-init encoder", "TF-IDF"] {
-            assert!(
-                probe.stdout.contains(row),
-                "no `{row}` row:\n{}",
+            assert_eq!(
+                probe.stdout.matches(row).count(),
+                2,
+                "one `{row}` row per budget:\n{}",
                 probe.stdout
             );
+        }
+        for labels in [30, 60] {
+            assert!(run.join(format!("probe-{labels}-seed0.json")).exists());
+        }
+        // ... with the same numbers as a probe of that budget alone (up to one test example:
+        // the encoder reads different batches).
+        let alone_path = dir.path().join(format!("{method}-alone.json"));
+        let alone = pretext(&[
+            "probe",
+            arg(&run),
+            "--labels",
+            "60",
+            "--device",
+            "cpu",
+            "--json",
+            arg(&alone_path),
+        ]);
+        assert_succeeds(&alone, "probe of one budget");
+        let rows = |path: &Path| {
+            let report: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            report["rows"].as_array().unwrap().clone()
+        };
+        let (together, alone) = (rows(&run.join("probe-60-seed0.json")), rows(&alone_path));
+        assert_eq!(together.len(), alone.len());
+        for (a, b) in together.iter().zip(&alone) {
+            assert_eq!(a["name"], b["name"]);
+            let close = |x: &serde_json::Value, y: &serde_json::Value| {
+                (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= 1.0 / 120.0 + 1e-9
+            };
+            assert!(close(&a["linear"], &b["linear"]), "{a} vs {b}");
+            for (x, y) in a["knn"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(b["knn"].as_array().unwrap())
+            {
+                assert!(close(&x[1], &y[1]), "{a} vs {b}");
+            }
         }
         let finetuned = pretext(&[
             "finetune",
@@ -1171,13 +1219,19 @@ fn text_methods_pretrain_probe_and_report_health() {
             finetuned.stdout
         );
         assert!(run.join("finetune-60-seed0.json").exists());
+        let no_download = pretext(&[
+            "finetune",
+            arg(&run),
+            "--from-pretrained",
+            "--device",
+            "cpu",
+        ]);
+        assert_fails_naming(&no_download, &["backbone.pretrained"]);
         let health = pretext(&["health", arg(&run)]);
         assert_succeeds(&health, &format!("health of {method}"));
-        assert!(
-            health.stdout.contains("pretext accuracy"),
-            "{}",
-            health.stdout
-        );
+        for signal in ["pretext accuracy", "held-out loss"] {
+            assert!(health.stdout.contains(signal), "{}", health.stdout);
+        }
         assert!(!health.stdout.contains("COLLAPSE"), "{}", health.stdout);
         if method == "gpt" {
             let generated = pretext(&[

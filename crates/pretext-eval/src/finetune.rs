@@ -57,6 +57,9 @@ pub struct FinetuneConfig {
     /// Train the same architecture from random initialization instead (the supervised
     /// baseline).
     pub from_scratch: bool,
+    /// Start from the downloaded checkpoint the run itself started from
+    /// (`backbone.pretrained`) instead of the run's own training.
+    pub from_pretrained: bool,
 }
 
 impl Default for FinetuneConfig {
@@ -74,6 +77,7 @@ impl Default for FinetuneConfig {
             validation_fraction: 0.2,
             patience: 8,
             from_scratch: false,
+            from_pretrained: false,
         }
     }
 }
@@ -182,6 +186,16 @@ pub fn finetune(
 
     let mut model = Model::new(config, &data.train, device);
     let start = match (checkpoint, settings.from_scratch) {
+        _ if settings.from_pretrained => {
+            if config.backbone.pretrained.is_empty() {
+                return Err(TrainError::Invalid {
+                    field: "backbone.pretrained".into(),
+                    message: "the run did not start from a downloaded checkpoint, so there is none to fine-tune from".into(),
+                });
+            }
+            model.load_pretrained(config)?;
+            format!("{} (as downloaded)", config.backbone.pretrained)
+        }
         (Some(checkpoint), false) => {
             checkpoint.load_weights(&mut model.store)?;
             format!(

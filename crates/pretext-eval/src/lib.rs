@@ -11,5 +11,6 @@ pub use features::{encode_samples, raw_features, raw_features_name, tfidf_featur
 pub use finetune::{encoder_depth, finetune, EpochRecord, FinetuneConfig, FinetuneReport};
 pub use linear_probe::{linear_probe_accuracy, LinearProbeConfig};
 pub use probe::{
-    evaluate_features, load_model, probe, ProbeConfig, ProbeReport, ProbeRow, ProbeSplit,
+    evaluate_features, load_model, probe, probe_budgets, ProbeConfig, ProbeReport, ProbeRow,
+    ProbeSplit,
 };

@@ -164,16 +164,23 @@ impl ProbeReport {
             .map(|row| row.knn.iter().map(|(k, _)| *k).collect())
             .unwrap_or_default();
         let mut out = format!(
-            "{} labeled training images (seed {}), accuracy on {} held-out images\n\n",
+            "{} labeled training examples (seed {}), accuracy on {} held-out examples\n\n",
             self.labels, self.seed, self.test_size
         );
-        out.push_str(&format!("{:<22} {:>6}", "features", "dim"));
+        let width = self
+            .rows
+            .iter()
+            .map(|row| row.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(22);
+        out.push_str(&format!("{:<width$} {:>6}", "features", "dim"));
         for k in &ks {
             out.push_str(&format!(" {:>9}", format!("k-NN {k}")));
         }
         out.push_str(&format!(" {:>9}\n", "linear"));
         for row in &self.rows {
-            out.push_str(&format!("{:<22} {:>6}", row.name, row.dim));
+            out.push_str(&format!("{:<width$} {:>6}", row.name, row.dim));
             for (_, accuracy) in &row.knn {
                 out.push_str(&format!(" {:>8.1}%", 100.0 * accuracy));
             }
@@ -206,71 +213,113 @@ pub fn probe(
     device: Device,
     baselines: bool,
 ) -> Result<ProbeReport, TrainError> {
-    let split = ProbeSplit::new(&data.train, &data.test, probe_config)?;
-    let labeled = data.train.subset(&split.labeled);
-    let mut rows = Vec::new();
+    let mut reports = probe_budgets(
+        config,
+        checkpoint,
+        data,
+        std::slice::from_ref(probe_config),
+        device,
+        baselines,
+    )?;
+    Ok(reports.remove(0))
+}
+
+/// [`probe`] for several label budgets at once (one report each, in order): every encoder
+/// reads the held-out split and the union of the labeled subsets once.
+pub fn probe_budgets(
+    config: &PretrainConfig,
+    checkpoint: &Checkpoint,
+    data: &Splits,
+    probe_configs: &[ProbeConfig],
+    device: Device,
+    baselines: bool,
+) -> Result<Vec<ProbeReport>, TrainError> {
+    let splits = probe_configs
+        .iter()
+        .map(|probe_config| ProbeSplit::new(&data.train, &data.test, probe_config))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut union: Vec<usize> = splits
+        .iter()
+        .flat_map(|split| split.labeled.iter().copied())
+        .collect();
+    union.sort_unstable();
+    union.dedup();
+    let labeled_union = data.train.subset(&union);
+    // Rows of each budget's labeled subset within the union's features.
+    let rows_of: Vec<Tensor> = splits
+        .iter()
+        .map(|split| {
+            let rows: Vec<i64> = split
+                .labeled
+                .iter()
+                .map(|index| union.binary_search(index).expect("in the union") as i64)
+                .collect();
+            Tensor::from_slice(&rows)
+        })
+        .collect();
+    let mut reports: Vec<ProbeReport> = splits
+        .iter()
+        .zip(probe_configs)
+        .map(|(split, probe_config)| ProbeReport {
+            dataset: data.name.clone(),
+            checkpoint: checkpoint.dir.display().to_string(),
+            labels: split.labeled.len(),
+            test_size: data.test.len(),
+            seed: probe_config.seed,
+            rows: Vec::new(),
+        })
+        .collect();
+    let mut evaluate_encoder = |name: &str, encoder: &dyn pretext_nn::Encoder| {
+        let union_features =
+            encode_samples(encoder, &labeled_union, device, 256).to_device(Device::Cpu);
+        let test_features = encode_samples(encoder, &data.test, device, 256);
+        for (((split, probe_config), rows), report) in splits
+            .iter()
+            .zip(probe_configs)
+            .zip(&rows_of)
+            .zip(&mut reports)
+        {
+            let labeled_features = union_features.index_select(0, rows);
+            report.rows.push(evaluate_features(
+                name,
+                &labeled_features,
+                &test_features,
+                split,
+                probe_config,
+            ));
+        }
+    };
     let trained = load_model(config, checkpoint, &data.train, device)?;
-    let encoder = trained.method.encoder();
     let name = format!(
         "{} (step {})",
         config.method.name.as_str(),
         checkpoint.state.step
     );
-    let features = |encoder: &dyn pretext_nn::Encoder| {
-        (
-            encode_samples(encoder, &labeled, device, 256),
-            encode_samples(encoder, &data.test, device, 256),
-        )
-    };
-    let (labeled_features, test_features) = features(encoder);
-    rows.push(evaluate_features(
-        &name,
-        &labeled_features,
-        &test_features,
-        &split,
-        probe_config,
-    ));
+    evaluate_encoder(&name, trained.method.encoder());
     if baselines {
         let random = Model::new(config, &data.train, device);
-        let (labeled_features, test_features) = features(random.method.encoder());
-        rows.push(evaluate_features(
-            "random-init encoder",
-            &labeled_features,
-            &test_features,
-            &split,
-            probe_config,
-        ));
+        evaluate_encoder("random-init encoder", random.method.encoder());
         if !config.backbone.pretrained.is_empty() {
             let mut start = Model::new(config, &data.train, device);
             start.load_pretrained(config)?;
-            let (labeled_features, test_features) = features(start.method.encoder());
             let name = std::path::Path::new(&config.backbone.pretrained)
                 .file_name()
                 .map(|name| name.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "pretrained".into());
-            rows.push(evaluate_features(
-                &format!("{name} (as downloaded)"),
-                &labeled_features,
-                &test_features,
-                &split,
+            evaluate_encoder(&format!("{name} (as downloaded)"), start.method.encoder());
+        }
+        // Raw features are cheap, and TF-IDF is fitted on each labeled subset itself.
+        for ((split, probe_config), report) in splits.iter().zip(probe_configs).zip(&mut reports) {
+            let labeled = data.train.subset(&split.labeled);
+            let (labeled_raw, test_raw) = raw_features(&labeled, &data.test);
+            report.rows.push(evaluate_features(
+                raw_features_name(&data.test),
+                &labeled_raw,
+                &test_raw,
+                split,
                 probe_config,
             ));
         }
-        let (labeled_pixels, test_pixels) = raw_features(&labeled, &data.test);
-        rows.push(evaluate_features(
-            raw_features_name(&data.test),
-            &labeled_pixels,
-            &test_pixels,
-            &split,
-            probe_config,
-        ));
     }
-    Ok(ProbeReport {
-        dataset: data.name.clone(),
-        checkpoint: checkpoint.dir.display().to_string(),
-        labels: split.labeled.len(),
-        test_size: data.test.len(),
-        seed: probe_config.seed,
-        rows,
-    })
+    Ok(reports)
 }

@@ -8,7 +8,7 @@
 //! token embeddings, plus a bias (BERT's `cls.predictions`). Cross-entropy over the chosen
 //! positions; the other positions do not count.
 //!
-//! Defaults: BERT's masking rates; the encoder is `[backbone.transformer]` (4 layers of 256
+//! Defaults: BERT's masking rates; the encoder is `[backbone.transformer]` (4 pre-LN layers of 128
 //! for CPU runs; set `backbone.pretrained` to a Hugging Face BERT/MiniLM folder to continue
 //! pretraining from it: domain-adaptive pretraining).
 //!
@@ -68,13 +68,13 @@ impl BertMlm {
     }
 
     /// `views[0]` = masked token ids `[B, T]`; `labels` = original ids at chosen positions,
-    /// -100 elsewhere.
-    pub fn loss(&self, views: &[Tensor], labels: &Tensor) -> StepOutput {
+    /// -100 elsewhere; `train` turns dropout on.
+    pub fn loss(&self, views: &[Tensor], labels: &Tensor, train: bool) -> StepOutput {
         let text = self
             .encoder
             .text()
             .expect("validated: bert-mlm needs a transformer");
-        let (states, mask) = text.states(&views[0], true); // [B, T, H]
+        let (states, mask) = text.states(&views[0], train); // [B, T, H]
         let hidden = states.size()[2];
         let chosen = labels.ne(IGNORED_LABEL); // [B, T]
         let chosen_states = states

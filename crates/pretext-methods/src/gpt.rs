@@ -57,15 +57,15 @@ impl Gpt {
         states.matmul(&text.transformer.word_embeddings.transpose(0, 1))
     }
 
-    /// `views[0]` = token ids `[B, T]`.
-    pub fn loss(&self, views: &[Tensor]) -> StepOutput {
+    /// `views[0]` = token ids `[B, T]`; `train` turns dropout on.
+    pub fn loss(&self, views: &[Tensor], train: bool) -> StepOutput {
         let text = self
             .encoder
             .text()
             .expect("validated: gpt needs a transformer");
         let ids = &views[0];
         let length = ids.size()[1];
-        let (states, mask) = text.states(ids, true); // [B, T, H]
+        let (states, mask) = text.states(ids, train); // [B, T, H]
         let logits = states
             .narrow(1, 0, length - 1)
             .matmul(&text.transformer.word_embeddings.transpose(0, 1)); // [B, T-1, V]

@@ -385,9 +385,31 @@ impl Method {
                     .targets
                     .as_ref()
                     .expect("the masked-token recipe makes targets"),
+                true,
             ),
-            Method::Gpt(method) => method.loss(&inputs.views),
+            Method::Gpt(method) => method.loss(&inputs.views, true),
         }
+    }
+
+    /// The pretext loss on held-out inputs, without dropout or gradients, for the methods
+    /// whose loss is a language model's held-out cross-entropy (bert-mlm, gpt); None for the
+    /// others, whose loss depends on the batch (negatives, EMA targets) and is not comparable.
+    pub fn held_out_loss(&self, inputs: &StepInputs) -> Option<f64> {
+        let output = tch::no_grad(|| match self {
+            Method::BertMlm(method) => Some(
+                method.loss(
+                    &inputs.views,
+                    inputs
+                        .targets
+                        .as_ref()
+                        .expect("the masked-token recipe makes targets"),
+                    false,
+                ),
+            ),
+            Method::Gpt(method) => Some(method.loss(&inputs.views, false)),
+            _ => None,
+        })?;
+        Some(output.loss.double_value(&[]))
     }
 
     /// Updates untrained state (EMA networks, queues, centers) after the optimizer step.

@@ -126,6 +126,11 @@ pub struct HealthConfig {
     pub knn_slice: usize,
     /// Neighbours that vote in the monitoring k-NN.
     pub knn_k: i64,
+    /// Language models (bert-mlm, gpt): the pretext loss on held-out text, without dropout,
+    /// every this many steps and at the end (0 disables); logged as `held_out_loss`.
+    pub held_out_every: u64,
+    /// Held-out sequences that loss is averaged over (the first ones of the held-out split).
+    pub held_out_samples: usize,
 }
 
 impl Default for HealthConfig {
@@ -135,6 +140,8 @@ impl Default for HealthConfig {
             knn_every: 250,
             knn_slice: 1000,
             knn_k: 20,
+            held_out_every: 250,
+            held_out_samples: 512,
         }
     }
 }

@@ -207,6 +207,7 @@ pub fn pretrain(
         resume_from.as_ref().map(|c| c.state.step),
     )?;
     let monitor = KnnMonitor::new(&train, config, device);
+    let held_out = HeldOutMonitor::new(&data.test, config);
     let health_context = config.health_context(model.method.encoder().dim(), total);
     let mut warned: HashSet<&'static str> = HashSet::new();
 
@@ -297,7 +298,8 @@ pub fn pretrain(
         });
         let health_due = due(done, config.health.every, total);
         let knn_due = monitor.is_some() && due(done, config.health.knn_every, total);
-        if due(done, config.train.log_every, total) || health_due || knn_due {
+        let held_out_due = held_out.is_some() && due(done, config.health.held_out_every, total);
+        if due(done, config.train.log_every, total) || health_due || knn_due || held_out_due {
             let mut record = Map::new();
             record.insert("step".into(), json!(done));
             record.insert("epoch".into(), json!(batch.epoch));
@@ -330,6 +332,14 @@ pub fn pretrain(
                     json!(monitor.accuracy(model.method.encoder())),
                 );
                 record.insert("knn_chance".into(), json!(1.0 / monitor.num_classes as f64));
+            }
+            if let (true, Some(held_out)) = (held_out_due, &held_out) {
+                if let Some(value) = held_out.loss(&model.method, device) {
+                    record.insert("held_out_loss".into(), finite_or_null(value));
+                    progress.message(&format!(
+                        "step {done}: held-out loss {value:.4} (training loss {loss:.4})"
+                    ));
+                }
             }
             // Each signal warns once, the first time it crosses its threshold.
             for finding in live_findings(&record, &health_context) {
@@ -382,6 +392,39 @@ fn finite_or_null(value: f64) -> Value {
         json!(value)
     } else {
         Value::Null
+    }
+}
+
+/// A language model's loss on the first held-out sequences, batched like training; the
+/// masking of bert-mlm is drawn once (step 0), so every evaluation sees the same inputs.
+struct HeldOutMonitor {
+    batches: Vec<HostBatch>,
+}
+
+impl HeldOutMonitor {
+    fn new(test: &Samples, config: &PretrainConfig) -> Option<HeldOutMonitor> {
+        let count = config.health.held_out_samples.min(test.len());
+        if config.health.held_out_every == 0 || count == 0 || !config.method.name.reads_tokens() {
+            return None;
+        }
+        let recipe = config.method.view_recipe(&config.views);
+        let indices: Vec<usize> = (0..count).collect();
+        let batches = indices
+            .chunks(config.train.batch_size.max(1))
+            .map(|chunk| recipe.build(test, chunk, config.seed, 0, 0))
+            .collect();
+        Some(HeldOutMonitor { batches })
+    }
+
+    /// Mean loss over the held-out sequences (weighted by batch size).
+    fn loss(&self, method: &Method, device: Device) -> Option<f64> {
+        let (mut total, mut count) = (0.0, 0usize);
+        for batch in &self.batches {
+            let size = batch.indices.len();
+            total += method.held_out_loss(&batch.to_inputs(device))? * size as f64;
+            count += size;
+        }
+        Some(total / count.max(1) as f64)
     }
 }
 

@@ -286,6 +286,10 @@ pub fn review(records: &[Map<String, Value>], context: &HealthContext) -> Vec<Fi
         });
     }
 
+    if let Some(finding) = held_out_finding(&series(records, "held_out_loss")) {
+        findings.push(finding);
+    }
+
     let pretext = series(records, "pretext_accuracy");
     if let (Some(classes), Some(&(_, last))) = (context.pretext_classes, pretext.last()) {
         let chance = 1.0 / classes as f64;
@@ -355,6 +359,30 @@ pub fn review(records: &[Map<String, Value>], context: &HealthContext) -> Vec<Fi
         }
     }
     findings
+}
+
+/// A language model's held-out loss: overfitting when it ends clearly (5%) above its best.
+fn held_out_finding(held_out: &[(u64, f64)]) -> Option<Finding> {
+    let &(_, last) = held_out.last()?;
+    let (best_step, best) =
+        held_out
+            .iter()
+            .copied()
+            .fold((0, f64::MAX), |a, b| if b.1 < a.1 { b } else { a });
+    Some(if last > best * 1.05 {
+        Finding::warning(
+            "held-out loss",
+            format!("rose from {best:.4} (step {best_step}) to {last:.4}: the model is memorizing the training text; use the checkpoint nearest step {best_step}, stop earlier, raise dropout or add data"),
+        )
+    } else {
+        Finding::ok(
+            "held-out loss",
+            format!(
+                "{:.4} → {last:.4} (best {best:.4} at step {best_step})",
+                held_out[0].1
+            ),
+        )
+    })
 }
 
 fn embedding_std_finding(std: f64, context: &HealthContext) -> Option<Finding> {
@@ -535,6 +563,20 @@ mod tests {
             findings.iter().all(|f| f.level == Level::Ok),
             "{findings:#?}"
         );
+    }
+
+    #[test]
+    fn held_out_loss_rising_above_its_best_is_overfitting() {
+        let falling = [(250, 2.5), (500, 2.0), (750, 1.9)];
+        assert_eq!(held_out_finding(&falling).unwrap().level, Level::Ok);
+        // Within 5% of the best is noise, not overfitting.
+        let flat = [(250, 2.0), (500, 1.8), (750, 1.88)];
+        assert_eq!(held_out_finding(&flat).unwrap().level, Level::Ok);
+        let rising = [(250, 2.0), (500, 1.8), (750, 1.9), (1000, 2.1)];
+        let finding = held_out_finding(&rising).unwrap();
+        assert_eq!(finding.level, Level::Warning);
+        assert!(finding.message.contains("step 500"), "{}", finding.message);
+        assert!(held_out_finding(&[]).is_none());
     }
 
     #[test]
