@@ -35,8 +35,8 @@ pub enum Command {
     /// Pretrain on the embedded Fashion-MNIST subset (SimCLR unless --method), then probe
     /// beside raw pixels and a random-init encoder: the whole loop in minutes on a laptop CPU.
     Quickstart(QuickstartArgs),
-    /// Benchmark a SimCLR step, a SimCLR epoch and each method's step beside the PyTorch
-    /// reference scripts.
+    /// Benchmark a SimCLR step, a SimCLR epoch, each method's step and the text models' steps
+    /// beside the PyTorch reference scripts.
     Bench(BenchArgs),
 }
 
@@ -285,6 +285,13 @@ pub struct BenchArgs {
     /// Images per step in the method benchmarks.
     #[arg(long, default_value_t = 256)]
     pub method_batch: i64,
+    /// Also time a BERT-mini masked-LM step and a character-level GPT step (32 × 128 tokens)
+    /// beside bench/reference/text_step.py, and the GPT's generation speed.
+    #[arg(long)]
+    pub text: bool,
+    /// Tokens generated in the generation benchmark (at most 255: one context window).
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub generate_tokens: usize,
     /// Also write the results as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

@@ -16,6 +16,7 @@ use crate::args::BenchArgs;
 use crate::cuda;
 use crate::method_bench::{method_step_seconds, parse_methods};
 use crate::progress::Progress;
+use crate::text_bench::{generation_tokens_per_second, text_step_seconds, TextModel};
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let device = cuda::device(&args.device)?;
@@ -115,6 +116,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             )?);
         }
     }
+    if args.text {
+        results.extend(text_benchmarks(args, device, device_name, threads)?);
+    }
     if let Some(path) = &args.json {
         std::fs::write(
             path,
@@ -126,6 +130,81 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// BERT-mini MLM and char-GPT steps beside text_step.py, then generation speed beside it.
+fn text_benchmarks(
+    args: &BenchArgs,
+    device: Device,
+    device_name: &str,
+    threads: i32,
+) -> anyhow::Result<Vec<Value>> {
+    if !(1..256).contains(&args.generate_tokens) {
+        bail!(
+            "--generate-tokens must be between 1 and 255 (one context window), found {}",
+            args.generate_tokens
+        );
+    }
+    let (warmup, iters, threads_text) = (
+        args.warmup.to_string(),
+        args.iters.to_string(),
+        threads.to_string(),
+    );
+    let mut results = Vec::new();
+    for model in [TextModel::BertMini, TextModel::CharGpt] {
+        let ours = text_step_seconds(model, device, args.warmup, args.iters);
+        let script_args = [
+            "--model",
+            model.name(),
+            "--warmup",
+            &warmup,
+            "--iters",
+            &iters,
+            "--device",
+            device_name,
+            "--threads",
+            &threads_text,
+            "--json",
+        ];
+        let description = match model {
+            TextModel::BertMini => "BERT-mini masked-LM step (4x256, batch 32x128 tokens, AdamW)",
+            TextModel::CharGpt => "char-GPT causal-LM step (4x128, batch 32x128 characters, AdamW)",
+        };
+        results.push(compare_step(
+            args,
+            "text_step.py",
+            &script_args,
+            description,
+            &format!("{} step", model.name()),
+            ours,
+        )?);
+    }
+    let tokens = args.generate_tokens;
+    let ours = generation_tokens_per_second(device, tokens);
+    let tokens_text = tokens.to_string();
+    let reference_args = [
+        "--model",
+        "char-gpt",
+        "--generate",
+        &tokens_text,
+        "--device",
+        device_name,
+        "--threads",
+        &threads_text,
+        "--json",
+    ];
+    let [(plain, plain_rate), (tuned, tuned_rate)] =
+        reference_both_ways(args, "text_step.py", &reference_args, "tokens_per_s")?;
+    println!(
+        "char-GPT greedy generation ({tokens} tokens, KV cache, batch 1): pretext {ours:.0} tokens/s; PyTorch {plain_rate:.0} tokens/s as shipped (pretext/PyTorch {:.2}x), {tuned_rate:.0} tokens/s with pretext's malloc settings ({:.2}x)",
+        ours / plain_rate,
+        ours / tuned_rate
+    );
+    results.push(json!({"name": "char-gpt generation", "tokens": tokens,
+        "pretext_tokens_per_s": ours, "pytorch_tokens_per_s": plain_rate,
+        "speedup": ours / plain_rate, "pytorch_tuned_malloc_tokens_per_s": tuned_rate,
+        "speedup_tuned_malloc": ours / tuned_rate, "pytorch": plain, "pytorch_tuned_malloc": tuned}));
+    Ok(results)
 }
 
 /// Median seconds of one SimCLR step of the reference network (see bench/reference/simclr_step.py).

@@ -14,6 +14,7 @@ mod pretrain;
 mod probe;
 mod progress;
 mod quickstart;
+mod text_bench;
 mod tokenizer_cmd;
 
 use clap::Parser;
