@@ -27,26 +27,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     if !args.skip_step {
         let ours = step_benchmark(device, args.warmup, args.iters);
-        let (warmup, iters, threads_text) = (
-            args.warmup.to_string(),
-            args.iters.to_string(),
-            threads.to_string(),
-        );
-        let script_args = [
-            "--warmup",
-            &warmup,
-            "--iters",
-            &iters,
-            "--device",
-            device_name,
-            "--threads",
-            &threads_text,
-            "--json",
-        ];
+        let script_args = step_script_args(args, &[], device_name, threads);
         results.push(compare_step(
             args,
             "simclr_step.py",
-            &script_args,
+            &as_strs(&script_args),
             "SimCLR step (batch 2x128 of 3x32x32, 4-conv encoder, Adam)",
             "simclr step",
             ours,
@@ -68,7 +53,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         if let Some(steps) = args.epoch_steps {
             reference_args.extend(["--max-steps".into(), steps.to_string()]);
         }
-        let reference_args: Vec<&str> = reference_args.iter().map(String::as_str).collect();
+        let reference_args = as_strs(&reference_args);
         let [(plain, plain_rate), (tuned, tuned_rate)] =
             reference_both_ways(args, "simclr_epoch.py", &reference_args, "images_per_s")?;
         println!(
@@ -85,31 +70,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             let name = method.as_str();
             let ours =
                 method_step_seconds(method, device, args.method_batch, args.warmup, args.iters);
-            let (batch, warmup, iters, threads_text) = (
-                args.method_batch.to_string(),
-                args.warmup.to_string(),
-                args.iters.to_string(),
-                threads.to_string(),
-            );
-            let script_args = [
-                "--method",
-                name,
-                "--batch",
-                &batch,
-                "--warmup",
-                &warmup,
-                "--iters",
-                &iters,
-                "--device",
+            let batch = args.method_batch.to_string();
+            let script_args = step_script_args(
+                args,
+                &["--method", name, "--batch", &batch],
                 device_name,
-                "--threads",
-                &threads_text,
-                "--json",
-            ];
+                threads,
+            );
             results.push(compare_step(
                 args,
                 "method_step.py",
-                &script_args,
+                &as_strs(&script_args),
                 &format!("{name} step (batch {batch} of 1x28x28, small CNN, AdamW)"),
                 &format!("{name} step"),
                 ours,
@@ -132,6 +103,32 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A step reference script's arguments: `specific` ones, then the timing and device settings.
+fn step_script_args(
+    args: &BenchArgs,
+    specific: &[&str],
+    device_name: &str,
+    threads: i32,
+) -> Vec<String> {
+    let mut all: Vec<String> = specific.iter().map(|arg| arg.to_string()).collect();
+    all.extend([
+        "--warmup".into(),
+        args.warmup.to_string(),
+        "--iters".into(),
+        args.iters.to_string(),
+        "--device".into(),
+        device_name.into(),
+        "--threads".into(),
+        threads.to_string(),
+        "--json".into(),
+    ]);
+    all
+}
+
+fn as_strs(strings: &[String]) -> Vec<&str> {
+    strings.iter().map(String::as_str).collect()
+}
+
 /// BERT-mini MLM and char-GPT steps beside text_step.py, then generation speed beside it.
 fn text_benchmarks(
     args: &BenchArgs,
@@ -145,27 +142,10 @@ fn text_benchmarks(
             args.generate_tokens
         );
     }
-    let (warmup, iters, threads_text) = (
-        args.warmup.to_string(),
-        args.iters.to_string(),
-        threads.to_string(),
-    );
     let mut results = Vec::new();
     for model in [TextModel::BertMini, TextModel::CharGpt] {
         let ours = text_step_seconds(model, device, args.warmup, args.iters);
-        let script_args = [
-            "--model",
-            model.name(),
-            "--warmup",
-            &warmup,
-            "--iters",
-            &iters,
-            "--device",
-            device_name,
-            "--threads",
-            &threads_text,
-            "--json",
-        ];
+        let script_args = step_script_args(args, &["--model", model.name()], device_name, threads);
         let description = match model {
             TextModel::BertMini => "BERT-mini masked-LM step (4x256, batch 32x128 tokens, AdamW)",
             TextModel::CharGpt => "char-GPT causal-LM step (4x128, batch 32x128 characters, AdamW)",
@@ -173,7 +153,7 @@ fn text_benchmarks(
         results.push(compare_step(
             args,
             "text_step.py",
-            &script_args,
+            &as_strs(&script_args),
             description,
             &format!("{} step", model.name()),
             ours,
@@ -181,7 +161,7 @@ fn text_benchmarks(
     }
     let tokens = args.generate_tokens;
     let ours = generation_tokens_per_second(device, tokens);
-    let tokens_text = tokens.to_string();
+    let (tokens_text, threads_text) = (tokens.to_string(), threads.to_string());
     let reference_args = [
         "--model",
         "char-gpt",

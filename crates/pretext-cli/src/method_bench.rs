@@ -56,13 +56,6 @@ pub fn method_step_seconds(
     };
     let mut model = Method::new(&store, &state, setup, &config.backbone, &config.method);
     state.freeze();
-    let optimizer_config = OptimizerConfig {
-        kind: OptimizerKind::Adamw,
-        lr: 1e-3,
-        weight_decay: 0.0,
-        ..Default::default()
-    };
-    let mut optimizer = Optimizer::new(&store, &optimizer_config);
     let sizes = config.method.view_recipe(&config.views).view_sizes(28);
     let inputs = StepInputs {
         views: sizes
@@ -77,6 +70,27 @@ pub fn method_step_seconds(
             )
         }),
     };
+    median_step_seconds(&store, &mut model, &inputs, device, warmup, iters)
+}
+
+/// Median seconds of one complete training step of `method` on fixed `inputs`: forward,
+/// loss (read back, as the training loop does), backward, AdamW (lr 1e-3, no weight decay)
+/// and the method's post-step update; `warmup` untimed steps first.
+pub fn median_step_seconds(
+    store: &VarStore,
+    method: &mut Method,
+    inputs: &StepInputs,
+    device: Device,
+    warmup: usize,
+    iters: usize,
+) -> f64 {
+    let optimizer_config = OptimizerConfig {
+        kind: OptimizerKind::Adamw,
+        lr: 1e-3,
+        weight_decay: 0.0,
+        ..Default::default()
+    };
+    let mut optimizer = Optimizer::new(store, &optimizer_config);
     let mut times = Vec::with_capacity(iters);
     for step in 0..(warmup + iters) as u64 {
         let clock = StepClock {
@@ -84,12 +98,12 @@ pub fn method_step_seconds(
             total_steps: 1000,
         };
         let started = Instant::now();
-        let output = model.loss(&inputs, clock);
+        let output = method.loss(inputs, clock);
         let _loss = output.loss.double_value(&[]);
         optimizer.zero_grad();
         output.loss.backward();
         optimizer.step(1e-3);
-        model.after_step(clock);
+        method.after_step(clock);
         if device.is_cuda() {
             tch::Cuda::synchronize(0);
         }

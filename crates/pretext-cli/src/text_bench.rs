@@ -5,13 +5,13 @@
 use std::time::Instant;
 
 use pretext_augment::mask_tokens;
-use pretext_methods::{
-    Gpt, Method, MethodName, MethodSetup, SamplingConfig, StepClock, StepInputs,
-};
+use pretext_methods::{Gpt, Method, MethodName, MethodSetup, SamplingConfig, StepInputs};
 use pretext_nn::{BackboneConfig, BackboneKind, InputSpec, TransformerConfig};
-use pretext_train::{Optimizer, OptimizerConfig, OptimizerKind, PretrainConfig};
+use pretext_train::PretrainConfig;
 use rand::{Rng, SeedableRng};
 use tch::{nn::VarStore, Device, Tensor};
+
+use crate::method_bench::median_step_seconds;
 
 /// The two benchmarked language models (shapes as in text_step.py).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,36 +134,7 @@ pub fn text_step_seconds(model: TextModel, device: Device, warmup: usize, iters:
             targets: None,
         },
     };
-    let mut optimizer = Optimizer::new(
-        &store,
-        &OptimizerConfig {
-            kind: OptimizerKind::Adamw,
-            lr: 1e-3,
-            weight_decay: 0.0,
-            ..Default::default()
-        },
-    );
-    let mut times = Vec::with_capacity(iters);
-    for step in 0..(warmup + iters) as u64 {
-        let clock = StepClock {
-            step,
-            total_steps: 1000,
-        };
-        let started = Instant::now();
-        let output = method.loss(&inputs, clock);
-        let _loss = output.loss.double_value(&[]);
-        optimizer.zero_grad();
-        output.loss.backward();
-        optimizer.step(1e-3);
-        if device.is_cuda() {
-            tch::Cuda::synchronize(0);
-        }
-        if step as usize >= warmup {
-            times.push(started.elapsed().as_secs_f64());
-        }
-    }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median_step_seconds(&store, &mut method, &inputs, device, warmup, iters)
 }
 
 /// Positions the benchmarked GPT may read (its position table; `--generate-tokens` < 256).
