@@ -65,7 +65,7 @@ pub struct PretrainArgs {
     /// Replace --out if it already holds a run.
     #[arg(long)]
     pub overwrite: bool,
-    /// Backbone: small-cnn or resnet18 (images), transformer (text) (backbone.kind).
+    /// Backbone: small-cnn, resnet18 or vit (images), transformer (text) (backbone.kind).
     #[arg(long, value_name = "NAME")]
     pub backbone: Option<String>,
     /// Optimizer steps (train.steps).

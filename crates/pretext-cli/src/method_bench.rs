@@ -48,7 +48,7 @@ pub fn method_step_seconds(
     let store = VarStore::new(device);
     let mut state = VarStore::new(device);
     let setup = MethodSetup {
-        input: pretext_nn::InputSpec::image(1),
+        input: pretext_nn::InputSpec::sized_image(1, 28),
         image_size: 28,
         // Fashion-MNIST's training split: MoCo's queue is then 8192 keys, as in the reference.
         train_len: 60_000,

@@ -1279,6 +1279,27 @@ fn text_method_on_images_is_refused_naming_both() {
 }
 
 #[test]
+fn vit_patches_that_do_not_tile_the_views_are_refused_before_the_run_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let outcome = pretext(&[
+        "pretrain",
+        "--method",
+        "jigsaw",
+        "--backbone",
+        "vit",
+        "--out",
+        arg(&run),
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+    ]);
+    assert_fails_naming(&outcome, &["backbone.vit.patch_size", "14-px", "jigsaw"]);
+    assert!(!run.exists(), "nothing is written for a refused config");
+}
+
+#[test]
 fn tokenizer_train_writes_a_tokenizer_json() {
     let dir = tempfile::tempdir().unwrap();
     let corpus = dir.path().join("corpus.txt");

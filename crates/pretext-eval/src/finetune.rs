@@ -109,11 +109,19 @@ pub struct FinetuneReport {
     pub warnings: Vec<String>,
 }
 
-/// Depth of an encoder parameter from its name: 0 for embeddings and stems, then one per
+/// Depth of an encoder parameter from its name: 0 for embeddings, stems and a ViT's patch
+/// embedding, [CLS] token and positions, then one per
 /// block (`layer.N`, `layerN`, `convN`/`bnN`); None outside the encoder.
 pub fn encoder_depth(name: &str) -> Option<usize> {
     let rest = name.strip_prefix("encoder.")?;
-    if rest.starts_with("embeddings") || rest.starts_with("stem") {
+    let input_layers = [
+        "embeddings",
+        "stem",
+        "patch_embed",
+        "cls_token",
+        "position_embed",
+    ];
+    if input_layers.iter().any(|prefix| rest.starts_with(prefix)) {
         return Some(0);
     }
     let number_after = |marker: &str| -> Option<usize> {
@@ -435,6 +443,14 @@ mod tests {
         );
         assert_eq!(encoder_depth("encoder.layer2.0.conv1.weight"), Some(2));
         assert_eq!(encoder_depth("encoder.stem_conv.weight"), Some(0));
+        // ViT: patch embedding, [CLS] and positions at the bottom (MAE's layer decay).
+        assert_eq!(encoder_depth("encoder.patch_embed.weight"), Some(0));
+        assert_eq!(encoder_depth("encoder.cls_token"), Some(0));
+        assert_eq!(encoder_depth("encoder.position_embed"), Some(0));
+        assert_eq!(
+            encoder_depth("encoder.encoder.layer.11.output.dense.weight"),
+            Some(12)
+        );
         assert_eq!(encoder_depth("encoder.conv1.weight"), Some(2));
         assert_eq!(encoder_depth("encoder.bn0.bias"), Some(1));
         assert_eq!(encoder_depth("projector.fc0.weight"), None);

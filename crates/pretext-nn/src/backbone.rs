@@ -7,11 +7,15 @@ use crate::encoder::Encoder;
 use crate::resnet::ResNet18;
 use crate::small_cnn::{SmallCnn, SmallCnnConfig};
 use crate::transformer::{mean_pool, Transformer, TransformerConfig};
+use crate::vit::{Vit, VitConfig};
 
-/// What the backbone reads: image channels, or a tokenizer's vocabulary and padding id.
+/// What the backbone reads: image channels (and side, which a ViT's position table needs),
+/// or a tokenizer's vocabulary and padding id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InputSpec {
     pub channels: i64,
+    /// Side of the (square) training images; 0 when unknown or for tokens.
+    pub image_size: i64,
     pub vocab_size: i64,
     pub pad_id: i64,
 }
@@ -20,14 +24,24 @@ impl InputSpec {
     pub fn image(channels: i64) -> InputSpec {
         InputSpec {
             channels,
+            image_size: 0,
             vocab_size: 0,
             pad_id: 0,
+        }
+    }
+
+    /// Images of `channels` × `size` × `size`.
+    pub fn sized_image(channels: i64, size: i64) -> InputSpec {
+        InputSpec {
+            image_size: size,
+            ..InputSpec::image(channels)
         }
     }
 
     pub fn tokens(vocab_size: i64, pad_id: i64) -> InputSpec {
         InputSpec {
             channels: 0,
+            image_size: 0,
             vocab_size,
             pad_id,
         }
@@ -56,6 +70,8 @@ pub enum BackboneKind {
     Resnet18,
     /// A [`Transformer`] over token ids, pooled to one vector (text).
     Transformer,
+    /// A vision transformer ([`Vit`]) over image patches.
+    Vit,
 }
 
 impl BackboneKind {
@@ -65,6 +81,7 @@ impl BackboneKind {
             BackboneKind::SmallCnn => "small-cnn",
             BackboneKind::Resnet18 => "resnet18",
             BackboneKind::Transformer => "transformer",
+            BackboneKind::Vit => "vit",
         }
     }
 
@@ -78,12 +95,14 @@ impl BackboneKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackboneConfig {
-    /// "small-cnn", "resnet18" (images) or "transformer" (text).
+    /// "small-cnn", "resnet18", "vit" (images) or "transformer" (text).
     pub kind: BackboneKind,
     /// Layers of the small CNN (kind = "small-cnn").
     pub small_cnn: SmallCnnConfig,
     /// Shape of the transformer (kind = "transformer"; vocab_size comes from the tokenizer).
     pub transformer: TransformerConfig,
+    /// Shape of the vision transformer (kind = "vit"; ViT-Tiny on 4-px patches by default).
+    pub vit: VitConfig,
     /// How the transformer's token states are pooled: "mean", "cls" or "last".
     pub pooling: Pooling,
     /// A Hugging Face BERT-family folder (config.json + model.safetensors + tokenizer.json)
@@ -97,6 +116,7 @@ impl Default for BackboneConfig {
             kind: BackboneKind::SmallCnn,
             small_cnn: SmallCnnConfig::default(),
             transformer: TransformerConfig::default(),
+            vit: VitConfig::default(),
             pooling: Pooling::Mean,
             pretrained: String::new(),
         }
@@ -110,6 +130,7 @@ impl BackboneConfig {
             BackboneKind::SmallCnn => self.small_cnn.widths.last().copied().unwrap_or(0),
             BackboneKind::Resnet18 => 512,
             BackboneKind::Transformer => self.transformer.hidden_dim,
+            BackboneKind::Vit => self.vit.hidden_dim,
         }
     }
 }
@@ -120,6 +141,7 @@ pub enum Backbone {
     SmallCnn(SmallCnn),
     Resnet18(Box<ResNet18>),
     Transformer(Box<TextEncoder>),
+    Vit(Box<Vit>),
 }
 
 impl Backbone {
@@ -142,6 +164,12 @@ impl Backbone {
                     pad_id: input.pad_id,
                 }))
             }
+            BackboneKind::Vit => Backbone::Vit(Box::new(Vit::new(
+                path,
+                input.channels,
+                input.image_size,
+                &config.vit,
+            ))),
         }
     }
 
@@ -201,6 +229,7 @@ impl Encoder for Backbone {
                 let (states, mask) = encoder.states(images, train);
                 encoder.pool(&states, &mask)
             }
+            Backbone::Vit(network) => network.encode(images, train),
         }
     }
 
@@ -209,6 +238,7 @@ impl Encoder for Backbone {
             Backbone::SmallCnn(network) => network.dim(),
             Backbone::Resnet18(network) => network.dim(),
             Backbone::Transformer(encoder) => encoder.transformer.config.hidden_dim,
+            Backbone::Vit(network) => network.dim(),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod queue;
 pub mod resnet;
 pub mod small_cnn;
 pub mod transformer;
+pub mod vit;
 
 pub use backbone::{Backbone, BackboneConfig, BackboneKind, InputSpec, Pooling, TextEncoder};
 pub use center::Center;
@@ -32,4 +33,5 @@ pub use projector::{Projector, ProjectorConfig};
 pub use queue::NegativeQueue;
 pub use resnet::ResNet18;
 pub use small_cnn::{SmallCnn, SmallCnnConfig};
-pub use transformer::{mean_pool, KvCache, Transformer, TransformerConfig};
+pub use transformer::{mean_pool, KvCache, Transformer, TransformerBlocks, TransformerConfig};
+pub use vit::{sincos_2d, PositionEmbedding, Vit, VitConfig};

@@ -105,11 +105,19 @@ struct Block {
     mlp_norm: nn::LayerNorm,
 }
 
+/// The stack of blocks (and the final norm of pre-LN models) without embeddings: shared by
+/// the token [`Transformer`] and the vision transformer, which embeds patches instead.
+#[derive(Debug)]
+pub struct TransformerBlocks {
+    blocks: Vec<Block>,
+    final_norm: Option<nn::LayerNorm>,
+    config: TransformerConfig,
+}
+
 #[derive(Debug)]
 pub struct Transformer {
     embeddings: Embeddings,
-    blocks: Vec<Block>,
-    final_norm: Option<nn::LayerNorm>,
+    stack: TransformerBlocks,
     /// The token embedding matrix `[V, H]`, for weight-tied output heads.
     pub word_embeddings: Tensor,
     pub config: TransformerConfig,
@@ -155,34 +163,11 @@ impl Transformer {
                 .then(|| nn::layer_norm(&e / "LayerNorm", vec![h], norm_config)),
             words,
         };
-        let linear = |p: nn::Path, i, o| nn::linear(p, i, o, Default::default());
-        let blocks = (0..config.layers)
-            .map(|index| {
-                let b = path / "encoder" / "layer" / index;
-                Block {
-                    query: linear(&b / "attention" / "self" / "query", h, h),
-                    key: linear(&b / "attention" / "self" / "key", h, h),
-                    value: linear(&b / "attention" / "self" / "value", h, h),
-                    attention_out: linear(&b / "attention" / "output" / "dense", h, h),
-                    attention_norm: nn::layer_norm(
-                        &b / "attention" / "output" / "LayerNorm",
-                        vec![h],
-                        norm_config,
-                    ),
-                    mlp_in: linear(&b / "intermediate" / "dense", h, config.mlp_dim),
-                    mlp_out: linear(&b / "output" / "dense", config.mlp_dim, h),
-                    mlp_norm: nn::layer_norm(&b / "output" / "LayerNorm", vec![h], norm_config),
-                }
-            })
-            .collect();
-        let final_norm = config
-            .norm_first
-            .then(|| nn::layer_norm(path / "final_layer_norm", vec![h], norm_config));
+        let stack = TransformerBlocks::new(path, config);
         Transformer {
             word_embeddings: embeddings.words.ws.shallow_clone(),
             embeddings,
-            blocks,
-            final_norm,
+            stack,
             config: config.clone(),
         }
     }
@@ -197,15 +182,9 @@ impl Transformer {
     ) -> Tensor {
         let length = token_ids.size()[1];
         let device = token_ids.device();
-        let mut x = self.embed(token_ids, 0).dropout(self.config.dropout, train);
+        let x = self.embed(token_ids, 0).dropout(self.config.dropout, train);
         let mask = self.attention_mask(attention_mask, length, device); // [B|1, 1, T|1, T] bool
-        for block in &self.blocks {
-            x = self.block_forward(block, &x, mask.as_ref(), train);
-        }
-        match &self.final_norm {
-            Some(norm) => norm.forward(&x),
-            None => x,
-        }
+        self.stack.forward(&x, mask.as_ref(), train)
     }
 
     /// Token + position (+ segment) embeddings of `token_ids` `[B, t]` placed at positions
@@ -248,6 +227,59 @@ impl Transformer {
         match (padding, causal) {
             (Some(p), Some(c)) => Some(p.logical_and(&c)),
             (p, c) => p.or(c),
+        }
+    }
+}
+
+impl TransformerBlocks {
+    /// `config.layers` blocks under `path/encoder/layer/N` and, for pre-LN models, a final
+    /// norm at `path/final_layer_norm` (Hugging Face BERT's names).
+    pub fn new(path: &nn::Path, config: &TransformerConfig) -> TransformerBlocks {
+        let h = config.hidden_dim;
+        let norm_config = nn::LayerNormConfig {
+            eps: config.layer_norm_eps,
+            ..Default::default()
+        };
+        let linear = |p: nn::Path, i, o| nn::linear(p, i, o, Default::default());
+        let blocks = (0..config.layers)
+            .map(|index| {
+                let b = path / "encoder" / "layer" / index;
+                Block {
+                    query: linear(&b / "attention" / "self" / "query", h, h),
+                    key: linear(&b / "attention" / "self" / "key", h, h),
+                    value: linear(&b / "attention" / "self" / "value", h, h),
+                    attention_out: linear(&b / "attention" / "output" / "dense", h, h),
+                    attention_norm: nn::layer_norm(
+                        &b / "attention" / "output" / "LayerNorm",
+                        vec![h],
+                        norm_config,
+                    ),
+                    mlp_in: linear(&b / "intermediate" / "dense", h, config.mlp_dim),
+                    mlp_out: linear(&b / "output" / "dense", config.mlp_dim, h),
+                    mlp_norm: nn::layer_norm(&b / "output" / "LayerNorm", vec![h], norm_config),
+                }
+            })
+            .collect();
+        let final_norm = config
+            .norm_first
+            .then(|| nn::layer_norm(path / "final_layer_norm", vec![h], norm_config));
+        TransformerBlocks {
+            blocks,
+            final_norm,
+            config: config.clone(),
+        }
+    }
+
+    /// Hidden states `[B, T, H]` → `[B, T, H]` through every block (and the final norm);
+    /// `mask` is a boolean SDPA mask (true = may attend) or None.
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
+        let mut x = x.shallow_clone();
+        for block in &self.blocks {
+            x = self.block_forward(block, &x, mask, train);
+        }
+        match &self.final_norm {
+            Some(norm) => norm.forward(&x),
+            None => x,
         }
     }
 
@@ -333,15 +365,15 @@ impl Transformer {
             .tril(past)
             .unsqueeze(0)
             .unsqueeze(0);
-        let mut updated = Vec::with_capacity(self.blocks.len());
-        for (index, block) in self.blocks.iter().enumerate() {
+        let mut updated = Vec::with_capacity(self.stack.blocks.len());
+        for (index, block) in self.stack.blocks.iter().enumerate() {
             let previous = cache.layers.get(index);
             let (next, keys, values) = self.cached_block(block, &x, previous, &mask);
             x = next;
             updated.push((keys, values));
         }
         cache.layers = updated;
-        match &self.final_norm {
+        match &self.stack.final_norm {
             Some(norm) => norm.forward(&x),
             None => x,
         }

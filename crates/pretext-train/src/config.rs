@@ -230,6 +230,11 @@ impl PretrainConfig {
         if let Err((field, message)) = self.method.validate() {
             return invalid(&field, &message);
         }
+        if self.backbone.kind == pretext_nn::BackboneKind::Vit {
+            if let Err(message) = self.backbone.vit.validate() {
+                return invalid("backbone.vit", &message);
+            }
+        }
         self.views.validate().map_err(|error| TrainError::Invalid {
             field: "views".into(),
             message: error.to_string(),
@@ -336,6 +341,19 @@ impl PretrainConfig {
                     "images"
                 }
             ));
+        }
+        if let (Samples::Images(set), pretext_nn::BackboneKind::Vit) = (train, self.backbone.kind) {
+            let patch = self.backbone.vit.patch_size.max(1) as usize;
+            let sizes = self.method.view_recipe(&self.views).view_sizes(set.height);
+            if let Some(size) = sizes.iter().find(|&&size| size % patch != 0) {
+                return Err(TrainError::Invalid {
+                    field: "backbone.vit.patch_size".into(),
+                    message: format!(
+                        "{patch}-px patches do not tile the {size}-px views of method `{}` (views of {sizes:?} px); choose a patch size that divides each",
+                        self.method.name.as_str()
+                    ),
+                });
+            }
         }
         Ok(())
     }

@@ -81,7 +81,10 @@ impl Model {
         let store = VarStore::new(device);
         let mut state = VarStore::new(device);
         let (input, image_size) = match train {
-            Samples::Images(set) => (InputSpec::image(set.channels as i64), set.height as i64),
+            Samples::Images(set) => (
+                InputSpec::sized_image(set.channels as i64, set.height as i64),
+                set.height as i64,
+            ),
             Samples::Tokens(set) => (
                 InputSpec::tokens(i64::from(set.vocab_size), i64::from(set.pad_id)),
                 set.seq_len as i64,

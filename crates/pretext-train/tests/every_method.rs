@@ -1,5 +1,7 @@
 //! Every method trains with every backbone: a few real steps on the embedded data, finite
 //! losses, a checkpoint with the method's state, and an encoder of the backbone's width.
+//! The ViT is a 1-block, 32-wide one (the shape does not change the code paths); jigsaw's
+//! 14-px tiles need 7-px patches.
 
 use pretext_data::embedded_fashion_mnist;
 use pretext_methods::MethodName;
@@ -8,7 +10,7 @@ use pretext_train::{pretrain, Model, NoProgress, PretrainConfig, RunDir, RunMode
 use tch::Device;
 
 #[test]
-fn every_method_trains_with_the_small_cnn_and_resnet18() {
+fn every_method_trains_with_the_small_cnn_resnet18_and_vit() {
     let data = embedded_fashion_mnist().unwrap();
     let data = pretext_data::ImageSplits {
         name: data.name,
@@ -17,11 +19,23 @@ fn every_method_trains_with_the_small_cnn_and_resnet18() {
     };
     let data: pretext_data::Splits = data.into();
     let dir = tempfile::tempdir().unwrap();
-    for backbone in [BackboneKind::SmallCnn, BackboneKind::Resnet18] {
+    for backbone in [
+        BackboneKind::SmallCnn,
+        BackboneKind::Resnet18,
+        BackboneKind::Vit,
+    ] {
         for method in MethodName::IMAGE {
             let mut config = PretrainConfig::default();
             config.method.name = method;
             config.backbone.kind = backbone;
+            config.backbone.vit = pretext_nn::VitConfig {
+                hidden_dim: 32,
+                layers: 1,
+                heads: 2,
+                mlp_dim: 64,
+                patch_size: if method == MethodName::Jigsaw { 7 } else { 4 },
+                ..Default::default()
+            };
             config.train.batch_size = 8;
             config.train.steps = 2;
             config.health.every = 1;

@@ -1,0 +1,345 @@
+//! Vision transformer — Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for
+//! Image Recognition at Scale", ICLR 2021 (arXiv:2010.11929).
+//!
+//! The image is cut into non-overlapping `patch_size` × `patch_size` patches, each linearly
+//! embedded (a convolution with stride = kernel = patch size); a learned [CLS] token is
+//! prepended; position embeddings are added — learned (ViT, DINO) or fixed 2-D sine-cosine
+//! (MAE, He et al. 2022) —; then pre-LN transformer blocks, the same [`TransformerBlocks`] as
+//! the text encoder, and a final norm. The representation is the [CLS] state (or the mean of
+//! the patch states).
+//!
+//! Shapes: the default is ViT-Tiny (192 wide, 12 blocks, 3 heads, MLP 768) on 4-px patches
+//! for 28–32 px images; ViT-S/16 is 384 / 12 / 6 / 1536 on 16-px patches and ViT-B/16 is
+//! 768 / 12 / 12 / 3072 (`VitConfig::small`, `VitConfig::base`). Views of another size than
+//! the one the model was built for (DINO's local crops) get the learned position embeddings
+//! resized bicubically to their patch grid, as DINO does.
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use crate::backbone::Pooling;
+use crate::encoder::Encoder;
+use crate::transformer::{TransformerBlocks, TransformerConfig};
+
+/// How patches know where they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PositionEmbedding {
+    /// One learned vector per patch position and one for [CLS] (ViT, DeiT, DINO).
+    Learned,
+    /// Fixed 2-D sine-cosine of the patch's row and column, zeros for [CLS] (MAE).
+    SinCos,
+}
+
+/// Shape of a [`Vit`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VitConfig {
+    /// Side of the square patches, in pixels; must divide every view's size.
+    pub patch_size: i64,
+    /// Width of every token's hidden state.
+    pub hidden_dim: i64,
+    /// Number of transformer blocks.
+    pub layers: usize,
+    /// Attention heads per block (hidden_dim must be a multiple).
+    pub heads: i64,
+    /// Width of the MLP inside each block.
+    pub mlp_dim: i64,
+    /// Dropout on embeddings, attention weights and residual branches while training.
+    pub dropout: f64,
+    /// "learned" or "sin-cos".
+    pub positions: PositionEmbedding,
+    /// The representation: "cls" (the [CLS] token's state) or "mean" (of the patch states).
+    pub pooling: Pooling,
+}
+
+impl Default for VitConfig {
+    /// ViT-Tiny on 4-px patches (28 px images: 7 × 7 patches + [CLS]).
+    fn default() -> Self {
+        VitConfig {
+            patch_size: 4,
+            hidden_dim: 192,
+            layers: 12,
+            heads: 3,
+            mlp_dim: 768,
+            dropout: 0.0,
+            positions: PositionEmbedding::Learned,
+            pooling: Pooling::Cls,
+        }
+    }
+}
+
+impl VitConfig {
+    /// ViT-S/16 (Touvron et al. 2021; DINO's main model).
+    pub fn small() -> VitConfig {
+        VitConfig {
+            patch_size: 16,
+            hidden_dim: 384,
+            heads: 6,
+            mlp_dim: 1536,
+            ..VitConfig::default()
+        }
+    }
+
+    /// ViT-B/16 (Dosovitskiy et al. 2021; MAE's smallest model).
+    pub fn base() -> VitConfig {
+        VitConfig {
+            patch_size: 16,
+            hidden_dim: 768,
+            heads: 12,
+            mlp_dim: 3072,
+            ..VitConfig::default()
+        }
+    }
+
+    /// Checks what would fail at build or run time; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.patch_size <= 0 {
+            return Err(format!(
+                "patch_size must be above 0, found {}",
+                self.patch_size
+            ));
+        }
+        if self.positions == PositionEmbedding::SinCos && self.hidden_dim % 4 != 0 {
+            return Err(format!(
+                "sin-cos positions need hidden_dim divisible by 4, found {}",
+                self.hidden_dim
+            ));
+        }
+        if self.pooling == Pooling::Last {
+            return Err("pooling must be \"cls\" or \"mean\" for a ViT".into());
+        }
+        self.blocks().validate()
+    }
+
+    /// The settings of the shared transformer blocks (pre-LN, bidirectional, eps 1e-6).
+    fn blocks(&self) -> TransformerConfig {
+        TransformerConfig {
+            vocab_size: 1,
+            max_positions: 1,
+            type_vocab_size: 0,
+            hidden_dim: self.hidden_dim,
+            layers: self.layers,
+            heads: self.heads,
+            mlp_dim: self.mlp_dim,
+            dropout: self.dropout,
+            layer_norm_eps: 1e-6,
+            norm_first: true,
+            causal: false,
+        }
+    }
+}
+
+/// A built vision transformer.
+#[derive(Debug)]
+pub struct Vit {
+    patch_embed: nn::Conv2D,
+    cls_token: Tensor,
+    /// `[1, 1 + grid², H]` for learned positions.
+    position_embed: Option<Tensor>,
+    /// Patches per side of the images the model is built for.
+    grid: i64,
+    blocks: TransformerBlocks,
+    pub config: VitConfig,
+}
+
+impl Vit {
+    /// A ViT for `channels`-channel images of `image_size` pixels (a multiple of the patch).
+    pub fn new(path: &nn::Path, channels: i64, image_size: i64, config: &VitConfig) -> Vit {
+        let h = config.hidden_dim;
+        let patch_embed = nn::conv2d(
+            path / "patch_embed",
+            channels,
+            h,
+            config.patch_size,
+            nn::ConvConfig {
+                stride: config.patch_size,
+                ..Default::default()
+            },
+        );
+        let init = nn::Init::Randn {
+            mean: 0.0,
+            stdev: 0.02,
+        };
+        let cls_token = path.var("cls_token", &[1, 1, h], init);
+        let grid = (image_size / config.patch_size).max(1);
+        let position_embed = (config.positions == PositionEmbedding::Learned)
+            .then(|| path.var("position_embed", &[1, 1 + grid * grid, h], init));
+        Vit {
+            patch_embed,
+            cls_token,
+            position_embed,
+            grid,
+            blocks: TransformerBlocks::new(path, &config.blocks()),
+            config: config.clone(),
+        }
+    }
+
+    /// Position embeddings `[1, 1 + g², H]` for a `g` × `g` patch grid.
+    fn positions(&self, g: i64) -> Tensor {
+        let h = self.config.hidden_dim;
+        match &self.position_embed {
+            Some(learned) if g == self.grid => learned.shallow_clone(),
+            Some(learned) => {
+                let cls = learned.narrow(1, 0, 1);
+                let patches = learned
+                    .narrow(1, 1, self.grid * self.grid)
+                    .view([1, self.grid, self.grid, h])
+                    .permute([0, 3, 1, 2]) // [1, H, G, G]
+                    .upsample_bicubic2d([g, g], false, None, None)
+                    .permute([0, 2, 3, 1])
+                    .reshape([1, g * g, h]);
+                Tensor::cat(&[cls, patches], 1)
+            }
+            None => {
+                let device = self.cls_token.device();
+                let patches = sincos_2d(h, g).to_device(device).unsqueeze(0);
+                let cls = Tensor::zeros([1, 1, h], (Kind::Float, device));
+                Tensor::cat(&[cls, patches], 1)
+            }
+        }
+    }
+
+    /// Images `[B, C, S, S]` → token states `[B, 1 + (S/p)², H]` ([CLS] first).
+    pub fn states(&self, images: &Tensor, train: bool) -> Tensor {
+        let patches = self.patch_embed.forward(images); // [B, H, g, g]
+        let (batch, _, g, g_w) = patches.size4().expect("[B, H, g, g]");
+        assert_eq!(g, g_w, "ViT views must be square");
+        let patches = patches.flatten(2, 3).transpose(1, 2); // [B, g², H]
+        let cls = self
+            .cls_token
+            .expand([batch, 1, self.config.hidden_dim], false);
+        let tokens = Tensor::cat(&[cls, patches], 1) + self.positions(g);
+        self.blocks
+            .forward(&tokens.dropout(self.config.dropout, train), None, train)
+    }
+}
+
+impl Encoder for Vit {
+    fn encode(&self, images: &Tensor, train: bool) -> Tensor {
+        let states = self.states(images, train);
+        match self.config.pooling {
+            Pooling::Mean => {
+                let patches = states.size()[1] - 1;
+                states
+                    .narrow(1, 1, patches)
+                    .mean_dim(&[1i64][..], false, Kind::Float)
+            }
+            _ => states.select(1, 0),
+        }
+    }
+
+    fn dim(&self) -> i64 {
+        self.config.hidden_dim
+    }
+}
+
+/// Fixed 2-D sine-cosine position embeddings `[g², dim]` of a `g` × `g` grid, row by row:
+/// the first half of the dimensions encodes the patch's column, the second half its row, each
+/// as `[sin(p·ω_i), cos(p·ω_i)]` with `ω_i = 10000^(−i/(dim/4))` (MAE's
+/// `get_2d_sincos_pos_embed`). `dim` must be divisible by 4.
+pub fn sincos_2d(dim: i64, g: i64) -> Tensor {
+    let quarter = dim / 4;
+    let omega = Tensor::arange(quarter, (Kind::Float, tch::Device::Cpu))
+        .divide_scalar(quarter as f64)
+        .multiply_scalar(-(10_000f64.ln()))
+        .exp(); // [D/4]
+    let one_axis = |positions: &Tensor| {
+        let angles = positions.unsqueeze(1) * omega.unsqueeze(0); // [g², D/4]
+        Tensor::cat(&[angles.sin(), angles.cos()], 1) // [g², D/2]
+    };
+    let index = Tensor::arange(g * g, (Kind::Float, tch::Device::Cpu));
+    let rows = index.divide_scalar_mode(g as f64, "floor");
+    let columns = index.remainder(g as f64);
+    Tensor::cat(&[one_axis(&columns), one_axis(&rows)], 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{nn::VarStore, Device};
+
+    fn parameters(store: &VarStore) -> i64 {
+        store
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum()
+    }
+
+    /// ViT-Tiny/4 on 1×28×28, counted by hand: patch embedding 16·192 + 192, [CLS] 192,
+    /// positions 50·192, 12 blocks of (4 attention projections + 2 norms + MLP 768), final norm.
+    #[test]
+    fn vit_tiny_has_the_hand_counted_parameters_and_shapes() {
+        let store = VarStore::new(Device::Cpu);
+        let vit = Vit::new(&store.root(), 1, 28, &VitConfig::default());
+        let (h, m) = (192i64, 768i64);
+        let block = 4 * (h * h + h) + 2 * 2 * h + (h * m + m) + (m * h + h);
+        let expected = (16 * h + h) + h + 50 * h + 12 * block + 2 * h;
+        assert_eq!(parameters(&store), expected);
+        let images = Tensor::randn([2, 1, 28, 28], (Kind::Float, Device::Cpu));
+        assert_eq!(vit.states(&images, false).size(), vec![2, 50, 192]);
+        assert_eq!(vit.encode(&images, false).size(), vec![2, 192]);
+    }
+
+    #[test]
+    fn smaller_views_get_resized_positions_and_the_native_grid_the_learned_ones() {
+        let store = VarStore::new(Device::Cpu);
+        let config = VitConfig {
+            hidden_dim: 32,
+            layers: 1,
+            heads: 2,
+            mlp_dim: 64,
+            ..Default::default()
+        };
+        let vit = Vit::new(&store.root(), 1, 28, &config);
+        let learned = vit.position_embed.as_ref().unwrap();
+        assert!(vit.positions(7).equal(learned));
+        assert_eq!(vit.positions(3).size(), vec![1, 10, 32]);
+        // The [CLS] position is kept as is.
+        assert!(vit
+            .positions(3)
+            .narrow(1, 0, 1)
+            .equal(&learned.narrow(1, 0, 1)));
+        let crops = Tensor::randn([3, 1, 12, 12], (Kind::Float, Device::Cpu));
+        assert_eq!(vit.encode(&crops, true).size(), vec![3, 32]);
+    }
+
+    /// Hand-computed: position 0 is sin 0 = 0 / cos 0 = 1; the patch at row 1, column 2 of a
+    /// 3×3 grid has column angle 2·ω_i in its first half and row angle 1·ω_i in its second.
+    #[test]
+    fn sincos_positions_encode_column_then_row() {
+        let table = sincos_2d(8, 3); // ω = [1, 0.01]
+        assert_eq!(table.size(), vec![9, 8]);
+        let row = |i: i64| Vec::<f32>::try_from(table.get(i)).unwrap();
+        let first = row(0);
+        assert_eq!(first, vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0]);
+        let patch = row(5); // row 1, column 2
+        let expected = [
+            2f32.sin(),
+            0.02f32.sin(),
+            2f32.cos(),
+            0.02f32.cos(),
+            1f32.sin(),
+            0.01f32.sin(),
+            1f32.cos(),
+            0.01f32.cos(),
+        ];
+        for (a, b) in patch.iter().zip(expected) {
+            assert!((a - b).abs() < 1e-6, "{patch:?} vs {expected:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_shapes_are_named() {
+        let odd = VitConfig {
+            hidden_dim: 30,
+            heads: 3,
+            positions: PositionEmbedding::SinCos,
+            ..Default::default()
+        };
+        assert!(odd.validate().unwrap_err().contains("divisible by 4"));
+        assert!(VitConfig::small().validate().is_ok() && VitConfig::base().validate().is_ok());
+    }
+}
