@@ -14,6 +14,7 @@ pub mod encoder;
 pub mod hf_bert;
 pub mod knn;
 pub mod loss;
+pub mod patches;
 pub mod projector;
 pub mod queue;
 pub mod resnet;
@@ -29,6 +30,9 @@ pub use encoder::Encoder;
 pub use hf_bert::{load_hf_bert, load_hf_bert_weights, read_hf_bert_config, CheckpointError};
 pub use knn::{knn_classify, KnnConfig};
 pub use loss::{dino_loss, info_nce, l2_normalize, normalized_mse, nt_xent, DinoLossParts};
+pub use patches::{
+    gather_tokens, masked_patch_loss, patchify, random_masking, unpatchify, RandomMask,
+};
 pub use projector::{Projector, ProjectorConfig};
 pub use queue::NegativeQueue;
 pub use resnet::ResNet18;

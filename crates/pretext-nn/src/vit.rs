@@ -203,14 +203,27 @@ impl Vit {
 
     /// Images `[B, C, S, S]` → token states `[B, 1 + (S/p)², H]` ([CLS] first).
     pub fn states(&self, images: &Tensor, train: bool) -> Tensor {
+        self.states_of(images, None, train)
+    }
+
+    /// Token states `[B, 1 + K, H]` of [CLS] and only the patches at `visible` `[B, K]` (row-
+    /// major patch indices), each with its own position: a masked autoencoder's encoder.
+    pub fn visible_states(&self, images: &Tensor, visible: &Tensor, train: bool) -> Tensor {
+        self.states_of(images, Some(visible), train)
+    }
+
+    fn states_of(&self, images: &Tensor, visible: Option<&Tensor>, train: bool) -> Tensor {
         let patches = self.patch_embed.forward(images); // [B, H, g, g]
         let (batch, _, g, g_w) = patches.size4().expect("[B, H, g, g]");
         assert_eq!(g, g_w, "ViT views must be square");
-        let patches = patches.flatten(2, 3).transpose(1, 2); // [B, g², H]
-        let cls = self
-            .cls_token
+        let positions = self.positions(g); // [1, 1 + g², H]
+        let mut patches = patches.flatten(2, 3).transpose(1, 2) + positions.narrow(1, 1, g * g);
+        if let Some(visible) = visible {
+            patches = crate::patches::gather_tokens(&patches, visible);
+        }
+        let cls = (&self.cls_token + positions.narrow(1, 0, 1))
             .expand([batch, 1, self.config.hidden_dim], false);
-        let tokens = Tensor::cat(&[cls, patches], 1) + self.positions(g);
+        let tokens = Tensor::cat(&[cls, patches], 1);
         self.blocks
             .forward(&tokens.dropout(self.config.dropout, train), None, train)
     }
@@ -304,6 +317,39 @@ mod tests {
             .equal(&learned.narrow(1, 0, 1)));
         let crops = Tensor::randn([3, 1, 12, 12], (Kind::Float, Device::Cpu));
         assert_eq!(vit.encode(&crops, true).size(), vec![3, 32]);
+    }
+
+    #[test]
+    fn visible_states_of_every_patch_in_order_are_the_full_states() {
+        let store = VarStore::new(Device::Cpu);
+        let config = VitConfig {
+            hidden_dim: 32,
+            layers: 2,
+            heads: 2,
+            mlp_dim: 64,
+            positions: PositionEmbedding::SinCos,
+            ..Default::default()
+        };
+        let vit = Vit::new(&store.root(), 1, 28, &config);
+        let images = Tensor::randn([2, 1, 28, 28], (Kind::Float, Device::Cpu));
+        let all = Tensor::arange(49, (Kind::Int64, Device::Cpu))
+            .unsqueeze(0)
+            .expand([2, 49], false);
+        let full = vit.states(&images, false);
+        assert!(vit
+            .visible_states(&images, &all, false)
+            .allclose(&full, 1e-5, 1e-5, false));
+        // Fewer patches: [CLS] + 12 tokens, and the result depends on which ones.
+        let first = all.narrow(1, 0, 12);
+        let last = all.narrow(1, 37, 12);
+        let a = vit.visible_states(&images, &first, false);
+        assert_eq!(a.size(), vec![2, 13, 32]);
+        assert!(!a.allclose(
+            &vit.visible_states(&images, &last, false),
+            1e-5,
+            1e-5,
+            false
+        ));
     }
 
     /// Hand-computed: position 0 is sin 0 = 0 / cos 0 = 1; the patch at row 1, column 2 of a
