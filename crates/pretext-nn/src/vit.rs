@@ -273,6 +273,18 @@ mod tests {
     use super::*;
     use tch::{nn::VarStore, Device};
 
+    /// A 2-block, 32-wide ViT on 4-px patches.
+    fn tiny(positions: PositionEmbedding) -> VitConfig {
+        VitConfig {
+            hidden_dim: 32,
+            layers: 2,
+            heads: 2,
+            mlp_dim: 64,
+            positions,
+            ..Default::default()
+        }
+    }
+
     fn parameters(store: &VarStore) -> i64 {
         store
             .trainable_variables()
@@ -299,14 +311,7 @@ mod tests {
     #[test]
     fn smaller_views_get_resized_positions_and_the_native_grid_the_learned_ones() {
         let store = VarStore::new(Device::Cpu);
-        let config = VitConfig {
-            hidden_dim: 32,
-            layers: 1,
-            heads: 2,
-            mlp_dim: 64,
-            ..Default::default()
-        };
-        let vit = Vit::new(&store.root(), 1, 28, &config);
+        let vit = Vit::new(&store.root(), 1, 28, &tiny(PositionEmbedding::Learned));
         let learned = vit.position_embed.as_ref().unwrap();
         assert!(vit.positions(7).equal(learned));
         assert_eq!(vit.positions(3).size(), vec![1, 10, 32]);
@@ -322,15 +327,7 @@ mod tests {
     #[test]
     fn visible_states_of_every_patch_in_order_are_the_full_states() {
         let store = VarStore::new(Device::Cpu);
-        let config = VitConfig {
-            hidden_dim: 32,
-            layers: 2,
-            heads: 2,
-            mlp_dim: 64,
-            positions: PositionEmbedding::SinCos,
-            ..Default::default()
-        };
-        let vit = Vit::new(&store.root(), 1, 28, &config);
+        let vit = Vit::new(&store.root(), 1, 28, &tiny(PositionEmbedding::SinCos));
         let images = Tensor::randn([2, 1, 28, 28], (Kind::Float, Device::Cpu));
         let all = Tensor::arange(49, (Kind::Int64, Device::Cpu))
             .unsqueeze(0)
