@@ -92,6 +92,7 @@ fn display_name(name: MethodName) -> &'static str {
         MethodName::Dino => "DINO",
         MethodName::Rotation => "Rotation prediction",
         MethodName::Jigsaw => "Jigsaw",
+        MethodName::Mae => "MAE",
         MethodName::BertMlm => "BERT MLM",
         MethodName::Gpt => "GPT",
     }

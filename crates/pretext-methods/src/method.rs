@@ -13,6 +13,7 @@ use crate::byol::{Byol, ByolConfig};
 use crate::dino::{Dino, DinoConfig};
 use crate::gpt::{Gpt, GptConfig};
 use crate::jigsaw::{Jigsaw, JigsawConfig};
+use crate::mae::{Mae, MaeConfig};
 use crate::moco::{Moco, MocoConfig};
 use crate::rotation::{Rotation, RotationConfig};
 use crate::simclr::{SimClr, SimClrConfig};
@@ -28,23 +29,25 @@ pub enum MethodName {
     Dino,
     Rotation,
     Jigsaw,
+    Mae,
     BertMlm,
     Gpt,
 }
 
 impl MethodName {
-    pub const ALL: [MethodName; 8] = [
+    pub const ALL: [MethodName; 9] = [
         MethodName::Simclr,
         MethodName::Moco,
         MethodName::Byol,
         MethodName::Dino,
         MethodName::Rotation,
         MethodName::Jigsaw,
+        MethodName::Mae,
         MethodName::BertMlm,
         MethodName::Gpt,
     ];
 
-    /// The image methods (every image backbone works with each).
+    /// The image methods every image backbone works with (MAE, which needs a ViT, is not one).
     pub const IMAGE: [MethodName; 6] = [
         MethodName::Simclr,
         MethodName::Moco,
@@ -67,6 +70,7 @@ impl MethodName {
             MethodName::Dino => "dino",
             MethodName::Rotation => "rotation",
             MethodName::Jigsaw => "jigsaw",
+            MethodName::Mae => "mae",
             MethodName::BertMlm => "bert-mlm",
             MethodName::Gpt => "gpt",
         }
@@ -92,7 +96,7 @@ impl MethodName {
 #[serde(deny_unknown_fields, default)]
 pub struct MethodConfig {
     /// Which method pretrains the encoder: simclr, moco, byol, dino, rotation, jigsaw (images),
-    /// bert-mlm or gpt (text).
+    /// mae (images, ViT only), bert-mlm or gpt (text).
     pub name: MethodName,
     /// Settings of SimCLR, used when name = "simclr".
     pub simclr: SimClrConfig,
@@ -106,6 +110,8 @@ pub struct MethodConfig {
     pub rotation: RotationConfig,
     /// Settings of jigsaw puzzles, used when name = "jigsaw".
     pub jigsaw: JigsawConfig,
+    /// Settings of masked autoencoders, used when name = "mae".
+    pub mae: MaeConfig,
     /// Settings of BERT's masked language modeling, used when name = "bert-mlm".
     pub bert_mlm: BertMlmConfig,
     /// Settings of GPT's causal language modeling, used when name = "gpt".
@@ -122,6 +128,7 @@ impl Default for MethodConfig {
             dino: DinoConfig::default(),
             rotation: RotationConfig::default(),
             jigsaw: JigsawConfig::default(),
+            mae: MaeConfig::default(),
             bert_mlm: BertMlmConfig::default(),
             gpt: GptConfig::default(),
         }
@@ -151,6 +158,7 @@ impl MethodConfig {
                     .expect("validated: permutations <= (grid²)!"),
                 ),
             },
+            MethodName::Mae => ViewRecipe::OneView(MaeConfig::views(views)),
             MethodName::BertMlm => ViewRecipe::MaskedTokens(self.bert_mlm.masking.clone()),
             MethodName::Gpt => ViewRecipe::Tokens,
         }
@@ -197,6 +205,23 @@ impl MethodConfig {
             ),
             MethodName::Dino => self.dino.validate().map_err(|(name, m)| (field(&name), m)),
             MethodName::Rotation | MethodName::Gpt => Ok(()),
+            MethodName::Mae => {
+                let mae = &self.mae;
+                check(
+                    mae.mask_ratio > 0.0 && mae.mask_ratio < 1.0,
+                    "mask_ratio",
+                    "must be in (0, 1)",
+                )?;
+                check(
+                    mae.decoder_dim > 0
+                        && mae.decoder_dim % 4 == 0
+                        && mae.decoder_heads > 0
+                        && mae.decoder_dim % mae.decoder_heads == 0
+                        && mae.decoder_layers > 0,
+                    "decoder_dim",
+                    "decoder_dim must be a positive multiple of 4 and of decoder_heads, with at least one decoder layer",
+                )
+            }
             MethodName::BertMlm => {
                 let masking = &self.bert_mlm.masking;
                 check(
@@ -298,6 +323,7 @@ pub enum Method {
     Dino(Box<Dino>),
     Rotation(Rotation),
     Jigsaw(Jigsaw),
+    Mae(Box<Mae>),
     BertMlm(BertMlm),
     Gpt(Gpt),
 }
@@ -345,6 +371,12 @@ impl Method {
             MethodName::Jigsaw => {
                 Method::Jigsaw(Jigsaw::new(&root, &setup.input, backbone, &config.jigsaw))
             }
+            MethodName::Mae => Method::Mae(Box::new(Mae::new(
+                &root,
+                &setup.input,
+                backbone,
+                &config.mae,
+            ))),
             MethodName::BertMlm => Method::BertMlm(BertMlm::new(&root, &setup.input, backbone)),
             MethodName::Gpt => Method::Gpt(Gpt::new(&root, &setup.input, backbone)),
         }
@@ -359,6 +391,7 @@ impl Method {
             Method::Dino(method) => &method.encoder,
             Method::Rotation(method) => &method.encoder,
             Method::Jigsaw(method) => &method.encoder,
+            Method::Mae(method) => &method.encoder,
             Method::BertMlm(method) => &method.encoder,
             Method::Gpt(method) => &method.encoder,
         }
@@ -379,6 +412,7 @@ impl Method {
                     .as_ref()
                     .expect("the jigsaw recipe makes targets"),
             ),
+            Method::Mae(method) => method.loss(&inputs.views),
             Method::BertMlm(method) => method.loss(
                 &inputs.views,
                 inputs
@@ -418,6 +452,7 @@ impl Method {
             Method::SimClr(_)
             | Method::Rotation(_)
             | Method::Jigsaw(_)
+            | Method::Mae(_)
             | Method::BertMlm(_)
             | Method::Gpt(_) => {}
             Method::Moco(method) => method.after_step(),
@@ -433,6 +468,7 @@ impl Method {
             Method::SimClr(_)
             | Method::Rotation(_)
             | Method::Jigsaw(_)
+            | Method::Mae(_)
             | Method::BertMlm(_)
             | Method::Gpt(_) => Vec::new(),
             Method::Moco(method) => vec![(

@@ -24,6 +24,8 @@ pub enum ViewRecipe {
         local_crops: usize,
         local_size: usize,
     },
+    /// One augmented view (MAE).
+    OneView(ViewConfig),
     /// One augmented view, rotated by 0°, 90°, 180° and 270° (four views; the view index is
     /// the label).
     Rotations(ViewConfig),
@@ -115,6 +117,7 @@ impl ViewRecipe {
     pub fn view_sizes(&self, size: usize) -> Vec<usize> {
         match self {
             ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens => vec![size],
+            ViewRecipe::OneView(_) => vec![size],
             ViewRecipe::TwoViews(_) => vec![size; 2],
             ViewRecipe::MultiCrop {
                 local_crops,
@@ -226,7 +229,7 @@ impl ViewRecipe {
             let stream =
                 |view: usize| rng_stream(seed, &[VIEW_STREAM, epoch, index as u64, view as u64]);
             match self {
-                ViewRecipe::TwoViews(config) => {
+                ViewRecipe::TwoViews(config) | ViewRecipe::OneView(config) => {
                     for (view, pixels) in views.iter_mut().enumerate() {
                         pixels.extend(config.view(&image, size, &mut stream(view)).pixels);
                     }

@@ -173,6 +173,14 @@ impl Backbone {
         }
     }
 
+    /// The vision transformer inside, for methods that need patch tokens (MAE).
+    pub fn vit(&self) -> Option<&Vit> {
+        match self {
+            Backbone::Vit(network) => Some(network),
+            _ => None,
+        }
+    }
+
     /// The transformer inside, for methods that need token states (MLM, causal LM).
     pub fn text(&self) -> Option<&TextEncoder> {
         match self {

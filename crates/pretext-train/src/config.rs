@@ -235,6 +235,17 @@ impl PretrainConfig {
                 return invalid("backbone.vit", &message);
             }
         }
+        if self.method.name == MethodName::Mae
+            && self.backbone.kind != pretext_nn::BackboneKind::Vit
+        {
+            return invalid(
+                "backbone.kind",
+                &format!(
+                    "method `mae` encodes image patches and needs a vision transformer (--backbone vit), not `{}`",
+                    self.backbone.kind.as_str()
+                ),
+            );
+        }
         self.views.validate().map_err(|error| TrainError::Invalid {
             field: "views".into(),
             message: error.to_string(),
@@ -377,7 +388,9 @@ impl PretrainConfig {
             dino_warmup_steps: (self.method.dino.teacher_temperature_warmup * total_steps as f64)
                 .round() as u64,
             loss_should_fall: self.method.name != MethodName::Dino,
-            collapse_possible: !self.method.name.reads_tokens(),
+            // Reconstruction and language modeling have no collapsed solution.
+            collapse_possible: !self.method.name.reads_tokens()
+                && self.method.name != MethodName::Mae,
         }
     }
 }

@@ -60,3 +60,59 @@ fn every_method_trains_with_the_small_cnn_resnet18_and_vit() {
         }
     }
 }
+
+/// MAE needs a ViT: it trains with one (the reconstruction loss falls on real images) and is
+/// refused with the convolutional backbones, naming the setting.
+#[test]
+fn mae_trains_with_the_vit_and_is_refused_with_cnns() {
+    let data = embedded_fashion_mnist().unwrap();
+    let data = pretext_data::ImageSplits {
+        name: data.name,
+        train: data.train.subset(&(0..256).collect::<Vec<_>>()),
+        test: data.test.subset(&(0..16).collect::<Vec<_>>()),
+    };
+    let data: pretext_data::Splits = data.into();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = PretrainConfig::default();
+    config.method.name = MethodName::Mae;
+    config.backbone.kind = BackboneKind::Vit;
+    config.backbone.vit = pretext_nn::VitConfig {
+        hidden_dim: 64,
+        layers: 2,
+        heads: 4,
+        mlp_dim: 128,
+        ..Default::default()
+    };
+    config.train.batch_size = 64;
+    config.train.steps = 40;
+    config.optimizer.lr = 1e-3;
+    config.health.knn_every = 0;
+    let run = RunDir::new(&dir.path().join("mae"));
+    run.prepare_new(RunMode::New).unwrap();
+    pretrain(&config, &run, None, Device::Cpu, &data, &mut NoProgress).unwrap();
+    let losses: Vec<f64> = std::fs::read_to_string(run.metrics_path())
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    let (first, last) = (losses[0], losses[losses.len() - 1]);
+    // Predicting each normalized patch's mean gives 1; the model must do clearly better.
+    assert!(first > 0.9 && last < 0.85, "MAE loss {first} -> {last}");
+
+    for backbone in [BackboneKind::SmallCnn, BackboneKind::Resnet18] {
+        config.backbone.kind = backbone;
+        let run = RunDir::new(&dir.path().join(backbone.as_str()));
+        run.prepare_new(RunMode::New).unwrap();
+        let error = pretrain(&config, &run, None, Device::Cpu, &data, &mut NoProgress)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("backbone.kind") && error.contains("vit"),
+            "{error}"
+        );
+    }
+}
