@@ -44,9 +44,6 @@ pub fn method_step_seconds(
     // The reference script builds the paper's 7-px, standardized tiles.
     config.method.jigsaw.tile_output = 0;
     config.method.jigsaw.standardize_tiles = true;
-    tch::manual_seed(0);
-    let store = VarStore::new(device);
-    let mut state = VarStore::new(device);
     let setup = MethodSetup {
         input: pretext_nn::InputSpec::sized_image(1, 28),
         image_size: 28,
@@ -54,8 +51,7 @@ pub fn method_step_seconds(
         train_len: 60_000,
         total_steps: 1000,
     };
-    let mut model = Method::new(&store, &state, setup, &config.backbone, &config.method);
-    state.freeze();
+    let (store, _state, mut model) = build_method(&config, setup, device);
     let sizes = config.method.view_recipe(&config.views).view_sizes(28);
     let inputs = StepInputs {
         views: sizes
@@ -71,6 +67,21 @@ pub fn method_step_seconds(
         }),
     };
     median_step_seconds(&store, &mut model, &inputs, device, warmup, iters)
+}
+
+/// The method `config` names, built as `pretrain` builds it from seed 0: its trained
+/// variables, its frozen untrained state (EMA targets, queues, centers) and the method.
+pub fn build_method(
+    config: &PretrainConfig,
+    setup: MethodSetup,
+    device: Device,
+) -> (VarStore, VarStore, Method) {
+    tch::manual_seed(0);
+    let store = VarStore::new(device);
+    let mut state = VarStore::new(device);
+    let method = Method::new(&store, &state, setup, &config.backbone, &config.method);
+    state.freeze();
+    (store, state, method)
 }
 
 /// Median seconds of one complete training step of `method` on fixed `inputs`: forward,

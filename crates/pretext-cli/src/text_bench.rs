@@ -11,7 +11,7 @@ use pretext_train::PretrainConfig;
 use rand::{Rng, SeedableRng};
 use tch::{nn::VarStore, Device, Tensor};
 
-use crate::method_bench::median_step_seconds;
+use crate::method_bench::{build_method, median_step_seconds};
 
 /// The two benchmarked language models (shapes as in text_step.py).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,28 +86,23 @@ impl TextModel {
 }
 
 /// The benchmarked model, built as `pretext pretrain` builds it.
-fn build(model: TextModel, device: Device) -> (VarStore, Method) {
+fn build(model: TextModel, device: Device) -> (VarStore, VarStore, Method) {
     let mut config = PretrainConfig::default();
     config.method.name = model.method();
     config.backbone = model.backbone();
-    tch::manual_seed(0);
-    let store = VarStore::new(device);
-    let mut state = VarStore::new(device);
     let setup = MethodSetup {
         input: InputSpec::tokens(config.backbone.transformer.vocab_size, 0),
         image_size: 0,
         train_len: 10_000,
         total_steps: 1000,
     };
-    let method = Method::new(&store, &state, setup, &config.backbone, &config.method);
-    state.freeze();
-    (store, method)
+    build_method(&config, setup, device)
 }
 
 /// Median seconds of one training step (forward, loss, backward, AdamW) of `model` on fixed
 /// random token ids (BERT: masked once with BERT's rates), as text_step.py measures.
 pub fn text_step_seconds(model: TextModel, device: Device, warmup: usize, iters: usize) -> f64 {
-    let (store, mut method) = build(model, device);
+    let (store, _state, mut method) = build(model, device);
     let vocab = model.transformer().vocab_size as u32;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let ids: Vec<u32> = (0..BATCH * SEQUENCE)
@@ -145,7 +140,7 @@ fn model_window() -> usize {
 /// Tokens per second of greedy generation of `tokens` tokens (KV cache, batch 1) from a
 /// one-token prompt with the char-GPT preset, after one untimed generation.
 pub fn generation_tokens_per_second(device: Device, tokens: usize) -> f64 {
-    let (_store, method) = build(TextModel::CharGpt, device);
+    let (_store, _state, method) = build(TextModel::CharGpt, device);
     let Method::Gpt(gpt) = &method else {
         unreachable!("the char-GPT preset builds a GPT")
     };
@@ -167,7 +162,7 @@ mod tests {
     use super::*;
 
     fn parameters(model: TextModel) -> i64 {
-        let (store, _) = build(model, Device::Cpu);
+        let (store, _, _) = build(model, Device::Cpu);
         store
             .trainable_variables()
             .iter()

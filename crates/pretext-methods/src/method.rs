@@ -413,23 +413,16 @@ impl Method {
                     .expect("the jigsaw recipe makes targets"),
             ),
             Method::Mae(method) => method.loss(&inputs.views),
-            Method::BertMlm(method) => method.loss(
-                &inputs.views,
-                inputs
-                    .targets
-                    .as_ref()
-                    .expect("the masked-token recipe makes targets"),
-                true,
-            ),
-            Method::Gpt(method) => method.loss(&inputs.views, true),
+            Method::BertMlm(_) | Method::Gpt(_) => self
+                .language_model_loss(inputs, true)
+                .expect("bert-mlm and gpt are language models"),
         }
     }
 
-    /// The pretext loss on held-out inputs, without dropout or gradients, for the methods
-    /// whose loss is a language model's held-out cross-entropy (bert-mlm, gpt); None for the
-    /// others, whose loss depends on the batch (negatives, EMA targets) and is not comparable.
-    pub fn held_out_loss(&self, inputs: &StepInputs) -> Option<f64> {
-        let output = tch::no_grad(|| match self {
+    /// The loss of the language models (bert-mlm, gpt) with dropout on or off; None for the
+    /// other methods.
+    fn language_model_loss(&self, inputs: &StepInputs, train: bool) -> Option<StepOutput> {
+        match self {
             Method::BertMlm(method) => Some(
                 method.loss(
                     &inputs.views,
@@ -437,12 +430,19 @@ impl Method {
                         .targets
                         .as_ref()
                         .expect("the masked-token recipe makes targets"),
-                    false,
+                    train,
                 ),
             ),
-            Method::Gpt(method) => Some(method.loss(&inputs.views, false)),
+            Method::Gpt(method) => Some(method.loss(&inputs.views, train)),
             _ => None,
-        })?;
+        }
+    }
+
+    /// The pretext loss on held-out inputs, without dropout or gradients, for the methods
+    /// whose loss is a language model's held-out cross-entropy (bert-mlm, gpt); None for the
+    /// others, whose loss depends on the batch (negatives, EMA targets) and is not comparable.
+    pub fn held_out_loss(&self, inputs: &StepInputs) -> Option<f64> {
+        let output = tch::no_grad(|| self.language_model_loss(inputs, false))?;
         Some(output.loss.double_value(&[]))
     }
 

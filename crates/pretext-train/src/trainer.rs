@@ -7,7 +7,7 @@ use std::time::Instant;
 use std::collections::HashSet;
 
 use pretext_data::{stratified_subset, BatchPlan, Prefetcher, Samples, Splits};
-use pretext_methods::{samples_to_tensor, HostBatch, Method, MethodSetup, StepClock};
+use pretext_methods::{samples_to_tensor, HostBatch, Method, MethodSetup, StepClock, StepInputs};
 use pretext_nn::InputSpec;
 use pretext_nn::{knn_classify, Encoder, KnnConfig};
 use serde_json::{json, Map, Value};
@@ -210,7 +210,7 @@ pub fn pretrain(
         resume_from.as_ref().map(|c| c.state.step),
     )?;
     let monitor = KnnMonitor::new(&train, config, device);
-    let held_out = HeldOutMonitor::new(&data.test, config);
+    let held_out = HeldOutMonitor::new(&data.test, config, device);
     let health_context = config.health_context(model.method.encoder().dim(), total);
     let mut warned: HashSet<&'static str> = HashSet::new();
 
@@ -337,7 +337,7 @@ pub fn pretrain(
                 record.insert("knn_chance".into(), json!(1.0 / monitor.num_classes as f64));
             }
             if let (true, Some(held_out)) = (held_out_due, &held_out) {
-                if let Some(value) = held_out.loss(&model.method, device) {
+                if let Some(value) = held_out.loss(&model.method) {
                     record.insert("held_out_loss".into(), finite_or_null(value));
                     progress.message(&format!(
                         "step {done}: held-out loss {value:.4} (training loss {loss:.4})"
@@ -398,14 +398,16 @@ fn finite_or_null(value: f64) -> Value {
     }
 }
 
-/// A language model's loss on the first held-out sequences, batched like training; the
-/// masking of bert-mlm is drawn once (step 0), so every evaluation sees the same inputs.
+/// A language model's loss on the first held-out sequences, batched like training and put on
+/// the device once; the masking of bert-mlm is drawn once (step 0), so every evaluation sees
+/// the same inputs.
 struct HeldOutMonitor {
-    batches: Vec<HostBatch>,
+    /// Each batch's inputs and its number of sequences.
+    batches: Vec<(StepInputs, usize)>,
 }
 
 impl HeldOutMonitor {
-    fn new(test: &Samples, config: &PretrainConfig) -> Option<HeldOutMonitor> {
+    fn new(test: &Samples, config: &PretrainConfig, device: Device) -> Option<HeldOutMonitor> {
         let count = config.health.held_out_samples.min(test.len());
         if config.health.held_out_every == 0 || count == 0 || !config.method.name.reads_tokens() {
             return None;
@@ -414,17 +416,19 @@ impl HeldOutMonitor {
         let indices: Vec<usize> = (0..count).collect();
         let batches = indices
             .chunks(config.train.batch_size.max(1))
-            .map(|chunk| recipe.build(test, chunk, config.seed, 0, 0))
+            .map(|chunk| {
+                let batch = recipe.build(test, chunk, config.seed, 0, 0);
+                (batch.to_inputs(device), chunk.len())
+            })
             .collect();
         Some(HeldOutMonitor { batches })
     }
 
     /// Mean loss over the held-out sequences (weighted by batch size).
-    fn loss(&self, method: &Method, device: Device) -> Option<f64> {
+    fn loss(&self, method: &Method) -> Option<f64> {
         let (mut total, mut count) = (0.0, 0usize);
-        for batch in &self.batches {
-            let size = batch.indices.len();
-            total += method.held_out_loss(&batch.to_inputs(device))? * size as f64;
+        for (inputs, size) in &self.batches {
+            total += method.held_out_loss(inputs)? * *size as f64;
             count += size;
         }
         Some(total / count.max(1) as f64)
