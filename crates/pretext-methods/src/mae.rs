@@ -18,12 +18,12 @@
 
 use pretext_augment::ViewConfig;
 use pretext_nn::{
-    masked_patch_loss, patchify, random_masking, sincos_2d, Backbone, BackboneConfig, InputSpec,
-    TransformerBlocks, TransformerConfig, Vit,
+    gather_tokens, masked_patch_loss, patchify, random_masking, sincos_positions, Backbone,
+    BackboneConfig, InputSpec, TransformerBlocks, TransformerConfig, Vit,
 };
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::method::StepOutput;
 
@@ -78,6 +78,8 @@ pub struct Mae {
     mask_token: Tensor,
     decoder: TransformerBlocks,
     decoder_pred: nn::Linear,
+    /// The decoder's fixed positions for the training images' patch grid, computed once.
+    decoder_positions: Tensor,
     config: MaeConfig,
     patch: i64,
     channels: i64,
@@ -127,6 +129,11 @@ impl Mae {
                 patch * patch * input.channels,
                 Default::default(),
             ),
+            decoder_positions: sincos_positions(
+                d,
+                (input.image_size / patch).max(1),
+                root.device(),
+            ),
             encoder,
             config: config.clone(),
             patch,
@@ -153,19 +160,12 @@ impl Mae {
         let kept = x.size()[1] - 1;
         let masks = self.mask_token.expand([batch, n - kept, d], false);
         let shuffled = Tensor::cat(&[x.narrow(1, 1, kept), masks], 1); // [B, N, D]
-        let ordered = shuffled.gather(
-            1,
-            &masking.restore.unsqueeze(-1).expand([-1, -1, d], false),
-            false,
-        );
-        let positions = Tensor::cat(
-            &[
-                Tensor::zeros([1, d], (Kind::Float, images.device())),
-                sincos_2d(d, grid).to_device(images.device()),
-            ],
-            0,
-        )
-        .unsqueeze(0); // [1, 1+N, D]
+        let ordered = gather_tokens(&shuffled, &masking.restore);
+        let positions = if self.decoder_positions.size()[1] == 1 + n {
+            self.decoder_positions.shallow_clone()
+        } else {
+            sincos_positions(d, grid, images.device())
+        }; // [1, 1+N, D]
         let sequence = Tensor::cat(&[x.narrow(1, 0, 1), ordered], 1) + positions;
         let decoded = self.decoder.forward(&sequence, None, train);
         let predicted = self.decoder_pred.forward(&decoded.narrow(1, 1, n));

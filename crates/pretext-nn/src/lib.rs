@@ -38,4 +38,4 @@ pub use queue::NegativeQueue;
 pub use resnet::ResNet18;
 pub use small_cnn::{SmallCnn, SmallCnnConfig};
 pub use transformer::{mean_pool, KvCache, Transformer, TransformerBlocks, TransformerConfig};
-pub use vit::{sincos_2d, PositionEmbedding, Vit, VitConfig};
+pub use vit::{sincos_2d, sincos_positions, PositionEmbedding, Vit, VitConfig};

@@ -136,8 +136,9 @@ impl VitConfig {
 pub struct Vit {
     patch_embed: nn::Conv2D,
     cls_token: Tensor,
-    /// `[1, 1 + grid², H]` for learned positions.
-    position_embed: Option<Tensor>,
+    /// Positions of [CLS] and the native patch grid, `[1, 1 + grid², H]`: a variable when
+    /// learned, a fixed table (computed once) for sin-cos.
+    position_embed: Tensor,
     /// Patches per side of the images the model is built for.
     grid: i64,
     blocks: TransformerBlocks,
@@ -164,8 +165,12 @@ impl Vit {
         };
         let cls_token = path.var("cls_token", &[1, 1, h], init);
         let grid = (image_size / config.patch_size).max(1);
-        let position_embed = (config.positions == PositionEmbedding::Learned)
-            .then(|| path.var("position_embed", &[1, 1 + grid * grid, h], init));
+        let position_embed = match config.positions {
+            PositionEmbedding::Learned => {
+                path.var("position_embed", &[1, 1 + grid * grid, h], init)
+            }
+            PositionEmbedding::SinCos => sincos_positions(h, grid, path.device()),
+        };
         Vit {
             patch_embed,
             cls_token,
@@ -179,11 +184,14 @@ impl Vit {
     /// Position embeddings `[1, 1 + g², H]` for a `g` × `g` patch grid.
     fn positions(&self, g: i64) -> Tensor {
         let h = self.config.hidden_dim;
-        match &self.position_embed {
-            Some(learned) if g == self.grid => learned.shallow_clone(),
-            Some(learned) => {
-                let cls = learned.narrow(1, 0, 1);
-                let patches = learned
+        let native = &self.position_embed;
+        if g == self.grid {
+            return native.shallow_clone();
+        }
+        match self.config.positions {
+            PositionEmbedding::Learned => {
+                let cls = native.narrow(1, 0, 1);
+                let patches = native
                     .narrow(1, 1, self.grid * self.grid)
                     .view([1, self.grid, self.grid, h])
                     .permute([0, 3, 1, 2]) // [1, H, G, G]
@@ -192,12 +200,7 @@ impl Vit {
                     .reshape([1, g * g, h]);
                 Tensor::cat(&[cls, patches], 1)
             }
-            None => {
-                let device = self.cls_token.device();
-                let patches = sincos_2d(h, g).to_device(device).unsqueeze(0);
-                let cls = Tensor::zeros([1, 1, h], (Kind::Float, device));
-                Tensor::cat(&[cls, patches], 1)
-            }
+            PositionEmbedding::SinCos => sincos_positions(h, g, native.device()),
         }
     }
 
@@ -246,6 +249,15 @@ impl Encoder for Vit {
     fn dim(&self) -> i64 {
         self.config.hidden_dim
     }
+}
+
+/// [`sincos_2d`] of a `g` × `g` grid after a zero row for [CLS], as `[1, 1 + g², dim]` on
+/// `device` (MAE's encoder and decoder positions).
+pub fn sincos_positions(dim: i64, g: i64, device: tch::Device) -> Tensor {
+    let cls = Tensor::zeros([1, dim], (Kind::Float, tch::Device::Cpu));
+    Tensor::cat(&[cls, sincos_2d(dim, g)], 0)
+        .unsqueeze(0)
+        .to_device(device)
 }
 
 /// Fixed 2-D sine-cosine position embeddings `[g², dim]` of a `g` × `g` grid, row by row:
@@ -312,7 +324,7 @@ mod tests {
     fn smaller_views_get_resized_positions_and_the_native_grid_the_learned_ones() {
         let store = VarStore::new(Device::Cpu);
         let vit = Vit::new(&store.root(), 1, 28, &tiny(PositionEmbedding::Learned));
-        let learned = vit.position_embed.as_ref().unwrap();
+        let learned = &vit.position_embed;
         assert!(vit.positions(7).equal(learned));
         assert_eq!(vit.positions(3).size(), vec![1, 10, 32]);
         // The [CLS] position is kept as is.
