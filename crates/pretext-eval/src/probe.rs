@@ -323,3 +323,38 @@ pub fn probe_budgets(
     }
     Ok(reports)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a row name longer than 22 characters ("all-MiniLM-L6-v2 (as
+    /// downloaded)") pushed its numbers out of their columns.
+    #[test]
+    fn table_columns_stay_aligned_with_long_row_names() {
+        let row = |name: &str| ProbeRow {
+            name: name.into(),
+            dim: 384,
+            knn: vec![(20, 0.5), (200, 0.25)],
+            linear: 0.125,
+        };
+        let report = ProbeReport {
+            dataset: "austen".into(),
+            checkpoint: "runs/x".into(),
+            labels: 600,
+            test_size: 3308,
+            seed: 0,
+            rows: vec![
+                row("bert-mlm (step 100)"),
+                row("all-MiniLM-L6-v2 (as downloaded)"),
+            ],
+        };
+        let table = report.table();
+        let lines: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        let widths: Vec<usize> = lines.iter().map(|line| line.chars().count()).collect();
+        assert!(widths.iter().all(|&w| w == widths[0]), "{table}");
+        let linear_column = |line: &str| line.rfind('%').unwrap();
+        assert_eq!(linear_column(lines[1]), linear_column(lines[2]), "{table}");
+    }
+}
