@@ -38,6 +38,57 @@ pub enum Command {
     /// Benchmark a SimCLR step, a SimCLR epoch, each method's step and the text models' steps
     /// beside the PyTorch reference scripts.
     Bench(BenchArgs),
+    /// Show what an MAE run reconstructs: a PNG grid of original / masked / reconstructed
+    /// images.
+    Reconstruct(ReconstructArgs),
+    /// Show where a ViT run looks: a PNG of the last layer's [CLS] attention per head, each map
+    /// stretched to its own range and overlaid on the image (DINO's attention maps).
+    Attention(AttentionArgs),
+}
+
+/// The pictures a visualization command shows, and where it writes them.
+#[derive(Debug, Args)]
+pub struct PictureArgs {
+    /// Run directory written by `pretext pretrain`.
+    pub run: PathBuf,
+    /// PNG/JPEG files to show, resized to the run's image size (and converted to its
+    /// channels); none: the first --count images of the held-out split.
+    #[arg(value_name = "IMAGES")]
+    pub images: Vec<PathBuf>,
+    /// Output PNG file.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// How many held-out images to show when no IMAGES are given.
+    #[arg(long, default_value_t = 8)]
+    pub count: usize,
+    /// Take the held-out images from this data instead of the run's (same forms as pretrain
+    /// --data).
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<String>,
+    /// Each pixel of the images is drawn as a SCALE × SCALE square.
+    #[arg(long, default_value_t = 4)]
+    pub scale: u32,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconstructArgs {
+    #[command(flatten)]
+    pub picture: PictureArgs,
+    /// Share of the patches to hide (default: the run's method.mae.mask_ratio).
+    #[arg(long)]
+    pub mask_ratio: Option<f64>,
+    /// Seed of the random patch masks.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct AttentionArgs {
+    #[command(flatten)]
+    pub picture: PictureArgs,
 }
 
 #[derive(Debug, Args)]
@@ -48,8 +99,8 @@ pub struct PretrainArgs {
     /// Print every option with its value (defaults, then --config, then flags) and exit.
     #[arg(long)]
     pub print_config: bool,
-    /// Method: simclr, moco, byol, dino, rotation, jigsaw (images), bert-mlm or gpt (text)
-    /// (method.name).
+    /// Method: simclr, moco, byol, dino, rotation, jigsaw, mae (images; mae needs --backbone
+    /// vit), bert-mlm or gpt (text) (method.name).
     #[arg(long, value_name = "NAME")]
     pub method: Option<String>,
     /// Data: "embedded", a folder of IDX files, an IDX images file, an image folder with class
@@ -279,7 +330,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub skip_epoch: bool,
     /// Also time one training step of each of these image methods ("all" or a
-    /// comma-separated list) beside bench/reference/method_step.py.
+    /// comma-separated list; mae runs on ViT-Tiny/4, the others on the small CNN) beside
+    /// bench/reference/method_step.py.
     #[arg(long, value_name = "LIST")]
     pub methods: Option<String>,
     /// Images per step in the method benchmarks.

@@ -2,6 +2,7 @@
 
 mod allocator;
 mod args;
+mod attention;
 mod bench;
 mod cuda;
 mod embed;
@@ -10,10 +11,12 @@ mod generate;
 mod health;
 mod layered_config;
 mod method_bench;
+mod picture;
 mod pretrain;
 mod probe;
 mod progress;
 mod quickstart;
+mod reconstruct;
 mod text_bench;
 mod tokenizer_cmd;
 
@@ -34,6 +37,8 @@ fn main() -> std::process::ExitCode {
         Command::Tokenizer(TokenizerCommand::Train(args)) => tokenizer_cmd::train(&args),
         Command::Quickstart(args) => quickstart::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Reconstruct(args) => reconstruct::run(&args),
+        Command::Attention(args) => attention::run(&args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

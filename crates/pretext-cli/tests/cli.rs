@@ -221,6 +221,12 @@ fn bench_help_snapshot() {
 }
 
 #[test]
+fn reconstruct_and_attention_help_snapshots() {
+    assert_help_snapshot("reconstruct_help", &["reconstruct", "--help"]);
+    assert_help_snapshot("attention_help", &["attention", "--help"]);
+}
+
+#[test]
 fn help_is_at_most_100_columns_on_a_wide_terminal() {
     // max_term_width caps the wrapping whatever COLUMNS says.
     for args in [
@@ -1297,6 +1303,110 @@ fn vit_patches_that_do_not_tile_the_views_are_refused_before_the_run_starts() {
     ]);
     assert_fails_naming(&outcome, &["backbone.vit.patch_size", "14-px", "jigsaw"]);
     assert!(!run.exists(), "nothing is written for a refused config");
+}
+
+/// The pictures: an MAE run's reconstruction grid (held-out images, and a color file
+/// converted to the run's gray 28 px) and a ViT run's attention maps, as PNGs of the promised
+/// layout; with nothing hidden, the masked and reconstructed columns are the original.
+#[test]
+fn mae_reconstructions_and_vit_attention_maps_are_drawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("mae");
+    let outcome = pretext(&[
+        "pretrain",
+        "--method",
+        "mae",
+        "--backbone",
+        "vit",
+        "--out",
+        arg(&run),
+        "--steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--set",
+        "backbone.vit.layers=2",
+        "--set",
+        "backbone.vit.hidden_dim=32",
+        "--set",
+        "backbone.vit.heads=2",
+        "--set",
+        "backbone.vit.mlp_dim=64",
+        "--set",
+        "health.knn_every=0",
+    ]);
+    assert_succeeds(&outcome, "pretrain --method mae");
+    let cell = 28 * 4; // 28 px drawn 4× larger, 4 px of margin around each cell
+    let size = |count: u32| count * cell + (count + 1) * 4;
+
+    let grid = dir.path().join("grid.png");
+    let outcome = pretext(&["reconstruct", arg(&run), "-o", arg(&grid), "--count", "3"]);
+    assert_succeeds(&outcome, "reconstruct");
+    assert!(outcome.stderr.contains("75%"), "{}", outcome.stderr);
+    let picture = image::open(&grid).unwrap().to_rgb8();
+    assert_eq!(picture.dimensions(), (size(3), size(3)));
+
+    let file = dir.path().join("red.png");
+    image::RgbImage::from_pixel(40, 30, image::Rgb([200, 30, 30]))
+        .save(&file)
+        .unwrap();
+    let outcome = pretext(&[
+        "reconstruct",
+        arg(&run),
+        arg(&file),
+        "-o",
+        arg(&grid),
+        "--mask-ratio",
+        "0",
+    ]);
+    assert_succeeds(&outcome, "reconstruct of a file");
+    let picture = image::open(&grid).unwrap().to_rgb8();
+    assert_eq!(picture.dimensions(), (size(3), size(1)));
+    let cell_at = |col: u32| {
+        image::imageops::crop_imm(&picture, 4 + col * (cell + 4), 4, cell, cell).to_image()
+    };
+    let original = cell_at(0);
+    assert_eq!(
+        original.get_pixel(0, 0)[0],
+        original.get_pixel(0, 0)[2],
+        "gray"
+    );
+    assert_eq!(cell_at(1), original, "nothing hidden");
+    assert_eq!(cell_at(2), original, "nothing to reconstruct");
+
+    let attention = dir.path().join("attention.png");
+    let outcome = pretext(&[
+        "attention",
+        arg(&run),
+        "-o",
+        arg(&attention),
+        "--count",
+        "2",
+    ]);
+    assert_succeeds(&outcome, "attention");
+    let picture = image::open(&attention).unwrap().to_rgb8();
+    assert_eq!(
+        picture.dimensions(),
+        (size(2 + 2), size(2)),
+        "image, mean, 2 heads"
+    );
+
+    let outcome = pretext(&[
+        "reconstruct",
+        arg(&run),
+        "-o",
+        arg(&grid),
+        "--mask-ratio",
+        "1.5",
+    ]);
+    assert_fails_naming(&outcome, &["--mask-ratio", "1.5"]);
+    let cnn = run_without_checkpoint(dir.path());
+    let outcome = pretext(&["attention", arg(&cnn), "-o", arg(&attention)]);
+    assert_fails_naming(&outcome, &["vision transformer", "small-cnn"]);
+    let outcome = pretext(&["reconstruct", arg(&cnn), "-o", arg(&grid)]);
+    assert_fails_naming(&outcome, &["method mae", "simclr"]);
 }
 
 #[test]

@@ -148,6 +148,50 @@ pub fn read_image_folder(dir: &Path, size: Option<usize>) -> Result<ImageSet, Da
     })
 }
 
+/// Reads the image `files` (PNG/JPEG) as one unlabeled set of `channels` (1 or 3) ×
+/// `size` × `size` images, in the given order: each is resized to the square (triangle
+/// filter, aspect not kept), color is converted to gray for 1 channel and gray replicated for
+/// 3. For showing a model individual pictures; an unreadable file is an error naming it.
+pub fn read_image_files(
+    files: &[PathBuf],
+    channels: usize,
+    size: usize,
+) -> Result<ImageSet, DataError> {
+    if !matches!(channels, 1 | 3) {
+        return Err(DataError::BadOption {
+            option: "channels",
+            reason: format!("expected 1 or 3, found {channels}"),
+        });
+    }
+    let target = u32::try_from(size)
+        .ok()
+        .filter(|&size| size > 0)
+        .ok_or_else(|| DataError::BadOption {
+            option: "image_size",
+            reason: format!("expected 1..={}, found {size}", u32::MAX),
+        })?;
+    let image_len = channels * size * size;
+    let mut pixels = vec![0u8; files.len() * image_len];
+    for (path, out) in files.iter().zip(pixels.chunks_mut(image_len)) {
+        let decoded = match decode(path, Some(target))? {
+            DecodedImage::Rgb(rgb) if channels == 1 => {
+                DecodedImage::Gray(DynamicImage::ImageRgb8(rgb).to_luma8())
+            }
+            decoded => decoded,
+        };
+        write_chw(&decoded, channels, out);
+    }
+    Ok(ImageSet {
+        pixels: Arc::new(pixels),
+        len: files.len(),
+        channels,
+        height: size,
+        width: size,
+        labels: None,
+        class_names: Vec::new(),
+    })
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|name| name.to_string_lossy().into_owned())
@@ -374,6 +418,32 @@ mod tests {
             matches!(error, DataError::UnknownLayout { .. }),
             "{error:?}"
         );
+    }
+
+    #[test]
+    fn single_files_are_resized_and_converted_to_the_channels_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let color = dir.path().join("red.png");
+        image::RgbImage::from_pixel(10, 6, Rgb([255, 0, 0]))
+            .save(&color)
+            .unwrap();
+        let gray = dir.path().join("gray.png");
+        GrayImage::from_pixel(4, 4, Luma([100]))
+            .save(&gray)
+            .unwrap();
+        let files = [color.clone(), gray];
+        let one = read_image_files(&files, 1, 8).unwrap();
+        assert_eq!((one.len, one.channels, one.height, one.width), (2, 1, 8, 8));
+        // Pure red in luma (BT.709 weights, as the image crate converts): 0.2126 · 255.
+        assert!(one.image(0).iter().all(|&v| v == 54), "{:?}", one.image(0));
+        assert!(one.image(1).iter().all(|&v| v == 100));
+        let three = read_image_files(&files, 3, 8).unwrap();
+        assert_eq!(three.image(0)[0], 255);
+        assert_eq!(three.image(0)[64], 0);
+        assert!(three.image(1).iter().all(|&v| v == 100));
+        let missing = dir.path().join("missing.png");
+        let error = read_image_files(&[missing], 1, 8).unwrap_err().to_string();
+        assert!(error.contains("missing.png"), "{error}");
     }
 
     #[test]

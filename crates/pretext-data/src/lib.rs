@@ -26,7 +26,7 @@ pub use idx::{
     read_idx_images, read_idx_images_bytes, read_idx_labels, read_idx_labels_bytes, read_idx_pair,
     read_idx_pair_bytes, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
-pub use image_folder::read_image_folder;
+pub use image_folder::{read_image_files, read_image_folder};
 pub use image_set::{ImageSet, ImageSplits};
 pub use prefetch::Prefetcher;
 pub use rng_stream::rng_stream;

@@ -283,6 +283,39 @@ impl TransformerBlocks {
         }
     }
 
+    /// The attention probabilities `[B, heads, T, T]` of the **last** block for hidden
+    /// states `x` `[B, T, H]` entering the stack (every earlier block runs first, without
+    /// dropout): row `i` says how much position `i` reads from each position. This is the
+    /// softmax that [`Self::forward`]'s fused attention computes internally and never returns;
+    /// DINO's attention maps are its [CLS] rows. `mask` as in [`Self::forward`].
+    pub fn last_attention(&self, x: &Tensor, mask: Option<&Tensor>) -> Tensor {
+        let (last, earlier) = self.blocks.split_last().expect("at least one block");
+        let mut x = x.shallow_clone();
+        for block in earlier {
+            x = self.block_forward(block, &x, mask, false);
+        }
+        let input = if self.config.norm_first {
+            last.attention_norm.forward(&x)
+        } else {
+            x
+        };
+        let (b, t, h) = input.size3().expect("[B, T, H]");
+        let heads = self.config.heads;
+        let split = |projection: &nn::Linear| {
+            projection
+                .forward(&input)
+                .view([b, t, heads, h / heads])
+                .transpose(1, 2) // [B, heads, T, d]
+        };
+        let scores = split(&last.query).matmul(&split(&last.key).transpose(-2, -1))
+            / ((h / heads) as f64).sqrt();
+        let scores = match mask {
+            Some(mask) => scores.masked_fill(&mask.logical_not(), f64::NEG_INFINITY),
+            None => scores,
+        };
+        scores.softmax(-1, Kind::Float)
+    }
+
     fn block_forward(
         &self,
         block: &Block,
@@ -530,5 +563,48 @@ mod tests {
             1e-5,
             false
         ));
+    }
+
+    /// The probabilities `last_attention` returns are the ones the fused attention of the last
+    /// block uses: they weigh that block's values into exactly SDPA's output, and every row
+    /// sums to 1 (pre-LN and post-LN).
+    #[test]
+    fn last_attention_weighs_values_as_the_fused_attention_does() {
+        for norm_first in [true, false] {
+            tch::manual_seed(1);
+            let (_, model) = tiny(false, norm_first);
+            let stack = &model.stack;
+            let x = Tensor::randn([2, 5, 8], (Kind::Float, Device::Cpu));
+            let weights = stack.last_attention(&x, None); // [2, 2, 5, 5]
+            assert_eq!(weights.size(), vec![2, 2, 5, 5]);
+            let sums = weights.sum_dim_intlist(&[-1i64][..], false, Kind::Float);
+            assert!(sums.allclose(&Tensor::ones_like(&sums), 1e-5, 1e-5, false));
+
+            let before = stack.block_forward(&stack.blocks[0], &x, None, false);
+            let last = &stack.blocks[1];
+            let input = if norm_first {
+                last.attention_norm.forward(&before)
+            } else {
+                before
+            };
+            let split = |projection: &nn::Linear| {
+                projection
+                    .forward(&input)
+                    .view([2, 5, 2, 4])
+                    .transpose(1, 2)
+            };
+            let (query, key, value) = (split(&last.query), split(&last.key), split(&last.value));
+            let fused = Tensor::scaled_dot_product_attention(
+                &query,
+                &key,
+                &value,
+                None::<&Tensor>,
+                0.0,
+                false,
+                None,
+                false,
+            );
+            assert!(weights.matmul(&value).allclose(&fused, 1e-5, 1e-5, false));
+        }
     }
 }

@@ -215,7 +215,21 @@ impl Vit {
         self.states_of(images, Some(visible), train)
     }
 
+    /// The last block's attention probabilities `[B, heads, 1 + N, 1 + N]` for images
+    /// `[B, C, S, S]` (inference: no dropout); row 0 is what [CLS] reads from itself and from
+    /// each patch in row-major order — DINO's attention maps.
+    pub fn last_attention(&self, images: &Tensor) -> Tensor {
+        self.blocks
+            .last_attention(&self.tokens(images, None, false), None)
+    }
+
     fn states_of(&self, images: &Tensor, visible: Option<&Tensor>, train: bool) -> Tensor {
+        self.blocks
+            .forward(&self.tokens(images, visible, train), None, train)
+    }
+
+    /// [CLS] and the (visible) patch embeddings, with their positions, after dropout.
+    fn tokens(&self, images: &Tensor, visible: Option<&Tensor>, train: bool) -> Tensor {
         let patches = self.patch_embed.forward(images); // [B, H, g, g]
         let (batch, _, g, g_w) = patches.size4().expect("[B, H, g, g]");
         assert_eq!(g, g_w, "ViT views must be square");
@@ -226,9 +240,7 @@ impl Vit {
         }
         let cls = (&self.cls_token + positions.narrow(1, 0, 1))
             .expand([batch, 1, self.config.hidden_dim], false);
-        let tokens = Tensor::cat(&[cls, patches], 1);
-        self.blocks
-            .forward(&tokens.dropout(self.config.dropout, train), None, train)
+        Tensor::cat(&[cls, patches], 1).dropout(self.config.dropout, train)
     }
 }
 
@@ -359,6 +371,18 @@ mod tests {
             1e-5,
             false
         ));
+    }
+
+    /// [CLS] and 49 patches per head; each row is a distribution over the 50 tokens.
+    #[test]
+    fn last_attention_has_a_distribution_per_head_and_token() {
+        let store = VarStore::new(Device::Cpu);
+        let vit = Vit::new(&store.root(), 1, 28, &tiny(PositionEmbedding::Learned));
+        let images = Tensor::randn([2, 1, 28, 28], (Kind::Float, Device::Cpu));
+        let attention = vit.last_attention(&images);
+        assert_eq!(attention.size(), vec![2, 2, 50, 50]);
+        let sums = attention.sum_dim_intlist(&[-1i64][..], false, Kind::Float);
+        assert!(sums.allclose(&Tensor::ones_like(&sums), 1e-5, 1e-5, false));
     }
 
     /// Hand-computed: position 0 is sin 0 = 0 / cos 0 = 1; the patch at row 1, column 2 of a
