@@ -4,7 +4,7 @@
 What it measures
 ----------------
 Wall-clock time of one complete optimisation step of ONE method (``--method``:
-simclr, moco, byol, dino, rotation or jigsaw), built layer for layer like
+simclr, moco, byol, dino, rotation, jigsaw or mae), built layer for layer like
 pretext's Rust implementation, so that the Rust side can report a time ratio.
 A step is everything the Rust training loop does per batch:
 
@@ -122,6 +122,24 @@ jigsaw    9 tiles [N,1,7,7]; h = enc(cat of the 9 tiles) [9N,128];
           per_image = h.view(9, N, 128).permute(1, 0, 2).reshape(N, 1152);
           logits = MLP(1152, 512, 100, bn=True)(per_image); targets: fixed
           random ints in [0, 100) of shape [N]; cross_entropy.
+mae       MAE on ViT-Tiny/4 (not the small CNN): one view [N,1,28,28].
+          Encoder: patch embedding Conv2d(1 -> 192, kernel 4, stride 4) -> 49
+          tokens (row-major), + learned positions [1, 50, 192] (N(0, 0.02));
+          learned [CLS] [1, 1, 192] (N(0, 0.02)) + position 0.  Masking per
+          sample: noise = rand(N, 49); shuffle = argsort(noise); restore =
+          argsort(shuffle); keep = shuffle[:, :12] (round(0.25 * 49)); the
+          encoder reads [CLS] + the 12 kept tokens (gather).  12 pre-LN blocks:
+          x += out(SDPA(q(LN(x)), k(LN(x)), v(LN(x)))), 3 heads (separate
+          Linear q, k, v, out 192 -> 192); x += Linear(768 -> 192)(GELU(exact)(
+          Linear(192 -> 768)(LN(x)))); LayerNorm eps 1e-6; final LayerNorm.
+          Decoder: Linear(192 -> 128); mask token [1, 1, 128] (N(0, 0.02))
+          repeated for the 37 hidden patches; cat(kept, masks) gathered with
+          restore; [CLS] in front; + fixed 2-D sin-cos positions [1, 50, 128]
+          (zero row for [CLS]); 2 pre-LN blocks of width 128, 4 heads, MLP 512;
+          final LayerNorm; Linear(128 -> 16) on the 49 patch tokens.
+          Loss: target = patchify(images) [N, 49, 16], standardized per patch
+          ((x - mean) / sqrt(var_unbiased + 1e-6)); per-patch MSE averaged
+          over the hidden patches.
 
 Seeds: torch.manual_seed(0) before building the models (and the MoCo queue),
 then the inputs and targets are drawn from the same generator on the CPU and
@@ -139,7 +157,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-METHODS = ["simclr", "moco", "byol", "dino", "rotation", "jigsaw"]
+METHODS = ["simclr", "moco", "byol", "dino", "rotation", "jigsaw", "mae"]
 EMA_TOTAL_STEPS = 1000
 
 
@@ -403,6 +421,103 @@ def build_jigsaw(n: int, dev: torch.device):
     return step
 
 
+class Block(nn.Module):
+    """Pre-LN transformer block with separate q, k, v projections (pretext's layout)."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.q, self.k, self.v = (nn.Linear(dim, dim) for _ in range(3))
+        self.out = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        h = self.norm1(x)
+        split = lambda p: p(h).view(b, t, self.heads, d // self.heads).transpose(1, 2)
+        context = F.scaled_dot_product_attention(split(self.q), split(self.k), split(self.v))
+        x = x + self.out(context.transpose(1, 2).reshape(b, t, d))
+        return x + self.mlp(self.norm2(x))
+
+
+def sincos_2d(dim: int, grid: int) -> torch.Tensor:
+    """[1, 1 + grid^2, dim]: a zero row for [CLS], then MAE's 2-D sin-cos table."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+    def axis(positions):
+        angles = positions.reshape(-1, 1).double() * omega
+        return torch.cat([angles.sin(), angles.cos()], 1)
+    table = torch.cat([axis(cols), axis(rows)], 1).float()
+    return torch.cat([torch.zeros(1, dim), table]).unsqueeze(0)
+
+
+def patchify(images: torch.Tensor, p: int) -> torch.Tensor:
+    n, c, s, _ = images.shape
+    g = s // p
+    x = images.reshape(n, c, g, p, g, p)
+    return torch.einsum("nchpwq->nhwpqc", x).reshape(n, g * g, p * p * c)
+
+
+def build_mae(n: int, dev: torch.device):
+    dim, depth, heads, mlp_dim, patch = 192, 12, 3, 768, 4
+    ddim, ddepth, dheads = 128, 2, 4
+    grid, tokens = 7, 49
+    keep = round(tokens * 0.25)
+    enc = nn.ModuleDict({
+        "patch": nn.Conv2d(1, dim, patch, stride=patch),
+        "blocks": nn.Sequential(*[Block(dim, heads, mlp_dim) for _ in range(depth)]),
+        "norm": nn.LayerNorm(dim, eps=1e-6),
+    })
+    cls = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+    pos = nn.Parameter(torch.randn(1, 1 + tokens, dim) * 0.02)
+    dec = nn.ModuleDict({
+        "embed": nn.Linear(dim, ddim),
+        "blocks": nn.Sequential(*[Block(ddim, dheads, 4 * ddim) for _ in range(ddepth)]),
+        "norm": nn.LayerNorm(ddim, eps=1e-6),
+        "pred": nn.Linear(ddim, patch * patch),
+    })
+    mask_token = nn.Parameter(torch.randn(1, 1, ddim) * 0.02)
+    for m in (enc, dec):
+        m.to(dev).train()
+    cls, pos, mask_token = (nn.Parameter(t.detach().to(dev)) for t in (cls, pos, mask_token))
+    dec_pos = sincos_2d(ddim, grid).to(dev)
+    params = list(enc.parameters()) + list(dec.parameters()) + [cls, pos, mask_token]
+    opt = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    images = randn(n, 1, 28, 28, dev=dev)
+
+    def gather(x, index):
+        return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+    def step(_i: int) -> float:
+        opt.zero_grad(set_to_none=True)
+        x = enc["patch"](images).flatten(2).transpose(1, 2) + pos[:, 1:]
+        shuffle = torch.rand(n, tokens, device=dev).argsort(1)
+        restore = shuffle.argsort(1)
+        x = gather(x, shuffle[:, :keep])
+        x = torch.cat([(cls + pos[:, :1]).expand(n, -1, -1), x], 1)
+        latent = enc["norm"](enc["blocks"](x))
+        y = dec["embed"](latent)
+        masks = mask_token.expand(n, tokens - keep, -1)
+        ordered = gather(torch.cat([y[:, 1:], masks], 1), restore)
+        y = torch.cat([y[:, :1], ordered], 1) + dec_pos
+        pred = dec["pred"](dec["norm"](dec["blocks"](y)))[:, 1:]
+        target = patchify(images, patch)
+        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
+        target = (target - mean) / (var + 1e-6).sqrt()
+        hidden = torch.ones(n, tokens, device=dev)
+        hidden[:, :keep] = 0
+        hidden = hidden.gather(1, restore)
+        loss = (((pred - target) ** 2).mean(-1) * hidden).sum() / hidden.sum()
+        value = loss.item()
+        loss.backward()
+        opt.step()
+        return value
+
+    return step
+
+
 BUILDERS = {
     "simclr": build_simclr,
     "moco": build_moco,
@@ -410,6 +525,7 @@ BUILDERS = {
     "dino": build_dino,
     "rotation": build_rotation,
     "jigsaw": build_jigsaw,
+    "mae": build_mae,
 }
 
 

@@ -17,6 +17,7 @@ use crate::cuda;
 use crate::method_bench::{method_step_seconds, parse_methods};
 use crate::progress::Progress;
 use crate::text_bench::{generation_tokens_per_second, text_step_seconds, TextModel};
+use pretext_methods::MethodName;
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let device = cuda::device(&args.device)?;
@@ -81,7 +82,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 args,
                 "method_step.py",
                 &as_strs(&script_args),
-                &format!("{name} step (batch {batch} of 1x28x28, small CNN, AdamW)"),
+                &format!(
+                    "{name} step (batch {batch} of 1x28x28, {}, AdamW)",
+                    if method == MethodName::Mae {
+                        "ViT-Tiny/4"
+                    } else {
+                        "small CNN"
+                    }
+                ),
                 &format!("{name} step"),
                 ours,
             )?);

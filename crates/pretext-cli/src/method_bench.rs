@@ -1,6 +1,7 @@
 //! `pretext bench --methods`: one training step of each method (forward, loss, backward,
 //! AdamW step, the method's post-step update of EMA / queue / center) on fixed random inputs,
-//! beside bench/reference/method_step.py, which builds the same networks in PyTorch.
+//! beside bench/reference/method_step.py, which builds the same networks in PyTorch. The CNN
+//! methods run on the small CNN; MAE runs on its ViT-Tiny/4.
 
 use std::time::Instant;
 
@@ -9,10 +10,11 @@ use pretext_methods::{Method, MethodName, MethodSetup, StepClock, StepInputs};
 use pretext_train::{Optimizer, OptimizerConfig, OptimizerKind, PretrainConfig};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
-/// The image methods named in `list` ("all" or comma-separated names).
+/// The image methods named in `list` ("all": every image method and MAE, or comma-separated
+/// names).
 pub fn parse_methods(list: &str) -> anyhow::Result<Vec<MethodName>> {
     if list.trim() == "all" {
-        return Ok(MethodName::IMAGE.to_vec());
+        return Ok(all_image_methods());
     }
     list.split(',')
         .map(|name| {
@@ -22,7 +24,11 @@ pub fn parse_methods(list: &str) -> anyhow::Result<Vec<MethodName>> {
                 anyhow::bail!(
                     "--methods: {} is a text method; the step benchmark covers the image methods ({})",
                     method.as_str(),
-                    MethodName::IMAGE.map(MethodName::as_str).join(", ")
+                    all_image_methods()
+                        .iter()
+                        .map(|method| method.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             Ok(method)
@@ -30,8 +36,16 @@ pub fn parse_methods(list: &str) -> anyhow::Result<Vec<MethodName>> {
         .collect()
 }
 
+/// The methods the step benchmark covers: the CNN image methods, then MAE.
+fn all_image_methods() -> Vec<MethodName> {
+    let mut methods = MethodName::IMAGE.to_vec();
+    methods.push(MethodName::Mae);
+    methods
+}
+
 /// Median seconds of one training step of `method` on `batch` random 1×28×28 images, with
-/// the default config (small CNN, the method's default heads), as method_step.py measures.
+/// the default config (small CNN — ViT-Tiny/4 for MAE —, the method's default heads), as
+/// method_step.py measures.
 pub fn method_step_seconds(
     method: MethodName,
     device: Device,
@@ -41,6 +55,9 @@ pub fn method_step_seconds(
 ) -> f64 {
     let mut config = PretrainConfig::default();
     config.method.name = method;
+    if method == MethodName::Mae {
+        config.backbone.kind = pretext_nn::BackboneKind::Vit;
+    }
     // The reference script builds the paper's 7-px, standardized tiles.
     config.method.jigsaw.tile_output = 0;
     config.method.jigsaw.standardize_tiles = true;
@@ -134,7 +151,9 @@ mod tests {
     /// targets, and the benchmark panicked.
     #[test]
     fn all_means_the_image_methods_and_text_methods_are_refused() {
-        assert_eq!(parse_methods("all").unwrap(), MethodName::IMAGE.to_vec());
+        let all = parse_methods("all").unwrap();
+        assert_eq!(all[..MethodName::IMAGE.len()], MethodName::IMAGE);
+        assert_eq!(all.last(), Some(&MethodName::Mae));
         assert_eq!(
             parse_methods("moco, dino").unwrap(),
             vec![MethodName::Moco, MethodName::Dino]
