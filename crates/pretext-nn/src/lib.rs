@@ -31,7 +31,8 @@ pub use hf_bert::{load_hf_bert, load_hf_bert_weights, read_hf_bert_config, Check
 pub use knn::{knn_classify, KnnConfig};
 pub use loss::{dino_loss, info_nce, l2_normalize, normalized_mse, nt_xent, DinoLossParts};
 pub use patches::{
-    gather_tokens, masked_patch_loss, patchify, random_masking, unpatchify, RandomMask,
+    flat_patch_loss, gather_tokens, masked_patch_loss, patchify, random_masking, unpatchify,
+    RandomMask,
 };
 pub use projector::{Projector, ProjectorConfig};
 pub use queue::NegativeQueue;

@@ -101,6 +101,23 @@ pub fn masked_patch_loss(
     (per_patch * mask).sum(Kind::Float) / mask.sum(Kind::Float).clamp_min(1.0)
 }
 
+/// [`masked_patch_loss`] of the model-free guess that every hidden patch is flat: all zeros
+/// for normalized targets (a standardized patch has mean 0), else each image's mean visible
+/// pixel. MAE's loss should fall well below it; a loss near it means the decoder is not using
+/// the visible patches.
+pub fn flat_patch_loss(target: &Tensor, mask: &Tensor, normalize: bool) -> Tensor {
+    let guess = if normalize {
+        target.zeros_like()
+    } else {
+        let visible = mask.ones_like().g_sub(mask).unsqueeze(-1); // [B, N, 1]
+        let values = target.size()[2] as f64;
+        let sum = (target * &visible).sum_dim_intlist(&[1i64, 2][..], true, Kind::Float);
+        let count = visible.sum_dim_intlist(&[1i64, 2][..], true, Kind::Float) * values;
+        (sum / count.clamp_min(1.0)).expand_as(target)
+    };
+    masked_patch_loss(&guess, target, mask, normalize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +184,26 @@ mod tests {
             "{normalized} vs {expected}"
         );
         assert!((expected - 4.08579).abs() < 1e-4);
+    }
+
+    /// Hand-computed, with the patches of `loss_counts_masked_patches_only`: raw, the visible
+    /// patch [0, 0] has mean 0, so the guess for the hidden [0, 1] costs (0² + 1²) / 2 = 0.5;
+    /// normalized, zeros against [−0.70711, 0.70711] cost 0.25 / (0.5 + 1e-6) ≈ 0.5.
+    #[test]
+    fn flat_guess_uses_the_visible_mean_or_zero() {
+        let target = Tensor::from_slice(&[0.0f32, 0.0, 0.0, 1.0]).view([1, 2, 2]);
+        let mask = Tensor::from_slice(&[0.0f32, 1.0]).view([1, 2]);
+        let raw = flat_patch_loss(&target, &mask, false).double_value(&[]);
+        assert!((raw - 0.5).abs() < 1e-6, "{raw}");
+        let normalized = flat_patch_loss(&target, &mask, true).double_value(&[]);
+        assert!(
+            (normalized - 0.25 / (0.5 + 1e-6)).abs() < 1e-6,
+            "{normalized}"
+        );
+        // A brighter visible patch moves the raw guess: mean 2 → ((2−0)² + (2−1)²) / 2 = 2.5.
+        let bright = Tensor::from_slice(&[2.0f32, 2.0, 0.0, 1.0]).view([1, 2, 2]);
+        let raw = flat_patch_loss(&bright, &mask, false).double_value(&[]);
+        assert!((raw - 2.5).abs() < 1e-6, "{raw}");
     }
 
     #[test]

@@ -61,8 +61,9 @@ fn every_method_trains_with_the_small_cnn_resnet18_and_vit() {
     }
 }
 
-/// MAE needs a ViT: it trains with one (the reconstruction loss falls on real images) and is
-/// refused with the convolutional backbones, naming the setting.
+/// MAE needs a ViT: it trains with one (its reconstructions get clearly better than guessing
+/// flat patches, on real images) and is refused with the convolutional backbones, naming the
+/// setting.
 #[test]
 fn mae_trains_with_the_vit_and_is_refused_with_cnns() {
     let data = embedded_fashion_mnist().unwrap();
@@ -75,6 +76,9 @@ fn mae_trains_with_the_vit_and_is_refused_with_cnns() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = PretrainConfig::default();
     config.method.name = MethodName::Mae;
+    // Raw pixels: on 4-px Fashion-MNIST patches the per-patch normalized targets leave
+    // little to learn (see the reconstruction-gain verdict).
+    config.method.mae.normalize_targets = false;
     config.backbone.kind = BackboneKind::Vit;
     config.backbone.vit = pretext_nn::VitConfig {
         hidden_dim: 64,
@@ -84,24 +88,26 @@ fn mae_trains_with_the_vit_and_is_refused_with_cnns() {
         ..Default::default()
     };
     config.train.batch_size = 64;
-    config.train.steps = 40;
-    config.optimizer.lr = 1e-3;
+    config.train.steps = 100;
+    config.optimizer.lr = 3e-3;
+    config.optimizer.warmup_steps = 10;
     config.health.knn_every = 0;
     let run = RunDir::new(&dir.path().join("mae"));
     run.prepare_new(RunMode::New).unwrap();
     pretrain(&config, &run, None, Device::Cpu, &data, &mut NoProgress).unwrap();
-    let losses: Vec<f64> = std::fs::read_to_string(run.metrics_path())
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(run.metrics_path())
         .unwrap()
         .lines()
-        .map(|line| {
-            serde_json::from_str::<serde_json::Value>(line).unwrap()["loss"]
-                .as_f64()
-                .unwrap()
-        })
+        .map(|line| serde_json::from_str(line).unwrap())
+        .filter(|record: &serde_json::Value| record.get("reconstruction_gain").is_some())
         .collect();
-    let (first, last) = (losses[0], losses[losses.len() - 1]);
-    // Predicting each normalized patch's mean gives 1; the model must do clearly better.
-    assert!(first > 0.9 && last < 0.85, "MAE loss {first} -> {last}");
+    let gain = |record: &serde_json::Value| record["reconstruction_gain"].as_f64().unwrap();
+    // The flat guess is a strong baseline for raw pixels (each image's mean visible pixel):
+    // the first records are worse than it; by the end the loss is clearly (2× the
+    // verdict's 5% threshold) below it.
+    let first = gain(&records[0]);
+    let last: f64 = records[records.len() - 3..].iter().map(gain).sum::<f64>() / 3.0;
+    assert!(first < 0.0 && last > 0.1, "reconstruction gain {first} -> {last}");
 
     for backbone in [BackboneKind::SmallCnn, BackboneKind::Resnet18] {
         config.backbone.kind = backbone;

@@ -16,6 +16,8 @@
 //!   the same image (augmentations too weak); under 3× chance at the end: too strong.
 //! - k-NN accuracy under 1.5× chance at the end: not learning; 10 points under its best:
 //!   the representations are degrading.
+//! - MAE: a loss under 5% below that of guessing flat hidden patches (the mean of the last
+//!   records): the decoder is not using the visible patches.
 //! - gradient norm spikes over 50× the median; any skipped non-finite step.
 
 use serde_json::{Map, Value};
@@ -290,6 +292,15 @@ pub fn review(records: &[Map<String, Value>], context: &HealthContext) -> Vec<Fi
         findings.push(finding);
     }
 
+    let gain = series(records, "reconstruction_gain");
+    if !gain.is_empty() {
+        // The last few records: one batch's gain is noisy.
+        let recent = &gain[gain.len().saturating_sub(5)..];
+        findings.push(reconstruction_finding(mean(
+            recent.iter().map(|&(_, value)| value),
+        )));
+    }
+
     let pretext = series(records, "pretext_accuracy");
     if let (Some(classes), Some(&(_, last))) = (context.pretext_classes, pretext.last()) {
         let chance = 1.0 / classes as f64;
@@ -383,6 +394,25 @@ fn held_out_finding(held_out: &[(u64, f64)]) -> Option<Finding> {
             ),
         )
     })
+}
+
+/// MAE: how much lower the loss is than guessing flat hidden patches; under 5% the decoder
+/// is not using what it sees.
+fn reconstruction_finding(gain: f64) -> Finding {
+    if gain < 0.05 {
+        Finding::warning(
+            "reconstruction gain",
+            format!("{:.1}%: the reconstructions are hardly better than flat patches, so the encoder learns little; on small patches (a few pixels, much flat background) per-patch normalized targets are mostly noise: try method.mae.normalize_targets=false; else lower the learning rate", 100.0 * gain),
+        )
+    } else {
+        Finding::ok(
+            "reconstruction gain",
+            format!(
+                "{:.1}% lower loss than guessing flat patches (the last records)",
+                100.0 * gain
+            ),
+        )
+    }
 }
 
 fn embedding_std_finding(std: f64, context: &HealthContext) -> Option<Finding> {
@@ -577,6 +607,42 @@ mod tests {
         assert_eq!(finding.level, Level::Warning);
         assert!(finding.message.contains("step 500"), "{}", finding.message);
         assert!(held_out_finding(&[]).is_none());
+    }
+
+    /// The plateau MAE with per-patch normalized targets hit on Fashion-MNIST's 4-px patches:
+    /// a loss within 2% of the flat guess is a warning naming the setting to change.
+    #[test]
+    fn mae_no_better_than_flat_patches_is_flagged() {
+        let records = |gains: &[f64]| -> Vec<Map<String, Value>> {
+            gains
+                .iter()
+                .enumerate()
+                .map(|(i, gain)| {
+                    record(json!({"step": 10 * (i + 1), "loss": 0.7, "reconstruction_gain": gain}))
+                })
+                .collect()
+        };
+        let find = |findings: Vec<Finding>| {
+            findings
+                .into_iter()
+                .find(|finding| finding.signal == "reconstruction gain")
+                .unwrap()
+        };
+        let stuck = find(review(
+            &records(&[0.3, 0.02, 0.01, 0.03, 0.02, 0.02]),
+            &context(),
+        ));
+        assert_eq!(stuck.level, Level::Warning);
+        assert!(
+            stuck.message.contains("normalize_targets"),
+            "{}",
+            stuck.message
+        );
+        let learning = find(review(
+            &records(&[0.01, 0.2, 0.5, 0.6, 0.6, 0.62]),
+            &context(),
+        ));
+        assert_eq!(learning.level, Level::Ok, "{}", learning.message);
     }
 
     #[test]
