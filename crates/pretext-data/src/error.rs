@@ -90,6 +90,14 @@ pub enum DataError {
         /// What was looked for.
         details: String,
     },
+    /// A table file has no rows (or no header).
+    #[error("{path}: no rows ({details})")]
+    EmptyTable {
+        /// The file.
+        path: PathBuf,
+        /// What was found.
+        details: String,
+    },
     /// An image file with a PNG/JPEG extension could not be decoded.
     #[error("{path}: cannot decode image")]
     Decode {

@@ -16,6 +16,7 @@ pub mod rng_stream;
 pub mod samples;
 pub mod source;
 pub mod split;
+pub mod table;
 pub mod text;
 pub mod token_set;
 
@@ -33,6 +34,9 @@ pub use rng_stream::rng_stream;
 pub use samples::{Samples, Splits};
 pub use source::{load_images, SourceOptions};
 pub use split::{parse_label_budget, stratified_split, stratified_subset, SPLIT_TAG, SUBSET_TAG};
+pub use table::{
+    load_table, ColumnKind, TableColumn, TableOptions, TableSet, TableSplits, TableStats,
+};
 pub use text::{
     list_text_files, load_labeled_text, load_labeled_text_splits, load_text_corpus, pack_blocks,
     train_tokenizer, train_tokenizer_on_corpus, LabeledText, LabeledTextSplits, TextCorpus,

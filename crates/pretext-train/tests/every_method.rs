@@ -107,7 +107,10 @@ fn mae_trains_with_the_vit_and_is_refused_with_cnns() {
     // verdict's 5% threshold) below it.
     let first = gain(&records[0]);
     let last: f64 = records[records.len() - 3..].iter().map(gain).sum::<f64>() / 3.0;
-    assert!(first < 0.0 && last > 0.1, "reconstruction gain {first} -> {last}");
+    assert!(
+        first < 0.0 && last > 0.1,
+        "reconstruction gain {first} -> {last}"
+    );
 
     for backbone in [BackboneKind::SmallCnn, BackboneKind::Resnet18] {
         config.backbone.kind = backbone;
