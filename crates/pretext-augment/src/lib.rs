@@ -1,5 +1,5 @@
 //! pretext-augment: image augmentations for SimCLR-style views, rotations and jigsaw tiles,
-//! and BERT's token masking.
+//! BERT's token masking, and the marginal corruption of table rows (VIME, SCARF).
 //!
 //! Every augmentation is a pure function of an [`Image`] (CHW floats in `[0, 1]`) and, where
 //! it is random, a caller-seeded `rand::Rng`: the same input and the same rng state give the
@@ -18,6 +18,7 @@ mod jitter;
 mod pipeline;
 mod rotate;
 mod solarize;
+mod table_corrupt;
 mod token_mask;
 
 pub use blur::{gaussian_blur, gaussian_kernel};
@@ -31,4 +32,5 @@ pub use jitter::{color_jitter, ColorJitter};
 pub use pipeline::ViewConfig;
 pub use rotate::rotate90;
 pub use solarize::solarize;
+pub use table_corrupt::{corrupt_row, CorruptedRow, CorruptionScheme, MarginalPool};
 pub use token_mask::{mask_tokens, MaskedTokens, MaskingConfig, IGNORED_LABEL};
