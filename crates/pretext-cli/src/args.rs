@@ -100,11 +100,12 @@ pub struct PretrainArgs {
     #[arg(long)]
     pub print_config: bool,
     /// Method: simclr, moco, byol, dino, rotation, jigsaw, mae (images; mae needs --backbone
-    /// vit), bert-mlm or gpt (text) (method.name).
+    /// vit), bert-mlm or gpt (text), vime or scarf (tables) (method.name).
     #[arg(long, value_name = "NAME")]
     pub method: Option<String>,
     /// Data: "embedded", a folder of IDX files, an IDX images file, an image folder with class
-    /// subfolders, or text: a labeled .tsv/.jsonl file or a .txt file or folder (data.path).
+    /// subfolders; text: a labeled .tsv/.jsonl file or a .txt file or folder; a table: a .csv
+    /// file with a header and a label column (data.path).
     #[arg(long, value_name = "PATH")]
     pub data: Option<String>,
     /// Run directory to create.
@@ -116,7 +117,8 @@ pub struct PretrainArgs {
     /// Replace --out if it already holds a run.
     #[arg(long)]
     pub overwrite: bool,
-    /// Backbone: small-cnn, resnet18 or vit (images), transformer (text) (backbone.kind).
+    /// Backbone: small-cnn, resnet18 or vit (images), transformer (text), mlp (tables)
+    /// (backbone.kind).
     #[arg(long, value_name = "NAME")]
     pub backbone: Option<String>,
     /// Optimizer steps (train.steps).

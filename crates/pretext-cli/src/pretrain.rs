@@ -85,6 +85,15 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
     if let Some(tokenizer) = &tokenizer {
         tokenizer.save(&run.root.join(RUN_TOKENIZER))?;
     }
+    if let pretext_data::Samples::Table(set) = &data.train {
+        // The statistics the numeric columns were standardized with: the training split's.
+        let path = run.root.join("table-stats.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&set.training_stats.to_json())?,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+    }
     run.write_config(&config)?;
     let mut progress = Progress::for_samples(&data.train);
     let outcome = pretrain(&config, &run, None, device, &data, &mut progress)?;

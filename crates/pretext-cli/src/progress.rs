@@ -32,6 +32,7 @@ impl Progress {
             unit: match samples {
                 Samples::Images(_) => "img/s",
                 Samples::Tokens(_) => "seq/s",
+                Samples::Table(_) => "rows/s",
             },
             ..Progress::new()
         }

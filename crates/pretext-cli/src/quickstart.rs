@@ -22,6 +22,13 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
             args.method
         );
     }
+    if config.method.name.reads_rows() {
+        anyhow::bail!(
+            "--method {}: the quickstart runs on the embedded images; pretrain tables with `pretext pretrain --method {} --backbone mlp --data FILE.csv`",
+            args.method,
+            args.method
+        );
+    }
     let method = display_name(config.method.name);
     config.train.steps = args.steps;
     config.device = args.device.clone();
@@ -95,5 +102,7 @@ fn display_name(name: MethodName) -> &'static str {
         MethodName::Mae => "MAE",
         MethodName::BertMlm => "BERT MLM",
         MethodName::Gpt => "GPT",
+        MethodName::Vime => "VIME",
+        MethodName::Scarf => "SCARF",
     }
 }

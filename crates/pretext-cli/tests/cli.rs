@@ -1409,6 +1409,83 @@ fn mae_reconstructions_and_vit_attention_maps_are_drawn() {
     assert_fails_naming(&outcome, &["method mae", "simclr"]);
 }
 
+// Tables: VIME and SCARF from the command line.
+
+/// VIME and SCARF pretrain on a CSV table (the first 1000 rows of letter_recognition), write
+/// the training split's column statistics into the run, and probe; a table with an image
+/// method, or with a CNN, is refused naming both sides.
+#[test]
+fn table_methods_pretrain_and_probe_a_csv() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/tabular/letter_recognition.csv");
+    let Ok(text) = std::fs::read_to_string(&source) else {
+        eprintln!("skipped: {} is absent", source.display());
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("letters.csv");
+    let rows: Vec<&str> = text.lines().take(1001).collect();
+    std::fs::write(&table, rows.join("\n") + "\n").unwrap();
+    for method in ["vime", "scarf"] {
+        let run = dir.path().join(method);
+        let outcome = pretext(&[
+            "pretrain",
+            "--method",
+            method,
+            "--backbone",
+            "mlp",
+            "--data",
+            arg(&table),
+            "--out",
+            arg(&run),
+            "--steps",
+            "20",
+            "--batch-size",
+            "64",
+            "--device",
+            "cpu",
+            "--set",
+            "health.knn_every=10",
+            "--set",
+            "health.knn_slice=200",
+        ]);
+        assert_succeeds(&outcome, &format!("pretrain --method {method}"));
+        assert!(
+            outcome.stderr.contains("801 rows of 16 columns"),
+            "{}",
+            outcome.stderr
+        );
+        let stats: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("table-stats.json")).unwrap())
+                .unwrap();
+        assert_eq!(stats.as_array().unwrap().len(), 16);
+        assert_eq!(stats[0]["name"], "x.box");
+        let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        assert!(config.contains("columns = [0, 0, 0"), "{config}");
+        let probe = pretext(&["probe", arg(&run), "--labels", "100", "--device", "cpu"]);
+        assert_succeeds(&probe, &format!("probe of {method}"));
+        assert!(probe.stdout.contains("raw columns"), "{}", probe.stdout);
+    }
+    let outcome = pretext(&[
+        "pretrain",
+        "--data",
+        arg(&table),
+        "--out",
+        arg(&dir.path().join("x")),
+    ]);
+    assert_fails_naming(&outcome, &["letters.csv", "tables", "simclr", "images"]);
+    let outcome = pretext(&[
+        "pretrain",
+        "--method",
+        "scarf",
+        "--data",
+        arg(&table),
+        "--out",
+        arg(&dir.path().join("y")),
+    ]);
+    assert_fails_naming(&outcome, &["small-cnn", "--backbone mlp"]);
+}
+
 #[test]
 fn tokenizer_train_writes_a_tokenizer_json() {
     let dir = tempfile::tempdir().unwrap();

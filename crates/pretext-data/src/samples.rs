@@ -2,6 +2,7 @@
 //! can be written once.
 
 use crate::image_set::{ImageSet, ImageSplits};
+use crate::table::{TableSet, TableSplits};
 use crate::token_set::TokenSet;
 
 /// A dataset's samples.
@@ -9,6 +10,7 @@ use crate::token_set::TokenSet;
 pub enum Samples {
     Images(ImageSet),
     Tokens(TokenSet),
+    Table(TableSet),
 }
 
 impl Samples {
@@ -16,6 +18,7 @@ impl Samples {
         match self {
             Samples::Images(set) => set.len,
             Samples::Tokens(set) => set.len,
+            Samples::Table(set) => set.len,
         }
     }
 
@@ -28,6 +31,7 @@ impl Samples {
         match self {
             Samples::Images(set) => set.labels.as_deref(),
             Samples::Tokens(set) => set.labels.as_deref(),
+            Samples::Table(set) => set.labels.as_deref(),
         }
     }
 
@@ -35,6 +39,7 @@ impl Samples {
         match self {
             Samples::Images(set) => set.num_classes(),
             Samples::Tokens(set) => set.num_classes(),
+            Samples::Table(set) => set.num_classes(),
         }
     }
 
@@ -42,6 +47,7 @@ impl Samples {
         match self {
             Samples::Images(set) => &set.class_names,
             Samples::Tokens(set) => &set.class_names,
+            Samples::Table(set) => &set.class_names,
         }
     }
 
@@ -50,10 +56,12 @@ impl Samples {
         match self {
             Samples::Images(set) => Samples::Images(set.subset(indices)),
             Samples::Tokens(set) => Samples::Tokens(set.subset(indices)),
+            Samples::Table(set) => Samples::Table(set.subset(indices)),
         }
     }
 
-    /// A short description for messages ("60000 28x28 images", "13241 sequences of 128 tokens").
+    /// A short description for messages ("60000 28x28 images", "13241 sequences of 128 tokens",
+    /// "16000 rows of 16 columns").
     pub fn describe(&self) -> String {
         match self {
             Samples::Images(set) => format!(
@@ -64,6 +72,7 @@ impl Samples {
                 if set.channels == 1 { "gray" } else { "RGB" }
             ),
             Samples::Tokens(set) => format!("{} sequences of {} tokens", set.len, set.seq_len),
+            Samples::Table(set) => format!("{} rows of {} columns", set.len, set.width()),
         }
     }
 }
@@ -82,6 +91,16 @@ impl From<ImageSplits> for Splits {
             name: splits.name,
             train: Samples::Images(splits.train),
             test: Samples::Images(splits.test),
+        }
+    }
+}
+
+impl From<TableSplits> for Splits {
+    fn from(splits: TableSplits) -> Splits {
+        Splits {
+            name: splits.name,
+            train: Samples::Table(splits.train),
+            test: Samples::Table(splits.test),
         }
     }
 }

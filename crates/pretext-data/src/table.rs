@@ -8,7 +8,8 @@
 //! training split never showed is an error naming the file, line and column. Labels are
 //! integer class codes (names from a `<stem>.classes.txt` beside the file, one per line,
 //! when present) or any text (classes in sorted order). Per-column statistics
-//! ([`TableStats`]) come from the training split only.
+//! ([`TableStats`]) come from the training split only; numeric values are standardized with
+//! them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -70,8 +71,8 @@ pub struct TableSet {
     pub columns: Arc<Vec<TableColumn>>,
     /// Number of rows.
     pub len: usize,
-    /// `len × columns` values, row-major: the number, or the category code as f32; NaN where
-    /// the cell is missing.
+    /// `len × columns` values, row-major: the number standardized with the training split's
+    /// mean and standard deviation, or the category code as f32; NaN where the cell is missing.
     pub values: Vec<f32>,
     /// `len × columns`, row-major: true where the cell is missing.
     pub missing: Vec<bool>,
@@ -79,6 +80,9 @@ pub struct TableSet {
     pub labels: Option<Vec<u16>>,
     /// Class names indexed by code (empty when unknown).
     pub class_names: Vec<String>,
+    /// Statistics of the training split, which standardized the numeric values (shared by
+    /// both splits; saved in the run).
+    pub training_stats: Arc<TableStats>,
 }
 
 impl TableSet {
@@ -115,11 +119,37 @@ impl TableSet {
                 .as_ref()
                 .map(|labels| indices.iter().map(|&index| labels[index]).collect()),
             class_names: self.class_names.clone(),
+            training_stats: Arc::clone(&self.training_stats),
         }
     }
 
+    /// Numeric columns to `(x − mean) / std` with `stats` (a constant column to `x − mean`);
+    /// categorical codes and missing cells are left as they are.
+    fn standardize(&mut self, stats: &TableStats) {
+        let width = self.width();
+        for (column, (spec, column_stats)) in self.columns.iter().zip(&stats.columns).enumerate() {
+            if spec.kind != ColumnKind::Numeric {
+                continue;
+            }
+            let scale = if column_stats.std > 0.0 {
+                column_stats.std
+            } else {
+                1.0
+            };
+            for row in 0..self.len {
+                let value = &mut self.values[row * width + column];
+                *value = ((f64::from(*value) - column_stats.mean) / scale) as f32;
+            }
+        }
+    }
+
+    /// Number of classes: the class names' count when known, else max label + 1.
+    pub fn num_classes(&self) -> usize {
+        crate::split::class_count(self.labels.as_deref(), &self.class_names)
+    }
+
     /// Per-column statistics of these rows (missing cells left out).
-    pub fn stats(&self) -> TableStats {
+    pub fn compute_stats(&self) -> TableStats {
         let width = self.width();
         let columns = self
             .columns
@@ -470,11 +500,19 @@ pub fn load_table(
             missing,
             labels: Some(cells.iter().map(|&(file, row)| codes[file][row]).collect()),
             class_names: class_names.clone(),
+            training_stats: Arc::new(TableStats {
+                columns: Vec::new(),
+            }),
         })
     };
-    let train_set = build(&train_cells)?;
-    let test_set = build(&test_rows)?;
-    let stats = train_set.stats();
+    let mut train_set = build(&train_cells)?;
+    let mut test_set = build(&test_rows)?;
+    let stats = train_set.compute_stats();
+    train_set.standardize(&stats);
+    test_set.standardize(&stats);
+    let shared = Arc::new(stats.clone());
+    train_set.training_stats = Arc::clone(&shared);
+    test_set.training_stats = shared;
     Ok(TableSplits {
         train: train_set,
         test: test_set,
@@ -625,7 +663,9 @@ mod tests {
         assert_eq!(train.len, 4);
         assert_eq!(train.class_names, vec!["no", "yes"]);
         assert_eq!(train.labels.as_deref(), Some(&[1u16, 0, 1, 0][..]));
-        assert_eq!(&train.row(0)[..2], &[30.0, 2.0]);
+        // Age standardized: (30 − 40) / √(200/3); color code 2 (red) as it is.
+        let z = (-10.0 / (200.0f64 / 3.0).sqrt()) as f32;
+        assert_eq!(&train.row(0)[..2], &[z, 2.0]);
         assert!(train.row(1)[2].is_nan() && train.row_missing(1)[2]);
         assert!(train.row(3)[0].is_nan() && train.row_missing(3) == [true, false, false]);
         assert_eq!(splits.test.row(0)[1], 0.0, "blue");

@@ -33,11 +33,14 @@ pub fn raw_features_name(samples: &Samples) -> &'static str {
     match samples {
         Samples::Images(_) => "raw pixels",
         Samples::Tokens(_) => "TF-IDF",
+        Samples::Table(_) => "raw columns",
     }
 }
 
 /// Raw-input features of the `labeled` samples and of `test`: the normalized pixels
-/// `[N, C·H·W]`, or TF-IDF over the tokens of the labeled samples (see [`tfidf_features`]).
+/// `[N, C·H·W]`, the packed table rows `[N, 2W]` (standardized values, 0 where missing, then
+/// the missing flags), or TF-IDF over the tokens of the labeled samples (see
+/// [`tfidf_features`]).
 pub fn raw_features(labeled: &Samples, test: &Samples) -> (Tensor, Tensor) {
     match (labeled, test) {
         (Samples::Tokens(labeled), Samples::Tokens(test)) => tfidf_features(labeled, test),

@@ -17,10 +17,24 @@ pub fn normalize_in_place(pixels: &mut [f32]) {
 }
 
 /// The un-augmented samples at `indices` as network inputs: `[B, C, H, W]` normalized
-/// floats or `[B, T]` token ids.
+/// floats, `[B, T]` token ids or `[B, 2W]` packed table rows (`pack_rows`).
 pub fn samples_to_tensor(samples: &Samples, indices: &[usize], device: Device) -> Tensor {
     match samples {
         Samples::Images(set) => images_to_tensor(set, indices, device),
+        Samples::Table(set) => {
+            let width = set.width();
+            let mut packed = Vec::with_capacity(indices.len() * 2 * width);
+            for &index in indices {
+                packed.extend(pretext_nn::pack_rows(
+                    set.row(index),
+                    set.row_missing(index),
+                    width,
+                ));
+            }
+            Tensor::from_slice(&packed)
+                .view([indices.len() as i64, 2 * width as i64])
+                .to_device(device)
+        }
         Samples::Tokens(set) => {
             let ids: Vec<i64> = indices
                 .iter()

@@ -1,5 +1,5 @@
 //! Self-supervised methods, one file per paper, behind a closed [`Method`] enum that configs
-//! and the CLI name: six for images, two for text.
+//! and the CLI name: seven for images, two for text, two for tables.
 
 pub mod bert_mlm;
 pub mod byol;
@@ -12,8 +12,10 @@ pub mod mae;
 pub mod method;
 pub mod moco;
 pub mod rotation;
+pub mod scarf;
 pub mod simclr;
 pub mod views;
+pub mod vime;
 
 pub use bert_mlm::{BertMlm, BertMlmConfig};
 pub use byol::{Byol, ByolConfig};
@@ -26,5 +28,7 @@ pub use mae::{Mae, MaeConfig};
 pub use method::{Method, MethodConfig, MethodName, MethodSetup, StepClock, StepOutput};
 pub use moco::{Moco, MocoBatchNorm, MocoConfig};
 pub use rotation::{Rotation, RotationConfig};
+pub use scarf::{Scarf, ScarfConfig};
 pub use simclr::{SimClr, SimClrConfig};
 pub use views::{HostBatch, HostData, HostView, StepInputs, ViewRecipe};
+pub use vime::{Vime, VimeConfig};

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use pretext_augment::{maximal_hamming_permutations, ViewConfig};
+use pretext_augment::{maximal_hamming_permutations, CorruptionScheme, ViewConfig};
 use pretext_nn::{Backbone, BackboneConfig, InputSpec};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -16,8 +16,10 @@ use crate::jigsaw::{Jigsaw, JigsawConfig};
 use crate::mae::{Mae, MaeConfig};
 use crate::moco::{Moco, MocoConfig};
 use crate::rotation::{Rotation, RotationConfig};
+use crate::scarf::{Scarf, ScarfConfig};
 use crate::simclr::{SimClr, SimClrConfig};
 use crate::views::{StepInputs, ViewRecipe};
+use crate::vime::{Vime, VimeConfig};
 
 /// A method's name, as written in configs and on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,10 +34,12 @@ pub enum MethodName {
     Mae,
     BertMlm,
     Gpt,
+    Vime,
+    Scarf,
 }
 
 impl MethodName {
-    pub const ALL: [MethodName; 9] = [
+    pub const ALL: [MethodName; 11] = [
         MethodName::Simclr,
         MethodName::Moco,
         MethodName::Byol,
@@ -45,6 +49,8 @@ impl MethodName {
         MethodName::Mae,
         MethodName::BertMlm,
         MethodName::Gpt,
+        MethodName::Vime,
+        MethodName::Scarf,
     ];
 
     /// The image methods every image backbone works with (MAE, which needs a ViT, is not one).
@@ -57,9 +63,25 @@ impl MethodName {
         MethodName::Jigsaw,
     ];
 
-    /// Whether the method reads token sequences (else images).
+    /// Whether the method reads token sequences.
     pub fn reads_tokens(self) -> bool {
         matches!(self, MethodName::BertMlm | MethodName::Gpt)
+    }
+
+    /// Whether the method reads table rows.
+    pub fn reads_rows(self) -> bool {
+        matches!(self, MethodName::Vime | MethodName::Scarf)
+    }
+
+    /// What the method reads: "images", "text" or "tables".
+    pub fn modality(self) -> &'static str {
+        if self.reads_tokens() {
+            "text"
+        } else if self.reads_rows() {
+            "tables"
+        } else {
+            "images"
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +95,8 @@ impl MethodName {
             MethodName::Mae => "mae",
             MethodName::BertMlm => "bert-mlm",
             MethodName::Gpt => "gpt",
+            MethodName::Vime => "vime",
+            MethodName::Scarf => "scarf",
         }
     }
 
@@ -96,7 +120,7 @@ impl MethodName {
 #[serde(deny_unknown_fields, default)]
 pub struct MethodConfig {
     /// Which method pretrains the encoder: simclr, moco, byol, dino, rotation, jigsaw (images),
-    /// mae (images, ViT only), bert-mlm or gpt (text).
+    /// mae (images, ViT only), bert-mlm or gpt (text), vime or scarf (tables).
     pub name: MethodName,
     /// Settings of SimCLR, used when name = "simclr".
     pub simclr: SimClrConfig,
@@ -116,6 +140,10 @@ pub struct MethodConfig {
     pub bert_mlm: BertMlmConfig,
     /// Settings of GPT's causal language modeling, used when name = "gpt".
     pub gpt: GptConfig,
+    /// Settings of VIME's mask and feature estimation, used when name = "vime".
+    pub vime: VimeConfig,
+    /// Settings of SCARF's contrastive corruption, used when name = "scarf".
+    pub scarf: ScarfConfig,
 }
 
 impl Default for MethodConfig {
@@ -131,6 +159,8 @@ impl Default for MethodConfig {
             mae: MaeConfig::default(),
             bert_mlm: BertMlmConfig::default(),
             gpt: GptConfig::default(),
+            vime: VimeConfig::default(),
+            scarf: ScarfConfig::default(),
         }
     }
 }
@@ -161,6 +191,12 @@ impl MethodConfig {
             MethodName::Mae => ViewRecipe::OneView(MaeConfig::views(views)),
             MethodName::BertMlm => ViewRecipe::MaskedTokens(self.bert_mlm.masking.clone()),
             MethodName::Gpt => ViewRecipe::Tokens,
+            MethodName::Vime => {
+                ViewRecipe::Corrupted(CorruptionScheme::Bernoulli(self.vime.mask_probability))
+            }
+            MethodName::Scarf => {
+                ViewRecipe::Corrupted(CorruptionScheme::Share(self.scarf.corruption_rate))
+            }
         }
     }
 
@@ -205,6 +241,26 @@ impl MethodConfig {
             ),
             MethodName::Dino => self.dino.validate().map_err(|(name, m)| (field(&name), m)),
             MethodName::Rotation | MethodName::Gpt => Ok(()),
+            MethodName::Vime => {
+                check(
+                    self.vime.mask_probability > 0.0 && self.vime.mask_probability < 1.0,
+                    "mask_probability",
+                    "must be in (0, 1)",
+                )?;
+                check(self.vime.alpha >= 0.0, "alpha", "must be at least 0")
+            }
+            MethodName::Scarf => {
+                check(
+                    self.scarf.corruption_rate > 0.0 && self.scarf.corruption_rate <= 1.0,
+                    "corruption_rate",
+                    "must be in (0, 1]",
+                )?;
+                check(
+                    self.scarf.temperature > 0.0,
+                    "temperature",
+                    "must be above 0",
+                )
+            }
             MethodName::Mae => {
                 let mae = &self.mae;
                 check(
@@ -326,6 +382,8 @@ pub enum Method {
     Mae(Box<Mae>),
     BertMlm(BertMlm),
     Gpt(Gpt),
+    Vime(Box<Vime>),
+    Scarf(Box<Scarf>),
 }
 
 impl Method {
@@ -379,6 +437,18 @@ impl Method {
             ))),
             MethodName::BertMlm => Method::BertMlm(BertMlm::new(&root, &setup.input, backbone)),
             MethodName::Gpt => Method::Gpt(Gpt::new(&root, &setup.input, backbone)),
+            MethodName::Vime => Method::Vime(Box::new(Vime::new(
+                &root,
+                &setup.input,
+                backbone,
+                &config.vime,
+            ))),
+            MethodName::Scarf => Method::Scarf(Box::new(Scarf::new(
+                &root,
+                &setup.input,
+                backbone,
+                &config.scarf,
+            ))),
         }
     }
 
@@ -394,6 +464,8 @@ impl Method {
             Method::Mae(method) => &method.encoder,
             Method::BertMlm(method) => &method.encoder,
             Method::Gpt(method) => &method.encoder,
+            Method::Vime(method) => &method.encoder,
+            Method::Scarf(method) => &method.encoder,
         }
     }
 
@@ -413,6 +485,14 @@ impl Method {
                     .expect("the jigsaw recipe makes targets"),
             ),
             Method::Mae(method) => method.loss(&inputs.views),
+            Method::Vime(method) => method.loss(
+                &inputs.views,
+                inputs
+                    .targets
+                    .as_ref()
+                    .expect("the corruption recipe makes targets"),
+            ),
+            Method::Scarf(method) => method.loss(&inputs.views),
             Method::BertMlm(_) | Method::Gpt(_) => self
                 .language_model_loss(inputs, true)
                 .expect("bert-mlm and gpt are language models"),
@@ -454,7 +534,9 @@ impl Method {
             | Method::Jigsaw(_)
             | Method::Mae(_)
             | Method::BertMlm(_)
-            | Method::Gpt(_) => {}
+            | Method::Gpt(_)
+            | Method::Vime(_)
+            | Method::Scarf(_) => {}
             Method::Moco(method) => method.after_step(),
             Method::Byol(method) => method.after_step(clock),
             Method::Dino(method) => method.after_step(clock),
@@ -470,7 +552,9 @@ impl Method {
             | Method::Jigsaw(_)
             | Method::Mae(_)
             | Method::BertMlm(_)
-            | Method::Gpt(_) => Vec::new(),
+            | Method::Gpt(_)
+            | Method::Vime(_)
+            | Method::Scarf(_) => Vec::new(),
             Method::Moco(method) => vec![(
                 "key_encoder_distance".into(),
                 method.ema.relative_distance(),

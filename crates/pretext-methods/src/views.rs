@@ -4,8 +4,12 @@
 
 use std::sync::Arc;
 
-use pretext_augment::{jigsaw_tiles, mask_tokens, rotate90, Image, MaskingConfig, ViewConfig};
-use pretext_data::{rng_stream, ImageSet, Samples, TokenSet};
+use pretext_augment::{
+    corrupt_row, jigsaw_tiles, mask_tokens, rotate90, CorruptionScheme, Image, MarginalPool,
+    MaskingConfig, ViewConfig,
+};
+use pretext_data::{rng_stream, ImageSet, Samples, TableSet, TokenSet};
+use pretext_nn::pack_rows;
 use rand::Rng;
 use tch::{Device, Tensor};
 
@@ -48,6 +52,10 @@ pub enum ViewRecipe {
     MaskedTokens(MaskingConfig),
     /// The token sequences as they are (causal language modeling shifts them itself).
     Tokens,
+    /// A table row and a copy with cells replaced from the columns' marginals (cells of
+    /// random training rows): views `[B, 2W]` clean, then corrupted (packed as `pack_rows`),
+    /// and targets `[B, W]`, the corruption mask as 0/1 floats (VIME, SCARF).
+    Corrupted(CorruptionScheme),
 }
 
 /// Host data of one view or target tensor.
@@ -107,9 +115,14 @@ pub struct StepInputs {
 const VIEW_STREAM: u64 = 0x5649_4557; // "VIEW"
 
 impl ViewRecipe {
-    /// Whether the recipe reads token sequences (else images).
+    /// Whether the recipe reads token sequences.
     pub fn reads_tokens(&self) -> bool {
         matches!(self, ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens)
+    }
+
+    /// Whether the recipe reads table rows.
+    pub fn reads_rows(&self) -> bool {
+        matches!(self, ViewRecipe::Corrupted(_))
     }
 
     /// Number of views per sample and their sizes, for images of `size` pixels (one view of
@@ -118,7 +131,7 @@ impl ViewRecipe {
         match self {
             ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens => vec![size],
             ViewRecipe::OneView(_) => vec![size],
-            ViewRecipe::TwoViews(_) => vec![size; 2],
+            ViewRecipe::TwoViews(_) | ViewRecipe::Corrupted(_) => vec![size; 2],
             ViewRecipe::MultiCrop {
                 local_crops,
                 local_size,
@@ -158,6 +171,7 @@ impl ViewRecipe {
         let (views, targets) = match samples {
             Samples::Images(set) => self.build_images(set, indices, seed, epoch),
             Samples::Tokens(set) => self.build_tokens(set, indices, seed, epoch),
+            Samples::Table(set) => self.build_rows(set, indices, seed, epoch),
         };
         HostBatch {
             step,
@@ -166,6 +180,45 @@ impl ViewRecipe {
             views,
             targets,
         }
+    }
+
+    fn build_rows(
+        &self,
+        set: &TableSet,
+        indices: &[usize],
+        seed: u64,
+        epoch: u64,
+    ) -> (Vec<HostView>, Option<HostView>) {
+        let ViewRecipe::Corrupted(scheme) = self else {
+            panic!("an image or token recipe was given table rows")
+        };
+        let width = set.width();
+        let pool = MarginalPool {
+            values: &set.values,
+            missing: &set.missing,
+            width,
+        };
+        let mut clean = Vec::with_capacity(indices.len() * 2 * width);
+        let mut corrupted = Vec::with_capacity(indices.len() * 2 * width);
+        let mut masks = Vec::with_capacity(indices.len() * width);
+        for &index in indices {
+            let (values, missing) = (set.row(index), set.row_missing(index));
+            let mut rng = rng_stream(seed, &[VIEW_STREAM, epoch, index as u64, 0]);
+            let row = corrupt_row(values, missing, *scheme, pool, &mut rng);
+            clean.extend(pack_rows(values, missing, width));
+            corrupted.extend(pack_rows(&row.values, &row.missing, width));
+            masks.extend(row.mask.iter().map(|&m| f32::from(u8::from(m))));
+        }
+        let batch = indices.len() as i64;
+        let view = |data: Vec<f32>| HostView {
+            data: HostData::F32(data),
+            shape: vec![batch, 2 * width as i64],
+        };
+        let targets = HostView {
+            data: HostData::F32(masks),
+            shape: vec![batch, width as i64],
+        };
+        (vec![view(clean), view(corrupted)], Some(targets))
     }
 
     fn build_tokens(
@@ -196,7 +249,7 @@ impl ViewRecipe {
                     labels.extend(masked.labels);
                 }
                 ViewRecipe::Tokens => inputs.extend(sequence.iter().map(|&id| i64::from(id))),
-                _ => panic!("an image recipe was given token sequences"),
+                _ => panic!("an image or table recipe was given token sequences"),
             }
         }
         let view = HostView {
@@ -247,8 +300,8 @@ impl ViewRecipe {
                         pixels.extend(rotate90(&upright, turns).pixels);
                     }
                 }
-                ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens => {
-                    panic!("a token recipe was given images")
+                ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens | ViewRecipe::Corrupted(_) => {
+                    panic!("a token or table recipe was given images")
                 }
                 ViewRecipe::Jigsaw {
                     view,

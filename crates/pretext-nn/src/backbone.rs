@@ -6,11 +6,12 @@ use tch::{nn, Kind, Tensor};
 use crate::encoder::Encoder;
 use crate::resnet::ResNet18;
 use crate::small_cnn::{SmallCnn, SmallCnnConfig};
+use crate::table_mlp::{MlpConfig, TableMlp};
 use crate::transformer::{mean_pool, Transformer, TransformerConfig};
 use crate::vit::{Vit, VitConfig};
 
 /// What the backbone reads: image channels (and side, which a ViT's position table needs),
-/// or a tokenizer's vocabulary and padding id.
+/// a tokenizer's vocabulary and padding id, or a table's number of feature columns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InputSpec {
     pub channels: i64,
@@ -18,6 +19,8 @@ pub struct InputSpec {
     pub image_size: i64,
     pub vocab_size: i64,
     pub pad_id: i64,
+    /// Feature columns of table rows; 0 for images and tokens.
+    pub columns: i64,
 }
 
 impl InputSpec {
@@ -27,6 +30,7 @@ impl InputSpec {
             image_size: 0,
             vocab_size: 0,
             pad_id: 0,
+            columns: 0,
         }
     }
 
@@ -44,6 +48,15 @@ impl InputSpec {
             image_size: 0,
             vocab_size,
             pad_id,
+            columns: 0,
+        }
+    }
+
+    /// Table rows of `columns` feature columns.
+    pub fn rows(columns: i64) -> InputSpec {
+        InputSpec {
+            columns,
+            ..InputSpec::image(0)
         }
     }
 }
@@ -72,6 +85,8 @@ pub enum BackboneKind {
     Transformer,
     /// A vision transformer ([`Vit`]) over image patches.
     Vit,
+    /// An MLP over table rows ([`TableMlp`]).
+    Mlp,
 }
 
 impl BackboneKind {
@@ -82,12 +97,18 @@ impl BackboneKind {
             BackboneKind::Resnet18 => "resnet18",
             BackboneKind::Transformer => "transformer",
             BackboneKind::Vit => "vit",
+            BackboneKind::Mlp => "mlp",
         }
     }
 
-    /// Whether the backbone reads token ids (else images).
+    /// Whether the backbone reads token ids.
     pub fn reads_tokens(self) -> bool {
         self == BackboneKind::Transformer
+    }
+
+    /// Whether the backbone reads table rows.
+    pub fn reads_rows(self) -> bool {
+        self == BackboneKind::Mlp
     }
 }
 
@@ -95,7 +116,7 @@ impl BackboneKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackboneConfig {
-    /// "small-cnn", "resnet18", "vit" (images) or "transformer" (text).
+    /// "small-cnn", "resnet18", "vit" (images), "transformer" (text) or "mlp" (tables).
     pub kind: BackboneKind,
     /// Layers of the small CNN (kind = "small-cnn").
     pub small_cnn: SmallCnnConfig,
@@ -103,6 +124,8 @@ pub struct BackboneConfig {
     pub transformer: TransformerConfig,
     /// Shape of the vision transformer (kind = "vit"; ViT-Tiny on 4-px patches by default).
     pub vit: VitConfig,
+    /// Shape of the table MLP (kind = "mlp"; the column kinds come from the data).
+    pub mlp: MlpConfig,
     /// How the transformer's token states are pooled: "mean", "cls" or "last".
     pub pooling: Pooling,
     /// A Hugging Face BERT-family folder (config.json + model.safetensors + tokenizer.json)
@@ -117,6 +140,7 @@ impl Default for BackboneConfig {
             small_cnn: SmallCnnConfig::default(),
             transformer: TransformerConfig::default(),
             vit: VitConfig::default(),
+            mlp: MlpConfig::default(),
             pooling: Pooling::Mean,
             pretrained: String::new(),
         }
@@ -131,6 +155,7 @@ impl BackboneConfig {
             BackboneKind::Resnet18 => 512,
             BackboneKind::Transformer => self.transformer.hidden_dim,
             BackboneKind::Vit => self.vit.hidden_dim,
+            BackboneKind::Mlp => self.mlp.hidden_dim,
         }
     }
 }
@@ -142,6 +167,7 @@ pub enum Backbone {
     Resnet18(Box<ResNet18>),
     Transformer(Box<TextEncoder>),
     Vit(Box<Vit>),
+    Mlp(TableMlp),
 }
 
 impl Backbone {
@@ -170,6 +196,7 @@ impl Backbone {
                 input.image_size,
                 &config.vit,
             ))),
+            BackboneKind::Mlp => Backbone::Mlp(TableMlp::new(path, &config.mlp)),
         }
     }
 
@@ -238,6 +265,7 @@ impl Encoder for Backbone {
                 encoder.pool(&states, &mask)
             }
             Backbone::Vit(network) => network.encode(images, train),
+            Backbone::Mlp(network) => network.encode(images, train),
         }
     }
 
@@ -247,6 +275,7 @@ impl Encoder for Backbone {
             Backbone::Resnet18(network) => network.dim(),
             Backbone::Transformer(encoder) => encoder.transformer.config.hidden_dim,
             Backbone::Vit(network) => network.dim(),
+            Backbone::Mlp(network) => network.dim(),
         }
     }
 }

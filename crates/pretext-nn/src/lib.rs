@@ -19,6 +19,7 @@ pub mod projector;
 pub mod queue;
 pub mod resnet;
 pub mod small_cnn;
+pub mod table_mlp;
 pub mod transformer;
 pub mod vit;
 
@@ -38,5 +39,6 @@ pub use projector::{Projector, ProjectorConfig};
 pub use queue::NegativeQueue;
 pub use resnet::ResNet18;
 pub use small_cnn::{SmallCnn, SmallCnnConfig};
+pub use table_mlp::{pack_rows, MlpConfig, TableMlp};
 pub use transformer::{mean_pool, KvCache, Transformer, TransformerBlocks, TransformerConfig};
 pub use vit::{sincos_2d, sincos_positions, PositionEmbedding, Vit, VitConfig};

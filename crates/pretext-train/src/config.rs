@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use pretext_augment::ViewConfig;
-use pretext_data::{load_images, ImageSplits, Samples, SourceOptions, Splits};
+use pretext_data::{
+    load_images, load_table, ImageSplits, Samples, SourceOptions, Splits, TableOptions,
+};
 use pretext_methods::{MethodConfig, MethodName};
 use pretext_nn::BackboneConfig;
 use serde::{Deserialize, Serialize};
@@ -19,9 +21,11 @@ use crate::optimizer::OptimizerConfig;
 pub struct DataConfig {
     /// Images: "embedded" (the Fashion-MNIST subset built into pretext), a folder of IDX files,
     /// an IDX images file, or a folder of images with one subfolder per class. Text: a labeled
-    /// .tsv (`label<TAB>text`) or .jsonl file, or an unlabeled .txt file or folder.
+    /// .tsv (`label<TAB>text`) or .jsonl file, or an unlabeled .txt file or folder. Tables: a
+    /// .csv file with a header row.
     pub path: String,
-    /// Text: the labeled held-out file (empty: hold out `holdout_fraction` of `path`).
+    /// Text and tables: the labeled held-out file (empty: hold out `holdout_fraction` of
+    /// `path`).
     pub test_path: String,
     /// Text: "wordpiece", "bpe" or "char" (trained on the training texts), or a
     /// tokenizer.json / Hugging Face model folder to read.
@@ -40,9 +44,54 @@ pub struct DataConfig {
     pub workers: usize,
     /// Batches built ahead of the step that needs them.
     pub prefetch: usize,
+    /// Tables: which column is the label, and columns whose kind is declared rather than
+    /// detected.
+    pub table: TableConfig,
+}
+
+/// `[data.table]`: how a CSV table's columns are read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TableConfig {
+    /// The label column.
+    pub label: String,
+    /// Columns read as categorical whatever their cells look like (e.g. integer codes).
+    pub categorical: Vec<String>,
+    /// Columns that must be numeric (a cell that is not a number is an error).
+    pub numeric: Vec<String>,
+}
+
+impl Default for TableConfig {
+    fn default() -> Self {
+        TableConfig {
+            label: "label".into(),
+            categorical: Vec::new(),
+            numeric: Vec::new(),
+        }
+    }
+}
+
+/// Whether `spec` names a table (a .csv file).
+pub fn is_table_path(spec: &str) -> bool {
+    Path::new(spec)
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("csv"))
 }
 
 impl DataConfig {
+    /// Loads the table `spec` (and `test_path` when set) with this section's settings.
+    pub fn load_table_from(&self, spec: &str) -> Result<Splits, TrainError> {
+        let options = TableOptions {
+            label: self.table.label.clone(),
+            categorical: self.table.categorical.clone(),
+            numeric: self.table.numeric.clone(),
+            holdout_fraction: self.holdout_fraction,
+            split_seed: self.split_seed,
+        };
+        let test = (!self.test_path.is_empty()).then(|| Path::new(&self.test_path));
+        Ok(load_table(Path::new(spec), test, &options)?.into())
+    }
+
     /// Loads the images this section names, with their held-out split.
     pub fn load(&self) -> Result<ImageSplits, TrainError> {
         self.load_from(&self.path)
@@ -72,6 +121,7 @@ impl Default for DataConfig {
             split_seed: 0,
             workers: 2,
             prefetch: 4,
+            table: TableConfig::default(),
         }
     }
 }
@@ -235,6 +285,11 @@ impl PretrainConfig {
                 return invalid("backbone.vit", &message);
             }
         }
+        if self.backbone.kind == pretext_nn::BackboneKind::Mlp {
+            if let Err(message) = self.backbone.mlp.validate() {
+                return invalid("backbone.mlp", &message);
+            }
+        }
         if self.method.name == MethodName::Mae
             && self.backbone.kind != pretext_nn::BackboneKind::Vit
         {
@@ -274,6 +329,8 @@ impl PretrainConfig {
             let tokenizer = crate::text_data::resolve_tokenizer(self, run_dir)?;
             let splits = crate::text_data::load_text_splits(self, spec, &tokenizer)?;
             Ok((splits, Some(tokenizer)))
+        } else if is_table_path(spec) {
+            Ok((self.data.load_table_from(spec)?, None))
         } else {
             Ok((self.data.load_from(spec)?.into(), None))
         }
@@ -315,42 +372,50 @@ impl PretrainConfig {
                 });
             }
         }
+        if let Samples::Table(set) = train {
+            config.backbone.mlp.columns = set
+                .columns
+                .iter()
+                .map(|column| match &column.kind {
+                    pretext_data::ColumnKind::Numeric => 0,
+                    pretext_data::ColumnKind::Categorical { categories } => categories.len() as i64,
+                })
+                .collect();
+        }
         Ok(config)
     }
 
     /// Refuses data of the wrong modality for the method and backbone, naming both.
     pub fn check_data(&self, train: &Samples) -> Result<(), TrainError> {
-        let tokens = matches!(train, Samples::Tokens(_));
+        let data = match train {
+            Samples::Images(_) => "images",
+            Samples::Tokens(_) => "text",
+            Samples::Table(_) => "tables",
+        };
         let mismatch = |what: String| {
             Err(TrainError::Invalid {
                 field: "data.path".into(),
                 message: what,
             })
         };
-        if tokens != self.method.name.reads_tokens() {
+        let method = self.method.name.modality();
+        if data != method {
             return mismatch(format!(
-                "`{}` is {} but method `{}` reads {}",
+                "`{}` is {data} but method `{}` reads {method}",
                 self.data.path,
-                if tokens { "text" } else { "images" },
                 self.method.name.as_str(),
-                if self.method.name.reads_tokens() {
-                    "text"
-                } else {
-                    "images"
-                }
             ));
         }
-        if tokens != self.backbone.kind.reads_tokens() {
+        let backbone = match self.backbone.kind {
+            kind if kind.reads_tokens() => "text",
+            kind if kind.reads_rows() => "tables",
+            _ => "images",
+        };
+        if data != backbone {
             return mismatch(format!(
-                "`{}` is {} but backbone `{}` reads {} (text needs --backbone transformer)",
+                "`{}` is {data} but backbone `{}` reads {backbone} (text needs --backbone transformer, tables --backbone mlp)",
                 self.data.path,
-                if tokens { "text" } else { "images" },
                 self.backbone.kind.as_str(),
-                if self.backbone.kind.reads_tokens() {
-                    "text"
-                } else {
-                    "images"
-                }
             ));
         }
         if let (Samples::Images(set), pretext_nn::BackboneKind::Vit) = (train, self.backbone.kind) {

@@ -89,6 +89,7 @@ impl Model {
                 InputSpec::tokens(i64::from(set.vocab_size), i64::from(set.pad_id)),
                 set.seq_len as i64,
             ),
+            Samples::Table(set) => (InputSpec::rows(set.width() as i64), set.width() as i64),
         };
         let setup = MethodSetup {
             input,
