@@ -100,7 +100,7 @@ pub struct PretrainArgs {
     #[arg(long)]
     pub print_config: bool,
     /// Method: simclr, moco, byol, dino, rotation, jigsaw, mae (images; mae needs --backbone
-    /// vit), bert-mlm or gpt (text), vime or scarf (tables) (method.name).
+    /// vit), bert-mlm or gpt (text), vime, scarf or corruption (tables) (method.name).
     #[arg(long, value_name = "NAME")]
     pub method: Option<String>,
     /// Data: "embedded", a folder of IDX files, an IDX images file, an image folder with class
@@ -167,6 +167,11 @@ pub struct ProbeArgs {
     /// Skip the baseline rows (raw pixels, and a random-init encoder of the same architecture).
     #[arg(long)]
     pub no_baselines: bool,
+    /// Also the classic baselines: logistic regression (linfa) on the raw features, on their
+    /// principal components and on their distances to k-means centroids — PCA and k-means
+    /// fitted on the unlabeled training split.
+    #[arg(long, conflicts_with = "no_baselines")]
+    pub classic: bool,
     /// Where to write the JSON report [default: RUN/probe-<labels>-seed<seed>.json].
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

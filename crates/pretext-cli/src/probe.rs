@@ -33,6 +33,7 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
         .map(|budget| ProbeConfig {
             labels: budget.to_string(),
             seed: args.seed,
+            classic: args.classic,
             ..Default::default()
         })
         .collect();

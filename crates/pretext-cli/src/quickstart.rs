@@ -104,5 +104,6 @@ fn display_name(name: MethodName) -> &'static str {
         MethodName::Gpt => "GPT",
         MethodName::Vime => "VIME",
         MethodName::Scarf => "SCARF",
+        MethodName::Corruption => "Corruption detection",
     }
 }

@@ -2,11 +2,13 @@
 //! protocol that compares a pretrained encoder with raw inputs (pixels, TF-IDF) and a
 //! random-init encoder on the same stratified label subset.
 
+pub mod classic;
 pub mod features;
 pub mod finetune;
 pub mod linear_probe;
 pub mod probe;
 
+pub use classic::{classic_baselines, ClassicConfig, ClassicResult, LabeledRows, Pca};
 pub use features::{encode_samples, raw_features, raw_features_name, tfidf_features};
 pub use finetune::{encoder_depth, finetune, EpochRecord, FinetuneConfig, FinetuneReport};
 pub use linear_probe::{linear_probe_accuracy, LinearProbeConfig};

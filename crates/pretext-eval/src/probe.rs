@@ -10,6 +10,7 @@ use tch::{Kind, Tensor};
 use pretext_train::{Checkpoint, Model, PretrainConfig, TrainError};
 use tch::Device;
 
+use crate::classic::{classic_baselines, ClassicConfig, LabeledRows};
 use crate::features::{encode_samples, raw_features, raw_features_name};
 use crate::linear_probe::{linear_probe_accuracy, LinearProbeConfig};
 
@@ -26,6 +27,9 @@ pub struct ProbeConfig {
     /// Temperature of the k-NN vote weights.
     pub knn_temperature: f64,
     pub linear: LinearProbeConfig,
+    /// Also the classic baselines (logistic regression on the raw features, on PCA, on
+    /// k-means distances; see `classic`), with the other baselines.
+    pub classic: bool,
 }
 
 impl Default for ProbeConfig {
@@ -36,6 +40,7 @@ impl Default for ProbeConfig {
             knn_k: vec![20, 200],
             knn_temperature: 0.07,
             linear: LinearProbeConfig::default(),
+            classic: false,
         }
     }
 }
@@ -83,7 +88,8 @@ pub struct ProbeRow {
     pub name: String,
     /// Feature width.
     pub dim: i64,
-    /// (k, accuracy) of the weighted k-NN.
+    /// (k, accuracy) of the weighted k-NN (none for the classic baselines, which are
+    /// logistic regressions only).
     pub knn: Vec<(i64, f64)>,
     /// Accuracy of the linear probe.
     pub linear: f64,
@@ -183,6 +189,9 @@ impl ProbeReport {
             out.push_str(&format!("{:<width$} {:>6}", row.name, row.dim));
             for (_, accuracy) in &row.knn {
                 out.push_str(&format!(" {:>8.1}%", 100.0 * accuracy));
+            }
+            for _ in row.knn.len()..ks.len() {
+                out.push_str(&format!(" {:>9}", "-"));
             }
             out.push_str(&format!(" {:>8.1}%\n", 100.0 * row.linear));
         }
@@ -320,8 +329,67 @@ pub fn probe_budgets(
                 probe_config,
             ));
         }
+        if probe_configs
+            .iter()
+            .any(|probe_config| probe_config.classic)
+        {
+            let (pool, test) = raw_features(&data.train, &data.test);
+            let (pool, test) = (to_array(&pool), to_array(&test));
+            let test_labels = data.test.labels().expect("the probe split checked labels");
+            let test_labels: Vec<usize> = test_labels.iter().map(|&l| usize::from(l)).collect();
+            let train_labels = data.train.labels().expect("the probe split checked labels");
+            for ((split, probe_config), report) in
+                splits.iter().zip(probe_configs).zip(&mut reports)
+            {
+                if !probe_config.classic {
+                    continue;
+                }
+                let labeled = pool.select(ndarray::Axis(0), &split.labeled);
+                let labels: Vec<usize> = split
+                    .labeled
+                    .iter()
+                    .map(|&i| usize::from(train_labels[i]))
+                    .collect();
+                let classic = ClassicConfig {
+                    seed: probe_config.seed,
+                    ..Default::default()
+                };
+                let results = classic_baselines(
+                    &pool,
+                    LabeledRows {
+                        features: &labeled,
+                        labels: &labels,
+                    },
+                    LabeledRows {
+                        features: &test,
+                        labels: &test_labels,
+                    },
+                    &classic,
+                )
+                .map_err(|message| TrainError::Invalid {
+                    field: "probe classic baselines".into(),
+                    message,
+                })?;
+                report
+                    .rows
+                    .extend(results.into_iter().map(|result| ProbeRow {
+                        name: result.name.into(),
+                        dim: result.dim as i64,
+                        knn: Vec::new(),
+                        linear: result.accuracy,
+                    }));
+            }
+        }
     }
     Ok(reports)
+}
+
+/// A `[N, D]` tensor as an ndarray of f64.
+fn to_array(x: &Tensor) -> ndarray::Array2<f64> {
+    let (rows, cols) = x.size2().expect("[N, D] features");
+    let values = Vec::<f64>::try_from(x.to_kind(Kind::Double).contiguous().view([-1]))
+        .expect("double features");
+    ndarray::Array2::from_shape_vec((rows as usize, cols as usize), values).expect("N × D")
 }
 
 #[cfg(test)]

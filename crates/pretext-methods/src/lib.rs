@@ -1,8 +1,9 @@
 //! Self-supervised methods, one file per paper, behind a closed [`Method`] enum that configs
-//! and the CLI name: seven for images, two for text, two for tables.
+//! and the CLI name: seven for images, two for text, three for tables.
 
 pub mod bert_mlm;
 pub mod byol;
+pub mod corruption;
 pub mod dino;
 pub mod generation;
 pub mod gpt;
@@ -19,6 +20,7 @@ pub mod vime;
 
 pub use bert_mlm::{BertMlm, BertMlmConfig};
 pub use byol::{Byol, ByolConfig};
+pub use corruption::{Corruption, CorruptionConfig};
 pub use dino::{Dino, DinoConfig};
 pub use generation::{next_token_probabilities, SamplingConfig};
 pub use gpt::{Gpt, GptConfig};

@@ -10,6 +10,7 @@ use tch::{nn, Tensor};
 
 use crate::bert_mlm::{BertMlm, BertMlmConfig};
 use crate::byol::{Byol, ByolConfig};
+use crate::corruption::{Corruption, CorruptionConfig};
 use crate::dino::{Dino, DinoConfig};
 use crate::gpt::{Gpt, GptConfig};
 use crate::jigsaw::{Jigsaw, JigsawConfig};
@@ -36,10 +37,11 @@ pub enum MethodName {
     Gpt,
     Vime,
     Scarf,
+    Corruption,
 }
 
 impl MethodName {
-    pub const ALL: [MethodName; 11] = [
+    pub const ALL: [MethodName; 12] = [
         MethodName::Simclr,
         MethodName::Moco,
         MethodName::Byol,
@@ -51,6 +53,7 @@ impl MethodName {
         MethodName::Gpt,
         MethodName::Vime,
         MethodName::Scarf,
+        MethodName::Corruption,
     ];
 
     /// The image methods every image backbone works with (MAE, which needs a ViT, is not one).
@@ -70,7 +73,10 @@ impl MethodName {
 
     /// Whether the method reads table rows.
     pub fn reads_rows(self) -> bool {
-        matches!(self, MethodName::Vime | MethodName::Scarf)
+        matches!(
+            self,
+            MethodName::Vime | MethodName::Scarf | MethodName::Corruption
+        )
     }
 
     /// What the method reads: "images", "text" or "tables".
@@ -97,6 +103,7 @@ impl MethodName {
             MethodName::Gpt => "gpt",
             MethodName::Vime => "vime",
             MethodName::Scarf => "scarf",
+            MethodName::Corruption => "corruption",
         }
     }
 
@@ -120,7 +127,7 @@ impl MethodName {
 #[serde(deny_unknown_fields, default)]
 pub struct MethodConfig {
     /// Which method pretrains the encoder: simclr, moco, byol, dino, rotation, jigsaw (images),
-    /// mae (images, ViT only), bert-mlm or gpt (text), vime or scarf (tables).
+    /// mae (images, ViT only), bert-mlm or gpt (text), vime, scarf or corruption (tables).
     pub name: MethodName,
     /// Settings of SimCLR, used when name = "simclr".
     pub simclr: SimClrConfig,
@@ -144,6 +151,8 @@ pub struct MethodConfig {
     pub vime: VimeConfig,
     /// Settings of SCARF's contrastive corruption, used when name = "scarf".
     pub scarf: ScarfConfig,
+    /// Settings of corruption detection, used when name = "corruption".
+    pub corruption: CorruptionConfig,
 }
 
 impl Default for MethodConfig {
@@ -161,6 +170,7 @@ impl Default for MethodConfig {
             gpt: GptConfig::default(),
             vime: VimeConfig::default(),
             scarf: ScarfConfig::default(),
+            corruption: CorruptionConfig::default(),
         }
     }
 }
@@ -196,6 +206,9 @@ impl MethodConfig {
             }
             MethodName::Scarf => {
                 ViewRecipe::Corrupted(CorruptionScheme::Share(self.scarf.corruption_rate))
+            }
+            MethodName::Corruption => {
+                ViewRecipe::Corrupted(CorruptionScheme::Share(self.corruption.corruption_rate))
             }
         }
     }
@@ -260,6 +273,20 @@ impl MethodConfig {
                     "temperature",
                     "must be above 0",
                 )
+            }
+            MethodName::Corruption => {
+                let c = &self.corruption;
+                check(
+                    c.corruption_rate > 0.0 && c.corruption_rate <= 1.0,
+                    "corruption_rate",
+                    "must be in (0, 1]",
+                )?;
+                check(
+                    c.corrupted_rows > 0.0 && c.corrupted_rows < 1.0,
+                    "corrupted_rows",
+                    "must be in (0, 1)",
+                )?;
+                check(c.cell_weight >= 0.0, "cell_weight", "must be at least 0")
             }
             MethodName::Mae => {
                 let mae = &self.mae;
@@ -384,6 +411,7 @@ pub enum Method {
     Gpt(Gpt),
     Vime(Box<Vime>),
     Scarf(Box<Scarf>),
+    Corruption(Box<Corruption>),
 }
 
 impl Method {
@@ -449,6 +477,12 @@ impl Method {
                 backbone,
                 &config.scarf,
             ))),
+            MethodName::Corruption => Method::Corruption(Box::new(Corruption::new(
+                &root,
+                &setup.input,
+                backbone,
+                &config.corruption,
+            ))),
         }
     }
 
@@ -466,6 +500,7 @@ impl Method {
             Method::Gpt(method) => &method.encoder,
             Method::Vime(method) => &method.encoder,
             Method::Scarf(method) => &method.encoder,
+            Method::Corruption(method) => &method.encoder,
         }
     }
 
@@ -493,6 +528,13 @@ impl Method {
                     .expect("the corruption recipe makes targets"),
             ),
             Method::Scarf(method) => method.loss(&inputs.views),
+            Method::Corruption(method) => method.loss(
+                &inputs.views,
+                inputs
+                    .targets
+                    .as_ref()
+                    .expect("the corruption recipe makes targets"),
+            ),
             Method::BertMlm(_) | Method::Gpt(_) => self
                 .language_model_loss(inputs, true)
                 .expect("bert-mlm and gpt are language models"),
@@ -536,7 +578,8 @@ impl Method {
             | Method::BertMlm(_)
             | Method::Gpt(_)
             | Method::Vime(_)
-            | Method::Scarf(_) => {}
+            | Method::Scarf(_)
+            | Method::Corruption(_) => {}
             Method::Moco(method) => method.after_step(),
             Method::Byol(method) => method.after_step(clock),
             Method::Dino(method) => method.after_step(clock),
@@ -554,7 +597,8 @@ impl Method {
             | Method::BertMlm(_)
             | Method::Gpt(_)
             | Method::Vime(_)
-            | Method::Scarf(_) => Vec::new(),
+            | Method::Scarf(_)
+            | Method::Corruption(_) => Vec::new(),
             Method::Moco(method) => vec![(
                 "key_encoder_distance".into(),
                 method.ema.relative_distance(),

@@ -443,6 +443,7 @@ impl PretrainConfig {
             pretext_classes: match self.method.name {
                 MethodName::Rotation => Some(4),
                 MethodName::Jigsaw => Some(self.method.jigsaw.permutations),
+                MethodName::Corruption => Some(2),
                 MethodName::BertMlm | MethodName::Gpt => {
                     Some(self.backbone.transformer.vocab_size.max(1) as usize)
                 }

@@ -1,0 +1,106 @@
+//! Corruption detection: is this table row real, and which of its cells were swapped?
+//!
+//! Half of the rows of a batch (chosen per step) are corrupted — a share of their cells
+//! replaced by the same column's cell of a random training row, as in SCARF — and the others
+//! are shown as they are. From the encoder's output, a row head predicts whether the row was
+//! corrupted and a cell head which cells were (binary cross-entropy each; a clean row has no
+//! corrupted cells): `loss = BCE(row) + cell_weight · BCE(cells)`. Telling real rows from
+//! plausible-looking fakes needs the dependencies between columns, which is what the encoder
+//! should learn (the replaced-token detection of ELECTRA, and VIME's mask estimation, for
+//! tables).
+//!
+//! Run: `pretext pretrain --method corruption --backbone mlp --data ../shared/data/tabular/satellite.csv --out runs/corruption`
+
+use pretext_nn::{Backbone, BackboneConfig, Encoder, InputSpec};
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module};
+use tch::{Kind, Reduction, Tensor};
+
+use crate::method::StepOutput;
+
+/// Corruption detection's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorruptionConfig {
+    /// Share of a corrupted row's cells that are replaced.
+    pub corruption_rate: f64,
+    /// Share of the rows of a batch that are corrupted.
+    pub corrupted_rows: f64,
+    /// Weight of the per-cell loss against the per-row loss.
+    pub cell_weight: f64,
+}
+
+impl Default for CorruptionConfig {
+    fn default() -> Self {
+        CorruptionConfig {
+            corruption_rate: 0.3,
+            corrupted_rows: 0.5,
+            cell_weight: 1.0,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Corruption {
+    pub encoder: Backbone,
+    row_head: nn::Linear,
+    cell_head: nn::Linear,
+    config: CorruptionConfig,
+}
+
+impl Corruption {
+    pub fn new(
+        root: &nn::Path,
+        input: &InputSpec,
+        backbone: &BackboneConfig,
+        config: &CorruptionConfig,
+    ) -> Corruption {
+        let encoder = Backbone::new(&(root / "encoder"), input, backbone);
+        let width = backbone.mlp.columns.len() as i64;
+        Corruption {
+            row_head: nn::linear(root / "row_head", encoder.dim(), 1, Default::default()),
+            cell_head: nn::linear(root / "cell_head", encoder.dim(), width, Default::default()),
+            encoder,
+            config: config.clone(),
+        }
+    }
+
+    /// `views` = clean rows, corrupted rows (`[B, 2W]` packed); `mask` `[B, W]` (1 = the cell
+    /// was replaced in the corrupted copy). Which rows are shown corrupted is drawn from
+    /// libtorch's generator, which the trainer seeds per step.
+    pub fn loss(&self, views: &[Tensor], mask: &Tensor) -> StepOutput {
+        let batch = views[0].size()[0];
+        let device = views[0].device();
+        let corrupted = Tensor::rand([batch], (Kind::Float, device))
+            .lt(self.config.corrupted_rows)
+            .to_kind(Kind::Float); // [B]
+        let chosen = corrupted.unsqueeze(1);
+        let rows = &views[1] * &chosen + &views[0] * (chosen.neg() + 1.0);
+        let cells = mask * &chosen; // a clean row has no replaced cell
+        let h = self.encoder.encode(&rows, true);
+        let row_logits = self.row_head.forward(&h).squeeze_dim(1);
+        let cell_logits = self.cell_head.forward(&h);
+        let bce = |logits: &Tensor, target: &Tensor| {
+            logits.binary_cross_entropy_with_logits::<Tensor>(target, None, None, Reduction::Mean)
+        };
+        let loss =
+            bce(&row_logits, &corrupted) + bce(&cell_logits, &cells) * self.config.cell_weight;
+        let accuracy = |logits: &Tensor, target: &Tensor| {
+            logits
+                .gt(0.0)
+                .eq_tensor(&target.gt(0.5))
+                .to_kind(Kind::Float)
+                .mean(Kind::Float)
+                .double_value(&[])
+        };
+        StepOutput {
+            loss,
+            representations: vec![h.detach()],
+            projections: None,
+            metrics: vec![
+                ("pretext_accuracy".into(), accuracy(&row_logits, &corrupted)),
+                ("cell_accuracy".into(), accuracy(&cell_logits, &cells)),
+            ],
+        }
+    }
+}
