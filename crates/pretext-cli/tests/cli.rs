@@ -1411,7 +1411,7 @@ fn mae_reconstructions_and_vit_attention_maps_are_drawn() {
 
 // Tables: VIME and SCARF from the command line.
 
-/// VIME and SCARF pretrain on a CSV table (the first 1000 rows of letter_recognition), write
+/// VIME, SCARF and corruption detection pretrain on a CSV table (the first 1000 rows of letter_recognition), write
 /// the training split's column statistics into the run, and probe; a table with an image
 /// method, or with a CNN, is refused naming both sides.
 #[test]
@@ -1426,7 +1426,7 @@ fn table_methods_pretrain_and_probe_a_csv() {
     let table = dir.path().join("letters.csv");
     let rows: Vec<&str> = text.lines().take(1001).collect();
     std::fs::write(&table, rows.join("\n") + "\n").unwrap();
-    for method in ["vime", "scarf"] {
+    for method in ["vime", "scarf", "corruption"] {
         let run = dir.path().join(method);
         let outcome = pretext(&[
             "pretrain",

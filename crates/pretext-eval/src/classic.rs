@@ -72,58 +72,40 @@ pub fn classic_baselines(
     config: &ClassicConfig,
 ) -> Result<Vec<ClassicResult>, String> {
     let fit_pool = every_nth(pool, config.fit_rows);
-    let mut results = Vec::with_capacity(3);
+    // Standardize `features` of the fitting pool, then regress on the labeled rows' features.
+    let regress = |name: &'static str, features: &dyn Fn(&Array2<f64>) -> Array2<f64>| {
+        let pooled = features(&fit_pool);
+        let scaler = Standardizer::fit(&pooled);
+        Ok::<_, String>(ClassicResult {
+            name,
+            dim: pooled.ncols(),
+            accuracy: regression_accuracy(
+                &scaler.apply(&features(labeled.features)),
+                labeled.labels,
+                &scaler.apply(&features(test.features)),
+                test.labels,
+                config,
+            )?,
+        })
+    };
     let raw = Standardizer::fit(&fit_pool);
-    results.push(ClassicResult {
-        name: "raw + logistic regression",
-        dim: pool.ncols(),
-        accuracy: regression_accuracy(
-            &raw.apply(labeled.features),
-            labeled.labels,
-            &raw.apply(test.features),
-            test.labels,
-            config,
-        )?,
-    });
+    let mut results = vec![regress("raw + logistic regression", &|x| x.clone())?];
 
     // At most half the features, so that it is a reduction.
     let components = config.pca_components.min(pool.ncols().div_ceil(2)).max(1);
     let pca = Pca::fit(&fit_pool, components);
-    let project = |x: &Array2<f64>| pca.project(x);
-    let scaler = Standardizer::fit(&project(&fit_pool));
-    results.push(ClassicResult {
-        name: "PCA + logistic regression",
-        dim: components,
-        accuracy: regression_accuracy(
-            &scaler.apply(&project(labeled.features)),
-            labeled.labels,
-            &scaler.apply(&project(test.features)),
-            test.labels,
-            config,
-        )?,
-    });
+    results.push(regress("PCA + logistic regression", &|x| pca.project(x))?);
 
     let clusters = config.kmeans_clusters.min(fit_pool.nrows()).max(1);
-    let standardized_pool = raw.apply(&fit_pool);
     let kmeans = KMeans::params_with_rng(clusters, Xoshiro256Plus::seed_from_u64(config.seed))
         .n_runs(1)
         .max_n_iterations(100)
-        .fit(&DatasetBase::from(standardized_pool.clone()))
+        .fit(&DatasetBase::from(raw.apply(&fit_pool)))
         .map_err(|error| format!("k-means: {error}"))?;
     let centroids = kmeans.centroids();
-    let distances = |x: &Array2<f64>| centroid_distances(&raw.apply(x), centroids);
-    let scaler = Standardizer::fit(&distances(&fit_pool));
-    results.push(ClassicResult {
-        name: "k-means + logistic regression",
-        dim: clusters,
-        accuracy: regression_accuracy(
-            &scaler.apply(&distances(labeled.features)),
-            labeled.labels,
-            &scaler.apply(&distances(test.features)),
-            test.labels,
-            config,
-        )?,
-    });
+    results.push(regress("k-means + logistic regression", &|x| {
+        centroid_distances(&raw.apply(x), centroids)
+    })?);
     Ok(results)
 }
 
