@@ -218,7 +218,16 @@ pub struct FinetuneArgs {
     /// downloaded, instead of the run's latest checkpoint.
     #[arg(long, conflicts_with = "from_scratch")]
     pub from_pretrained: bool,
-    /// Where to write the JSON report [default: RUN/finetune-<labels>-seed<seed>.json].
+    /// Rounds of self-training (the semi-supervised baseline, usually with --from-scratch):
+    /// unlabeled training examples predicted with confidence >= --pseudo-threshold join the
+    /// labeled ones with those pseudo-labels, and training starts again.
+    #[arg(long, value_name = "ROUNDS", default_value_t = 0)]
+    pub self_train: usize,
+    /// Softmax probability a prediction needs to become a pseudo-label.
+    #[arg(long, value_name = "P", default_value_t = 0.95)]
+    pub pseudo_threshold: f64,
+    /// Where to write the JSON report [default: RUN/finetune-<labels>-seed<seed>.json;
+    /// scratch-…, finetune-pretrained-… and self-train-… for the other starts].
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
     /// auto, cpu, cuda or cuda:N.

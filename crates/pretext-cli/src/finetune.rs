@@ -28,6 +28,12 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
     let (data, _) = config
         .load_data_from(spec, Some(&run.root))
         .context("loading the data")?;
+    if !(args.pseudo_threshold > 0.0 && args.pseudo_threshold <= 1.0) {
+        anyhow::bail!(
+            "--pseudo-threshold {}: expected a probability in (0, 1]",
+            args.pseudo_threshold
+        );
+    }
     let settings = FinetuneConfig {
         labels: args.labels.clone(),
         seed: args.seed,
@@ -39,6 +45,8 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         patience: args.patience,
         from_scratch: args.from_scratch,
         from_pretrained: args.from_pretrained,
+        self_training_rounds: args.self_train,
+        pseudo_label_threshold: args.pseudo_threshold,
         ..FinetuneConfig::default()
     };
     let report = finetune(
@@ -67,7 +75,11 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
     }
     let json_path = args.json.clone().unwrap_or_else(|| {
         let labels = args.labels.replace('%', "pct");
-        let kind = if args.from_scratch {
+        let kind = if args.self_train > 0 && args.from_scratch {
+            "self-train-scratch"
+        } else if args.self_train > 0 {
+            "self-train"
+        } else if args.from_scratch {
             "scratch"
         } else if args.from_pretrained {
             "finetune-pretrained"

@@ -1466,6 +1466,42 @@ fn table_methods_pretrain_and_probe_a_csv() {
         assert_succeeds(&probe, &format!("probe of {method}"));
         assert!(probe.stdout.contains("raw columns"), "{}", probe.stdout);
     }
+    // The semi-supervised baseline: self-training from scratch with pseudo-labels.
+    let vime = dir.path().join("vime");
+    let outcome = pretext(&[
+        "finetune",
+        arg(&vime),
+        "--labels",
+        "20%",
+        "--from-scratch",
+        "--self-train",
+        "1",
+        "--pseudo-threshold",
+        "0.5",
+        "--epochs",
+        "5",
+        "--device",
+        "cpu",
+    ]);
+    assert_succeeds(&outcome, "finetune --self-train");
+    assert!(
+        outcome.stderr.contains("self-training round 1: "),
+        "{}",
+        outcome.stderr
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(vime.join("self-train-scratch-20pct-seed0.json")).unwrap(),
+    )
+    .unwrap();
+    let round = &report["self_training"][0];
+    assert!(round["pseudo_labeled"].as_u64().unwrap() > 0, "{report}");
+    // Pseudo-labels are far better than chance (1 in 26) even after 5 epochs on 128 rows.
+    assert!(
+        round["pseudo_label_accuracy"].as_f64().unwrap() > 0.2,
+        "{report}"
+    );
+    let outcome = pretext(&["finetune", arg(&vime), "--pseudo-threshold", "1.5"]);
+    assert_fails_naming(&outcome, &["--pseudo-threshold", "1.5"]);
     let outcome = pretext(&[
         "pretrain",
         "--data",

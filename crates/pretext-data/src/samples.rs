@@ -60,6 +60,25 @@ impl Samples {
         }
     }
 
+    /// The same samples with `labels` (one per sample) in place of theirs: pseudo-labels.
+    pub fn with_labels(self, labels: Vec<u16>) -> Samples {
+        assert_eq!(labels.len(), self.len(), "one label per sample");
+        match self {
+            Samples::Images(mut set) => {
+                set.labels = Some(labels);
+                Samples::Images(set)
+            }
+            Samples::Tokens(mut set) => {
+                set.labels = Some(labels);
+                Samples::Tokens(set)
+            }
+            Samples::Table(mut set) => {
+                set.labels = Some(labels);
+                Samples::Table(set)
+            }
+        }
+    }
+
     /// A short description for messages ("60000 28x28 images", "13241 sequences of 128 tokens",
     /// "16000 rows of 16 columns").
     pub fn describe(&self) -> String {

@@ -733,15 +733,20 @@ mod tests {
             .filter(|&&l| l == 1)
             .count();
         assert_eq!(ones, 10);
-        // The statistics are the training rows' only.
-        let mean = splits
-            .train
-            .values
+        // The statistics are the training rows' only: standardized, they have mean 0, std 1.
+        let values = &splits.train.values;
+        let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / 80.0;
+        let variance = values
             .iter()
-            .map(|&v| f64::from(v))
+            .map(|&v| (f64::from(v) - mean).powi(2))
             .sum::<f64>()
             / 80.0;
-        assert!((splits.stats.columns[0].mean - mean).abs() < 1e-9);
+        assert!(
+            mean.abs() < 1e-6 && (variance - 1.0).abs() < 1e-5,
+            "{mean} {variance}"
+        );
+        let raw_mean = splits.stats.columns[0].mean;
+        assert!((40.0..60.0).contains(&raw_mean), "{raw_mean}");
     }
 
     #[test]

@@ -60,6 +60,12 @@ pub struct FinetuneConfig {
     /// Start from the downloaded checkpoint the run itself started from
     /// (`backbone.pretrained`) instead of the run's own training.
     pub from_pretrained: bool,
+    /// Rounds of self-training (0 = none): after training, the unlabeled training examples
+    /// the model labels with confidence ≥ `pseudo_label_threshold` join the labeled ones with
+    /// those pseudo-labels, and the model is trained again from the same start.
+    pub self_training_rounds: usize,
+    /// Softmax probability a prediction needs to become a pseudo-label.
+    pub pseudo_label_threshold: f64,
 }
 
 impl Default for FinetuneConfig {
@@ -78,6 +84,8 @@ impl Default for FinetuneConfig {
             patience: 8,
             from_scratch: false,
             from_pretrained: false,
+            self_training_rounds: 0,
+            pseudo_label_threshold: 0.95,
         }
     }
 }
@@ -107,6 +115,23 @@ pub struct FinetuneReport {
     pub test_accuracy: f64,
     pub epochs: Vec<EpochRecord>,
     pub warnings: Vec<String>,
+    /// Each self-training round (empty without self-training); the fields above describe
+    /// the last training.
+    #[serde(default)]
+    pub self_training: Vec<SelfTrainingRound>,
+}
+
+/// One round of self-training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SelfTrainingRound {
+    pub round: usize,
+    /// Unlabeled examples whose prediction passed the threshold.
+    pub pseudo_labeled: usize,
+    /// Of those, the share whose pseudo-label is right (the data's hidden labels; a
+    /// diagnostic only — training never sees them).
+    pub pseudo_label_accuracy: Option<f64>,
+    /// Test accuracy of the model trained in this round.
+    pub test_accuracy: f64,
 }
 
 /// Depth of an encoder parameter from its name: 0 for embeddings, stems and a ViT's patch
@@ -180,6 +205,123 @@ pub fn finetune(
     }
     let train_set = labeled.subset(&train_rows);
     let validation_set = labeled.subset(&validation_rows);
+    let (mut report, mut model, mut head) = fit_once(
+        config,
+        checkpoint,
+        data,
+        settings,
+        device,
+        log,
+        &split,
+        &train_set,
+        &validation_set,
+    )?;
+    let in_subset: std::collections::HashSet<usize> = split.labeled.iter().copied().collect();
+    let pool: Vec<usize> = (0..data.train.len())
+        .filter(|index| !in_subset.contains(index))
+        .collect();
+    let mut rounds = Vec::new();
+    for round in 1..=settings.self_training_rounds {
+        let (chosen, pseudo) = pseudo_labels(
+            &model,
+            &head,
+            &data.train,
+            &pool,
+            settings.pseudo_label_threshold,
+            device,
+        );
+        let pseudo_label_accuracy = data.train.labels().map(|truth| {
+            let right = chosen
+                .iter()
+                .zip(&pseudo)
+                .filter(|(&index, &label)| truth[index] == label)
+                .count();
+            right as f64 / chosen.len().max(1) as f64
+        });
+        log(&format!(
+            "self-training round {round}: {} of {} unlabeled examples pseudo-labeled (confidence ≥ {}){}",
+            chosen.len(),
+            pool.len(),
+            settings.pseudo_label_threshold,
+            pseudo_label_accuracy
+                .map(|a| format!(", {:.1}% of them right", 100.0 * a))
+                .unwrap_or_default()
+        ));
+        let mut labels = train_set.labels().expect("labeled").to_vec();
+        labels.extend(&pseudo);
+        let mut indices: Vec<usize> = train_rows.iter().map(|&row| split.labeled[row]).collect();
+        indices.extend(&chosen);
+        let augmented = data.train.subset(&indices).with_labels(labels);
+        (report, model, head) = fit_once(
+            config,
+            checkpoint,
+            data,
+            settings,
+            device,
+            log,
+            &split,
+            &augmented,
+            &validation_set,
+        )?;
+        log(&format!(
+            "self-training round {round}: test accuracy {:.1}%",
+            100.0 * report.test_accuracy
+        ));
+        rounds.push(SelfTrainingRound {
+            round,
+            pseudo_labeled: chosen.len(),
+            pseudo_label_accuracy,
+            test_accuracy: report.test_accuracy,
+        });
+    }
+    report.self_training = rounds;
+    Ok(report)
+}
+
+/// The `pool` examples of `samples` whose predicted class has probability ≥ `threshold`,
+/// with those classes.
+fn pseudo_labels(
+    model: &Model,
+    head: &nn::Linear,
+    samples: &Samples,
+    pool: &[usize],
+    threshold: f64,
+    device: Device,
+) -> (Vec<usize>, Vec<u16>) {
+    let _guard = tch::no_grad_guard();
+    let (mut chosen, mut labels) = (Vec::new(), Vec::new());
+    for chunk in pool.chunks(256) {
+        let inputs = samples_to_tensor(samples, chunk, device);
+        let probabilities = head
+            .forward(&model.method.encoder().encode(&inputs, false))
+            .softmax(-1, Kind::Float);
+        let (confidence, predicted) = probabilities.max_dim(1, false);
+        let confidence = Vec::<f32>::try_from(confidence.to_device(Device::Cpu)).expect("f32");
+        let predicted = Vec::<i64>::try_from(predicted.to_device(Device::Cpu)).expect("i64");
+        for ((&index, &c), &p) in chunk.iter().zip(&confidence).zip(&predicted) {
+            if f64::from(c) >= threshold {
+                chosen.push(index);
+                labels.push(p as u16);
+            }
+        }
+    }
+    (chosen, labels)
+}
+
+/// One fine-tuning from the configured start on `train_set`, early-stopped on
+/// `validation_set`; the report, the model at its best epoch and its head.
+#[allow(clippy::too_many_arguments)]
+fn fit_once(
+    config: &PretrainConfig,
+    checkpoint: Option<&Checkpoint>,
+    data: &Splits,
+    settings: &FinetuneConfig,
+    device: Device,
+    log: &mut dyn FnMut(&str),
+    split: &ProbeSplit,
+    train_set: &Samples,
+    validation_set: &Samples,
+) -> Result<(FinetuneReport, Model, nn::Linear), TrainError> {
     let label_tensor = |samples: &Samples| {
         let values: Vec<i64> = samples
             .labels()
@@ -189,8 +331,7 @@ pub fn finetune(
             .collect();
         Tensor::from_slice(&values).to_device(device)
     };
-    let (train_labels, validation_labels) =
-        (label_tensor(&train_set), label_tensor(&validation_set));
+    let (train_labels, validation_labels) = (label_tensor(train_set), label_tensor(validation_set));
 
     let mut model = Model::new(config, &data.train, device);
     let start = match (checkpoint, settings.from_scratch) {
@@ -293,7 +434,7 @@ pub fn finetune(
         ));
         let (mut loss_sum, mut batches) = (0.0, 0);
         for chunk in order.chunks(settings.batch_size.max(1)) {
-            let inputs = samples_to_tensor(&train_set, chunk, device);
+            let inputs = samples_to_tensor(train_set, chunk, device);
             let index = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>())
                 .to_device(device);
             let targets = train_labels.index_select(0, &index);
@@ -312,7 +453,7 @@ pub fn finetune(
             batches += 1;
         }
         let validation_accuracy =
-            accuracy(&model, &head, &validation_set, &validation_labels, device);
+            accuracy(&model, &head, validation_set, &validation_labels, device);
         let change = relative_change(&encoder_parameters(&model.store));
         let record = EpochRecord {
             epoch,
@@ -381,7 +522,7 @@ pub fn finetune(
     });
     let test_labels = split.test_labels.to_device(device);
     let test_accuracy = accuracy(&model, &head, &data.test, &test_labels, device);
-    Ok(FinetuneReport {
+    let report = FinetuneReport {
         dataset: data.name.clone(),
         start,
         train_examples: train_set.len(),
@@ -392,7 +533,9 @@ pub fn finetune(
         test_accuracy,
         epochs: records,
         warnings,
-    })
+        self_training: Vec::new(),
+    };
+    Ok((report, model, head))
 }
 
 /// The best epoch so far: its number, validation accuracy and a copy of every variable.
