@@ -22,7 +22,7 @@ pub struct DataConfig {
     /// Images: "embedded" (the Fashion-MNIST subset built into pretext), a folder of IDX files,
     /// an IDX images file, or a folder of images with one subfolder per class. Text: a labeled
     /// .tsv (`label<TAB>text`) or .jsonl file, or an unlabeled .txt file or folder. Tables: a
-    /// .csv file with a header row.
+    /// .csv file with a header row, or a .parquet file.
     pub path: String,
     /// Text and tables: the labeled held-out file (empty: hold out `holdout_fraction` of
     /// `path`).
@@ -71,11 +71,11 @@ impl Default for TableConfig {
     }
 }
 
-/// Whether `spec` names a table (a .csv file).
+/// Whether `spec` names a table (a .csv or .parquet file).
 pub fn is_table_path(spec: &str) -> bool {
-    Path::new(spec)
-        .extension()
-        .is_some_and(|extension| extension.eq_ignore_ascii_case("csv"))
+    Path::new(spec).extension().is_some_and(|extension| {
+        extension.eq_ignore_ascii_case("csv") || extension.eq_ignore_ascii_case("parquet")
+    })
 }
 
 impl DataConfig {
