@@ -205,17 +205,20 @@ pub fn finetune(
     }
     let train_set = labeled.subset(&train_rows);
     let validation_set = labeled.subset(&validation_rows);
-    let (mut report, mut model, mut head) = fit_once(
-        config,
-        checkpoint,
-        data,
-        settings,
-        device,
-        log,
-        &split,
-        &train_set,
-        &validation_set,
-    )?;
+    let fit = |train: &Samples, log: &mut dyn FnMut(&str)| {
+        fit_once(
+            config,
+            checkpoint,
+            data,
+            settings,
+            device,
+            log,
+            &split,
+            train,
+            &validation_set,
+        )
+    };
+    let (mut report, mut model, mut head) = fit(&train_set, log)?;
     let in_subset: std::collections::HashSet<usize> = split.labeled.iter().copied().collect();
     let pool: Vec<usize> = (0..data.train.len())
         .filter(|index| !in_subset.contains(index))
@@ -252,17 +255,7 @@ pub fn finetune(
         let mut indices: Vec<usize> = train_rows.iter().map(|&row| split.labeled[row]).collect();
         indices.extend(&chosen);
         let augmented = data.train.subset(&indices).with_labels(labels);
-        (report, model, head) = fit_once(
-            config,
-            checkpoint,
-            data,
-            settings,
-            device,
-            log,
-            &split,
-            &augmented,
-            &validation_set,
-        )?;
+        (report, model, head) = fit(&augmented, log)?;
         log(&format!(
             "self-training round {round}: test accuracy {:.1}%",
             100.0 * report.test_accuracy
@@ -288,24 +281,40 @@ fn pseudo_labels(
     threshold: f64,
     device: Device,
 ) -> (Vec<usize>, Vec<u16>) {
+    let (confidence, predicted) = class_logits(model, head, samples, pool, device)
+        .softmax(-1, Kind::Float)
+        .max_dim(1, false);
+    let confidence = Vec::<f32>::try_from(confidence).expect("f32");
+    let predicted = Vec::<i64>::try_from(predicted).expect("i64");
+    pool.iter()
+        .zip(confidence.iter().zip(&predicted))
+        .filter(|(_, (&c, _))| f64::from(c) >= threshold)
+        .map(|(&index, (_, &class))| (index, class as u16))
+        .unzip()
+}
+
+/// The head's logits `[N, classes]` (on the CPU) for the `indices` of `samples`, in
+/// inference mode, 256 at a time.
+fn class_logits(
+    model: &Model,
+    head: &nn::Linear,
+    samples: &Samples,
+    indices: &[usize],
+    device: Device,
+) -> Tensor {
     let _guard = tch::no_grad_guard();
-    let (mut chosen, mut labels) = (Vec::new(), Vec::new());
-    for chunk in pool.chunks(256) {
-        let inputs = samples_to_tensor(samples, chunk, device);
-        let probabilities = head
-            .forward(&model.method.encoder().encode(&inputs, false))
-            .softmax(-1, Kind::Float);
-        let (confidence, predicted) = probabilities.max_dim(1, false);
-        let confidence = Vec::<f32>::try_from(confidence.to_device(Device::Cpu)).expect("f32");
-        let predicted = Vec::<i64>::try_from(predicted.to_device(Device::Cpu)).expect("i64");
-        for ((&index, &c), &p) in chunk.iter().zip(&confidence).zip(&predicted) {
-            if f64::from(c) >= threshold {
-                chosen.push(index);
-                labels.push(p as u16);
-            }
-        }
+    if indices.is_empty() {
+        return Tensor::zeros([0, head.ws.size()[0]], (Kind::Float, Device::Cpu));
     }
-    (chosen, labels)
+    let chunks: Vec<Tensor> = indices
+        .chunks(256)
+        .map(|chunk| {
+            let inputs = samples_to_tensor(samples, chunk, device);
+            head.forward(&model.method.encoder().encode(&inputs, false))
+                .to_device(Device::Cpu)
+        })
+        .collect();
+    Tensor::cat(&chunks, 0)
 }
 
 /// One fine-tuning from the configured start on `train_set`, early-stopped on
@@ -551,23 +560,16 @@ fn accuracy(
     labels: &Tensor,
     device: Device,
 ) -> f64 {
-    let _guard = tch::no_grad_guard();
     let indices: Vec<usize> = (0..samples.len()).collect();
-    let mut correct = 0.0;
-    for chunk in indices.chunks(256) {
-        let inputs = samples_to_tensor(samples, chunk, device);
-        let predicted = head
-            .forward(&model.method.encoder().encode(&inputs, false))
-            .argmax(1, false);
-        let index = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>())
-            .to_device(device);
-        correct += predicted
-            .eq_tensor(&labels.index_select(0, &index))
-            .to_kind(Kind::Float)
-            .sum(Kind::Float)
-            .double_value(&[]);
+    if indices.is_empty() {
+        return 0.0;
     }
-    correct / samples.len().max(1) as f64
+    class_logits(model, head, samples, &indices, device)
+        .argmax(1, false)
+        .eq_tensor(&labels.to_device(Device::Cpu))
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+        .double_value(&[])
 }
 
 #[cfg(test)]
