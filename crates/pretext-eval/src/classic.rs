@@ -76,77 +76,94 @@ pub fn classic_baselines(
     test: LabeledRows<'_>,
     config: &ClassicConfig,
 ) -> Result<Vec<ClassicResult>, String> {
-    // Constant columns (a complete table's missing flags, a border pixel that is always 0)
-    // carry nothing and would count towards the PCA's width.
-    let varying: Vec<usize> = pool
-        .std_axis(Axis(0), 0.0)
-        .iter()
-        .enumerate()
-        .filter(|(_, &spread)| spread > 1e-12)
-        .map(|(column, _)| column)
-        .collect();
-    let pool = &pool.select(Axis(1), &varying);
-    let labeled_features = labeled.features.select(Axis(1), &varying);
-    let test_features = test.features.select(Axis(1), &varying);
-    let labeled = LabeledRows {
-        features: &labeled_features,
-        labels: labeled.labels,
-    };
-    let test = LabeledRows {
-        features: &test_features,
-        labels: test.labels,
-    };
-    let fit_pool = every_nth(pool, config.fit_rows);
-    // Regress on the labeled rows' `features`, standardized with the fitting pool's (or kept
-    // at their scale: principal components, whose variances are the point).
-    let regress =
-        |name: &'static str, features: &dyn Fn(&Array2<f64>) -> Array2<f64>, standardize: bool| {
-            let pooled = features(&fit_pool);
-            let scaler = if standardize {
-                Standardizer::fit(&pooled)
-            } else {
-                Standardizer::identity(pooled.ncols())
-            };
-            Ok::<_, String>(ClassicResult {
+    let features = ClassicFeatures::fit(pool, config)?;
+    features
+        .transform(labeled.features)
+        .into_iter()
+        .zip(features.transform(test.features))
+        .map(|((name, train), (_, held_out))| {
+            Ok(ClassicResult {
                 name,
-                dim: pooled.ncols(),
+                dim: train.ncols(),
                 accuracy: regression_accuracy(
-                    &scaler.apply(&features(labeled.features)),
+                    &train,
                     labeled.labels,
-                    &scaler.apply(&features(test.features)),
+                    &held_out,
                     test.labels,
                     config,
                 )?,
             })
-        };
-    let raw = Standardizer::fit(&fit_pool);
-    let mut results = vec![regress("raw + logistic regression", &|x| x.clone(), true)?];
+        })
+        .collect()
+}
 
-    // At most half the (non-constant) features, so that it is a reduction.
-    let components = config.pca_components.min(pool.ncols().div_ceil(2)).max(1);
-    // On standardized features (scikit-learn's StandardScaler → PCA → LogisticRegression):
-    // standardizing the components too would blow the weakest ones, mostly noise, up to the
-    // strongest's scale (measured: satellite at 1% labels, 54% instead of 77%).
-    let pca = Pca::fit(&raw.apply(&fit_pool), components);
-    results.push(regress(
-        "PCA + logistic regression",
-        &|x| pca.project(&raw.apply(x)),
-        false,
-    )?);
+/// The three feature maps of the classic baselines, fitted once on the unlabeled pool;
+/// several label budgets then only differ in the regressions.
+pub struct ClassicFeatures {
+    /// The pool's non-constant columns.
+    varying: Vec<usize>,
+    /// Standardization of those columns.
+    raw: Standardizer,
+    pca: Pca,
+    centroids: Array2<f64>,
+    /// Standardization of the distances to the centroids.
+    distances: Standardizer,
+}
 
-    let clusters = config.kmeans_clusters.min(fit_pool.nrows()).max(1);
-    let kmeans = KMeans::params_with_rng(clusters, Xoshiro256Plus::seed_from_u64(config.seed))
-        .n_runs(1)
-        .max_n_iterations(100)
-        .fit(&DatasetBase::from(raw.apply(&fit_pool)))
-        .map_err(|error| format!("k-means: {error}"))?;
-    let centroids = kmeans.centroids();
-    results.push(regress(
-        "k-means + logistic regression",
-        &|x| centroid_distances(&raw.apply(x), centroids),
-        true,
-    )?);
-    Ok(results)
+impl ClassicFeatures {
+    /// PCA and k-means on (up to `config.fit_rows` evenly spaced rows of) `pool`.
+    pub fn fit(pool: &Array2<f64>, config: &ClassicConfig) -> Result<ClassicFeatures, String> {
+        // Constant columns (a complete table's missing flags, a border pixel that is always 0)
+        // carry nothing and would count towards the PCA's width.
+        let varying: Vec<usize> = pool
+            .std_axis(Axis(0), 0.0)
+            .iter()
+            .enumerate()
+            .filter(|(_, &spread)| spread > 1e-12)
+            .map(|(column, _)| column)
+            .collect();
+        let fit_pool = every_nth(&pool.select(Axis(1), &varying), config.fit_rows);
+        let raw = Standardizer::fit(&fit_pool);
+        let standardized = raw.apply(&fit_pool);
+        // At most half the (non-constant) features, so that it is a reduction. On standardized
+        // features (scikit-learn's StandardScaler → PCA → LogisticRegression), and the
+        // components are not standardized again: that would blow the weakest ones, mostly
+        // noise, up to the strongest's scale (measured: satellite at 1% labels, 54% instead
+        // of 77%).
+        let components = config.pca_components.min(varying.len().div_ceil(2)).max(1);
+        let pca = Pca::fit(&standardized, components);
+        let clusters = config.kmeans_clusters.min(fit_pool.nrows()).max(1);
+        let kmeans = KMeans::params_with_rng(clusters, Xoshiro256Plus::seed_from_u64(config.seed))
+            .n_runs(1)
+            .max_n_iterations(100)
+            .fit(&DatasetBase::from(standardized.clone()))
+            .map_err(|error| format!("k-means: {error}"))?;
+        let centroids = kmeans.centroids().clone();
+        let distances = Standardizer::fit(&centroid_distances(&standardized, &centroids));
+        Ok(ClassicFeatures {
+            varying,
+            raw,
+            pca,
+            centroids,
+            distances,
+        })
+    }
+
+    /// The rows `x` (the pool's columns) as each baseline's regression sees them: the
+    /// standardized raw columns, their principal components, the standardized distances to
+    /// the k-means centroids — with the name of each baseline.
+    pub fn transform(&self, x: &Array2<f64>) -> Vec<(&'static str, Array2<f64>)> {
+        let raw = self.raw.apply(&x.select(Axis(1), &self.varying));
+        let components = self.pca.project(&raw);
+        let distances = self
+            .distances
+            .apply(&centroid_distances(&raw, &self.centroids));
+        vec![
+            ("raw + logistic regression", raw),
+            ("PCA + logistic regression", components),
+            ("k-means + logistic regression", distances),
+        ]
+    }
 }
 
 /// Principal components: the pool's mean and the top eigenvectors of its covariance.
@@ -246,21 +263,13 @@ impl Standardizer {
         Standardizer { mean, scale }
     }
 
-    /// No change.
-    fn identity(columns: usize) -> Standardizer {
-        Standardizer {
-            mean: Array1::zeros(columns),
-            scale: Array1::ones(columns),
-        }
-    }
-
     fn apply(&self, x: &Array2<f64>) -> Array2<f64> {
         (x - &self.mean) / &self.scale
     }
 }
 
 /// Test accuracy of a multinomial logistic regression fitted on `train`.
-fn regression_accuracy(
+pub fn regression_accuracy(
     train: &Array2<f64>,
     train_labels: &[usize],
     test: &Array2<f64>,

@@ -8,7 +8,10 @@ pub mod finetune;
 pub mod linear_probe;
 pub mod probe;
 
-pub use classic::{classic_baselines, ClassicConfig, ClassicResult, LabeledRows, Pca};
+pub use classic::{
+    classic_baselines, regression_accuracy, ClassicConfig, ClassicFeatures, ClassicResult,
+    LabeledRows, Pca,
+};
 pub use features::{encode_samples, raw_features, raw_features_name, tfidf_features};
 pub use finetune::{encoder_depth, finetune, EpochRecord, FinetuneConfig, FinetuneReport};
 pub use linear_probe::{linear_probe_accuracy, LinearProbeConfig};

@@ -10,7 +10,9 @@ use tch::{Kind, Tensor};
 use pretext_train::{Checkpoint, Model, PretrainConfig, TrainError};
 use tch::Device;
 
-use crate::classic::{classic_baselines, ClassicConfig, LabeledRows};
+use ndarray::{Array2, Axis};
+
+use crate::classic::{regression_accuracy, ClassicConfig, ClassicFeatures};
 use crate::features::{encode_samples, raw_features, raw_features_name};
 use crate::linear_probe::{linear_probe_accuracy, LinearProbeConfig};
 
@@ -338,58 +340,68 @@ pub fn probe_budgets(
             let test_labels = data.test.labels().expect("the probe split checked labels");
             let test_labels: Vec<usize> = test_labels.iter().map(|&l| usize::from(l)).collect();
             let train_labels = data.train.labels().expect("the probe split checked labels");
+            let invalid = |message| TrainError::Invalid {
+                field: "probe classic baselines".into(),
+                message,
+            };
+            // PCA and k-means depend on the pool and the seed only: fitted, and the pool and
+            // the held-out rows mapped, once per seed, whatever the number of budgets.
+            let mut fitted: Vec<(u64, MappedRows, MappedRows)> = Vec::new();
             for ((split, probe_config), report) in
                 splits.iter().zip(probe_configs).zip(&mut reports)
             {
                 if !probe_config.classic {
                     continue;
                 }
-                let labeled = pool.select(ndarray::Axis(0), &split.labeled);
+                let classic = ClassicConfig {
+                    seed: probe_config.seed,
+                    ..Default::default()
+                };
+                if !fitted.iter().any(|(seed, _, _)| *seed == classic.seed) {
+                    let features = ClassicFeatures::fit(&pool, &classic).map_err(invalid)?;
+                    let held_out = features.transform(&test);
+                    fitted.push((classic.seed, features.transform(&pool), held_out));
+                }
+                let (_, pool_features, test_features) = fitted
+                    .iter()
+                    .find(|(seed, _, _)| *seed == classic.seed)
+                    .expect("fitted above");
                 let labels: Vec<usize> = split
                     .labeled
                     .iter()
                     .map(|&i| usize::from(train_labels[i]))
                     .collect();
-                let classic = ClassicConfig {
-                    seed: probe_config.seed,
-                    ..Default::default()
-                };
-                let results = classic_baselines(
-                    &pool,
-                    LabeledRows {
-                        features: &labeled,
-                        labels: &labels,
-                    },
-                    LabeledRows {
-                        features: &test,
-                        labels: &test_labels,
-                    },
-                    &classic,
-                )
-                .map_err(|message| TrainError::Invalid {
-                    field: "probe classic baselines".into(),
-                    message,
-                })?;
-                report
-                    .rows
-                    .extend(results.into_iter().map(|result| ProbeRow {
-                        name: result.name.into(),
-                        dim: result.dim as i64,
+                for ((name, pool_rows), (_, held_out)) in pool_features.iter().zip(test_features) {
+                    let accuracy = regression_accuracy(
+                        &pool_rows.select(Axis(0), &split.labeled),
+                        &labels,
+                        held_out,
+                        &test_labels,
+                        &classic,
+                    )
+                    .map_err(invalid)?;
+                    report.rows.push(ProbeRow {
+                        name: (*name).into(),
+                        dim: pool_rows.ncols() as i64,
                         knn: Vec::new(),
-                        linear: result.accuracy,
-                    }));
+                        linear: accuracy,
+                    });
+                }
             }
         }
     }
     Ok(reports)
 }
 
+/// Each classic baseline's name and its features of some rows.
+type MappedRows = Vec<(&'static str, Array2<f64>)>;
+
 /// A `[N, D]` tensor as an ndarray of f64.
-fn to_array(x: &Tensor) -> ndarray::Array2<f64> {
+fn to_array(x: &Tensor) -> Array2<f64> {
     let (rows, cols) = x.size2().expect("[N, D] features");
     let values = Vec::<f64>::try_from(x.to_kind(Kind::Double).contiguous().view([-1]))
         .expect("double features");
-    ndarray::Array2::from_shape_vec((rows as usize, cols as usize), values).expect("N × D")
+    Array2::from_shape_vec((rows as usize, cols as usize), values).expect("N × D")
 }
 
 #[cfg(test)]
