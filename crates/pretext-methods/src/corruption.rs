@@ -85,22 +85,30 @@ impl Corruption {
         };
         let loss =
             bce(&row_logits, &corrupted) + bce(&cell_logits, &cells) * self.config.cell_weight;
-        let accuracy = |logits: &Tensor, target: &Tensor| {
-            logits
-                .gt(0.0)
-                .eq_tensor(&target.gt(0.5))
-                .to_kind(Kind::Float)
-                .mean(Kind::Float)
-                .double_value(&[])
-        };
         StepOutput {
             loss,
             representations: vec![h.detach()],
             projections: None,
             metrics: vec![
-                ("pretext_accuracy".into(), accuracy(&row_logits, &corrupted)),
-                ("cell_accuracy".into(), accuracy(&cell_logits, &cells)),
+                (
+                    "pretext_accuracy".into(),
+                    binary_accuracy(&row_logits, &corrupted),
+                ),
+                (
+                    "cell_accuracy".into(),
+                    binary_accuracy(&cell_logits, &cells),
+                ),
             ],
         }
     }
+}
+
+/// Share of the binary predictions (logit > 0) that match `target` (1 = positive).
+pub(crate) fn binary_accuracy(logits: &Tensor, target: &Tensor) -> f64 {
+    logits
+        .gt(0.0)
+        .eq_tensor(&target.gt(0.5))
+        .to_kind(Kind::Float)
+        .mean(Kind::Float)
+        .double_value(&[])
 }

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Reduction, Tensor};
 
+use crate::corruption::binary_accuracy;
 use crate::method::StepOutput;
 
 /// VIME's settings.
@@ -93,12 +94,7 @@ impl Vime {
             None,
             Reduction::Mean,
         );
-        let mask_accuracy = mask_logits
-            .gt(0.0)
-            .eq_tensor(&mask.gt(0.5))
-            .to_kind(Kind::Float)
-            .mean(Kind::Float)
-            .double_value(&[]);
+        let mask_accuracy = binary_accuracy(&mask_logits, mask);
 
         let clean = views[0].narrow(1, 0, width);
         let present = views[0].narrow(1, width, width).neg() + 1.0; // [B, W]
