@@ -2,7 +2,7 @@
 //! with the likely cause and what to try.
 
 use anyhow::Context;
-use pretext_train::health::{review, Level};
+use pretext_train::health::{overall, review, Level};
 use pretext_train::metrics::read_metrics;
 use pretext_train::RunDir;
 use serde_json::json;
@@ -32,13 +32,7 @@ pub fn run(args: &HealthArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|f| f.level == Level::Warning)
         .count();
-    let verdict = if collapses > 0 {
-        "COLLAPSED"
-    } else if warnings > 0 {
-        "WARNINGS"
-    } else {
-        "HEALTHY"
-    };
+    let verdict = overall(&findings);
     if args.json {
         let items: Vec<_> = findings
             .iter()

@@ -2,7 +2,6 @@
 
 use anyhow::{bail, Context};
 use pretext_methods::MethodName;
-use pretext_train::text_data::RUN_TOKENIZER;
 use pretext_train::{
     ensure_steps_left, pretrain, total_steps, Checkpoint, PretrainConfig, PretrainOutcome, RunDir,
     RunMode,
@@ -82,18 +81,7 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
         );
     }
     run.prepare_new(mode)?;
-    if let Some(tokenizer) = &tokenizer {
-        tokenizer.save(&run.root.join(RUN_TOKENIZER))?;
-    }
-    if let pretext_data::Samples::Table(set) = &data.train {
-        // The statistics the numeric columns were standardized with: the training split's.
-        let path = run.root.join("table-stats.json");
-        std::fs::write(
-            &path,
-            serde_json::to_string_pretty(&set.training_stats.to_json())?,
-        )
-        .with_context(|| format!("writing {}", path.display()))?;
-    }
+    run.write_data_files(tokenizer.as_ref(), &data.train)?;
     run.write_config(&config)?;
     let mut progress = Progress::for_samples(&data.train);
     let outcome = pretrain(&config, &run, None, device, &data, &mut progress)?;

@@ -119,6 +119,10 @@ pub struct FinetuneReport {
     /// the last training.
     #[serde(default)]
     pub self_training: Vec<SelfTrainingRound>,
+    /// With self-training: test accuracy of the first training, on the labeled examples
+    /// alone (what fine-tuning without self-training reaches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before_self_training: Option<f64>,
 }
 
 /// One round of self-training.
@@ -224,6 +228,7 @@ pub fn finetune(
         .filter(|index| !in_subset.contains(index))
         .collect();
     let mut rounds = Vec::new();
+    let first_test_accuracy = report.test_accuracy;
     for round in 1..=settings.self_training_rounds {
         let (chosen, pseudo) = pseudo_labels(
             &model,
@@ -266,6 +271,9 @@ pub fn finetune(
             pseudo_label_accuracy,
             test_accuracy: report.test_accuracy,
         });
+    }
+    if !rounds.is_empty() {
+        report.before_self_training = Some(first_test_accuracy);
     }
     report.self_training = rounds;
     Ok(report)
@@ -543,6 +551,7 @@ fn fit_once(
         epochs: records,
         warnings,
         self_training: Vec::new(),
+        before_self_training: None,
     };
     Ok((report, model, head))
 }

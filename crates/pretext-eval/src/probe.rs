@@ -245,6 +245,36 @@ pub fn probe_budgets(
     device: Device,
     baselines: bool,
 ) -> Result<Vec<ProbeReport>, TrainError> {
+    probe_rows(
+        config,
+        Some(checkpoint),
+        data,
+        probe_configs,
+        device,
+        baselines,
+    )
+}
+
+/// The baselines of [`probe_budgets`] alone, without a trained encoder: the random-init
+/// encoder of `config`'s architecture, the raw inputs and (per `ProbeConfig::classic`) the
+/// classic baselines.
+pub fn probe_baselines(
+    config: &PretrainConfig,
+    data: &Splits,
+    probe_configs: &[ProbeConfig],
+    device: Device,
+) -> Result<Vec<ProbeReport>, TrainError> {
+    probe_rows(config, None, data, probe_configs, device, true)
+}
+
+fn probe_rows(
+    config: &PretrainConfig,
+    checkpoint: Option<&Checkpoint>,
+    data: &Splits,
+    probe_configs: &[ProbeConfig],
+    device: Device,
+    baselines: bool,
+) -> Result<Vec<ProbeReport>, TrainError> {
     let splits = probe_configs
         .iter()
         .map(|probe_config| ProbeSplit::new(&data.train, &data.test, probe_config))
@@ -273,7 +303,9 @@ pub fn probe_budgets(
         .zip(probe_configs)
         .map(|(split, probe_config)| ProbeReport {
             dataset: data.name.clone(),
-            checkpoint: checkpoint.dir.display().to_string(),
+            checkpoint: checkpoint
+                .map(|checkpoint| checkpoint.dir.display().to_string())
+                .unwrap_or_default(),
             labels: split.labeled.len(),
             test_size: data.test.len(),
             seed: probe_config.seed,
@@ -300,13 +332,15 @@ pub fn probe_budgets(
             ));
         }
     };
-    let trained = load_model(config, checkpoint, &data.train, device)?;
-    let name = format!(
-        "{} (step {})",
-        config.method.name.as_str(),
-        checkpoint.state.step
-    );
-    evaluate_encoder(&name, trained.method.encoder());
+    if let Some(checkpoint) = checkpoint {
+        let trained = load_model(config, checkpoint, &data.train, device)?;
+        let name = format!(
+            "{} (step {})",
+            config.method.name.as_str(),
+            checkpoint.state.step
+        );
+        evaluate_encoder(&name, trained.method.encoder());
+    }
     if baselines {
         let random = Model::new(config, &data.train, device);
         evaluate_encoder("random-init encoder", random.method.encoder());

@@ -104,6 +104,27 @@ impl RunDir {
         fs::rename(&temporary, &path).map_err(TrainError::io(&path))
     }
 
+    /// Writes what later commands need to read the data as pretraining did: the trained
+    /// tokenizer (text) and the training split's column statistics (tables,
+    /// `table-stats.json`).
+    pub fn write_data_files(
+        &self,
+        tokenizer: Option<&pretext_data::text::TextTokenizer>,
+        train: &pretext_data::Samples,
+    ) -> Result<(), TrainError> {
+        if let Some(tokenizer) = tokenizer {
+            tokenizer.save(&self.root.join(crate::text_data::RUN_TOKENIZER))?;
+        }
+        if let pretext_data::Samples::Table(set) = train {
+            // The statistics the numeric columns were standardized with: the training split's.
+            let path = self.root.join("table-stats.json");
+            let text = serde_json::to_string_pretty(&set.training_stats.to_json())
+                .expect("JSON values serialize");
+            fs::write(&path, text).map_err(TrainError::io(&path))?;
+        }
+        Ok(())
+    }
+
     /// Reads the run's config.toml.
     pub fn read_config(&self) -> Result<PretrainConfig, TrainError> {
         if !self.is_run() {

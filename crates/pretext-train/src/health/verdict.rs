@@ -41,6 +41,21 @@ pub struct Finding {
     pub message: String,
 }
 
+/// The verdict over a run's findings: "COLLAPSED" when any says the representations
+/// collapsed, "WARNINGS" when any warns, "HEALTHY" otherwise.
+pub fn overall(findings: &[Finding]) -> &'static str {
+    if findings.iter().any(|finding| finding.collapse) {
+        "COLLAPSED"
+    } else if findings
+        .iter()
+        .any(|finding| finding.level == Level::Warning)
+    {
+        "WARNINGS"
+    } else {
+        "HEALTHY"
+    }
+}
+
 impl Finding {
     fn ok(signal: &'static str, message: String) -> Finding {
         Finding {
