@@ -35,6 +35,9 @@ pub enum Command {
     /// Pretrain on the embedded Fashion-MNIST subset (SimCLR unless --method), then probe
     /// beside raw pixels and a random-init encoder: the whole loop in minutes on a laptop CPU.
     Quickstart(QuickstartArgs),
+    /// Compare self-supervised pretraining with every baseline across label budgets and
+    /// seeds: Markdown, CSV and JSON tables, PNG/SVG plots and an HTML report (resumable).
+    Study(StudyArgs),
     /// Benchmark a SimCLR step, a SimCLR epoch, each method's step and the text models' steps
     /// beside the PyTorch reference scripts.
     Bench(BenchArgs),
@@ -292,6 +295,33 @@ pub struct HealthArgs {
     /// Print the verdicts as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `pretext study`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "With no --config: SimCLR on the embedded Fashion-MNIST subset at 1%, 5%, \
+10% and 100% labels, seeds 0, 1, 2, against raw pixels, PCA, k-means, the random-init encoder, \
+training from scratch and self-training. `--print-config` writes out every setting of a study file.\n\n\
+A killed study continues where it stopped when run again with the same --out: finished \
+pretraining, probes and fine-tunings are reused, an interrupted pretraining resumes from its \
+last checkpoint."
+)]
+pub struct StudyArgs {
+    /// Study file (TOML): labels, seeds, methods, baselines, evaluations, [pretrain] and
+    /// [finetune] settings.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Study directory: pretraining runs, one file per measured cell, tables, plots and
+    /// report.html.
+    #[arg(long, default_value = "runs/study")]
+    pub out: PathBuf,
+    /// auto, cpu, cuda or cuda:N (default: the study file's `device`, else cpu).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Print the study's settings with every default written out, and exit.
+    #[arg(long)]
+    pub print_config: bool,
 }
 
 #[derive(Debug, Args)]

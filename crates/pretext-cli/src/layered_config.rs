@@ -12,16 +12,37 @@ use toml::{Table, Value};
 pub fn base_table(file: Option<&Path>) -> anyhow::Result<Table> {
     let mut table = to_table(&PretrainConfig::default());
     if let Some(path) = file {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        // Parse once on its own so unknown keys are reported against the file.
-        PretrainConfig::from_toml(&text)
-            .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
-        let overlay: Table =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        merge(&mut table, overlay);
+        merge(&mut table, read_overlay(path)?);
     }
     Ok(table)
+}
+
+/// A study method's config table: defaults, then the study's shared `[pretrain]` settings,
+/// then the method's own config file and `set` assignments.
+pub fn study_method_table(
+    shared: &Table,
+    file: Option<&Path>,
+    set: &[String],
+) -> anyhow::Result<Table> {
+    let mut table = to_table(&PretrainConfig::default());
+    merge(&mut table, shared.clone());
+    if let Some(path) = file {
+        merge(&mut table, read_overlay(path)?);
+    }
+    for assignment in set {
+        apply_set(&mut table, assignment)?;
+    }
+    Ok(table)
+}
+
+/// The keys of a config file, checked against the config's fields.
+fn read_overlay(path: &Path) -> anyhow::Result<Table> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // Parse once on its own so unknown keys are reported against the file.
+    PretrainConfig::from_toml(&text)
+        .map_err(|message| anyhow::anyhow!("{}: {message}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 fn to_table(config: &PretrainConfig) -> Table {

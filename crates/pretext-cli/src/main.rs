@@ -17,6 +17,7 @@ mod probe;
 mod progress;
 mod quickstart;
 mod reconstruct;
+mod study;
 mod text_bench;
 mod tokenizer_cmd;
 
@@ -36,6 +37,7 @@ fn main() -> std::process::ExitCode {
         Command::Generate(args) => generate::run(&args),
         Command::Tokenizer(TokenizerCommand::Train(args)) => tokenizer_cmd::train(&args),
         Command::Quickstart(args) => quickstart::run(&args),
+        Command::Study(args) => study::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Reconstruct(args) => reconstruct::run(&args),
         Command::Attention(args) => attention::run(&args),

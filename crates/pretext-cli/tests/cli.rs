@@ -1547,3 +1547,228 @@ fn tokenizer_train_writes_a_tokenizer_json() {
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert!(json["model"].is_object(), "a Hugging Face tokenizer.json");
 }
+
+// ---------------------------------------------------------------------------------------------
+// `pretext study`.
+
+#[test]
+fn study_help_snapshot() {
+    assert_help_snapshot("study_help", &["study", "--help"]);
+}
+
+/// The first `train` and `test` images of the embedded Fashion-MNIST subset as an IDX folder
+/// (real images, small enough for a study in seconds).
+fn embedded_slice(dir: &Path, train: usize, test: usize) -> PathBuf {
+    let splits = pretext_data::embedded_fashion_mnist().unwrap();
+    let data = dir.join("fashion-slice");
+    std::fs::create_dir(&data).unwrap();
+    for (prefix, set, count) in [
+        ("train", &splits.train, train),
+        ("t10k", &splits.test, test),
+    ] {
+        let side = set.height as u32;
+        let mut images: Vec<u8> = [IDX_IMAGES_MAGIC, count as u32, side, side]
+            .iter()
+            .flat_map(|word| word.to_be_bytes())
+            .collect();
+        images.extend(&set.pixels[..count * set.height * set.width]);
+        let mut labels: Vec<u8> = [IDX_LABELS_MAGIC, count as u32]
+            .iter()
+            .flat_map(|word| word.to_be_bytes())
+            .collect();
+        let truth = set.labels.as_ref().unwrap();
+        labels.extend(truth[..count].iter().map(|&label| label as u8));
+        std::fs::write(data.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(data.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+    data
+}
+
+/// Every cell file of a study directory with its bytes and modification time.
+fn study_cells(out: &Path) -> BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)> {
+    let mut cells = BTreeMap::new();
+    let Ok(series) = std::fs::read_dir(out.join("cells")) else {
+        return cells;
+    };
+    for series in series {
+        for cell in std::fs::read_dir(series.unwrap().path()).unwrap() {
+            let path = cell.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+                cells.insert(path.clone(), (std::fs::read(&path).unwrap(), modified));
+            }
+        }
+    }
+    cells
+}
+
+/// A study killed (SIGKILL) in the middle continues where it stopped: pretraining and the
+/// cells measured before the kill are reused untouched, the rest is measured, and a third
+/// run measures nothing and prints the same table. The outputs are all there: Markdown,
+/// CSV, JSON with mean ± std over 3 seeds, PNG and SVG plots, and an HTML report with the
+/// pretraining health.
+#[test]
+fn study_killed_midway_resumes_without_recomputing_finished_cells() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = embedded_slice(dir.path(), 1000, 300);
+    let study = dir.path().join("study.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "title = \"resume test\"\nlabels = [\"5%\", \"20%\"]\nseeds = [0, 1, 2]\n\
+             [pretrain]\ndata.path = {:?}\ntrain.steps = 12\ntrain.batch_size = 32\nhealth.knn_every = 0\n\
+             [finetune]\nepochs = 2\n",
+            arg(&data)
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pretext"))
+        .args(["study", "--config", arg(&study), "--out", arg(&out)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the pretext binary starts");
+    // Kill once a few cells exist: after pretraining, in the middle of the evaluations.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while study_cells(&out).len() < 4 {
+        assert!(std::time::Instant::now() < deadline, "no cells after 300 s");
+        assert!(child.try_wait().unwrap().is_none(), "the study ended early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before_resume = study_cells(&out);
+    assert!(!out.join("report.html").exists(), "killed before the end");
+
+    let resumed = pretext(&["study", "--config", arg(&study), "--out", arg(&out)]);
+    assert_succeeds(&resumed, "the resumed study");
+    assert!(
+        resumed
+            .stderr
+            .contains("pretraining simclr (12 steps): done earlier, reused"),
+        "{}",
+        resumed.stderr
+    );
+    let after = study_cells(&out);
+    for (path, saved) in &before_resume {
+        assert_eq!(
+            after.get(path),
+            Some(saved),
+            "{} was measured again",
+            path.display()
+        );
+    }
+    // 2 budgets × 3 seeds × (3 simclr evaluations + raw k-NN, raw/PCA/k-means + LR,
+    // random-init, scratch, self-training).
+    assert_eq!(after.len(), 2 * 3 * 10);
+    let reused = format!("{} reused", before_resume.len());
+    assert!(resumed.stderr.contains(&reused), "{}", resumed.stderr);
+
+    let again = pretext(&["study", "--config", arg(&study), "--out", arg(&out)]);
+    assert_succeeds(&again, "the finished study run again");
+    assert!(
+        again.stderr.contains("0 cells measured now, 60 reused"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        again.stdout, resumed.stdout,
+        "the same table from the same cells"
+    );
+    assert_eq!(study_cells(&out), after);
+
+    // The outputs.
+    let table = &again.stdout;
+    assert!(
+        table.contains("| series | 5% (50) | 20% (200) |"),
+        "{table}"
+    );
+    for row in [
+        "**simclr · linear**",
+        "raw + LR",
+        "k-means + LR",
+        "self-training",
+    ] {
+        assert!(
+            table.contains(&format!("| {row} |")),
+            "{row} missing:\n{table}"
+        );
+    }
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let stats = results["stats"].as_array().unwrap();
+    assert_eq!(stats.len(), 10 * 2);
+    assert!(stats.iter().all(|stat| stat["seeds"] == 3));
+    let stat = |series: &str, budget: &str| {
+        stats
+            .iter()
+            .find(|s| s["series"] == series && s["budget"] == budget)
+            .unwrap()["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    // Real measurements on real images: far above the 10% of chance with 200 labels.
+    assert!(stat("raw + LR", "20%") > 0.6, "{}", stat("raw + LR", "20%"));
+    assert!(stat("simclr · linear", "20%") > 0.4);
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(csv.starts_with("series,model,evaluation,pretrained,budget,labels,mean,std,seeds\n"));
+    assert_eq!(csv.lines().count(), 1 + 20);
+    let png = std::fs::read(out.join("accuracy.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(out.join("accuracy.svg")).unwrap();
+    assert!(svg.contains("self-training") && svg.contains("log scale"));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for needle in [
+        "Pretraining health",
+        "<svg",
+        ">loss<",
+        "resume test",
+        "pretraining ",
+    ] {
+        assert!(html.contains(needle), "{needle} missing from report.html");
+    }
+    assert!(!html.contains("http://") || html.contains("http://www.w3.org/2000/svg"));
+}
+
+/// Study files are checked before anything runs: unknown keys, unknown methods, methods on
+/// different data, are named with the file.
+#[test]
+fn study_file_errors_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let study = dir.path().join("bad.toml");
+    let out = dir.path().join("out");
+    let run = |text: &str| {
+        std::fs::write(&study, text).unwrap();
+        pretext(&["study", "--config", arg(&study), "--out", arg(&out)])
+    };
+    assert_fails_naming(
+        &run("budgets = [\"1%\"]"),
+        &["bad.toml", "unknown field `budgets`"],
+    );
+    assert_fails_naming(
+        &run("[[methods]]\nname = \"simclrr\""),
+        &["bad.toml", "simclrr"],
+    );
+    assert_fails_naming(
+        &run("[pretrain]\ntrain.stpes = 3"),
+        &["bad.toml", "method simclr", "stpes"],
+    );
+    assert_fails_naming(
+        &run(
+            "[[methods]]\nname = \"simclr\"\n[[methods]]\nname = \"rotation\"\nset = [\"data.path=elsewhere\"]",
+        ),
+        &["rotation reads other data than simclr"],
+    );
+    assert!(!out.exists(), "nothing written for a refused study");
+    let printed = pretext(&["study", "--print-config"]);
+    assert_succeeds(&printed, "study --print-config");
+    assert!(
+        printed
+            .stdout
+            .contains("labels = [\"1%\", \"5%\", \"10%\", \"100%\"]"),
+        "{}",
+        printed.stdout
+    );
+}

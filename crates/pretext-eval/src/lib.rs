@@ -7,6 +7,7 @@ pub mod features;
 pub mod finetune;
 pub mod linear_probe;
 pub mod probe;
+pub mod study;
 
 pub use classic::{
     classic_baselines, regression_accuracy, ClassicConfig, ClassicFeatures, ClassicResult,
@@ -16,6 +17,6 @@ pub use features::{encode_samples, raw_features, raw_features_name, tfidf_featur
 pub use finetune::{encoder_depth, finetune, EpochRecord, FinetuneConfig, FinetuneReport};
 pub use linear_probe::{linear_probe_accuracy, LinearProbeConfig};
 pub use probe::{
-    evaluate_features, load_model, probe, probe_budgets, ProbeConfig, ProbeReport, ProbeRow,
-    ProbeSplit,
+    evaluate_features, load_model, probe, probe_baselines, probe_budgets, ProbeConfig, ProbeReport,
+    ProbeRow, ProbeSplit,
 };
