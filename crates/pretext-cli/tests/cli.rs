@@ -1762,6 +1762,11 @@ fn study_file_errors_are_named() {
         &["rotation reads other data than simclr"],
     );
     assert!(!out.exists(), "nothing written for a refused study");
+    // A folder with other things in it is not taken over.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    assert_fails_naming(&run("labels = [\"1%\"]"), &["out", "not a study directory"]);
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1);
     let printed = pretext(&["study", "--print-config"]);
     assert_succeeds(&printed, "study --print-config");
     assert!(

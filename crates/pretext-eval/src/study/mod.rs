@@ -117,8 +117,24 @@ pub fn run_study(
         let path = path.to_path_buf();
         move |error| TrainError::Io { path, error }
     };
-    std::fs::create_dir_all(plan.out.join("cells")).map_err(io(&plan.out))?;
     let settings_path = plan.out.join("study.toml");
+    // Never spill a study into a folder that holds something else.
+    if let Ok(mut entries) = std::fs::read_dir(&plan.out) {
+        if entries.next().is_some() && !settings_path.exists() {
+            return Err(TrainError::Config {
+                path: plan.out.clone(),
+                message:
+                    "not a study directory (no study.toml) and not empty; choose another --out"
+                        .into(),
+            });
+        }
+    } else if plan.out.exists() {
+        return Err(TrainError::Config {
+            path: plan.out.clone(),
+            message: "exists and is not a folder; choose another --out".into(),
+        });
+    }
+    std::fs::create_dir_all(plan.out.join("cells")).map_err(io(&plan.out))?;
     write_atomic(
         &settings_path,
         &format!(
@@ -601,14 +617,7 @@ impl Runner<'_> {
                     &print,
                     wanted,
                     &mut |missing| {
-                        let indices = budget_indices(missing);
-                        let configs: Vec<ProbeConfig> = indices
-                            .iter()
-                            .map(|&b| ProbeConfig {
-                                labels: budget_names[b].clone(),
-                                ..probe.clone()
-                            })
-                            .collect();
+                        let (indices, configs) = budget_probes(missing, &budget_names, &probe);
                         let reports =
                             probe_budgets(config, checkpoint, data, &configs, device, false)?;
                         let mut out = Vec::new();
@@ -718,14 +727,7 @@ impl Runner<'_> {
                     &print,
                     wanted,
                     &mut |missing| {
-                        let indices = budget_indices(missing);
-                        let configs: Vec<ProbeConfig> = indices
-                            .iter()
-                            .map(|&b| ProbeConfig {
-                                labels: budget_names[b].clone(),
-                                ..probe.clone()
-                            })
-                            .collect();
+                        let (indices, configs) = budget_probes(missing, &budget_names, &probe);
                         let reports = probe_baselines(config, data, &configs, device)?;
                         let raw_name = crate::features::raw_features_name(&data.test);
                         let mut out = Vec::new();
@@ -869,12 +871,23 @@ impl Runner<'_> {
     }
 }
 
-/// The distinct budget indices of `missing`, in order.
-fn budget_indices(missing: &[Wanted]) -> Vec<usize> {
+/// The distinct budget indices of `missing`, in order, and `probe` at each of them.
+fn budget_probes(
+    missing: &[Wanted],
+    budget_names: &[String],
+    probe: &ProbeConfig,
+) -> (Vec<usize>, Vec<ProbeConfig>) {
     let mut indices: Vec<usize> = missing.iter().map(|m| m.1).collect();
     indices.sort_unstable();
     indices.dedup();
-    indices
+    let configs = indices
+        .iter()
+        .map(|&budget| ProbeConfig {
+            labels: budget_names[budget].clone(),
+            ..probe.clone()
+        })
+        .collect();
+    (indices, configs)
 }
 
 /// The measured results that were asked for.
