@@ -218,4 +218,72 @@ pub enum DataError {
         /// The tokenizers crate's error.
         source: tokenizers::Error,
     },
+    /// The file does not start with a RIFF/WAVE header.
+    #[error("{path}: not a WAV file: expected a RIFF/WAVE header, found {found}")]
+    NotWav {
+        /// The file.
+        path: PathBuf,
+        /// What the file starts with, e.g. `the bytes "hello, w"`.
+        found: String,
+    },
+    /// A WAV file's header or sample data is malformed or cut short.
+    #[error("{path}: unreadable WAV: {reason}; expected a complete RIFF/WAVE file")]
+    BadWav {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the WAV decoder's message.
+        reason: String,
+    },
+    /// A well-formed WAV file in an encoding this crate does not decode.
+    #[error("{path}: unsupported WAV format: {found}; expected 8-, 16-, 24- or 32-bit integer PCM or 32-bit float")]
+    UnsupportedWav {
+        /// The file.
+        path: PathBuf,
+        /// The encoding found.
+        found: String,
+    },
+    /// A WAV file holds no samples.
+    #[error("{path}: no audio samples; expected a WAV file with at least one sample")]
+    EmptyWav {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A float WAV file holds a NaN or infinite sample.
+    #[error("{path}: sample {index} is {value}; expected finite float samples")]
+    NonFiniteSample {
+        /// The file.
+        path: PathBuf,
+        /// Index of the sample in the file's interleaved data.
+        index: usize,
+        /// The sample read.
+        value: f32,
+    },
+    /// A WAV file's sample rate is not the one asked for, and resampling is off.
+    #[error("{path}: sample rate {found} Hz, expected {expected} Hz; enable resampling (resample = true) or convert the file to {expected} Hz")]
+    SampleRateMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The file's sample rate.
+        found: u32,
+        /// The sample rate asked for.
+        expected: u32,
+    },
+    /// Audio could not be resampled between two rates.
+    #[error("cannot resample from {from} Hz to {to} Hz: {reason}")]
+    Resample {
+        /// The input sample rate.
+        from: u32,
+        /// The output sample rate.
+        to: u32,
+        /// The resampler's message.
+        reason: String,
+    },
+    /// A folder or labels file names no audio.
+    #[error("{path}: no audio found ({details})")]
+    NoAudio {
+        /// The folder or labels file.
+        path: PathBuf,
+        /// What was looked for.
+        details: String,
+    },
 }

@@ -5,6 +5,7 @@
 //! label subsets and epoch batch plans from seeded streams ([`rng_stream()`]), and builds
 //! batches ahead of the model on worker threads ([`Prefetcher`]).
 
+pub mod audio;
 pub mod batch_plan;
 pub mod embedded;
 pub mod error;
@@ -20,6 +21,10 @@ pub mod table;
 pub mod text;
 pub mod token_set;
 
+pub use audio::{
+    centered_start, fit_length, list_wav_files, load_audio_folder, load_audio_labels, read_wav,
+    resample, resampled_len, AudioOptions, AudioSet, AudioSplits, Waveform,
+};
 pub use batch_plan::{epoch_permutation, BatchPlan, PERMUTATION_TAG};
 pub use embedded::{embedded_fashion_mnist, FASHION_MNIST_CLASSES};
 pub use error::DataError;

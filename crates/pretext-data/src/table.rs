@@ -417,7 +417,7 @@ fn read_table(path: &Path) -> Result<RawTable, DataError> {
     }
 }
 
-fn csv_error(path: &Path, error: csv::Error) -> DataError {
+pub(crate) fn csv_error(path: &Path, error: csv::Error) -> DataError {
     let line = error
         .position()
         .map_or(0, |position| position.line() as usize);
