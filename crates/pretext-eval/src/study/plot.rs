@@ -14,8 +14,8 @@ use super::summary::StudyResults;
 
 const FONT: &[u8] = include_bytes!("../../fonts/DejaVuSans.ttf");
 
-/// Colours of the series, pretrained ones first (Tableau 10).
-const COLORS: [RGBColor; 10] = [
+/// Colours of the models (Tableau 10, then four darker ones): one per method or baseline.
+const COLORS: [RGBColor; 14] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -26,7 +26,47 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(0, 0, 0),
+    RGBColor(90, 60, 0),
+    RGBColor(0, 80, 90),
+    RGBColor(120, 0, 60),
 ];
+
+/// How a series is drawn: its model's colour; dashed for k-NN and self-training; thick for
+/// pretrained encoders (thickest fine-tuned); triangles for k-NN, circles otherwise.
+struct Look {
+    color: RGBColor,
+    width: u32,
+    dashed: bool,
+    triangle: bool,
+}
+
+fn looks(results: &StudyResults) -> Vec<Look> {
+    let mut models: Vec<&str> = Vec::new();
+    for row in &results.series {
+        if !models.contains(&row.model.as_str()) {
+            models.push(&row.model);
+        }
+    }
+    results
+        .series
+        .iter()
+        .map(|row| {
+            let model = models.iter().position(|m| *m == row.model).expect("listed");
+            let knn = row.evaluation.starts_with("k-NN");
+            Look {
+                color: COLORS[model % COLORS.len()],
+                width: match (row.pretrained, row.evaluation.as_str()) {
+                    (true, "fine-tuned") => 3,
+                    (true, _) | (false, "supervised" | "self-training") => 2,
+                    _ => 1,
+                },
+                dashed: knn || row.evaluation == "self-training",
+                triangle: knn,
+            }
+        })
+        .collect()
+}
 
 fn register_font() {
     static REGISTER: Once = Once::new();
@@ -101,43 +141,75 @@ fn draw_accuracy<DB: DrawingBackend>(
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
         .draw()?;
-    for (index, (row, line)) in results.series.iter().zip(&lines).enumerate() {
-        let color = COLORS[index % COLORS.len()];
-        let width = if row.pretrained { 3 } else { 1 };
-        chart.draw_series(LineSeries::new(
-            line.iter().map(|&(x, mean, _)| (x, mean)),
-            color.stroke_width(width),
-        ))?;
+    let looks = looks(results);
+    for (look, line) in looks.iter().zip(&lines) {
+        let style = look.color.stroke_width(look.width);
+        let points = line.iter().map(|&(x, mean, _)| (x, mean));
+        if look.dashed {
+            chart.draw_series(DashedLineSeries::new(points, 10, 6, style))?;
+        } else {
+            chart.draw_series(LineSeries::new(points, style))?;
+        }
         chart.draw_series(line.iter().map(|&(x, mean, std)| {
-            ErrorBar::new_vertical(x, mean - std, mean, mean + std, color.stroke_width(1), 8)
+            ErrorBar::new_vertical(
+                x,
+                mean - std,
+                mean,
+                mean + std,
+                look.color.stroke_width(1),
+                8,
+            )
         }))?;
-        chart.draw_series(
-            line.iter()
-                .map(|&(x, mean, _)| Circle::new((x, mean), 3 + width, color.filled())),
-        )?;
+        for &(x, mean, _) in line {
+            draw_marker(chart.plotting_area(), (x, mean), look)?;
+        }
     }
-    // The legend beside the plot, one entry per series: thick lines are pretrained encoders.
+    // The legend beside the plot, one entry per series.
     legend_area.draw(&Text::new(
-        "series (thick: pretrained)",
-        (10, 30),
-        ("sans-serif", 15),
+        "colour: model; thick: pretrained;",
+        (10, 18),
+        ("sans-serif", 14),
     ))?;
-    for (index, row) in results.series.iter().enumerate() {
-        let color = COLORS[index % COLORS.len()];
-        let y = 60 + 24 * index as i32;
-        let width = if row.pretrained { 3 } else { 1 };
-        legend_area.draw(&PathElement::new(
-            vec![(10, y), (40, y)],
-            color.stroke_width(width),
-        ))?;
-        legend_area.draw(&Circle::new((25, y), 3 + width, color.filled()))?;
+    legend_area.draw(&Text::new(
+        "dashed: k-NN, self-training",
+        (10, 36),
+        ("sans-serif", 14),
+    ))?;
+    for (index, (row, look)) in results.series.iter().zip(&looks).enumerate() {
+        let y = 62 + (536 / results.series.len().max(22) as i32) * index as i32;
+        let style = look.color.stroke_width(look.width);
+        if look.dashed {
+            legend_area.draw(&plotters::element::DashedPathElement::new(
+                vec![(10, y), (40, y)],
+                6,
+                4,
+                style,
+            ))?;
+        } else {
+            legend_area.draw(&PathElement::new(vec![(10, y), (40, y)], style))?;
+        }
+        draw_marker(&legend_area, (25, y), look)?;
         legend_area.draw(&Text::new(
             row.name.clone(),
-            (50, y - 9),
-            ("sans-serif", 16),
+            (50, y - 8),
+            ("sans-serif", 15),
         ))?;
     }
     root.present()
+}
+
+/// A series' marker at `at`: a triangle for k-NN, a circle otherwise.
+fn draw_marker<DB: DrawingBackend, CT: CoordTranslate>(
+    area: &DrawingArea<DB, CT>,
+    at: CT::From,
+    look: &Look,
+) -> DrawResult<DB> {
+    let size = 2 + look.width as i32;
+    if look.triangle {
+        area.draw(&TriangleMarker::new(at, size + 2, look.color.filled()))
+    } else {
+        area.draw(&Circle::new(at, size, look.color.filled()))
+    }
 }
 
 /// A small line chart (one curve, steps on x) as SVG text, for the report's health curves.

@@ -176,7 +176,7 @@ impl StudyResults {
                     scratch(other).is_some_and(|stat| stat.mean >= ssl_stat.mean)
                 });
                 let matched = matched.map(|index| (index, &self.budgets[index]));
-                findings.push(match matched {
+                let mut finding = match matched {
                     Some((index, other)) if other.labels > budget.labels => {
                         // The largest budget below the match where scratch falls short: the
                         // labels pretraining saves lie between the two.
@@ -216,7 +216,21 @@ impl StudyResults {
                         budget.labels,
                         100.0 * ssl_stat.mean
                     ),
-                });
+                };
+                // Beating scratch is not beating everything: say so when another baseline
+                // already does as well with the same labels.
+                if let Some((base, base_stat)) = best(false, budget) {
+                    if base_stat.mean >= ssl_stat.mean {
+                        finding.pop();
+                        finding.push_str(&format!(
+                            " — but {} reaches {:.1}% with the same {} labels.",
+                            base.name,
+                            100.0 * base_stat.mean,
+                            budget.labels
+                        ));
+                    }
+                }
+                findings.push(finding);
             }
         }
         findings
@@ -440,8 +454,29 @@ mod tests {
             "{findings:?}"
         );
         assert!(
-            findings[1].contains("worth up to 100× the labels"),
+            findings[1].contains("worth up to 100× the labels."),
             "{findings:?}"
+        );
+        // A baseline that beats the pretrained series at its own budget is named.
+        let mut results = results();
+        for cell in &mut results.cells {
+            if cell.series == "scratch" && cell.budget == "1%" {
+                cell.accuracy += 0.3;
+            }
+        }
+        let rebuilt = StudyResults::new(
+            results.title,
+            results.dataset,
+            (results.train_size, results.test_size),
+            results.series,
+            results.budgets,
+            results.seeds,
+            results.cells,
+        );
+        assert!(
+            rebuilt.findings[1].ends_with("— but scratch reaches 70.0% with the same 10 labels."),
+            "{:?}",
+            rebuilt.findings
         );
     }
 
