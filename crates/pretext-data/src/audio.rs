@@ -30,6 +30,7 @@ use rubato::{Fft, FixedSync, Resampler};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
+use crate::source::files_with_extension;
 use crate::table::csv_error;
 
 /// The extension of the audio files the loaders pick up (compared case-insensitively).
@@ -478,43 +479,14 @@ fn fit_into(samples: &[f32], start: usize, clip: &mut [f32]) {
 
 /// Every `.wav` file under `dir` and its subfolders (hidden entries skipped), sorted by path.
 pub fn list_wav_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let mut files = Vec::new();
-    collect_wav_files(dir, &mut files)?;
+    let files = files_with_extension(dir, WAV_EXTENSION)?;
     if files.is_empty() {
         return Err(DataError::NoAudio {
             path: dir.to_path_buf(),
             details: format!("expected .{WAV_EXTENSION} files in the folder or its subfolders"),
         });
     }
-    files.sort();
     Ok(files)
-}
-
-fn collect_wav_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), DataError> {
-    let io_error = |source| DataError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(io_error)? {
-        let path = entry.map_err(io_error)?.path();
-        let hidden = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .is_some_and(|name| name.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            collect_wav_files(&path, files)?;
-        } else if path
-            .extension()
-            .and_then(|extension| extension.to_str())
-            .is_some_and(|extension| extension.eq_ignore_ascii_case(WAV_EXTENSION))
-        {
-            files.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// Reads every `.wav` file under `dir` (recursively, sorted by path) as unlabeled clips.

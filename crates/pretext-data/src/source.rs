@@ -327,6 +327,41 @@ fn held_out(name: String, set: ImageSet, options: &SourceOptions) -> ImageSplits
     }
 }
 
+/// Every file under `dir` and its subfolders whose extension is `extension` (any case),
+/// hidden entries (a leading dot) skipped, sorted by path.
+pub(crate) fn files_with_extension(dir: &Path, extension: &str) -> Result<Vec<PathBuf>, DataError> {
+    fn collect(dir: &Path, extension: &str, files: &mut Vec<PathBuf>) -> Result<(), DataError> {
+        let io_error = |source| DataError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
+        for entry in std::fs::read_dir(dir).map_err(io_error)? {
+            let path = entry.map_err(io_error)?.path();
+            let hidden = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                collect(&path, extension, files)?;
+            } else if path
+                .extension()
+                .and_then(|found| found.to_str())
+                .is_some_and(|found| found.eq_ignore_ascii_case(extension))
+            {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    collect(dir, extension, &mut files)?;
+    files.sort();
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::DataError;
+use crate::source::files_with_extension;
 
 /// File extension read as a text document (case-insensitive); other files are skipped.
 pub const TEXT_EXTENSION: &str = "txt";
@@ -98,43 +99,14 @@ pub fn list_text_files(path: &Path) -> Result<Vec<PathBuf>, DataError> {
     if !metadata.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let mut files = Vec::new();
-    collect_text_files(path, &mut files)?;
+    let files = files_with_extension(path, TEXT_EXTENSION)?;
     if files.is_empty() {
         return Err(DataError::NoText {
             path: path.to_path_buf(),
             details: format!("expected .{TEXT_EXTENSION} files in the folder or its subfolders"),
         });
     }
-    files.sort();
     Ok(files)
-}
-
-fn collect_text_files(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), DataError> {
-    let io_error = |source| DataError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(io_error)? {
-        let path = entry.map_err(io_error)?.path();
-        let hidden = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .is_some_and(|name| name.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            collect_text_files(&path, files)?;
-        } else if path
-            .extension()
-            .and_then(|extension| extension.to_str())
-            .is_some_and(|extension| extension.eq_ignore_ascii_case(TEXT_EXTENSION))
-        {
-            files.push(path);
-        }
-    }
-    Ok(())
 }
 
 /// Reads a whole file as UTF-8, removing a leading byte-order mark.
