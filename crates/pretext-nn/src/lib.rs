@@ -22,6 +22,7 @@ pub mod small_cnn;
 pub mod table_mlp;
 pub mod transformer;
 pub mod vit;
+pub mod wav2vec;
 
 pub use backbone::{Backbone, BackboneConfig, BackboneKind, InputSpec, Pooling, TextEncoder};
 pub use center::Center;
@@ -42,3 +43,4 @@ pub use small_cnn::{SmallCnn, SmallCnnConfig};
 pub use table_mlp::{pack_rows, MlpConfig, TableMlp};
 pub use transformer::{mean_pool, KvCache, Transformer, TransformerBlocks, TransformerConfig};
 pub use vit::{sincos_2d, sincos_positions, PositionEmbedding, Vit, VitConfig};
+pub use wav2vec::{GumbelQuantizer, GumbelQuantizerConfig, SpanMaskConfig};
