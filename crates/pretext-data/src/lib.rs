@@ -3,7 +3,8 @@
 //! Reads IDX files and image folders into [`ImageSet`]s, resolves the `--data` spec
 //! ([`load_images`]), embeds a default Fashion-MNIST subset, makes deterministic splits,
 //! label subsets and epoch batch plans from seeded streams ([`rng_stream()`]), and builds
-//! batches ahead of the model on worker threads ([`Prefetcher`]).
+//! batches ahead of the model on worker threads ([`Prefetcher`]). Tables (CSV, Parquet) are
+//! read by [`table`], text by [`text`], WAV audio by [`audio`].
 
 pub mod audio;
 pub mod batch_plan;
