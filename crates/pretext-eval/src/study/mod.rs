@@ -113,10 +113,6 @@ pub fn run_study(
             ));
         }
     }
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error| TrainError::Io { path, error }
-    };
     let settings_path = plan.out.join("study.toml");
     // Never spill a study into a folder that holds something else.
     if let Ok(mut entries) = std::fs::read_dir(&plan.out) {
@@ -134,7 +130,7 @@ pub fn run_study(
             message: "exists and is not a folder; choose another --out".into(),
         });
     }
-    std::fs::create_dir_all(plan.out.join("cells")).map_err(io(&plan.out))?;
+    std::fs::create_dir_all(plan.out.join("cells")).map_err(TrainError::io(&plan.out))?;
     write_atomic(
         &settings_path,
         &format!(
@@ -154,17 +150,27 @@ pub fn run_study(
     runner.progress.planned(runner.job_count());
     let mut health = Vec::new();
     let mut dataset = None;
+    // The baselines use the first method's config and data: kept, not read again.
+    let mut first = None;
     for (index, method) in plan.methods.iter().enumerate() {
         let (config, checkpoint, data) = runner.pretrain(method)?;
         runner.resolve_budgets(&data)?;
         health.push(method_health(method, &config, &checkpoint, &data)?);
         runner.evaluate_method(index, &config, &checkpoint, &data)?;
         dataset.get_or_insert_with(|| (data.name.clone(), data.train.len(), data.test.len()));
+        if index == 0 && !plan.study.baselines.is_empty() {
+            first = Some((config, data));
+        }
     }
     if !plan.study.baselines.is_empty() {
-        let data = runner.baseline_data()?;
+        let (config, data) = match first {
+            Some(first) => first,
+            None => {
+                let (data, _) = plan.baseline.load_data(None)?;
+                (plan.baseline.resolved_for(&data.train)?, data)
+            }
+        };
         runner.resolve_budgets(&data)?;
-        let config = plan.baseline.resolved_for(&data.train)?;
         runner.evaluate_baselines(&config, &data)?;
         dataset.get_or_insert_with(|| (data.name.clone(), data.train.len(), data.test.len()));
     }
@@ -229,44 +235,38 @@ pub fn write_outputs(
     Ok(files)
 }
 
-/// Whether two configs read the same data the same way (workers and prefetch aside).
-fn same_data(a: &PretrainConfig, b: &PretrainConfig) -> bool {
-    let mut b_data = b.data.clone();
-    b_data.workers = a.data.workers;
-    b_data.prefetch = a.data.prefetch;
-    a.data == b_data
-}
-
-/// Whether a saved run config trains exactly as `wanted` does (device and data workers may
-/// differ: they change where and how fast, not what).
-fn same_training(saved: &PretrainConfig, wanted: &PretrainConfig) -> bool {
-    let mut saved = saved.clone();
-    saved.device = wanted.device.clone();
-    saved.data.workers = wanted.data.workers;
-    saved.data.prefetch = wanted.data.prefetch;
-    &saved == wanted
-}
-
-/// The config as TOML without what changes only where and how fast it runs (device, data
-/// workers): what a result depends on.
-fn training_print(config: &PretrainConfig) -> String {
+/// `config` without what changes only where and how fast it runs (the device, the data
+/// workers and prefetch): what a result depends on.
+fn without_placement(config: &PretrainConfig) -> PretrainConfig {
     let mut config = config.clone();
     config.device = String::new();
     config.data.workers = 0;
     config.data.prefetch = 0;
-    config.to_toml()
+    config
+}
+
+/// Whether two configs read the same data the same way.
+fn same_data(a: &PretrainConfig, b: &PretrainConfig) -> bool {
+    without_placement(a).data == without_placement(b).data
+}
+
+/// Whether a saved run config trains exactly as `wanted` does.
+fn same_training(saved: &PretrainConfig, wanted: &PretrainConfig) -> bool {
+    without_placement(saved) == without_placement(wanted)
+}
+
+/// The config as TOML, placement aside: the part of a cell's fingerprint that says which
+/// model it measured.
+fn training_print(config: &PretrainConfig) -> String {
+    without_placement(config).to_toml()
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so a kill never leaves a
 /// half-written file under the final name.
 fn write_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
     let temporary = path.with_extension("tmp");
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |error| TrainError::Io { path, error }
-    };
-    std::fs::write(&temporary, text).map_err(io(&temporary))?;
-    std::fs::rename(&temporary, path).map_err(io(path))
+    std::fs::write(&temporary, text).map_err(TrainError::io(&temporary))?;
+    std::fs::rename(&temporary, path).map_err(TrainError::io(path))
 }
 
 fn fingerprint(parts: &[&str]) -> String {
@@ -295,6 +295,35 @@ fn slug(text: &str) -> String {
     }
     out.trim_matches('-').to_string()
 }
+
+/// The baselines read from the frozen-feature probe: the study's name for each, its series,
+/// its evaluation and the probe row it reads. Listed in table order.
+const PROBE_BASELINES: [(&str, &str, &str, &str); 4] = [
+    (
+        "raw",
+        "raw + LR",
+        "logistic regression",
+        "raw + logistic regression",
+    ),
+    (
+        "pca",
+        "PCA + LR",
+        "logistic regression",
+        "PCA + logistic regression",
+    ),
+    (
+        "kmeans",
+        "k-means + LR",
+        "logistic regression",
+        "k-means + logistic regression",
+    ),
+    (
+        "random-init",
+        "random-init · linear",
+        "linear",
+        "random-init encoder",
+    ),
+];
 
 struct Runner<'a> {
     plan: &'a StudyPlan,
@@ -329,9 +358,9 @@ impl Runner<'_> {
     }
 
     fn probe_baselines_wanted(&self) -> bool {
-        ["raw", "pca", "kmeans", "random-init"]
+        PROBE_BASELINES
             .iter()
-            .any(|b| self.study().has_baseline(b))
+            .any(|(baseline, ..)| self.study().has_baseline(baseline))
     }
 
     fn supervised_wanted(&self) -> bool {
@@ -374,31 +403,14 @@ impl Runner<'_> {
                 add(format!("{label} · fine-tuned"), label, "fine-tuned", true);
             }
         }
-        if study.has_baseline("raw") {
-            if study.evaluates("knn") {
-                let evaluation = format!("k-NN {}", study.knn_k);
-                add(self.knn_series("raw"), "raw", &evaluation, false);
+        if study.has_baseline("raw") && study.evaluates("knn") {
+            let evaluation = format!("k-NN {}", study.knn_k);
+            add(self.knn_series("raw"), "raw", &evaluation, false);
+        }
+        for (baseline, series, evaluation, _) in PROBE_BASELINES {
+            if study.has_baseline(baseline) {
+                add(series.into(), baseline, evaluation, false);
             }
-            add("raw + LR".into(), "raw", "logistic regression", false);
-        }
-        if study.has_baseline("pca") {
-            add("PCA + LR".into(), "pca", "logistic regression", false);
-        }
-        if study.has_baseline("kmeans") {
-            add(
-                "k-means + LR".into(),
-                "kmeans",
-                "logistic regression",
-                false,
-            );
-        }
-        if study.has_baseline("random-init") {
-            add(
-                "random-init · linear".into(),
-                "random-init",
-                "linear",
-                false,
-            );
         }
         if study.has_baseline("scratch") {
             add("scratch".into(), "scratch", "supervised", false);
@@ -485,10 +497,7 @@ impl Runner<'_> {
             };
             let path = self.cell_path(&series, budget, seed);
             let parent = path.parent().expect("cells/<series>/file");
-            std::fs::create_dir_all(parent).map_err(|error| TrainError::Io {
-                path: parent.to_path_buf(),
-                error,
-            })?;
+            std::fs::create_dir_all(parent).map_err(TrainError::io(parent))?;
             write_atomic(
                 &path,
                 &(serde_json::to_string_pretty(&cell).expect("a cell serializes") + "\n"),
@@ -677,9 +686,10 @@ impl Runner<'_> {
         let knn_raw = self.knn_series("raw");
         for &seed in &study.seeds {
             if self.probe_baselines_wanted() {
-                let classic = ["raw", "pca", "kmeans"]
+                // PCA, k-means and the raw-feature regression come from one classic pass.
+                let classic = PROBE_BASELINES[..3]
                     .iter()
-                    .any(|b| study.has_baseline(b));
+                    .any(|(baseline, ..)| study.has_baseline(baseline));
                 let probe = ProbeConfig {
                     classic,
                     ..self.probe_config(seed)
@@ -695,25 +705,15 @@ impl Runner<'_> {
                     &format!("{classic_config:?}"),
                 ]);
                 // (series, the probe row it reads, whether it is the k-NN)
+                let raw_name = crate::features::raw_features_name(&data.test);
                 let mut reads: Vec<(String, &str, bool)> = Vec::new();
-                if study.has_baseline("raw") {
-                    if study.evaluates("knn") {
-                        reads.push((knn_raw.clone(), "raw", true));
+                if study.has_baseline("raw") && study.evaluates("knn") {
+                    reads.push((knn_raw.clone(), raw_name, true));
+                }
+                for (baseline, series, _, row) in PROBE_BASELINES {
+                    if study.has_baseline(baseline) {
+                        reads.push((series.into(), row, false));
                     }
-                    reads.push(("raw + LR".into(), "raw + logistic regression", false));
-                }
-                if study.has_baseline("pca") {
-                    reads.push(("PCA + LR".into(), "PCA + logistic regression", false));
-                }
-                if study.has_baseline("kmeans") {
-                    reads.push((
-                        "k-means + LR".into(),
-                        "k-means + logistic regression",
-                        false,
-                    ));
-                }
-                if study.has_baseline("random-init") {
-                    reads.push(("random-init · linear".into(), "random-init encoder", false));
                 }
                 let wanted: Vec<Wanted> = budgets
                     .clone()
@@ -729,19 +729,13 @@ impl Runner<'_> {
                     &mut |missing| {
                         let (indices, configs) = budget_probes(missing, &budget_names, &probe);
                         let reports = probe_baselines(config, data, &configs, device)?;
-                        let raw_name = crate::features::raw_features_name(&data.test);
                         let mut out = Vec::new();
                         for (&budget, report) in indices.iter().zip(&reports) {
                             for (series, row_name, knn) in &reads {
-                                let row_name = if *row_name == "raw" {
-                                    raw_name
-                                } else {
-                                    row_name
-                                };
                                 let row = report
                                     .rows
                                     .iter()
-                                    .find(|row| row.name == row_name)
+                                    .find(|row| row.name == *row_name)
                                     .expect("every baseline row is computed");
                                 let accuracy = if *knn { row.knn[0].1 } else { row.linear };
                                 out.push((series.clone(), budget, seed, accuracy));
@@ -835,18 +829,6 @@ impl Runner<'_> {
             }
         }
         Ok(())
-    }
-
-    /// The data of the baselines: the first method's run (its tokenizer, for text), or the
-    /// study's `[pretrain]` data.
-    fn baseline_data(&self) -> Result<Splits, TrainError> {
-        let run_root = self
-            .plan
-            .methods
-            .first()
-            .map(|method| self.plan.out.join("runs").join(slug(&method.label)));
-        let (data, _) = self.plan.baseline.load_data(run_root.as_deref())?;
-        Ok(data)
     }
 
     fn probe_config(&self, seed: u64) -> ProbeConfig {

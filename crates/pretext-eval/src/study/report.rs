@@ -100,6 +100,19 @@ pub fn html_report(
         ));
     }
     out.push_str("</tr>\n");
+    // The best mean of each budget is bold.
+    let best: Vec<f64> = results
+        .budgets
+        .iter()
+        .map(|budget| {
+            results
+                .stats
+                .iter()
+                .filter(|stat| stat.budget == budget.budget)
+                .map(|stat| stat.mean)
+                .fold(f64::NEG_INFINITY, f64::max)
+        })
+        .collect();
     for row in &results.series {
         let class = if row.pretrained {
             " class=\"pretrained\""
@@ -107,14 +120,7 @@ pub fn html_report(
             ""
         };
         out.push_str(&format!("<tr{class}><td>{}</td>", escape(&row.name)));
-        // The best mean of each budget is bold.
-        for budget in &results.budgets {
-            let best = results
-                .stats
-                .iter()
-                .filter(|stat| stat.budget == budget.budget)
-                .map(|stat| stat.mean)
-                .fold(f64::NEG_INFINITY, f64::max);
+        for (budget, &best) in results.budgets.iter().zip(&best) {
             match results.stat(&row.name, &budget.budget) {
                 Some(stat) if stat.mean == best => out.push_str(&format!(
                     "<td><b>{:.1} ± {:.1}</b></td>",
