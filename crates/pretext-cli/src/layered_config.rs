@@ -83,6 +83,11 @@ pub fn set_dotted(table: &mut Table, key: &str, value: &str) -> anyhow::Result<(
     Ok(())
 }
 
+/// `text` as a TOML string value, for [`set_dotted`] (so "true" or "1" stay strings).
+pub fn quoted(text: &str) -> String {
+    Value::String(text.to_string()).to_string()
+}
+
 /// Parses `KEY=VALUE`.
 pub fn apply_set(table: &mut Table, assignment: &str) -> anyhow::Result<()> {
     let Some((key, value)) = assignment.split_once('=') else {

@@ -9,7 +9,7 @@ use pretext_train::{
 
 use crate::args::PretrainArgs;
 use crate::cuda;
-use crate::layered_config::{apply_set, base_table, finish, set_dotted};
+use crate::layered_config::{apply_set, base_table, finish, quoted, set_dotted};
 use crate::progress::Progress;
 
 pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
@@ -21,9 +21,9 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
     }
     let mut table = base_table(args.config.as_deref())?;
     let flags: [(&str, Option<String>); 11] = [
-        ("method.name", args.method.as_ref().map(quoted)),
-        ("data.path", args.data.as_ref().map(quoted)),
-        ("backbone.kind", args.backbone.as_ref().map(quoted)),
+        ("method.name", args.method.as_deref().map(quoted)),
+        ("data.path", args.data.as_deref().map(quoted)),
+        ("backbone.kind", args.backbone.as_deref().map(quoted)),
         ("train.steps", args.steps.map(|v| v.to_string())),
         ("train.epochs", args.epochs.map(|v| format!("{v:?}"))),
         ("train.batch_size", args.batch_size.map(|v| v.to_string())),
@@ -31,7 +31,7 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
         ("seed", args.seed.map(|v| v.to_string())),
         ("data.image_size", args.image_size.map(|v| v.to_string())),
         ("data.workers", args.workers.map(|v| v.to_string())),
-        ("device", args.device.as_ref().map(quoted)),
+        ("device", args.device.as_deref().map(quoted)),
     ];
     for (key, value) in flags {
         if let Some(value) = value {
@@ -87,11 +87,6 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
     let outcome = pretrain(&config, &run, None, device, &data, &mut progress)?;
     report(&run, &config, &outcome);
     Ok(())
-}
-
-#[allow(clippy::ptr_arg)] // used as `Option<&String>::map(quoted)`
-fn quoted(text: &String) -> String {
-    toml::Value::String(text.to_string()).to_string()
 }
 
 fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {

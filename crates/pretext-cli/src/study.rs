@@ -12,7 +12,7 @@ use pretext_train::{ProgressSink, StepReport};
 
 use crate::args::StudyArgs;
 use crate::cuda;
-use crate::layered_config::{finish, set_dotted, study_method_table};
+use crate::layered_config::{finish, quoted, set_dotted, study_method_table};
 
 pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
     let (mut study, base_dir) = match &args.config {
@@ -92,10 +92,6 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", file.display());
     }
     Ok(())
-}
-
-fn quoted(text: &str) -> String {
-    toml::Value::String(text.to_string()).to_string()
 }
 
 /// One bar over the study's jobs (a terminal), or a line per job (logs, CI); pretraining
