@@ -150,6 +150,7 @@ pub fn run_study(
     runner.progress.planned(runner.job_count());
     let mut health = Vec::new();
     let mut dataset = None;
+    let mut raw_features = None;
     // The baselines use the first method's config and data: kept, not read again.
     let mut first = None;
     for (index, method) in plan.methods.iter().enumerate() {
@@ -158,6 +159,7 @@ pub fn run_study(
         health.push(method_health(method, &config, &checkpoint, &data)?);
         runner.evaluate_method(index, &config, &checkpoint, &data)?;
         dataset.get_or_insert_with(|| (data.name.clone(), data.train.len(), data.test.len()));
+        raw_features.get_or_insert(crate::features::raw_features_name(&data.test));
         if index == 0 && !plan.study.baselines.is_empty() {
             first = Some((config, data));
         }
@@ -173,6 +175,7 @@ pub fn run_study(
         runner.resolve_budgets(&data)?;
         runner.evaluate_baselines(&config, &data)?;
         dataset.get_or_insert_with(|| (data.name.clone(), data.train.len(), data.test.len()));
+        raw_features.get_or_insert(crate::features::raw_features_name(&data.test));
     }
     runner.progress.finished();
     let (name, train_size, test_size) = dataset.expect("a study has methods or baselines");
@@ -180,6 +183,13 @@ pub fn run_study(
         format!("Label efficiency on {name}")
     } else {
         plan.study.title.clone()
+    };
+    // A raw baseline that is a transform of the input (TF-IDF, log-mel) is named.
+    let name = match raw_features {
+        Some(raw) if plan.study.has_baseline("raw") && !raw.starts_with("raw") => {
+            format!("{name} (raw = {raw})")
+        }
+        _ => name,
     };
     let results = StudyResults::new(
         title,

@@ -100,7 +100,12 @@ fn draw_accuracy<DB: DrawingBackend>(
     results: &StudyResults,
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
-    let (plot_area, legend_area) = root.split_horizontally(ACCURACY_SIZE.0 - 300);
+    // The title spans the whole picture (legend included), its size shrunk until it fits
+    // (DejaVu Sans averages about 0.55 em per character).
+    let fitting =
+        (ACCURACY_SIZE.0 as f64 - 20.0) / (0.55 * results.title.chars().count().max(1) as f64);
+    let body = root.titled(&results.title, ("sans-serif", fitting.clamp(10.0, 22.0)))?;
+    let (plot_area, legend_area) = body.split_horizontally(ACCURACY_SIZE.0 - 300);
     // (labels, mean %, std %) of each series.
     let lines: Vec<Vec<(f64, f64, f64)>> = results
         .series
@@ -126,7 +131,6 @@ fn draw_accuracy<DB: DrawingBackend>(
     };
     let (y_min, y_max) = ((y_min - 3.0).max(0.0), (y_max + 3.0).min(100.0));
     let mut chart = ChartBuilder::on(&plot_area)
-        .caption(&results.title, ("sans-serif", 22))
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(60)
