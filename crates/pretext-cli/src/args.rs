@@ -38,8 +38,8 @@ pub enum Command {
     /// Compare self-supervised pretraining with every baseline across label budgets and
     /// seeds: Markdown, CSV and JSON tables, PNG/SVG plots and an HTML report (resumable).
     Study(StudyArgs),
-    /// Benchmark a SimCLR step, a SimCLR epoch, each method's step and the text models' steps
-    /// beside the PyTorch reference scripts.
+    /// Benchmark a SimCLR step, a SimCLR epoch, each method's step and the text and audio
+    /// models' steps beside the PyTorch reference scripts.
     Bench(BenchArgs),
     /// Show what an MAE run reconstructs: a PNG grid of original / masked / reconstructed
     /// images.
@@ -103,12 +103,14 @@ pub struct PretrainArgs {
     #[arg(long)]
     pub print_config: bool,
     /// Method: simclr, moco, byol, dino, rotation, jigsaw, mae (images; mae needs --backbone
-    /// vit), bert-mlm or gpt (text), vime, scarf or corruption (tables) (method.name).
+    /// vit), bert-mlm or gpt (text), vime, scarf or corruption (tables), wav2vec2 (audio)
+    /// (method.name).
     #[arg(long, value_name = "NAME")]
     pub method: Option<String>,
     /// Data: "embedded", a folder of IDX files, an IDX images file, an image folder with class
     /// subfolders; text: a labeled .tsv/.jsonl file or a .txt file or folder; a table: a .csv
-    /// file with a header and a label column (data.path).
+    /// file with a header and a label column; audio: a folder with a labels.csv
+    /// (file,label[,split]) or a folder of .wav files (data.path).
     #[arg(long, value_name = "PATH")]
     pub data: Option<String>,
     /// Run directory to create.
@@ -120,8 +122,8 @@ pub struct PretrainArgs {
     /// Replace --out if it already holds a run.
     #[arg(long)]
     pub overwrite: bool,
-    /// Backbone: small-cnn, resnet18 or vit (images), transformer (text), mlp (tables)
-    /// (backbone.kind).
+    /// Backbone: small-cnn, resnet18 or vit (images), transformer (text), mlp (tables),
+    /// wav2vec (audio) (backbone.kind).
     #[arg(long, value_name = "NAME")]
     pub backbone: Option<String>,
     /// Optimizer steps (train.steps).
@@ -387,6 +389,13 @@ pub struct BenchArgs {
     /// beside bench/reference/text_step.py, and the GPT's generation speed.
     #[arg(long)]
     pub text: bool,
+    /// Also time a wav2vec 2.0 pretraining step (the default wav2vec network on one-second
+    /// clips at 16 kHz) beside bench/reference/audio_step.py.
+    #[arg(long)]
+    pub audio: bool,
+    /// Clips per step in the audio benchmark.
+    #[arg(long, default_value_t = 32)]
+    pub audio_batch: i64,
     /// Tokens generated in the generation benchmark (at most 255: one context window).
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub generate_tokens: usize,

@@ -14,7 +14,7 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 
 use crate::args::BenchArgs;
 use crate::cuda;
-use crate::method_bench::{method_step_seconds, parse_methods};
+use crate::method_bench::{audio_step_seconds, method_step_seconds, parse_methods};
 use crate::progress::Progress;
 use crate::text_bench::{generation_tokens_per_second, text_step_seconds, TextModel};
 use pretext_methods::MethodName;
@@ -97,6 +97,19 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.text {
         results.extend(text_benchmarks(args, device, device_name, threads)?);
+    }
+    if args.audio {
+        let ours = audio_step_seconds(device, args.audio_batch, args.warmup, args.iters);
+        let batch = args.audio_batch.to_string();
+        let script_args = step_script_args(args, &["--batch", &batch], device_name, threads);
+        results.push(compare_step(
+            args,
+            "audio_step.py",
+            &as_strs(&script_args),
+            &format!("wav2vec 2.0 step (batch {batch} x 1 s at 16 kHz, 7 convs of 128 + 4x128 transformer, 2x320 codebooks, 100 distractors, AdamW)"),
+            "wav2vec2 step",
+            ours,
+        )?);
     }
     if let Some(path) = &args.json {
         std::fs::write(

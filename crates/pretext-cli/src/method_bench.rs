@@ -20,10 +20,11 @@ pub fn parse_methods(list: &str) -> anyhow::Result<Vec<MethodName>> {
         .map(|name| {
             let method = MethodName::parse(name.trim())
                 .map_err(|message| anyhow!("--methods: {message}"))?;
-            if method.reads_tokens() {
+            if method.reads_tokens() || method.reads_audio() {
                 anyhow::bail!(
-                    "--methods: {} is a text method; the step benchmark covers the image methods ({})",
+                    "--methods: {} is a {} method; the step benchmark covers the image methods ({}); text and audio have --text and --audio",
                     method.as_str(),
+                    method.modality(),
                     all_image_methods()
                         .iter()
                         .map(|method| method.as_str())
@@ -82,6 +83,28 @@ pub fn method_step_seconds(
                 (Kind::Int64, device),
             )
         }),
+    };
+    median_step_seconds(&store, &mut model, &inputs, device, warmup, iters)
+}
+
+/// Median seconds of one wav2vec 2.0 training step on `batch` random one-second waveforms
+/// (16000 samples), with the default wav2vec network and method settings, as
+/// bench/reference/audio_step.py measures (which fixes the Gumbel temperature at 2, the
+/// value at step 0 here).
+pub fn audio_step_seconds(device: Device, batch: i64, warmup: usize, iters: usize) -> f64 {
+    let mut config = PretrainConfig::default();
+    config.method.name = MethodName::Wav2vec2;
+    config.backbone.kind = pretext_nn::BackboneKind::Wav2vec;
+    let setup = MethodSetup {
+        input: pretext_nn::InputSpec::waveforms(),
+        image_size: 16_000,
+        train_len: 1494,
+        total_steps: 1_000_000,
+    };
+    let (store, _state, mut model) = build_method(&config, setup, device);
+    let inputs = StepInputs {
+        views: vec![Tensor::randn([batch, 16_000], (Kind::Float, device))],
+        targets: None,
     };
     median_step_seconds(&store, &mut model, &inputs, device, warmup, iters)
 }

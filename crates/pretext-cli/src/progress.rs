@@ -26,13 +26,14 @@ impl Progress {
         }
     }
 
-    /// Progress of training on `samples`: images/s or sequences/s.
+    /// Progress of training on `samples`: images, sequences, rows or clips per second.
     pub fn for_samples(samples: &Samples) -> Progress {
         Progress {
             unit: match samples {
                 Samples::Images(_) => "img/s",
                 Samples::Tokens(_) => "seq/s",
                 Samples::Table(_) => "rows/s",
+                Samples::Audio(_) => "clips/s",
             },
             ..Progress::new()
         }

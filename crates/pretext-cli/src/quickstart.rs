@@ -29,6 +29,13 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
             args.method
         );
     }
+    if config.method.name.reads_audio() {
+        anyhow::bail!(
+            "--method {}: the quickstart runs on the embedded images; pretrain audio with `pretext pretrain --method {} --backbone wav2vec --data FOLDER` (see configs/wav2vec2-spoken-words.toml)",
+            args.method,
+            args.method
+        );
+    }
     let method = display_name(config.method.name);
     config.train.steps = args.steps;
     config.device = args.device.clone();
@@ -105,5 +112,6 @@ fn display_name(name: MethodName) -> &'static str {
         MethodName::Vime => "VIME",
         MethodName::Scarf => "SCARF",
         MethodName::Corruption => "Corruption detection",
+        MethodName::Wav2vec2 => "wav2vec 2.0",
     }
 }

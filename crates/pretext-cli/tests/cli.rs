@@ -1522,6 +1522,183 @@ fn table_methods_pretrain_and_probe_a_csv() {
     assert_fails_naming(&outcome, &["small-cnn", "--backbone mlp"]);
 }
 
+// Audio: wav2vec 2.0 from the command line.
+
+/// wav2vec 2.0 pretrains a small wav2vec network on keyword clips (5 per word from
+/// ../shared/data/audio/spoken-words, listed in a labels.csv of absolute paths) plus an
+/// unlabeled folder of sentences cut into one-second clips; probe compares it with the
+/// log-mel baseline, and `health` judges its own signals. Audio with an image method, a
+/// wav2vec2 run without the wav2vec backbone and a labels file naming a missing WAV are
+/// refused naming the problem.
+#[test]
+fn wav2vec2_pretrains_on_wav_folders_and_probes_against_log_mel() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/audio");
+    let Ok(labels) = std::fs::read_to_string(shared.join("spoken-words/labels.csv")) else {
+        eprintln!("skipped: {} is absent", shared.display());
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let words = shared.join("spoken-words");
+    let mut per_split = std::collections::BTreeMap::new();
+    let mut rows = vec!["file,label,split".to_string()];
+    for line in labels.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let count = per_split.entry((fields[1], fields[2])).or_insert(0);
+        let wanted = if fields[2] == "train" { 5 } else { 2 };
+        if *count < wanted {
+            *count += 1;
+            rows.push(format!(
+                "{},{},{}",
+                words.join(fields[0]).display(),
+                fields[1],
+                fields[2]
+            ));
+        }
+    }
+    let data = dir.path().join("keywords");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("labels.csv"), rows.join("\n") + "\n").unwrap();
+    let sentences = dir.path().join("sentences");
+    std::fs::create_dir_all(&sentences).unwrap();
+    for index in 0..4 {
+        let name = format!("sent_{index:03}.wav");
+        std::fs::copy(
+            shared.join("spoken-sentences/clips").join(&name),
+            sentences.join(&name),
+        )
+        .unwrap();
+    }
+    let run = dir.path().join("run");
+    let tiny = [
+        "--set",
+        "backbone.wav2vec.conv_channels=[16, 16, 16, 16, 16, 16, 16]",
+        "--set",
+        "backbone.wav2vec.hidden_dim=32",
+        "--set",
+        "backbone.wav2vec.layers=1",
+        "--set",
+        "backbone.wav2vec.heads=2",
+        "--set",
+        "backbone.wav2vec.mlp_dim=64",
+        "--set",
+        "backbone.wav2vec.position_groups=4",
+        "--set",
+        "method.wav2vec2.negatives=10",
+    ];
+    let mut args = vec![
+        "pretrain",
+        "--method",
+        "wav2vec2",
+        "--backbone",
+        "wav2vec",
+        "--data",
+        arg(&data),
+        "--out",
+        arg(&run),
+        "--steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--set",
+        "health.every=3",
+        "--set",
+        "health.knn_every=3",
+    ];
+    let unlabeled = format!("data.unlabeled=[{:?}]", arg(&sentences));
+    args.extend(["--set", &unlabeled]);
+    args.extend(tiny);
+    let outcome = pretext(&args);
+    assert_succeeds(&outcome, "pretrain --method wav2vec2");
+    for needle in [
+        "60 clips of 1 s at 16000 Hz",
+        "72 clips of 1 s",
+        "12 unlabeled from",
+    ] {
+        assert!(
+            outcome.stderr.contains(needle),
+            "{needle}: {}",
+            outcome.stderr
+        );
+    }
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    for key in [
+        "codebook_perplexity",
+        "contrastive_accuracy",
+        "feature_grad_ratio",
+        "knn_accuracy",
+    ] {
+        assert!(metrics.contains(key), "{key} missing from {metrics}");
+    }
+    let probe = pretext(&[
+        "probe",
+        arg(&run),
+        "--labels",
+        "24",
+        "--classic",
+        "--device",
+        "cpu",
+    ]);
+    assert_succeeds(&probe, "probe of wav2vec2");
+    assert!(probe.stdout.contains("log-mel"), "{}", probe.stdout);
+    let health = pretext(&["health", arg(&run)]);
+    assert!(
+        health.stdout.contains("codebook perplexity"),
+        "{}",
+        health.stdout
+    );
+    assert!(
+        health.stdout.contains("masked-frame accuracy"),
+        "{}",
+        health.stdout
+    );
+    assert!(
+        health.stdout.contains("feature-encoder gradient"),
+        "{}",
+        health.stdout
+    );
+
+    let outcome = pretext(&[
+        "pretrain",
+        "--data",
+        arg(&data),
+        "--out",
+        arg(&dir.path().join("x")),
+    ]);
+    assert_fails_naming(&outcome, &["keywords", "audio", "simclr", "images"]);
+    let outcome = pretext(&[
+        "pretrain",
+        "--method",
+        "wav2vec2",
+        "--data",
+        arg(&data),
+        "--out",
+        arg(&dir.path().join("y")),
+    ]);
+    assert_fails_naming(&outcome, &["wav2vec2", "--backbone wav2vec"]);
+    std::fs::write(
+        data.join("labels.csv"),
+        format!(
+            "file,label\n{},yes\nmissing.wav,no\n",
+            words.join("clips/yes_000.wav").display()
+        ),
+    )
+    .unwrap();
+    let outcome = pretext(&[
+        "pretrain",
+        "--method",
+        "wav2vec2",
+        "--backbone",
+        "wav2vec",
+        "--data",
+        arg(&data),
+        "--out",
+        arg(&dir.path().join("z")),
+    ]);
+    assert_fails_naming(&outcome, &["labels.csv", "line 3", "missing.wav"]);
+}
+
 #[test]
 fn tokenizer_train_writes_a_tokenizer_json() {
     let dir = tempfile::tempdir().unwrap();

@@ -135,14 +135,19 @@ impl AudioSet {
         &self.samples[index * self.clip_samples..(index + 1) * self.clip_samples]
     }
 
-    /// A new set of the clips at `indices`, in that order.
-    pub fn subset(&self, indices: &[usize]) -> AudioSet {
+    /// The samples of the clips at `indices`, one after another.
+    pub fn gather(&self, indices: &[usize]) -> Vec<f32> {
         let mut samples = Vec::with_capacity(indices.len() * self.clip_samples);
         for &index in indices {
             samples.extend_from_slice(self.clip(index));
         }
+        samples
+    }
+
+    /// A new set of the clips at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> AudioSet {
         AudioSet {
-            samples: Arc::new(samples),
+            samples: Arc::new(self.gather(indices)),
             len: indices.len(),
             clip_samples: self.clip_samples,
             sample_rate: self.sample_rate,
@@ -161,6 +166,32 @@ impl AudioSet {
     /// Number of classes: the class names' count when known, else max label + 1.
     pub fn num_classes(&self) -> usize {
         crate::split::class_count(self.labels.as_deref(), &self.class_names)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// These clips followed by `more`'s, all unlabeled (pretraining needs no labels).
+    /// Panics when the clip lengths or rates differ (both come from the same options).
+    pub fn unlabeled_with(&self, more: &AudioSet) -> AudioSet {
+        assert_eq!(
+            (self.clip_samples, self.sample_rate),
+            (more.clip_samples, more.sample_rate),
+            "clips of one length and rate"
+        );
+        let mut samples = Vec::with_capacity(self.samples.len() + more.samples.len());
+        samples.extend_from_slice(&self.samples);
+        samples.extend_from_slice(&more.samples);
+        AudioSet {
+            samples: Arc::new(samples),
+            len: self.len + more.len,
+            clip_samples: self.clip_samples,
+            sample_rate: self.sample_rate,
+            labels: None,
+            class_names: Vec::new(),
+            files: self.files.iter().chain(&more.files).cloned().collect(),
+        }
     }
 }
 
@@ -652,21 +683,163 @@ fn load_clips(
     })
 }
 
-/// Reads `path` into `clip`: resampled to the options' rate (or rejected when resampling is
-/// off), then centre-cropped or zero-padded to the clip's length.
-fn read_clip(path: &Path, options: &AudioOptions, clip: &mut [f32]) -> Result<(), DataError> {
-    let waveform = read_wav(path)?;
-    let samples = if waveform.sample_rate == options.sample_rate {
-        waveform.samples
-    } else if options.resample {
-        resample(&waveform.samples, waveform.sample_rate, options.sample_rate)?
+/// Reads every `.wav` file under `dir` (recursively, sorted by path) as unlabeled clips cut
+/// one after another from each file: a file of `n` clip lengths gives `max(1, floor(n))`
+/// clips (what is left after the last whole clip is dropped; a file shorter than one clip
+/// gives one zero-padded clip). Long unlabeled recordings are all used this way, where
+/// [`load_audio_folder`] keeps only their centre.
+pub fn load_audio_windows(dir: &Path, options: &AudioOptions) -> Result<AudioSet, DataError> {
+    let clip_samples = options.clip_samples()?;
+    let files = list_wav_files(dir)?;
+    let outcomes: Vec<Result<Vec<f32>, DataError>> = files
+        .par_iter()
+        .map(|path| read_resampled(path, options))
+        .collect();
+    let mut samples = Vec::new();
+    let mut clip_files = Vec::new();
+    for (path, outcome) in files.iter().zip(outcomes) {
+        let waveform = outcome?;
+        let windows = (waveform.len() / clip_samples).max(1);
+        for window in 0..windows {
+            let mut clip = vec![0.0; clip_samples];
+            fit_into(&waveform, window * clip_samples, &mut clip);
+            samples.extend_from_slice(&clip);
+            clip_files.push(path.clone());
+        }
+    }
+    Ok(AudioSet {
+        samples: Arc::new(samples),
+        len: clip_files.len(),
+        clip_samples,
+        sample_rate: options.sample_rate,
+        labels: None,
+        class_names: Vec::new(),
+        files: clip_files,
+    })
+}
+
+/// The labels file of an audio dataset folder: `labels.csv` inside it.
+pub const AUDIO_LABELS_FILE: &str = "labels.csv";
+
+/// Whether `spec` names audio: a `.csv` file whose header has the columns `file` and `label`
+/// and whose first row's file is a `.wav`, a folder holding [`AUDIO_LABELS_FILE`] such as
+/// that, or a folder with `.wav` files under it (and no labels file of another kind).
+pub fn is_audio_path(spec: &str) -> bool {
+    let path = Path::new(spec);
+    if path.is_file() {
+        return is_audio_labels_file(path);
+    }
+    if !path.is_dir() {
+        return false;
+    }
+    let labels = path.join(AUDIO_LABELS_FILE);
+    if labels.is_file() {
+        return is_audio_labels_file(&labels);
+    }
+    files_with_extension(path, WAV_EXTENSION).is_ok_and(|files| !files.is_empty())
+}
+
+/// Whether `path` is a CSV whose header names `file` and `label` and whose first row's file
+/// ends in `.wav`.
+fn is_audio_labels_file(path: &Path) -> bool {
+    let is_csv = path
+        .extension()
+        .is_some_and(|extension| extension.eq_ignore_ascii_case("csv"));
+    let Ok(mut reader) = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+    else {
+        return false;
+    };
+    let Ok(header) = reader.headers().cloned() else {
+        return false;
+    };
+    let Some(file_column) = header.iter().position(|field| field == "file") else {
+        return false;
+    };
+    if !is_csv || !header.iter().any(|field| field == "label") {
+        return false;
+    }
+    reader.records().next().is_some_and(|record| {
+        record
+            .ok()
+            .and_then(|record| record.get(file_column).map(str::to_owned))
+            .is_some_and(|file| {
+                Path::new(&file)
+                    .extension()
+                    .is_some_and(|extension| extension.eq_ignore_ascii_case(WAV_EXTENSION))
+            })
+    })
+}
+
+/// Loads the audio dataset `spec` (see [`is_audio_path`]): a labels file (or a folder's
+/// `labels.csv`) with its `split` column, or a folder of unlabeled clips. When the data
+/// brings no test split, `holdout_fraction` of it is held out with `split_seed`
+/// (stratified when labeled).
+pub fn load_audio(
+    spec: &str,
+    options: &AudioOptions,
+    holdout_fraction: f64,
+    split_seed: u64,
+) -> Result<AudioSplits, DataError> {
+    let path = Path::new(spec);
+    let labels = if path.is_dir() {
+        path.join(AUDIO_LABELS_FILE)
     } else {
-        return Err(DataError::SampleRateMismatch {
+        path.to_path_buf()
+    };
+    let splits = if labels.is_file() && is_audio_labels_file(&labels) {
+        load_audio_labels(&labels, options)?
+    } else if path.is_dir() {
+        let set = load_audio_folder(path, options)?;
+        let name = path
+            .file_name()
+            .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+        AudioSplits {
+            name,
+            test: set.subset(&[]),
+            train: set,
+        }
+    } else {
+        return Err(DataError::NoAudio {
+            path: path.to_path_buf(),
+            details: "expected a folder of .wav files or a CSV of file,label[,split] rows".into(),
+        });
+    };
+    if !splits.test.is_empty() || holdout_fraction == 0.0 {
+        return Ok(splits);
+    }
+    let (train, test) = match &splits.train.labels {
+        Some(labels) => crate::split::stratified_split(labels, holdout_fraction, split_seed),
+        None => crate::split::random_split(splits.train.len, holdout_fraction, split_seed),
+    };
+    Ok(AudioSplits {
+        name: splits.name,
+        test: splits.train.subset(&test),
+        train: splits.train.subset(&train),
+    })
+}
+
+/// Reads `path` resampled to the options' rate (or rejected when resampling is off).
+fn read_resampled(path: &Path, options: &AudioOptions) -> Result<Vec<f32>, DataError> {
+    let waveform = read_wav(path)?;
+    if waveform.sample_rate == options.sample_rate {
+        Ok(waveform.samples)
+    } else if options.resample {
+        resample(&waveform.samples, waveform.sample_rate, options.sample_rate)
+    } else {
+        Err(DataError::SampleRateMismatch {
             path: path.to_path_buf(),
             found: waveform.sample_rate,
             expected: options.sample_rate,
-        });
-    };
+        })
+    }
+}
+
+/// Reads `path` into `clip`: resampled to the options' rate (or rejected when resampling is
+/// off), then centre-cropped or zero-padded to the clip's length.
+fn read_clip(path: &Path, options: &AudioOptions, clip: &mut [f32]) -> Result<(), DataError> {
+    let samples = read_resampled(path, options)?;
     fit_into(&samples, centered_start(samples.len(), clip.len()), clip);
     Ok(())
 }
@@ -1172,6 +1345,80 @@ mod tests {
     }
 
     #[test]
+    fn windows_cut_each_file_into_consecutive_clips_and_pad_only_a_short_one() {
+        let dir = tiny_folder();
+        let options = AudioOptions {
+            clip_seconds: 0.25,
+            ..tiny_options()
+        };
+        let set = load_audio_windows(dir.path(), &options).unwrap();
+        // a/c.wav: 2 samples, one clip; b.wav: 6 samples, three; d.WAV: 8 at 16 Hz, so 4
+        // at 8 Hz, two.
+        assert_eq!(set.len, 6);
+        assert_eq!(set.clip_samples, 2);
+        assert_eq!(set.labels, None);
+        assert_eq!(set.clip(0), [-0.5, 0.25]);
+        assert_eq!(set.clip(1), [0.125, 0.25]);
+        assert_eq!(set.clip(2), [0.375, 0.5]);
+        assert_eq!(set.clip(3), [0.625, 0.75]);
+        let at_8 = resample(&read_wav(&dir.path().join("d.WAV")).unwrap().samples, 16, 8).unwrap();
+        assert_eq!([set.clip(4), set.clip(5)].concat(), at_8);
+        assert_eq!(set.files[1], set.files[3]);
+        // A clip longer than the file: one zero-padded clip per file.
+        let long = AudioOptions {
+            clip_seconds: 1.0,
+            ..tiny_options()
+        };
+        let set = load_audio_windows(dir.path(), &long).unwrap();
+        assert_eq!(set.len, 3);
+        assert_eq!(set.clip(0), [-0.5, 0.25, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        // Joined with other clips, everything is unlabeled and in order.
+        let labeled = AudioSet {
+            labels: Some(vec![0; 3]),
+            class_names: vec!["x".into()],
+            ..set.clone()
+        };
+        let joined = labeled.unlabeled_with(&set.subset(&[1]));
+        assert_eq!((joined.len, joined.labels.clone()), (4, None));
+        assert_eq!(joined.clip(3), set.clip(1));
+        assert_eq!(joined.files.len(), 4);
+    }
+
+    #[test]
+    fn audio_specs_are_told_from_tables_and_images() {
+        let dir = tiny_folder();
+        assert!(is_audio_path(&dir.path().to_string_lossy()));
+        let labels = dir.path().join("labels.csv");
+        write_bytes(&labels, b"file,label\nb.wav,yes\na/c.wav,no\nd.WAV,yes\n");
+        assert!(is_audio_path(&labels.to_string_lossy()));
+        assert!(is_audio_path(&dir.path().to_string_lossy()));
+        let table = dir.path().join("table.csv");
+        write_bytes(&table, b"height,label\n1.5,yes\n");
+        assert!(!is_audio_path(&table.to_string_lossy()));
+        let files = dir.path().join("files.csv");
+        write_bytes(&files, b"file,label\nreport.pdf,yes\n");
+        assert!(!is_audio_path(&files.to_string_lossy()));
+        let images = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(images.path().join("cat")).unwrap();
+        write_bytes(&images.path().join("cat/1.png"), b"png");
+        assert!(!is_audio_path(&images.path().to_string_lossy()));
+        assert!(!is_audio_path("no/such/folder"));
+
+        // Without a split column, a stratified share is held out; the folder reads its
+        // labels.csv.
+        let splits = load_audio(&dir.path().to_string_lossy(), &tiny_options(), 0.34, 0).unwrap();
+        assert_eq!((splits.train.len, splits.test.len), (2, 1));
+        assert_eq!(splits.train.class_names, ["no", "yes"]);
+        // A folder without labels: unlabeled, with a random share held out.
+        std::fs::remove_file(&labels).unwrap();
+        let splits = load_audio(&dir.path().to_string_lossy(), &tiny_options(), 0.34, 0).unwrap();
+        assert_eq!((splits.train.len, splits.test.len), (2, 1));
+        assert_eq!(splits.train.labels, None);
+        let splits = load_audio(&dir.path().to_string_lossy(), &tiny_options(), 0.0, 0).unwrap();
+        assert_eq!((splits.train.len, splits.test.len), (3, 0));
+    }
+
+    #[test]
     fn a_wrong_sample_rate_without_resampling_names_the_file_and_both_rates() {
         let dir = tiny_folder();
         let options = AudioOptions {
@@ -1380,5 +1627,10 @@ mod tests {
         assert_eq!(set.clip_samples, 48000);
         assert_eq!(set.labels, None);
         assert!(set.files.windows(2).all(|pair| pair[0] < pair[1]));
+        // Cut into one-second clips for pretraining: three per sentence.
+        let windows =
+            load_audio_windows(&dir.join("spoken-sentences"), &AudioOptions::default()).unwrap();
+        assert_eq!((windows.len, windows.clip_samples), (420, 16000));
+        assert_eq!(windows.clip(1), &set.clip(0)[16000..32000]);
     }
 }

@@ -4,7 +4,8 @@
 //! ([`load_images`]), embeds a default Fashion-MNIST subset, makes deterministic splits,
 //! label subsets and epoch batch plans from seeded streams ([`rng_stream()`]), and builds
 //! batches ahead of the model on worker threads ([`Prefetcher`]). Tables (CSV, Parquet) are
-//! read by [`table`], text by [`text`], WAV audio by [`audio`].
+//! read by [`table`], text by [`text`], WAV audio by [`audio`]; [`logmel`] turns audio clips
+//! into log-mel spectrogram features.
 
 pub mod audio;
 pub mod batch_plan;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod idx;
 pub mod image_folder;
 pub mod image_set;
+pub mod logmel;
 pub mod prefetch;
 pub mod rng_stream;
 pub mod samples;
@@ -23,8 +25,9 @@ pub mod text;
 pub mod token_set;
 
 pub use audio::{
-    centered_start, fit_length, list_wav_files, load_audio_folder, load_audio_labels, read_wav,
-    resample, resampled_len, AudioOptions, AudioSet, AudioSplits, Waveform,
+    centered_start, fit_length, is_audio_path, list_wav_files, load_audio, load_audio_folder,
+    load_audio_labels, load_audio_windows, read_wav, resample, resampled_len, AudioOptions,
+    AudioSet, AudioSplits, Waveform, AUDIO_LABELS_FILE,
 };
 pub use batch_plan::{epoch_permutation, BatchPlan, PERMUTATION_TAG};
 pub use embedded::{embedded_fashion_mnist, FASHION_MNIST_CLASSES};
@@ -35,6 +38,7 @@ pub use idx::{
 };
 pub use image_folder::{read_image_files, read_image_folder};
 pub use image_set::{ImageSet, ImageSplits};
+pub use logmel::{log_mel_features, log_mel_spectrogram, mel_filterbank, LogMelConfig};
 pub use prefetch::Prefetcher;
 pub use rng_stream::rng_stream;
 pub use samples::{Samples, Splits};

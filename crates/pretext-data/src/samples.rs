@@ -1,6 +1,7 @@
 //! Samples of any modality behind one type, so the step loop, the monitors and the probes
 //! can be written once.
 
+use crate::audio::{AudioSet, AudioSplits};
 use crate::image_set::{ImageSet, ImageSplits};
 use crate::table::{TableSet, TableSplits};
 use crate::token_set::TokenSet;
@@ -11,6 +12,7 @@ pub enum Samples {
     Images(ImageSet),
     Tokens(TokenSet),
     Table(TableSet),
+    Audio(AudioSet),
 }
 
 impl Samples {
@@ -19,6 +21,7 @@ impl Samples {
             Samples::Images(set) => set.len,
             Samples::Tokens(set) => set.len,
             Samples::Table(set) => set.len,
+            Samples::Audio(set) => set.len,
         }
     }
 
@@ -32,6 +35,7 @@ impl Samples {
             Samples::Images(set) => set.labels.as_deref(),
             Samples::Tokens(set) => set.labels.as_deref(),
             Samples::Table(set) => set.labels.as_deref(),
+            Samples::Audio(set) => set.labels.as_deref(),
         }
     }
 
@@ -40,6 +44,7 @@ impl Samples {
             Samples::Images(set) => set.num_classes(),
             Samples::Tokens(set) => set.num_classes(),
             Samples::Table(set) => set.num_classes(),
+            Samples::Audio(set) => set.num_classes(),
         }
     }
 
@@ -48,6 +53,7 @@ impl Samples {
             Samples::Images(set) => &set.class_names,
             Samples::Tokens(set) => &set.class_names,
             Samples::Table(set) => &set.class_names,
+            Samples::Audio(set) => &set.class_names,
         }
     }
 
@@ -57,6 +63,7 @@ impl Samples {
             Samples::Images(set) => Samples::Images(set.subset(indices)),
             Samples::Tokens(set) => Samples::Tokens(set.subset(indices)),
             Samples::Table(set) => Samples::Table(set.subset(indices)),
+            Samples::Audio(set) => Samples::Audio(set.subset(indices)),
         }
     }
 
@@ -76,11 +83,15 @@ impl Samples {
                 set.labels = Some(labels);
                 Samples::Table(set)
             }
+            Samples::Audio(mut set) => {
+                set.labels = Some(labels);
+                Samples::Audio(set)
+            }
         }
     }
 
     /// A short description for messages ("60000 28x28 images", "13241 sequences of 128 tokens",
-    /// "16000 rows of 16 columns").
+    /// "16000 rows of 16 columns", "1494 clips of 1 s at 16000 Hz").
     pub fn describe(&self) -> String {
         match self {
             Samples::Images(set) => format!(
@@ -92,6 +103,12 @@ impl Samples {
             ),
             Samples::Tokens(set) => format!("{} sequences of {} tokens", set.len, set.seq_len),
             Samples::Table(set) => format!("{} rows of {} columns", set.len, set.width()),
+            Samples::Audio(set) => format!(
+                "{} clips of {} s at {} Hz",
+                set.len,
+                set.clip_samples as f64 / f64::from(set.sample_rate.max(1)),
+                set.sample_rate
+            ),
         }
     }
 }
@@ -110,6 +127,16 @@ impl From<ImageSplits> for Splits {
             name: splits.name,
             train: Samples::Images(splits.train),
             test: Samples::Images(splits.test),
+        }
+    }
+}
+
+impl From<AudioSplits> for Splits {
+    fn from(splits: AudioSplits) -> Splits {
+        Splits {
+            name: splits.name,
+            train: Samples::Audio(splits.train),
+            test: Samples::Audio(splits.test),
         }
     }
 }

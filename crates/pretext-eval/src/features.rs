@@ -1,8 +1,9 @@
 //! Frozen features of a set of samples, and the raw-input baselines: pixels for images,
-//! TF-IDF for text.
+//! TF-IDF for text, columns for tables, a pooled log-mel spectrogram for audio.
 
 use std::collections::BTreeMap;
 
+use pretext_data::logmel::{log_mel_features, LogMelConfig};
 use pretext_data::{Samples, TokenSet};
 use pretext_methods::samples_to_tensor;
 use pretext_nn::Encoder;
@@ -34,16 +35,27 @@ pub fn raw_features_name(samples: &Samples) -> &'static str {
         Samples::Images(_) => "raw pixels",
         Samples::Tokens(_) => "TF-IDF",
         Samples::Table(_) => "raw columns",
+        Samples::Audio(_) => "log-mel",
     }
 }
 
 /// Raw-input features of the `labeled` samples and of `test`: the normalized pixels
 /// `[N, C·H·W]`, the packed table rows `[N, 2W]` (standardized values, 0 where missing, then
-/// the missing flags), or TF-IDF over the tokens of the labeled samples (see
-/// [`tfidf_features`]).
+/// the missing flags), TF-IDF over the tokens of the labeled samples (see
+/// [`tfidf_features`]), or each clip's log-mel spectrogram (40 bands of 25 ms windows every
+/// 10 ms) averaged over 10 equal spans of time, `[N, 400]`.
 pub fn raw_features(labeled: &Samples, test: &Samples) -> (Tensor, Tensor) {
     match (labeled, test) {
         (Samples::Tokens(labeled), Samples::Tokens(test)) => tfidf_features(labeled, test),
+        (Samples::Audio(labeled), Samples::Audio(test)) => {
+            let config = LogMelConfig::default();
+            let features = |set: &pretext_data::AudioSet| {
+                let values = log_mel_features(set, &config);
+                let width = (config.mel_bands * config.time_bins) as i64;
+                Tensor::from_slice(&values).view([set.len as i64, width])
+            };
+            (features(labeled), features(test))
+        }
         _ => {
             let all = |samples: &Samples| {
                 let indices: Vec<usize> = (0..samples.len()).collect();

@@ -17,7 +17,8 @@ pub fn normalize_in_place(pixels: &mut [f32]) {
 }
 
 /// The un-augmented samples at `indices` as network inputs: `[B, C, H, W]` normalized
-/// floats, `[B, T]` token ids or `[B, 2W]` packed table rows (`pack_rows`).
+/// floats, `[B, T]` token ids, `[B, 2W]` packed table rows (`pack_rows`) or `[B, L]`
+/// waveforms.
 pub fn samples_to_tensor(samples: &Samples, indices: &[usize], device: Device) -> Tensor {
     match samples {
         Samples::Images(set) => images_to_tensor(set, indices, device),
@@ -35,6 +36,9 @@ pub fn samples_to_tensor(samples: &Samples, indices: &[usize], device: Device) -
                 .view([indices.len() as i64, 2 * width as i64])
                 .to_device(device)
         }
+        Samples::Audio(set) => Tensor::from_slice(&set.gather(indices))
+            .view([indices.len() as i64, set.clip_samples as i64])
+            .to_device(device),
         Samples::Tokens(set) => {
             let ids: Vec<i64> = indices
                 .iter()

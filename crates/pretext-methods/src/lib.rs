@@ -17,6 +17,7 @@ pub mod scarf;
 pub mod simclr;
 pub mod views;
 pub mod vime;
+pub mod wav2vec2;
 
 pub use bert_mlm::{BertMlm, BertMlmConfig};
 pub use byol::{Byol, ByolConfig};
@@ -34,3 +35,4 @@ pub use scarf::{Scarf, ScarfConfig};
 pub use simclr::{SimClr, SimClrConfig};
 pub use views::{HostBatch, HostData, HostView, StepInputs, ViewRecipe};
 pub use vime::{Vime, VimeConfig};
+pub use wav2vec2::{Wav2Vec2, Wav2Vec2Config};

@@ -21,6 +21,7 @@ use crate::scarf::{Scarf, ScarfConfig};
 use crate::simclr::{SimClr, SimClrConfig};
 use crate::views::{StepInputs, ViewRecipe};
 use crate::vime::{Vime, VimeConfig};
+use crate::wav2vec2::{Wav2Vec2, Wav2Vec2Config};
 
 /// A method's name, as written in configs and on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,10 +39,11 @@ pub enum MethodName {
     Vime,
     Scarf,
     Corruption,
+    Wav2vec2,
 }
 
 impl MethodName {
-    pub const ALL: [MethodName; 12] = [
+    pub const ALL: [MethodName; 13] = [
         MethodName::Simclr,
         MethodName::Moco,
         MethodName::Byol,
@@ -54,6 +56,7 @@ impl MethodName {
         MethodName::Vime,
         MethodName::Scarf,
         MethodName::Corruption,
+        MethodName::Wav2vec2,
     ];
 
     /// The image methods every image backbone works with (MAE, which needs a ViT, is not one).
@@ -79,12 +82,19 @@ impl MethodName {
         )
     }
 
-    /// What the method reads: "images", "text" or "tables".
+    /// Whether the method reads waveforms.
+    pub fn reads_audio(self) -> bool {
+        self == MethodName::Wav2vec2
+    }
+
+    /// What the method reads: "images", "text", "tables" or "audio".
     pub fn modality(self) -> &'static str {
         if self.reads_tokens() {
             "text"
         } else if self.reads_rows() {
             "tables"
+        } else if self.reads_audio() {
+            "audio"
         } else {
             "images"
         }
@@ -104,6 +114,7 @@ impl MethodName {
             MethodName::Vime => "vime",
             MethodName::Scarf => "scarf",
             MethodName::Corruption => "corruption",
+            MethodName::Wav2vec2 => "wav2vec2",
         }
     }
 
@@ -127,7 +138,8 @@ impl MethodName {
 #[serde(deny_unknown_fields, default)]
 pub struct MethodConfig {
     /// Which method pretrains the encoder: simclr, moco, byol, dino, rotation, jigsaw (images),
-    /// mae (images, ViT only), bert-mlm or gpt (text), vime, scarf or corruption (tables).
+    /// mae (images, ViT only), bert-mlm or gpt (text), vime, scarf or corruption (tables),
+    /// wav2vec2 (audio, wav2vec backbone only).
     pub name: MethodName,
     /// Settings of SimCLR, used when name = "simclr".
     pub simclr: SimClrConfig,
@@ -153,6 +165,8 @@ pub struct MethodConfig {
     pub scarf: ScarfConfig,
     /// Settings of corruption detection, used when name = "corruption".
     pub corruption: CorruptionConfig,
+    /// Settings of wav2vec 2.0, used when name = "wav2vec2".
+    pub wav2vec2: Wav2Vec2Config,
 }
 
 impl Default for MethodConfig {
@@ -171,6 +185,7 @@ impl Default for MethodConfig {
             vime: VimeConfig::default(),
             scarf: ScarfConfig::default(),
             corruption: CorruptionConfig::default(),
+            wav2vec2: Wav2Vec2Config::default(),
         }
     }
 }
@@ -210,6 +225,7 @@ impl MethodConfig {
             MethodName::Corruption => {
                 ViewRecipe::Corrupted(CorruptionScheme::Share(self.corruption.corruption_rate))
             }
+            MethodName::Wav2vec2 => ViewRecipe::Waveforms,
         }
     }
 
@@ -254,6 +270,10 @@ impl MethodConfig {
             ),
             MethodName::Dino => self.dino.validate().map_err(|(name, m)| (field(&name), m)),
             MethodName::Rotation | MethodName::Gpt => Ok(()),
+            MethodName::Wav2vec2 => self
+                .wav2vec2
+                .validate()
+                .map_err(|(name, m)| (field(&name), m)),
             MethodName::Vime => {
                 check(
                     self.vime.mask_probability > 0.0 && self.vime.mask_probability < 1.0,
@@ -412,6 +432,7 @@ pub enum Method {
     Vime(Box<Vime>),
     Scarf(Box<Scarf>),
     Corruption(Box<Corruption>),
+    Wav2Vec2(Box<Wav2Vec2>),
 }
 
 impl Method {
@@ -483,6 +504,12 @@ impl Method {
                 backbone,
                 &config.corruption,
             ))),
+            MethodName::Wav2vec2 => Method::Wav2Vec2(Box::new(Wav2Vec2::new(
+                trained,
+                &setup.input,
+                backbone,
+                &config.wav2vec2,
+            ))),
         }
     }
 
@@ -501,6 +528,7 @@ impl Method {
             Method::Vime(method) => &method.encoder,
             Method::Scarf(method) => &method.encoder,
             Method::Corruption(method) => &method.encoder,
+            Method::Wav2Vec2(method) => &method.encoder,
         }
     }
 
@@ -535,6 +563,7 @@ impl Method {
                     .as_ref()
                     .expect("the corruption recipe makes targets"),
             ),
+            Method::Wav2Vec2(method) => method.loss(&inputs.views, clock),
             Method::BertMlm(_) | Method::Gpt(_) => self
                 .language_model_loss(inputs, true)
                 .expect("bert-mlm and gpt are language models"),
@@ -579,7 +608,8 @@ impl Method {
             | Method::Gpt(_)
             | Method::Vime(_)
             | Method::Scarf(_)
-            | Method::Corruption(_) => {}
+            | Method::Corruption(_)
+            | Method::Wav2Vec2(_) => {}
             Method::Moco(method) => method.after_step(),
             Method::Byol(method) => method.after_step(clock),
             Method::Dino(method) => method.after_step(clock),
@@ -599,6 +629,9 @@ impl Method {
             | Method::Vime(_)
             | Method::Scarf(_)
             | Method::Corruption(_) => Vec::new(),
+            Method::Wav2Vec2(method) => {
+                vec![("feature_grad_ratio".into(), method.feature_grad_ratio())]
+            }
             Method::Moco(method) => vec![(
                 "key_encoder_distance".into(),
                 method.ema.relative_distance(),

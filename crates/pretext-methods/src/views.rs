@@ -8,7 +8,7 @@ use pretext_augment::{
     corrupt_row, jigsaw_tiles, mask_tokens, rotate90, CorruptionScheme, Image, MarginalPool,
     MaskingConfig, ViewConfig,
 };
-use pretext_data::{rng_stream, ImageSet, Samples, TableSet, TokenSet};
+use pretext_data::{rng_stream, AudioSet, ImageSet, Samples, TableSet, TokenSet};
 use pretext_nn::pack_rows;
 use rand::Rng;
 use tch::{Device, Tensor};
@@ -56,6 +56,8 @@ pub enum ViewRecipe {
     /// random training rows): views `[B, 2W]` clean, then corrupted (packed as `pack_rows`),
     /// and targets `[B, W]`, the corruption mask as 0/1 floats (VIME, SCARF).
     Corrupted(CorruptionScheme),
+    /// The waveforms as they are, `[B, L]` (wav2vec 2.0 masks its own frames).
+    Waveforms,
 }
 
 /// Host data of one view or target tensor.
@@ -125,11 +127,18 @@ impl ViewRecipe {
         matches!(self, ViewRecipe::Corrupted(_))
     }
 
+    /// Whether the recipe reads waveforms.
+    pub fn reads_audio(&self) -> bool {
+        matches!(self, ViewRecipe::Waveforms)
+    }
+
     /// Number of views per sample and their sizes, for images of `size` pixels (one view of
-    /// the sequence length for token recipes).
+    /// the sequence length for token recipes, of the clip length for waveforms).
     pub fn view_sizes(&self, size: usize) -> Vec<usize> {
         match self {
-            ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens => vec![size],
+            ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens | ViewRecipe::Waveforms => {
+                vec![size]
+            }
             ViewRecipe::OneView(_) => vec![size],
             ViewRecipe::TwoViews(_) | ViewRecipe::Corrupted(_) => vec![size; 2],
             ViewRecipe::MultiCrop {
@@ -172,6 +181,7 @@ impl ViewRecipe {
             Samples::Images(set) => self.build_images(set, indices, seed, epoch),
             Samples::Tokens(set) => self.build_tokens(set, indices, seed, epoch),
             Samples::Table(set) => self.build_rows(set, indices, seed, epoch),
+            Samples::Audio(set) => self.build_waveforms(set, indices),
         };
         HostBatch {
             step,
@@ -180,6 +190,22 @@ impl ViewRecipe {
             views,
             targets,
         }
+    }
+
+    fn build_waveforms(
+        &self,
+        set: &AudioSet,
+        indices: &[usize],
+    ) -> (Vec<HostView>, Option<HostView>) {
+        assert!(
+            self.reads_audio(),
+            "an image, token or table recipe was given waveforms"
+        );
+        let view = HostView {
+            data: HostData::F32(set.gather(indices)),
+            shape: vec![indices.len() as i64, set.clip_samples as i64],
+        };
+        (vec![view], None)
     }
 
     fn build_rows(
@@ -300,8 +326,11 @@ impl ViewRecipe {
                         pixels.extend(rotate90(&upright, turns).pixels);
                     }
                 }
-                ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens | ViewRecipe::Corrupted(_) => {
-                    panic!("a token or table recipe was given images")
+                ViewRecipe::MaskedTokens(_)
+                | ViewRecipe::Tokens
+                | ViewRecipe::Corrupted(_)
+                | ViewRecipe::Waveforms => {
+                    panic!("a token, table or audio recipe was given images")
                 }
                 ViewRecipe::Jigsaw {
                     view,

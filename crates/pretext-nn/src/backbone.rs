@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
+use crate::audio_encoder::{Wav2VecConfig, Wav2VecEncoder};
 use crate::encoder::Encoder;
 use crate::resnet::ResNet18;
 use crate::small_cnn::{SmallCnn, SmallCnnConfig};
@@ -11,7 +12,8 @@ use crate::transformer::{mean_pool, Transformer, TransformerConfig};
 use crate::vit::{Vit, VitConfig};
 
 /// What the backbone reads: image channels (and side, which a ViT's position table needs),
-/// a tokenizer's vocabulary and padding id, or a table's number of feature columns.
+/// a tokenizer's vocabulary and padding id, a table's number of feature columns, or
+/// waveforms (nothing to size: every field 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InputSpec {
     pub channels: i64,
@@ -52,6 +54,11 @@ impl InputSpec {
         }
     }
 
+    /// Mono waveforms of any length.
+    pub fn waveforms() -> InputSpec {
+        InputSpec::image(0)
+    }
+
     /// Table rows of `columns` feature columns.
     pub fn rows(columns: i64) -> InputSpec {
         InputSpec {
@@ -87,6 +94,9 @@ pub enum BackboneKind {
     Vit,
     /// An MLP over table rows ([`TableMlp`]).
     Mlp,
+    /// wav2vec 2.0's convolutional feature encoder and context transformer over raw
+    /// waveforms ([`Wav2VecEncoder`]).
+    Wav2vec,
 }
 
 impl BackboneKind {
@@ -98,6 +108,7 @@ impl BackboneKind {
             BackboneKind::Transformer => "transformer",
             BackboneKind::Vit => "vit",
             BackboneKind::Mlp => "mlp",
+            BackboneKind::Wav2vec => "wav2vec",
         }
     }
 
@@ -110,13 +121,19 @@ impl BackboneKind {
     pub fn reads_rows(self) -> bool {
         self == BackboneKind::Mlp
     }
+
+    /// Whether the backbone reads waveforms.
+    pub fn reads_audio(self) -> bool {
+        self == BackboneKind::Wav2vec
+    }
 }
 
 /// The backbone section of a run's config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackboneConfig {
-    /// "small-cnn", "resnet18", "vit" (images), "transformer" (text) or "mlp" (tables).
+    /// "small-cnn", "resnet18", "vit" (images), "transformer" (text), "mlp" (tables) or
+    /// "wav2vec" (audio).
     pub kind: BackboneKind,
     /// Layers of the small CNN (kind = "small-cnn").
     pub small_cnn: SmallCnnConfig,
@@ -126,6 +143,8 @@ pub struct BackboneConfig {
     pub vit: VitConfig,
     /// Shape of the table MLP (kind = "mlp"; the column kinds come from the data).
     pub mlp: MlpConfig,
+    /// Shape of the wav2vec 2.0 network (kind = "wav2vec").
+    pub wav2vec: Wav2VecConfig,
     /// How the transformer's token states are pooled: "mean", "cls" or "last".
     pub pooling: Pooling,
     /// A Hugging Face BERT-family folder (config.json + model.safetensors + tokenizer.json)
@@ -141,6 +160,7 @@ impl Default for BackboneConfig {
             transformer: TransformerConfig::default(),
             vit: VitConfig::default(),
             mlp: MlpConfig::default(),
+            wav2vec: Wav2VecConfig::default(),
             pooling: Pooling::Mean,
             pretrained: String::new(),
         }
@@ -156,6 +176,7 @@ impl BackboneConfig {
             BackboneKind::Transformer => self.transformer.hidden_dim,
             BackboneKind::Vit => self.vit.hidden_dim,
             BackboneKind::Mlp => self.mlp.hidden_dim,
+            BackboneKind::Wav2vec => self.wav2vec.hidden_dim,
         }
     }
 }
@@ -168,6 +189,7 @@ pub enum Backbone {
     Transformer(Box<TextEncoder>),
     Vit(Box<Vit>),
     Mlp(TableMlp),
+    Wav2vec(Box<Wav2VecEncoder>),
 }
 
 impl Backbone {
@@ -197,6 +219,17 @@ impl Backbone {
                 &config.vit,
             ))),
             BackboneKind::Mlp => Backbone::Mlp(TableMlp::new(path, &config.mlp)),
+            BackboneKind::Wav2vec => {
+                Backbone::Wav2vec(Box::new(Wav2VecEncoder::new(path, &config.wav2vec)))
+            }
+        }
+    }
+
+    /// The wav2vec 2.0 network inside, for the method that masks its frames.
+    pub fn wav2vec(&self) -> Option<&Wav2VecEncoder> {
+        match self {
+            Backbone::Wav2vec(network) => Some(network),
+            _ => None,
         }
     }
 
@@ -266,6 +299,7 @@ impl Encoder for Backbone {
             }
             Backbone::Vit(network) => network.encode(images, train),
             Backbone::Mlp(network) => network.encode(images, train),
+            Backbone::Wav2vec(network) => network.encode(images, train),
         }
     }
 
@@ -276,6 +310,7 @@ impl Encoder for Backbone {
             Backbone::Transformer(encoder) => encoder.transformer.config.hidden_dim,
             Backbone::Vit(network) => network.dim(),
             Backbone::Mlp(network) => network.dim(),
+            Backbone::Wav2vec(network) => network.dim(),
         }
     }
 }

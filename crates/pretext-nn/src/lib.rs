@@ -6,6 +6,7 @@
 //! Everything here is a plain `tch` module or a pure tensor function; nothing knows about
 //! runs, configs on disk or data loading.
 
+pub mod audio_encoder;
 pub mod backbone;
 pub mod center;
 pub mod dino_head;
@@ -24,6 +25,7 @@ pub mod transformer;
 pub mod vit;
 pub mod wav2vec;
 
+pub use audio_encoder::{Wav2VecConfig, Wav2VecEncoder};
 pub use backbone::{Backbone, BackboneConfig, BackboneKind, InputSpec, Pooling, TextEncoder};
 pub use center::Center;
 pub use dino_head::{DinoHead, DinoHeadConfig};
@@ -43,4 +45,7 @@ pub use small_cnn::{SmallCnn, SmallCnnConfig};
 pub use table_mlp::{pack_rows, MlpConfig, TableMlp};
 pub use transformer::{mean_pool, KvCache, Transformer, TransformerBlocks, TransformerConfig};
 pub use vit::{sincos_2d, sincos_positions, PositionEmbedding, Vit, VitConfig};
-pub use wav2vec::{GumbelQuantizer, GumbelQuantizerConfig, SpanMaskConfig};
+pub use wav2vec::{
+    contrastive_loss, gumbel_temperature, mask_tensor, span_mask, GumbelQuantizer,
+    GumbelQuantizerConfig, Quantized, SpanMaskConfig,
+};

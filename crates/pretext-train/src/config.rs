@@ -5,7 +5,8 @@ use std::path::Path;
 
 use pretext_augment::ViewConfig;
 use pretext_data::{
-    load_images, load_table, ImageSplits, Samples, SourceOptions, Splits, TableOptions,
+    is_audio_path, load_audio, load_audio_windows, load_images, load_table, AudioOptions,
+    ImageSplits, Samples, SourceOptions, Splits, TableOptions,
 };
 use pretext_methods::{MethodConfig, MethodName};
 use pretext_nn::BackboneConfig;
@@ -22,7 +23,9 @@ pub struct DataConfig {
     /// Images: "embedded" (the Fashion-MNIST subset built into pretext), a folder of IDX files,
     /// an IDX images file, or a folder of images with one subfolder per class. Text: a labeled
     /// .tsv (`label<TAB>text`) or .jsonl file, or an unlabeled .txt file or folder. Tables: a
-    /// .csv file with a header row, or a .parquet file.
+    /// .csv file with a header row, or a .parquet file. Audio: a folder with a `labels.csv`
+    /// (`file,label[,split]`, files relative to it), such a CSV itself, or a folder of
+    /// unlabeled .wav files.
     pub path: String,
     /// Text and tables: the labeled held-out file (empty: hold out `holdout_fraction` of
     /// `path`).
@@ -47,6 +50,11 @@ pub struct DataConfig {
     /// Tables: which column is the label, and columns whose kind is declared rather than
     /// detected.
     pub table: TableConfig,
+    /// Audio: the rate, resampling and clip length every clip is read at.
+    pub audio: AudioOptions,
+    /// Audio: folders of unlabeled .wav files added to the training split for pretraining
+    /// only (each file cut into consecutive clips); transfer still reads `path`.
+    pub unlabeled: Vec<String>,
 }
 
 /// `[data.table]`: how a CSV table's columns are read.
@@ -92,6 +100,36 @@ impl DataConfig {
         Ok(load_table(Path::new(spec), test, &options)?.into())
     }
 
+    /// Loads the audio `spec` with this section's clip and split settings.
+    pub fn load_audio_from(&self, spec: &str) -> Result<Splits, TrainError> {
+        Ok(load_audio(spec, &self.audio, self.holdout_fraction, self.split_seed)?.into())
+    }
+
+    /// The samples pretraining reads: `train` followed by the clips of every `unlabeled`
+    /// folder, without labels; `train` itself when there are none.
+    pub fn pretraining_samples(&self, train: &Samples) -> Result<Samples, TrainError> {
+        if self.unlabeled.is_empty() {
+            return Ok(train.clone());
+        }
+        let Samples::Audio(set) = train else {
+            return Err(TrainError::Invalid {
+                field: "data.unlabeled".into(),
+                message: format!(
+                    "unlabeled folders are read for audio only, and `{}` is not audio",
+                    self.path
+                ),
+            });
+        };
+        let mut all = set.unlabeled_with(&set.subset(&[]));
+        for folder in &self.unlabeled {
+            all = all.unlabeled_with(&load_audio_windows(
+                std::path::Path::new(folder),
+                &self.audio,
+            )?);
+        }
+        Ok(Samples::Audio(all))
+    }
+
     /// Loads the images this section names, with their held-out split.
     pub fn load(&self) -> Result<ImageSplits, TrainError> {
         self.load_from(&self.path)
@@ -122,6 +160,8 @@ impl Default for DataConfig {
             workers: 2,
             prefetch: 4,
             table: TableConfig::default(),
+            audio: AudioOptions::default(),
+            unlabeled: Vec::new(),
         }
     }
 }
@@ -290,6 +330,22 @@ impl PretrainConfig {
                 return invalid("backbone.mlp", &message);
             }
         }
+        if self.backbone.kind == pretext_nn::BackboneKind::Wav2vec {
+            if let Err(message) = self.backbone.wav2vec.validate() {
+                return invalid("backbone.wav2vec", &message);
+            }
+        }
+        if self.method.name == MethodName::Wav2vec2
+            && self.backbone.kind != pretext_nn::BackboneKind::Wav2vec
+        {
+            return invalid(
+                "backbone.kind",
+                &format!(
+                    "method `wav2vec2` masks the frames of a wav2vec network and needs --backbone wav2vec, not `{}`",
+                    self.backbone.kind.as_str()
+                ),
+            );
+        }
         if self.method.name == MethodName::Mae
             && self.backbone.kind != pretext_nn::BackboneKind::Vit
         {
@@ -329,6 +385,8 @@ impl PretrainConfig {
             let tokenizer = crate::text_data::resolve_tokenizer(self, run_dir)?;
             let splits = crate::text_data::load_text_splits(self, spec, &tokenizer)?;
             Ok((splits, Some(tokenizer)))
+        } else if is_audio_path(spec) {
+            Ok((self.data.load_audio_from(spec)?, None))
         } else if is_table_path(spec) {
             Ok((self.data.load_table_from(spec)?, None))
         } else {
@@ -391,6 +449,7 @@ impl PretrainConfig {
             Samples::Images(_) => "images",
             Samples::Tokens(_) => "text",
             Samples::Table(_) => "tables",
+            Samples::Audio(_) => "audio",
         };
         let mismatch = |what: String| {
             Err(TrainError::Invalid {
@@ -409,11 +468,12 @@ impl PretrainConfig {
         let backbone = match self.backbone.kind {
             kind if kind.reads_tokens() => "text",
             kind if kind.reads_rows() => "tables",
+            kind if kind.reads_audio() => "audio",
             _ => "images",
         };
         if data != backbone {
             return mismatch(format!(
-                "`{}` is {data} but backbone `{}` reads {backbone} (text needs --backbone transformer, tables --backbone mlp)",
+                "`{}` is {data} but backbone `{}` reads {backbone} (text needs --backbone transformer, tables --backbone mlp, audio --backbone wav2vec)",
                 self.data.path,
                 self.backbone.kind.as_str(),
             ));
@@ -457,6 +517,13 @@ impl PretrainConfig {
             // Reconstruction and language modeling have no collapsed solution.
             collapse_possible: !self.method.name.reads_tokens()
                 && self.method.name != MethodName::Mae,
+            codebook: (self.method.name == MethodName::Wav2vec2).then(|| {
+                let wav2vec2 = &self.method.wav2vec2;
+                crate::health::Codebook {
+                    entries: wav2vec2.quantizer.groups * wav2vec2.quantizer.entries,
+                    negatives: wav2vec2.negatives,
+                }
+            }),
         }
     }
 }

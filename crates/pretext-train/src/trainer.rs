@@ -90,6 +90,7 @@ impl Model {
                 set.seq_len as i64,
             ),
             Samples::Table(set) => (InputSpec::rows(set.width() as i64), set.width() as i64),
+            Samples::Audio(set) => (InputSpec::waveforms(), set.clip_samples as i64),
         };
         let setup = MethodSetup {
             input,
@@ -152,7 +153,7 @@ pub fn ensure_steps_left(
 /// Tag of the stream that re-seeds libtorch at every step.
 const STEP_SEED: u64 = 0x5354_4550; // "STEP"
 
-/// Runs (or resumes) pretraining into `run`, on `data.train`.
+/// Runs (or resumes) pretraining into `run`, on `data.train` (and `data.unlabeled`'s clips).
 ///
 /// It seeds libtorch's process-wide random generator (at initialization and before every
 /// step), so two runs in one process must not overlap in time.
@@ -167,7 +168,16 @@ pub fn pretrain(
     config.validate()?;
     config.check_data(&data.train)?;
     let config = &config.resolved_for(&data.train)?;
-    let train = Arc::new(data.train.clone());
+    let train = Arc::new(config.data.pretraining_samples(&data.train)?);
+    if train.len() > data.train.len() {
+        progress.message(&format!(
+            "pretraining on {}: the {} training clips and {} unlabeled from {}",
+            train.describe(),
+            data.train.len(),
+            train.len() - data.train.len(),
+            config.data.unlabeled.join(", ")
+        ));
+    }
     let plan = BatchPlan::new(train.len(), config.train.batch_size, config.seed)?;
     let total = planned_steps(config, &plan);
     let mut model = Model::new(config, &train, device);
@@ -210,7 +220,7 @@ pub fn pretrain(
         &run.metrics_path(),
         resume_from.as_ref().map(|c| c.state.step),
     )?;
-    let monitor = KnnMonitor::new(&train, config, device);
+    let monitor = KnnMonitor::new(&data.train, config, device);
     let held_out = HeldOutMonitor::new(&data.test, config, device);
     let health_context = config.health_context(model.method.encoder().dim(), total);
     let mut warned: HashSet<&'static str> = HashSet::new();

@@ -8,4 +8,4 @@ pub mod verdict;
 pub use signals::{
     alignment, effective_rank, embedding_std, uniformity, view_agreement, BatchHealth,
 };
-pub use verdict::{live_findings, overall, review, Finding, HealthContext, Level};
+pub use verdict::{live_findings, overall, review, Codebook, Finding, HealthContext, Level};

@@ -19,6 +19,12 @@
 //! - MAE: a loss under 5% below that of guessing flat hidden patches (the mean of the last
 //!   records): the decoder is not using the visible patches.
 //! - gradient norm spikes over 50× the median; any skipped non-finite step.
+//! - wav2vec 2.0: codebook perplexity under 10% of the G·V entries = the quantizer collapsed
+//!   (few codes, so the targets say little and distractors often equal the target);
+//!   masked-frame contrastive accuracy ≥ 98% within the first 10% of the run = too easy
+//!   (usually that collapse), under 2× chance (1/(K+1)) at the end = not learning; the
+//!   feature encoder's RMS gradient over the rest's above 10 = it dominates (the paper scales
+//!   it down for stability), under 0.001 = it hardly learns.
 
 use serde_json::{Map, Value};
 
@@ -105,6 +111,18 @@ pub struct HealthContext {
     /// language models must predict tokens and cannot collapse, while their pooled states are
     /// naturally anisotropic, so the collapse thresholds would only raise false alarms.
     pub collapse_possible: bool,
+    /// wav2vec 2.0: the quantizer's G·V codebook entries and K, its distractors per masked
+    /// frame.
+    pub codebook: Option<Codebook>,
+}
+
+/// The sizes wav2vec 2.0's health verdicts judge against.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Codebook {
+    /// G · V: the most entries the quantizer can use (its perplexity's maximum).
+    pub entries: i64,
+    /// K: distractors per masked frame (chance accuracy is 1/(K+1)).
+    pub negatives: usize,
 }
 
 /// The verdicts one metrics record supports on its own: collapse and a too-easy pretext
@@ -130,6 +148,16 @@ pub fn live_findings(record: &Map<String, Value>, context: &HealthContext) -> Ve
     ) {
         if step >= context.dino_warmup_steps {
             findings.extend(teacher_entropy_finding(per_image, marginal, k));
+        }
+    }
+    if let Some(codebook) = context.codebook {
+        if let Some(perplexity) = number(record, "codebook_perplexity") {
+            findings.extend(codebook_finding(perplexity, codebook));
+        }
+        if let Some(accuracy) = number(record, "contrastive_accuracy") {
+            if step * 10 <= context.total_steps && accuracy >= 0.98 {
+                findings.push(masked_too_easy(accuracy, step, context.total_steps));
+            }
         }
     }
     if let (Some(accuracy), Some(_)) = (number(record, "pretext_accuracy"), context.pretext_classes)
@@ -354,6 +382,9 @@ pub fn review(records: &[Map<String, Value>], context: &HealthContext) -> Vec<Fi
             }),
         );
     }
+    if let Some(codebook) = context.codebook {
+        findings.extend(wav2vec_findings(records, context, codebook));
+    }
     for (key, signal, meaning) in [
         ("center_norm", "center norm", "norm of DINO's center"),
         (
@@ -377,12 +408,92 @@ pub fn review(records: &[Map<String, Value>], context: &HealthContext) -> Vec<Fi
             "queries whose positive key beats every negative",
         ),
     ] {
+        if key == "contrastive_accuracy" && context.codebook.is_some() {
+            continue; // judged by wav2vec_findings
+        }
         if let Some(&(_, value)) = series(records, key).last() {
             findings.push(Finding::ok(
                 signal,
                 format!("{value:.4} at the end ({meaning})"),
             ));
         }
+    }
+    findings
+}
+
+/// Codebook perplexity under 10% of the entries: the quantizer collapsed.
+fn codebook_finding(perplexity: f64, codebook: Codebook) -> Option<Finding> {
+    (perplexity < 0.1 * codebook.entries as f64).then(|| {
+        Finding::warning(
+            "codebook perplexity",
+            format!("{perplexity:.1} of {} entries: the quantizer collapsed onto a few codes, so the targets carry little and the contrastive task degenerates; raise method.wav2vec2.diversity_weight or lower the learning rate", codebook.entries),
+        )
+    })
+}
+
+fn masked_too_easy(accuracy: f64, step: u64, total: u64) -> Finding {
+    Finding::warning(
+        "masked-frame accuracy",
+        format!("TOO EASY: {:.1}% already at step {step} of {total}: the true targets are picked at once, usually because the quantizer collapsed and the distractors are the same code as the target; check the codebook perplexity and raise method.wav2vec2.diversity_weight", 100.0 * accuracy),
+    )
+}
+
+/// wav2vec 2.0's own verdicts over a whole log: codebook perplexity, masked-frame contrastive
+/// accuracy and the feature encoder's gradient scale.
+fn wav2vec_findings(
+    records: &[Map<String, Value>],
+    context: &HealthContext,
+    codebook: Codebook,
+) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if let Some(&(_, perplexity)) = series(records, "codebook_perplexity").last() {
+        findings.push(codebook_finding(perplexity, codebook).unwrap_or_else(|| {
+            Finding::ok(
+                "codebook perplexity",
+                format!(
+                    "{perplexity:.1} of {} entries in use at the end",
+                    codebook.entries
+                ),
+            )
+        }));
+    }
+    let accuracy = series(records, "contrastive_accuracy");
+    if let Some(&(_, last)) = accuracy.last() {
+        let chance = 1.0 / (codebook.negatives + 1) as f64;
+        let early = accuracy
+            .iter()
+            .find(|&&(step, value)| step * 10 <= context.total_steps && value >= 0.98);
+        findings.push(if let Some(&(step, value)) = early {
+            masked_too_easy(value, step, context.total_steps)
+        } else if last < 2.0 * chance {
+            Finding::warning(
+                "masked-frame accuracy",
+                format!("{:.1}% at the end, near chance ({:.1}%): the context network does not predict the masked frames; lower the learning rate or train longer", 100.0 * last, 100.0 * chance),
+            )
+        } else {
+            Finding::ok(
+                "masked-frame accuracy",
+                format!("{:.1}% of masked frames pick their target among {} distractors at the end (chance {:.1}%)", 100.0 * last, codebook.negatives, 100.0 * chance),
+            )
+        });
+    }
+    if let Some(&(_, ratio)) = series(records, "feature_grad_ratio").last() {
+        findings.push(if ratio > 10.0 {
+            Finding::warning(
+                "feature-encoder gradient",
+                format!("{ratio:.2}× the rest's RMS gradient at the end: the convolutions dominate the updates, which destabilizes wav2vec 2.0; lower method.wav2vec2.feature_grad_scale (paper 0.1)"),
+            )
+        } else if ratio < 1e-3 {
+            Finding::warning(
+                "feature-encoder gradient",
+                format!("{ratio:.2e}× the rest's RMS gradient at the end: the convolutions hardly learn; raise method.wav2vec2.feature_grad_scale"),
+            )
+        } else {
+            Finding::ok(
+                "feature-encoder gradient",
+                format!("{ratio:.3}× the rest's RMS gradient at the end (scaled by method.wav2vec2.feature_grad_scale)"),
+            )
+        });
     }
     findings
 }
@@ -522,6 +633,7 @@ mod tests {
             dino_warmup_steps: 0,
             loss_should_fall: true,
             collapse_possible: true,
+            codebook: None,
         }
     }
 
@@ -537,6 +649,65 @@ mod tests {
         assert!(findings.iter().all(|f| f.collapse));
         let healthy = record(json!({"step": 500, "embedding_std": 0.09, "effective_rank": 30.0}));
         assert!(live_findings(&healthy, &context()).is_empty());
+    }
+
+    #[test]
+    fn wav2vec_codebook_collapse_too_easy_masking_and_gradient_scale_are_judged() {
+        let wav2vec = HealthContext {
+            codebook: Some(Codebook {
+                entries: 640,
+                negatives: 100,
+            }),
+            ..context()
+        };
+        // Live: a collapsed codebook and an early perfect masked-frame accuracy.
+        let collapsed =
+            record(json!({"step": 50, "codebook_perplexity": 12.0, "contrastive_accuracy": 0.99}));
+        let signals: Vec<_> = live_findings(&collapsed, &wav2vec)
+            .iter()
+            .map(|f| f.signal)
+            .collect();
+        assert_eq!(signals, ["codebook perplexity", "masked-frame accuracy"]);
+        let healthy =
+            record(json!({"step": 50, "codebook_perplexity": 300.0, "contrastive_accuracy": 0.2}));
+        assert!(live_findings(&healthy, &wav2vec).is_empty());
+        // Without a codebook (another method) the same numbers mean nothing here.
+        assert!(live_findings(&collapsed, &context()).is_empty());
+
+        let log = |perplexity: f64, accuracy: f64, ratio: f64| {
+            vec![
+                record(
+                    json!({"step": 500, "loss": 5.0, "codebook_perplexity": perplexity, "contrastive_accuracy": 0.1}),
+                ),
+                record(
+                    json!({"step": 1000, "loss": 4.0, "codebook_perplexity": perplexity, "contrastive_accuracy": accuracy, "feature_grad_ratio": ratio}),
+                ),
+            ]
+        };
+        let level = |records: &[Map<String, Value>], signal: &str| {
+            review(records, &wav2vec)
+                .into_iter()
+                .find(|f| f.signal == signal)
+                .map(|f| f.level)
+        };
+        let good = log(350.0, 0.3, 1.5);
+        assert_eq!(level(&good, "codebook perplexity"), Some(Level::Ok));
+        assert_eq!(level(&good, "masked-frame accuracy"), Some(Level::Ok));
+        assert_eq!(level(&good, "feature-encoder gradient"), Some(Level::Ok));
+        assert_eq!(level(&good, "contrastive accuracy"), None);
+        let bad = log(20.0, 0.015, 40.0);
+        assert_eq!(level(&bad, "codebook perplexity"), Some(Level::Warning));
+        // Chance is 1/101 ≈ 1%: 1.5% is under twice that.
+        assert_eq!(level(&bad, "masked-frame accuracy"), Some(Level::Warning));
+        assert_eq!(
+            level(&bad, "feature-encoder gradient"),
+            Some(Level::Warning)
+        );
+        let frozen = log(350.0, 0.3, 1e-4);
+        assert_eq!(
+            level(&frozen, "feature-encoder gradient"),
+            Some(Level::Warning)
+        );
     }
 
     #[test]
