@@ -1,5 +1,5 @@
 //! Self-supervised methods, one file per paper, behind a closed [`Method`] enum that configs
-//! and the CLI name: seven for images, two for text, three for tables.
+//! and the CLI name: seven for images, two for text, three for tables, one for audio.
 
 pub mod bert_mlm;
 pub mod byol;
