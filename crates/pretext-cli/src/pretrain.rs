@@ -80,6 +80,9 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
             config.backbone.pretrained, config.optimizer.lr
         );
     }
+    // Taken only now, so a run refused above leaves nothing behind; prepare_new checks the
+    // folder again under the lock.
+    let _lock = lock(&run)?;
     run.prepare_new(mode)?;
     run.write_data_files(tokenizer.as_ref(), &data.train)?;
     run.write_config(&config)?;
@@ -140,7 +143,16 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
         .load_data(Some(&run.root))
         .context("loading the data")?;
     // Checked before config.toml is rewritten, so a refused resume changes nothing.
-    ensure_steps_left(&run, &checkpoint, total_steps(&config, data.train.len())?)?;
+    let total = total_steps(&config, data.train.len())?;
+    ensure_steps_left(&run, &checkpoint, total)?;
+    let _lock = lock(&run)?;
+    // Under the lock, the newest checkpoint (a process that held the lock may have written
+    // more since).
+    let checkpoint = match Checkpoint::latest(&run.checkpoints_dir())?.0 {
+        Some(newest) if newest.state.step > checkpoint.state.step => newest,
+        _ => checkpoint,
+    };
+    ensure_steps_left(&run, &checkpoint, total)?;
     if config != saved {
         run.write_config(&config)?;
     }
@@ -170,4 +182,16 @@ fn report(run: &RunDir, config: &PretrainConfig, outcome: &PretrainOutcome) {
     } else {
         eprintln!("next: pretext probe {} --labels 600", run.root.display());
     }
+}
+
+/// Takes the run directory's lock for this process, reporting a stale one it cleared.
+pub fn lock(run: &RunDir) -> anyhow::Result<pretext_train::RunLock> {
+    let lock = run.lock()?;
+    if let Some(pid) = lock.stale_pid {
+        eprintln!(
+            "cleared a stale lock: process {pid} stopped without finishing {}",
+            run.root.display()
+        );
+    }
+    Ok(lock)
 }

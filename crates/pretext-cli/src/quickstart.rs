@@ -51,6 +51,7 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
         "  labels are not used for pretraining; the probes use {} of them",
         args.labels
     );
+    let _lock = crate::pretrain::lock(&run)?;
     run.prepare_new(RunMode::Overwrite)?;
     run.write_config(&config)?;
     let outcome = pretrain(&config, &run, None, device, &data, &mut Progress::new())?;

@@ -939,6 +939,173 @@ fn a_kill_at_any_moment_leaves_a_resumable_run() {
     assert_eq!(steps_done(), 100);
 }
 
+/// A full disk while checkpointing — simulated by a file-size limit (`ulimit -f`, with
+/// SIGXFSZ ignored so a write past it fails with EFBIG, as on a full disk) — stops the run
+/// with an error naming the checkpoint and saying the previous one is kept; no partial folder
+/// is left, the previous checkpoint is still the newest and loads, and a resume without the
+/// limit finishes the run.
+#[cfg(unix)]
+#[test]
+fn a_full_disk_while_checkpointing_fails_cleanly_and_keeps_the_previous_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let outcome = pretext(&[
+        "pretrain",
+        "--data",
+        "embedded",
+        "--steps",
+        "2",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--set",
+        "health.knn_every=0",
+        "--out",
+        arg(&run),
+    ]);
+    assert_succeeds(&outcome, "the first two steps");
+    let checkpoints = run.join("checkpoints");
+    let before = folder_contents(&checkpoints.join("step-2"));
+    // 64 blocks (32–64 KiB) fit a metrics line, not the CNN's weights (~400 KiB).
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 64; exec {:?} pretrain --resume {:?} --steps 4 --device cpu",
+        env!("CARGO_BIN_EXE_pretext"),
+        arg(&run)
+    );
+    let output = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for needle in [
+        "could not write checkpoint",
+        "step-4",
+        "previous checkpoint is untouched",
+        "disk full",
+    ] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let left: Vec<String> = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["step-2"], "no partial checkpoint is left behind");
+    assert_eq!(folder_contents(&checkpoints.join("step-2")), before);
+    let (latest, skipped) = pretext_train::Checkpoint::latest(&checkpoints).unwrap();
+    assert!(skipped.is_empty(), "{skipped:?}");
+    assert_eq!(latest.unwrap().state.step, 2);
+    let outcome = pretext(&[
+        "pretrain",
+        "--resume",
+        arg(&run),
+        "--steps",
+        "4",
+        "--device",
+        "cpu",
+    ]);
+    assert_succeeds(&outcome, "the resume once there is room");
+    let (latest, _) = pretext_train::Checkpoint::latest(&checkpoints).unwrap();
+    assert_eq!(latest.unwrap().state.step, 4);
+}
+
+/// Two processes on one run directory: while a run trains, a second `pretrain` on it (resume
+/// or overwrite) is refused naming the first one's PID, and nothing of the run is touched; once
+/// the first is killed, `--resume` clears its stale lock (saying so) and finishes the run.
+#[test]
+fn a_second_process_on_a_run_is_refused_and_a_killed_ones_lock_is_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pretext"))
+        .args([
+            "pretrain",
+            "--data",
+            "embedded",
+            "--steps",
+            "100000",
+            "--batch-size",
+            "16",
+            "--device",
+            "cpu",
+            "--set",
+            "health.knn_every=0",
+            "--set",
+            "train.checkpoint_every=2",
+            "--out",
+            arg(&run),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the pretext binary starts");
+    let pid = child.id().to_string();
+    while pretext_train::Checkpoint::latest(&run.join("checkpoints"))
+        .unwrap()
+        .0
+        .is_none()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(std::fs::read_to_string(run.join(".lock")).unwrap(), pid);
+    let config_before = std::fs::read(run.join("config.toml")).unwrap();
+    let outcome = pretext(&["pretrain", "--resume", arg(&run), "--device", "cpu"]);
+    assert_fails_naming(
+        &outcome,
+        &["in use by another pretext process", &format!("PID {pid}")],
+    );
+    let outcome = pretext(&[
+        "pretrain",
+        "--data",
+        "embedded",
+        "--steps",
+        "4",
+        "--overwrite",
+        "--out",
+        arg(&run),
+    ]);
+    assert_fails_naming(&outcome, &["in use", &format!("PID {pid}")]);
+    assert_eq!(
+        std::fs::read(run.join("config.toml")).unwrap(),
+        config_before
+    );
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let latest = |run: &Path| {
+        pretext_train::Checkpoint::latest(&run.join("checkpoints"))
+            .unwrap()
+            .0
+            .expect("a complete checkpoint survives the kill")
+            .state
+            .step
+    };
+    let target = (latest(&run) + 4).to_string();
+    let outcome = pretext(&[
+        "pretrain",
+        "--resume",
+        arg(&run),
+        "--steps",
+        &target,
+        "--device",
+        "cpu",
+    ]);
+    assert_succeeds(&outcome, "the resume after the kill");
+    assert!(
+        outcome
+            .stderr
+            .contains(&format!("cleared a stale lock: process {pid}")),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(latest(&run).to_string(), target);
+    // A finished run leaves no PID behind.
+    assert_eq!(std::fs::read_to_string(run.join(".lock")).unwrap(), "");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Every method through the CLI, and `pretext health`.
 
@@ -1779,7 +1946,8 @@ fn study_cells(out: &Path) -> BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)
     cells
 }
 
-/// A study killed (SIGKILL) in the middle continues where it stopped: pretraining and the
+/// A study killed (SIGKILL) in the middle continues where it stopped (a second study on the
+/// same folder is refused while the first runs): pretraining and the
 /// cells measured before the kill are reused untouched, the rest is measured, and a third
 /// run measures nothing and prints the same table. The outputs are all there: Markdown,
 /// CSV, JSON with mean ± std over 3 seeds, PNG and SVG plots, and an HTML report with the
@@ -1814,6 +1982,9 @@ fn study_killed_midway_resumes_without_recomputing_finished_cells() {
         assert!(child.try_wait().unwrap().is_none(), "the study ended early");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    // A second study on the same folder meanwhile is refused, naming the first.
+    let second = pretext(&["study", "--config", arg(&study), "--out", arg(&out)]);
+    assert_fails_naming(&second, &["in use", &format!("PID {}", child.id())]);
     child.kill().unwrap();
     child.wait().unwrap();
     let before_resume = study_cells(&out);
@@ -1821,6 +1992,11 @@ fn study_killed_midway_resumes_without_recomputing_finished_cells() {
 
     let resumed = pretext(&["study", "--config", arg(&study), "--out", arg(&out)]);
     assert_succeeds(&resumed, "the resumed study");
+    assert!(
+        resumed.stderr.contains("cleared a stale lock"),
+        "{}",
+        resumed.stderr
+    );
     assert!(
         resumed
             .stderr

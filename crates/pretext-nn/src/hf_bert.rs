@@ -174,3 +174,60 @@ pub fn load_hf_bert(dir: &Path, store: &VarStore) -> Result<Transformer, Checkpo
     load_hf_bert_weights(dir, store, "")?;
     Ok(model)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn store_with_one_variable() -> VarStore {
+        let store = VarStore::new(Device::Cpu);
+        let _ = store.root().zeros("w", &[2, 2]);
+        store
+    }
+
+    #[test]
+    fn a_pickle_checkpoint_is_refused_with_how_to_convert_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("pytorch_model.bin"),
+            b"\x80\x02cos\nsystem\n",
+        )
+        .unwrap();
+        let error = load_hf_bert_weights(dir.path(), &store_with_one_variable(), "")
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "pytorch_model.bin",
+            "pickle",
+            "never loaded",
+            "safe_serialization=True",
+        ] {
+            assert!(error.contains(needle), "{needle}: {error}");
+        }
+    }
+
+    /// A 1 KB file whose header claims a 100 GB tensor is an error naming the file, found
+    /// before anything of that size is allocated.
+    #[test]
+    fn a_header_claiming_more_than_the_file_holds_is_refused_without_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = br#"{"w":{"dtype":"F32","shape":[100000,100000,2500],"data_offsets":[0,100000000000000]}}"#;
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header);
+        bytes.resize(1024, 0);
+        std::fs::write(dir.path().join("model.safetensors"), &bytes).unwrap();
+        let error = load_hf_bert_weights(dir.path(), &store_with_one_variable(), "")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("model.safetensors"), "{error}");
+        // A header length beyond the file is refused the same way.
+        let mut bytes = (1u64 << 40).to_le_bytes().to_vec();
+        bytes.resize(1024, b' ');
+        std::fs::write(dir.path().join("model.safetensors"), &bytes).unwrap();
+        let error = load_hf_bert_weights(dir.path(), &store_with_one_variable(), "")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("model.safetensors"), "{error}");
+    }
+}

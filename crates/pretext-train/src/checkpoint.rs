@@ -74,7 +74,9 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// Saves model (trained weights and the method's untrained state), optimizer state and
     /// counters as `checkpoints_dir/step-{state.step}`, then deletes all but the newest
-    /// `keep` checkpoints.
+    /// `keep` checkpoints. When a write fails (a full disk, a size limit), the partial folder
+    /// is removed and the error says so; earlier checkpoints are never touched before the new
+    /// one is complete.
     pub fn save(
         checkpoints_dir: &Path,
         store: &VarStore,
@@ -83,13 +85,52 @@ impl Checkpoint {
         state: &TrainState,
         keep: usize,
     ) -> Result<Checkpoint, TrainError> {
+        let partial = checkpoints_dir.join(format!(".partial-step-{}", state.step));
+        let saved = Self::write(
+            checkpoints_dir,
+            &partial,
+            store,
+            method_state,
+            optimizer_state,
+            state,
+        );
+        let final_dir = match saved {
+            Ok(final_dir) => final_dir,
+            Err(error) => {
+                let _ = fs::remove_dir_all(&partial);
+                return Err(TrainError::CheckpointWrite {
+                    path: checkpoints_dir.join(format!("step-{}", state.step)),
+                    message: error.to_string(),
+                });
+            }
+        };
+        let mut all = list_steps(checkpoints_dir)?;
+        all.sort_unstable();
+        for &old in all.iter().rev().skip(keep.max(1)) {
+            let dir = checkpoints_dir.join(format!("step-{old}"));
+            fs::remove_dir_all(&dir).map_err(TrainError::io(&dir))?;
+        }
+        Ok(Checkpoint {
+            dir: final_dir,
+            state: state.clone(),
+        })
+    }
+
+    /// Writes, verifies and renames one checkpoint; returns its folder.
+    fn write(
+        checkpoints_dir: &Path,
+        partial: &Path,
+        store: &VarStore,
+        method_state: &VarStore,
+        optimizer_state: &[(String, Tensor)],
+        state: &TrainState,
+    ) -> Result<PathBuf, TrainError> {
         fs::create_dir_all(checkpoints_dir).map_err(TrainError::io(checkpoints_dir))?;
         let final_dir = checkpoints_dir.join(format!("step-{}", state.step));
-        let partial = checkpoints_dir.join(format!(".partial-step-{}", state.step));
         if partial.exists() {
-            fs::remove_dir_all(&partial).map_err(TrainError::io(&partial))?;
+            fs::remove_dir_all(partial).map_err(TrainError::io(partial))?;
         }
-        fs::create_dir(&partial).map_err(TrainError::io(&partial))?;
+        fs::create_dir(partial).map_err(TrainError::io(partial))?;
 
         store.save(partial.join(WEIGHTS))?;
         method_state.save(partial.join(METHOD_STATE))?;
@@ -120,24 +161,14 @@ impl Checkpoint {
         file.write_all(&serde_json::to_vec_pretty(&meta).expect("meta serializes"))
             .and_then(|_| file.sync_all())
             .map_err(TrainError::io(&meta_path))?;
-        fsync(&partial)?;
+        fsync(partial)?;
 
         if final_dir.exists() {
             fs::remove_dir_all(&final_dir).map_err(TrainError::io(&final_dir))?;
         }
-        fs::rename(&partial, &final_dir).map_err(TrainError::io(&final_dir))?;
+        fs::rename(partial, &final_dir).map_err(TrainError::io(&final_dir))?;
         fsync(checkpoints_dir)?;
-
-        let mut all = list_steps(checkpoints_dir)?;
-        all.sort_unstable();
-        for &old in all.iter().rev().skip(keep.max(1)) {
-            let dir = checkpoints_dir.join(format!("step-{old}"));
-            fs::remove_dir_all(&dir).map_err(TrainError::io(&dir))?;
-        }
-        Ok(Checkpoint {
-            dir: final_dir,
-            state: state.clone(),
-        })
+        Ok(final_dir)
     }
 
     /// Opens and verifies one checkpoint folder.

@@ -17,12 +17,16 @@ pub enum TrainError {
     Invalid { field: String, message: String },
     #[error("run directory {path} already exists; pass --resume to continue it or --overwrite to replace it")]
     RunExists { path: PathBuf },
+    #[error("{path} is in use by another pretext process{}; wait for it to finish or stop it (a lock left by a killed process is cleared by the next run)", pid.map(|pid| format!(" (PID {pid})")).unwrap_or_default())]
+    RunBusy { path: PathBuf, pid: Option<u32> },
     #[error("{path}: the run is already at step {done} of the {total} asked for; pass --steps (or --epochs) beyond it to train further")]
     NothingToDo {
         path: PathBuf,
         done: u64,
         total: u64,
     },
+    #[error("could not write checkpoint {path}: {message}; the previous checkpoint is untouched (is the disk full?)")]
+    CheckpointWrite { path: PathBuf, message: String },
     #[error("checkpoint {path} is damaged: {message}")]
     BadCheckpoint { path: PathBuf, message: String },
     #[error("training stopped: {count} steps had a non-finite loss or gradient (limit {limit}); lower the learning rate, raise the temperature, or enable gradient clipping")]

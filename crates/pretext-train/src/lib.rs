@@ -19,7 +19,7 @@ pub use config::{DataConfig, HealthConfig, LoopConfig, PretrainConfig};
 pub use device::{device_name, resolve_device};
 pub use error::TrainError;
 pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
-pub use run_dir::{RunDir, RunMode};
+pub use run_dir::{RunDir, RunLock, RunMode, LOCK_FILE};
 pub use schedule::learning_rate;
 pub use trainer::{
     ensure_steps_left, pretrain, total_steps, Model, NoProgress, PretrainOutcome, ProgressSink,

@@ -115,7 +115,12 @@ pub fn run_study(
     }
     let settings_path = plan.out.join("study.toml");
     // Never spill a study into a folder that holds something else.
-    if let Ok(mut entries) = std::fs::read_dir(&plan.out) {
+    if let Ok(entries) = std::fs::read_dir(&plan.out) {
+        let mut entries = entries.filter(|entry| {
+            entry
+                .as_ref()
+                .map_or(true, |entry| entry.file_name() != pretext_train::LOCK_FILE)
+        });
         if entries.next().is_some() && !settings_path.exists() {
             return Err(TrainError::Config {
                 path: plan.out.clone(),
@@ -129,6 +134,13 @@ pub fn run_study(
             path: plan.out.clone(),
             message: "exists and is not a folder; choose another --out".into(),
         });
+    }
+    // One process at a time: the lock is held until the study returns.
+    let lock = RunDir::new(&plan.out).lock()?;
+    if let Some(pid) = lock.stale_pid {
+        progress.message(&format!(
+            "cleared a stale lock: process {pid} stopped without finishing this study"
+        ));
     }
     std::fs::create_dir_all(plan.out.join("cells")).map_err(TrainError::io(&plan.out))?;
     write_atomic(
