@@ -29,7 +29,7 @@ pub enum TrainError {
     CheckpointWrite { path: PathBuf, message: String },
     #[error("checkpoint {path} is damaged: {message}")]
     BadCheckpoint { path: PathBuf, message: String },
-    #[error("training stopped: {count} steps had a non-finite loss or gradient (limit {limit}); lower the learning rate, raise the temperature, or enable gradient clipping")]
+    #[error("training stopped: {count} steps had a non-finite loss or gradient (limit {limit}, train.max_nonfinite_steps); the checkpoints already written are intact. Likely causes: a learning rate too high (lower optimizer.lr, keep optimizer.grad_clip on, lengthen the warmup), NaN or Inf in the data (the loaders name the file and place of those they can see), or too little precision (a temperature too low for float32: raise it)")]
     TooManyNonFinite { count: u64, limit: u64 },
     #[error(transparent)]
     Pretrained(#[from] pretext_nn::CheckpointError),
