@@ -30,7 +30,7 @@ use rubato::{Fft, FixedSync, Resampler};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
-use crate::source::files_with_extension;
+use crate::source::{files_with_extension, has_extension};
 use crate::table::csv_error;
 
 /// The extension of the audio files the loaders pick up (compared case-insensitively).
@@ -110,7 +110,8 @@ pub struct Waveform {
 /// Every clip is `clip_samples = round(clip_seconds × sample_rate)` long: its file, resampled
 /// to `sample_rate` when needed, is cropped to the `clip_samples` around its centre
 /// ([`fit_length`] from [`centered_start`]) when longer, and zero-padded at the end when
-/// shorter. What lies outside the centred crop is not kept.
+/// shorter. What lies outside the centred crop is not kept ([`load_audio_windows`] cuts long
+/// recordings into several clips instead).
 #[derive(Clone, Debug)]
 pub struct AudioSet {
     /// `len × clip_samples` samples, row-major: clip `i` is `samples[i·clip_samples..]`.
@@ -742,9 +743,9 @@ pub fn is_audio_path(spec: &str) -> bool {
 /// Whether `path` is a CSV whose header names `file` and `label` and whose first row's file
 /// ends in `.wav`.
 fn is_audio_labels_file(path: &Path) -> bool {
-    let is_csv = path
-        .extension()
-        .is_some_and(|extension| extension.eq_ignore_ascii_case("csv"));
+    if !has_extension(path, "csv") {
+        return false;
+    }
     let Ok(mut reader) = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_path(path)
@@ -757,18 +758,15 @@ fn is_audio_labels_file(path: &Path) -> bool {
     let Some(file_column) = header.iter().position(|field| field == "file") else {
         return false;
     };
-    if !is_csv || !header.iter().any(|field| field == "label") {
+    if !header.iter().any(|field| field == "label") {
         return false;
     }
     reader.records().next().is_some_and(|record| {
-        record
-            .ok()
-            .and_then(|record| record.get(file_column).map(str::to_owned))
-            .is_some_and(|file| {
-                Path::new(&file)
-                    .extension()
-                    .is_some_and(|extension| extension.eq_ignore_ascii_case(WAV_EXTENSION))
-            })
+        record.ok().is_some_and(|record| {
+            record
+                .get(file_column)
+                .is_some_and(|file| has_extension(Path::new(file), WAV_EXTENSION))
+        })
     })
 }
 

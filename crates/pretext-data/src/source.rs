@@ -329,6 +329,12 @@ fn held_out(name: String, set: ImageSet, options: &SourceOptions) -> ImageSplits
 
 /// Every file under `dir` and its subfolders whose extension is `extension` (any case),
 /// hidden entries (a leading dot) skipped, sorted by path.
+/// Whether `path`'s extension is `extension`, compared case-insensitively.
+pub(crate) fn has_extension(path: &Path, extension: &str) -> bool {
+    path.extension()
+        .is_some_and(|found| found.eq_ignore_ascii_case(extension))
+}
+
 pub(crate) fn files_with_extension(dir: &Path, extension: &str) -> Result<Vec<PathBuf>, DataError> {
     fn collect(dir: &Path, extension: &str, files: &mut Vec<PathBuf>) -> Result<(), DataError> {
         let io_error = |source| DataError::Io {
@@ -346,11 +352,7 @@ pub(crate) fn files_with_extension(dir: &Path, extension: &str) -> Result<Vec<Pa
             }
             if path.is_dir() {
                 collect(&path, extension, files)?;
-            } else if path
-                .extension()
-                .and_then(|found| found.to_str())
-                .is_some_and(|found| found.eq_ignore_ascii_case(extension))
-            {
+            } else if has_extension(&path, extension) {
                 files.push(path);
             }
         }

@@ -404,8 +404,7 @@ fn read_parquet(path: &Path) -> Result<RawTable, DataError> {
 
 /// Whether `path` names a Parquet file (by its extension).
 pub fn is_parquet(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|extension| extension.eq_ignore_ascii_case("parquet"))
+    crate::source::has_extension(path, "parquet")
 }
 
 /// Reads a CSV or (by extension) Parquet table.

@@ -85,25 +85,24 @@ impl Checkpoint {
         state: &TrainState,
         keep: usize,
     ) -> Result<Checkpoint, TrainError> {
+        let final_dir = checkpoints_dir.join(format!("step-{}", state.step));
         let partial = checkpoints_dir.join(format!(".partial-step-{}", state.step));
-        let saved = Self::write(
+        let written = Self::write(
             checkpoints_dir,
             &partial,
+            &final_dir,
             store,
             method_state,
             optimizer_state,
             state,
         );
-        let final_dir = match saved {
-            Ok(final_dir) => final_dir,
-            Err(error) => {
-                let _ = fs::remove_dir_all(&partial);
-                return Err(TrainError::CheckpointWrite {
-                    path: checkpoints_dir.join(format!("step-{}", state.step)),
-                    message: error.to_string(),
-                });
-            }
-        };
+        if let Err(error) = written {
+            let _ = fs::remove_dir_all(&partial);
+            return Err(TrainError::CheckpointWrite {
+                path: final_dir,
+                message: error.to_string(),
+            });
+        }
         let mut all = list_steps(checkpoints_dir)?;
         all.sort_unstable();
         for &old in all.iter().rev().skip(keep.max(1)) {
@@ -116,17 +115,17 @@ impl Checkpoint {
         })
     }
 
-    /// Writes, verifies and renames one checkpoint; returns its folder.
+    /// Writes and fsyncs one checkpoint into `partial`, then renames it to `final_dir`.
     fn write(
         checkpoints_dir: &Path,
         partial: &Path,
+        final_dir: &Path,
         store: &VarStore,
         method_state: &VarStore,
         optimizer_state: &[(String, Tensor)],
         state: &TrainState,
-    ) -> Result<PathBuf, TrainError> {
+    ) -> Result<(), TrainError> {
         fs::create_dir_all(checkpoints_dir).map_err(TrainError::io(checkpoints_dir))?;
-        let final_dir = checkpoints_dir.join(format!("step-{}", state.step));
         if partial.exists() {
             fs::remove_dir_all(partial).map_err(TrainError::io(partial))?;
         }
@@ -164,11 +163,10 @@ impl Checkpoint {
         fsync(partial)?;
 
         if final_dir.exists() {
-            fs::remove_dir_all(&final_dir).map_err(TrainError::io(&final_dir))?;
+            fs::remove_dir_all(final_dir).map_err(TrainError::io(final_dir))?;
         }
-        fs::rename(partial, &final_dir).map_err(TrainError::io(&final_dir))?;
-        fsync(checkpoints_dir)?;
-        Ok(final_dir)
+        fs::rename(partial, final_dir).map_err(TrainError::io(final_dir))?;
+        fsync(checkpoints_dir)
     }
 
     /// Opens and verifies one checkpoint folder.

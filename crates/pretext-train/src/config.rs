@@ -120,12 +120,10 @@ impl DataConfig {
                 ),
             });
         };
-        let mut all = set.unlabeled_with(&set.subset(&[]));
+        // `unlabeled` is not empty, so at least one join drops the labels.
+        let mut all = set.clone();
         for folder in &self.unlabeled {
-            all = all.unlabeled_with(&load_audio_windows(
-                std::path::Path::new(folder),
-                &self.audio,
-            )?);
+            all = all.unlabeled_with(&load_audio_windows(Path::new(folder), &self.audio)?);
         }
         Ok(Samples::Audio(all))
     }

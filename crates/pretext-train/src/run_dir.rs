@@ -126,13 +126,18 @@ impl RunDir {
         Ok(())
     }
 
+    /// Whether the folder exists and holds anything besides its lock file.
+    pub fn is_occupied(&self) -> Result<bool, TrainError> {
+        Ok(self.root.exists()
+            && fs::read_dir(&self.root)
+                .map_err(TrainError::io(&self.root))?
+                .any(|entry| entry.is_ok_and(|entry| entry.file_name() != LOCK_FILE)))
+    }
+
     /// Checks, without touching anything, that a new run may be written here in `mode`.
     pub fn check_new(&self, mode: RunMode) -> Result<(), TrainError> {
         self.check_is_directory()?;
-        let occupied = self.root.exists()
-            && fs::read_dir(&self.root)
-                .map_err(TrainError::io(&self.root))?
-                .any(|entry| entry.is_ok_and(|entry| entry.file_name() != LOCK_FILE));
+        let occupied = self.is_occupied()?;
         match mode {
             _ if !occupied => Ok(()),
             RunMode::New | RunMode::Resume => Err(TrainError::RunExists { path: self.root.clone() }),

@@ -115,28 +115,22 @@ pub fn run_study(
     }
     let settings_path = plan.out.join("study.toml");
     // Never spill a study into a folder that holds something else.
-    if let Ok(entries) = std::fs::read_dir(&plan.out) {
-        let mut entries = entries.filter(|entry| {
-            entry
-                .as_ref()
-                .map_or(true, |entry| entry.file_name() != pretext_train::LOCK_FILE)
-        });
-        if entries.next().is_some() && !settings_path.exists() {
-            return Err(TrainError::Config {
-                path: plan.out.clone(),
-                message:
-                    "not a study directory (no study.toml) and not empty; choose another --out"
-                        .into(),
-            });
-        }
-    } else if plan.out.exists() {
+    let out = RunDir::new(&plan.out);
+    if plan.out.exists() && !plan.out.is_dir() {
         return Err(TrainError::Config {
             path: plan.out.clone(),
             message: "exists and is not a folder; choose another --out".into(),
         });
     }
+    if out.is_occupied()? && !settings_path.exists() {
+        return Err(TrainError::Config {
+            path: plan.out.clone(),
+            message: "not a study directory (no study.toml) and not empty; choose another --out"
+                .into(),
+        });
+    }
     // One process at a time: the lock is held until the study returns.
-    let lock = RunDir::new(&plan.out).lock()?;
+    let lock = out.lock()?;
     if let Some(pid) = lock.stale_pid {
         progress.message(&format!(
             "cleared a stale lock: process {pid} stopped without finishing this study"
