@@ -190,13 +190,10 @@ pub fn run_study(
     } else {
         plan.study.title.clone()
     };
-    // A raw baseline that is a transform of the input (TF-IDF, log-mel) is named.
-    let name = match raw_features {
-        Some(raw) if plan.study.has_baseline("raw") && !raw.starts_with("raw") => {
-            format!("{name} (raw = {raw})")
-        }
-        _ => name,
-    };
+    let name = dataset_label(
+        name,
+        raw_features.filter(|_| plan.study.has_baseline("raw")),
+    );
     let results = StudyResults::new(
         title,
         name,
@@ -249,6 +246,15 @@ pub fn write_outputs(
     write_atomic(&path, &html)?;
     files.push(path);
     Ok(files)
+}
+
+/// The dataset as the results name it: with the raw baseline's features when they are a
+/// transform of the input (TF-IDF, log-mel), not the raw pixels or columns themselves.
+fn dataset_label(name: String, raw_features: Option<&str>) -> String {
+    match raw_features {
+        Some(raw) if !raw.starts_with("raw") => format!("{name} (raw = {raw})"),
+        _ => name,
+    }
 }
 
 /// `config` without what changes only where and how fast it runs (the device, the data
@@ -948,6 +954,24 @@ fn method_health(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transformed_raw_baseline_is_named_with_the_dataset() {
+        assert_eq!(
+            dataset_label("spoken-words".into(), Some("log-mel")),
+            "spoken-words (raw = log-mel)"
+        );
+        assert_eq!(
+            dataset_label("austen".into(), Some("TF-IDF")),
+            "austen (raw = TF-IDF)"
+        );
+        assert_eq!(dataset_label("fmnist".into(), Some("raw pixels")), "fmnist");
+        assert_eq!(
+            dataset_label("letters".into(), Some("raw columns")),
+            "letters"
+        );
+        assert_eq!(dataset_label("fmnist".into(), None), "fmnist");
+    }
 
     #[test]
     fn slugs_are_file_names() {

@@ -282,8 +282,8 @@ mod tests {
     use super::*;
     use crate::study::summary::{Budget, Cell, Series};
 
-    #[test]
-    fn accuracy_plot_writes_png_and_svg_with_every_series() {
+    /// Two series (a pretrained probe, scratch) at 1% and 100%, 3 seeds, titled `title`.
+    fn two_series(title: &str) -> StudyResults {
         let series = |name: &str, pretrained| Series {
             name: name.into(),
             model: name.into(),
@@ -314,15 +314,20 @@ mod tests {
                 });
             }
         }
-        let results = StudyResults::new(
-            "plot test".into(),
+        StudyResults::new(
+            title.into(),
             "data".into(),
             (8000, 2000),
             vec![series("simclr · linear", true), series("scratch", false)],
             budgets,
             vec![0, 1, 2],
             cells,
-        );
+        )
+    }
+
+    #[test]
+    fn accuracy_plot_writes_png_and_svg_with_every_series() {
+        let results = two_series("plot test");
         let dir = tempfile::tempdir().unwrap();
         let (png, svg) = (dir.path().join("a.png"), dir.path().join("a.svg"));
         let text = accuracy_plot(&results, &png, &svg).unwrap();
@@ -336,6 +341,33 @@ mod tests {
         let rgb = image.to_rgb8();
         let inked = rgb.pixels().filter(|p| p.0 != [255, 255, 255]).count();
         assert!(inked > 5000, "only {inked} drawn pixels");
+    }
+
+    /// Regression: a title wider than the plot area was centred on it and cut off on the
+    /// left; now it spans the picture, shrunk to fit, with a margin on both sides.
+    #[test]
+    fn a_long_title_fits_inside_the_picture() {
+        let title = "Keyword spotting: wav2vec 2.0 pretraining vs log-mel features vs training from scratch, 3 seeds";
+        let dir = tempfile::tempdir().unwrap();
+        let (png, svg) = (dir.path().join("a.png"), dir.path().join("a.svg"));
+        accuracy_plot(&two_series(title), &png, &svg).unwrap();
+        let rgb = image::open(&png).unwrap().to_rgb8();
+        let dark_columns: Vec<u32> = (0..rgb.width())
+            .filter(|&x| (0..30).any(|y| rgb.get_pixel(x, y).0.iter().all(|&c| c < 128)))
+            .collect();
+        let (first, last) = (dark_columns[0], *dark_columns.last().unwrap());
+        assert!(
+            first >= 3,
+            "the title starts at column {first}: cut off on the left"
+        );
+        assert!(
+            last + 3 < rgb.width(),
+            "the title ends at column {last}: cut off on the right"
+        );
+        assert!(
+            last - first > rgb.width() / 2,
+            "the title is drawn ({first}..{last})"
+        );
     }
 
     #[test]
