@@ -37,7 +37,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     ));
     let mut model = Model::new(&config, &empty, device);
     checkpoint
-        .load_weights(&mut model.store)
+        .load_weights(&config, &mut model.store)
         .with_context(|| format!("loading {}", checkpoint.dir.display()))?;
     let Method::Gpt(gpt) = &model.method else {
         unreachable!("checked: the method is gpt")

@@ -153,9 +153,7 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
         _ => checkpoint,
     };
     ensure_steps_left(&run, &checkpoint, total)?;
-    if config != saved {
-        run.write_config(&config)?;
-    }
+    // `pretrain` records changed settings in config.toml once the checkpoint has loaded.
     let outcome = pretrain(
         &config,
         &run,

@@ -642,6 +642,62 @@ fn probe_of_a_run_without_a_complete_checkpoint_is_refused() {
     assert_eq!(folder_contents(&run), before);
 }
 
+/// A checkpoint meets a config that builds another model: with the run's config.toml edited to
+/// narrower layers, probe and `--resume` refuse naming the weights file, the tensor and the
+/// setting that differs; edited to another method, they refuse naming the checkpoint's
+/// config.toml and both methods. The run is left as it was.
+#[test]
+fn a_checkpoint_is_refused_by_a_config_for_another_model_or_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let outcome = pretext(&[
+        "pretrain",
+        "--data",
+        "embedded",
+        "--steps",
+        "2",
+        "--batch-size",
+        "16",
+        "--device",
+        "cpu",
+        "--set",
+        "health.knn_every=0",
+        "--out",
+        arg(&run),
+    ]);
+    assert_succeeds(&outcome, "two steps");
+    let config_path = run.join("config.toml");
+    let original = std::fs::read_to_string(&config_path).unwrap();
+    let narrower = original.replace("widths = [32, 64, 128]", "widths = [32, 64, 96]");
+    let other_method = original.replace("name = \"simclr\"", "name = \"moco\"");
+    assert!(narrower != original && other_method != original);
+    let resume = ["pretrain", "--resume", arg(&run), "--steps", "4", "--device", "cpu"];
+    let probe = ["probe", arg(&run), "--device", "cpu"];
+    for (config, needles) in [
+        (
+            narrower,
+            &[
+                "step-2/weights.safetensors",
+                "does not fit this run",
+                "`encoder.bn2.bias` is [128] in the file and [96] in the model",
+                "backbone.small_cnn.widths = [32, 64, 128] (checkpoint) vs [32, 64, 96] (this run)",
+            ][..],
+        ),
+        (
+            other_method,
+            &["step-2/config.toml", "made by method `simclr`", "says `moco`"][..],
+        ),
+    ] {
+        std::fs::write(&config_path, &config).unwrap();
+        let before = folder_contents(&run);
+        for args in [&resume[..], &probe[..]] {
+            let outcome = pretext(args);
+            assert_fails_naming(&outcome, needles);
+            assert_eq!(folder_contents(&run), before, "{args:?} left the run as it was");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // A real run on the embedded Fashion-MNIST subset: pretrain, probe, embed, resume.
 
@@ -925,10 +981,10 @@ fn a_kill_at_any_moment_leaves_a_resumable_run() {
         let train = pretext_data::Samples::Images(config.data.load().unwrap().train);
         let mut model = pretext_train::Model::new(&config, &train, tch::Device::Cpu);
         latest
-            .load_weights(&mut model.store)
+            .load_weights(&config, &mut model.store)
             .expect("the newest checkpoint loads");
         latest
-            .load_method_state(&mut model.state)
+            .load_method_state(&config, &mut model.state)
             .expect("the newest checkpoint's method state loads");
         child = spawn(&["pretrain", "--resume", arg(&run), "--device", "cpu"]);
     }

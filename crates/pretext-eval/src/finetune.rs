@@ -363,7 +363,7 @@ fn fit_once(
             format!("{} (as downloaded)", config.backbone.pretrained)
         }
         (Some(checkpoint), false) => {
-            checkpoint.load_weights(&mut model.store)?;
+            checkpoint.load_weights(config, &mut model.store)?;
             format!(
                 "{} (step {})",
                 checkpoint.dir.display(),

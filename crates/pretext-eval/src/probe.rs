@@ -209,7 +209,7 @@ pub fn load_model(
     device: Device,
 ) -> Result<Model, TrainError> {
     let mut model = Model::new(config, train, device);
-    checkpoint.load_weights(&mut model.store)?;
+    checkpoint.load_weights(config, &mut model.store)?;
     Ok(model)
 }
 

@@ -27,8 +27,15 @@ pub enum TrainError {
     },
     #[error("could not write checkpoint {path}: {message}; the previous checkpoint is untouched (is the disk full?)")]
     CheckpointWrite { path: PathBuf, message: String },
+    #[error("could not append to {path}: {error}; training stopped, and the checkpoints already written are intact (is the disk full?)")]
+    MetricsWrite {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("checkpoint {path} is damaged: {message}")]
     BadCheckpoint { path: PathBuf, message: String },
+    #[error("checkpoint {path} does not fit this run: {message}")]
+    WrongCheckpoint { path: PathBuf, message: String },
     #[error("training stopped: {count} steps had a non-finite loss or gradient (limit {limit}, train.max_nonfinite_steps); the checkpoints already written are intact. Likely causes: a learning rate too high (lower optimizer.lr, keep optimizer.grad_clip on, lengthen the warmup), NaN or Inf in the data (the loaders name the file and place of those they can see), or too little precision (a temperature too low for float32: raise it)")]
     TooManyNonFinite { count: u64, limit: u64 },
     #[error(transparent)]

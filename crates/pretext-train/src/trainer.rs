@@ -194,7 +194,7 @@ pub fn pretrain(
     if let Some(checkpoint) = &resume_from {
         ensure_steps_left(run, checkpoint, total)?;
         if checkpoint.state.seed != config.seed {
-            return Err(TrainError::BadCheckpoint {
+            return Err(TrainError::WrongCheckpoint {
                 path: checkpoint.dir.clone(),
                 message: format!(
                     "written with seed {}, config says {}",
@@ -202,14 +202,20 @@ pub fn pretrain(
                 ),
             });
         }
-        checkpoint.load_weights(&mut model.store)?;
-        checkpoint.load_method_state(&mut model.state)?;
+        checkpoint.load_weights(config, &mut model.store)?;
+        checkpoint.load_method_state(config, &mut model.state)?;
         optimizer.load_state(
             checkpoint.optimizer_state()?,
             checkpoint.state.optimizer_steps,
             device,
         );
         state = checkpoint.state.clone();
+        // Settings changed on resuming (more steps, another device) are recorded only now
+        // that the checkpoint has loaded: a refused resume leaves config.toml as it was.
+        let recorded = run.read_config().ok();
+        if recorded.as_ref() != Some(config) {
+            run.write_config(config)?;
+        }
         progress.message(&format!(
             "resuming from {} (step {})",
             checkpoint.dir.display(),
@@ -375,6 +381,7 @@ pub fn pretrain(
                 &model.state,
                 &optimizer.state_tensors(),
                 &state,
+                config,
                 config.train.keep_checkpoints,
             )?;
             last_checkpoint = Some(checkpoint);
