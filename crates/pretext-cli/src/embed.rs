@@ -1,7 +1,5 @@
 //! `pretext embed`: features of a run's encoder as .npy.
 
-use std::fs::File;
-use std::io::BufWriter;
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -69,18 +67,15 @@ fn write_npy<T: npyz::AutoSerialize>(
     shape: &[u64],
     values: Vec<T>,
 ) -> anyhow::Result<()> {
-    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(BufWriter::new(file))
-        .begin_nd()
-        .with_context(|| format!("writing {}", path.display()))?;
-    writer
-        .extend(values)
-        .with_context(|| format!("writing {}", path.display()))?;
-    writer
-        .finish()
-        .with_context(|| format!("writing {}", path.display()))?;
+    // Through a temporary file: a full disk leaves an earlier file of that name as it was.
+    pretext_train::write_atomic_with(path, |file| {
+        let mut writer = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(shape)
+            .writer(file)
+            .begin_nd()?;
+        writer.extend(values)?;
+        writer.finish()
+    })?;
     Ok(())
 }

@@ -89,8 +89,8 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         run.root
             .join(format!("{kind}-{labels}-seed{}.json", args.seed))
     });
-    std::fs::write(&json_path, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", json_path.display()))?;
+    let text = serde_json::to_string_pretty(&report)? + "\n";
+    pretext_train::write_atomic(&json_path, text.as_bytes())?;
     eprintln!("wrote {}", json_path.display());
     Ok(())
 }

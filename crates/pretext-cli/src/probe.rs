@@ -1,6 +1,6 @@
 //! `pretext probe`: k-NN and linear probe on frozen features, beside the baselines.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::{bail, Context};
 use pretext_eval::{probe_budgets, ProbeConfig, ProbeReport};
@@ -76,7 +76,7 @@ pub fn latest_checkpoint(run: &RunDir) -> anyhow::Result<Checkpoint> {
     }
 }
 
-pub fn write_json(path: &PathBuf, report: &ProbeReport) -> anyhow::Result<()> {
+pub fn write_json(path: &Path, report: &ProbeReport) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(report)?;
-    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    Ok(pretext_train::write_atomic(path, (text + "\n").as_bytes())?)
 }

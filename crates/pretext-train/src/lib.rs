@@ -2,6 +2,7 @@
 //! with savable state, atomic checkpoints, the metrics log, health signals and the
 //! non-finite guard.
 
+pub mod atomic;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
@@ -14,6 +15,7 @@ pub mod schedule;
 pub mod text_data;
 pub mod trainer;
 
+pub use atomic::{write_atomic, write_atomic_with};
 pub use checkpoint::{Checkpoint, TrainState};
 pub use config::{DataConfig, HealthConfig, LoopConfig, PretrainConfig};
 pub use device::{device_name, resolve_device};

@@ -175,17 +175,11 @@ impl RunDir {
 
     /// Writes config.toml atomically (temp file, fsync, rename).
     pub fn write_config(&self, config: &PretrainConfig) -> Result<(), TrainError> {
-        let path = self.config_path();
-        let temporary = self.root.join(".config.toml.tmp");
         let text = format!(
             "# Resolved pretext config: every option with the value this run used.\n{}",
             config.to_toml()
         );
-        fs::write(&temporary, text).map_err(TrainError::io(&temporary))?;
-        fs::File::open(&temporary)
-            .and_then(|file| file.sync_all())
-            .map_err(TrainError::io(&temporary))?;
-        fs::rename(&temporary, &path).map_err(TrainError::io(&path))
+        crate::write_atomic(&self.config_path(), text.as_bytes())
     }
 
     /// Writes what later commands need to read the data as pretraining did: the trained
@@ -204,7 +198,7 @@ impl RunDir {
             let path = self.root.join("table-stats.json");
             let text = serde_json::to_string_pretty(&set.training_stats.to_json())
                 .expect("JSON values serialize");
-            fs::write(&path, text).map_err(TrainError::io(&path))?;
+            crate::write_atomic(&path, text.as_bytes())?;
         }
         Ok(())
     }

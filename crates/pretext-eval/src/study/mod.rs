@@ -283,12 +283,10 @@ fn training_print(config: &PretrainConfig) -> String {
     without_placement(config).to_toml()
 }
 
-/// Writes `text` to `path` through a temporary file and a rename, so a kill never leaves a
-/// half-written file under the final name.
+/// Writes `text` to `path` through a temporary file and a rename, so a kill or a full disk
+/// never leaves a half-written file under the final name.
 fn write_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
-    let temporary = path.with_extension("tmp");
-    std::fs::write(&temporary, text).map_err(TrainError::io(&temporary))?;
-    std::fs::rename(&temporary, path).map_err(TrainError::io(path))
+    pretext_train::write_atomic(path, text.as_bytes())
 }
 
 fn fingerprint(parts: &[&str]) -> String {
