@@ -146,6 +146,11 @@ pub fn load_hf_bert_weights(
                             source.size(),
                             target.size()
                         ));
+                    } else if let Some((count, first)) = non_finite(source) {
+                        problems.push(format!(
+                            "`{key}` holds {count} NaN or infinite values (the first at flat \
+                             index {first})"
+                        ));
                     } else {
                         target.copy_(&source.to_kind(target.kind()).to_device(target.device()));
                     }
@@ -164,6 +169,24 @@ pub fn load_hf_bert_weights(
             ),
         })
     }
+}
+
+/// How many values of a floating-point tensor are NaN or infinite, and the flat index of
+/// the first; None when all are finite (or the tensor holds integers).
+fn non_finite(tensor: &Tensor) -> Option<(i64, i64)> {
+    if !tensor.is_floating_point() {
+        return None;
+    }
+    let bad = tensor.isfinite().logical_not().flatten(0, -1);
+    let count = bad.sum(tch::Kind::Int64).int64_value(&[]);
+    (count > 0).then(|| {
+        (
+            count,
+            bad.to_kind(tch::Kind::Uint8)
+                .argmax(0, false)
+                .int64_value(&[]),
+        )
+    })
 }
 
 /// Builds the encoder of a Hugging Face BERT-family directory in `store` and loads its
@@ -229,5 +252,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("model.safetensors"), "{error}");
+    }
+
+    /// Downloaded weights holding NaN or Inf are refused naming the file, the tensor, how
+    /// many values and where the first is.
+    #[test]
+    fn weights_holding_nan_are_refused_with_the_tensor_and_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let weights = Tensor::from_slice(&[0.0f32, 1.0, f32::NAN, f32::INFINITY]).reshape([2, 2]);
+        Tensor::write_safetensors(&[("w", &weights)], dir.path().join("model.safetensors"))
+            .unwrap();
+        let error = load_hf_bert_weights(dir.path(), &store_with_one_variable(), "")
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "model.safetensors",
+            "`w` holds 2 NaN or infinite values",
+            "index 2",
+        ] {
+            assert!(error.contains(needle), "{needle}: {error}");
+        }
+        let finite = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0]).reshape([2, 2]);
+        Tensor::write_safetensors(&[("w", &finite)], dir.path().join("model.safetensors")).unwrap();
+        load_hf_bert_weights(dir.path(), &store_with_one_variable(), "").unwrap();
     }
 }
