@@ -84,8 +84,10 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
     // folder again under the lock.
     let _lock = lock(&run)?;
     run.prepare_new(mode)?;
-    run.write_data_files(tokenizer.as_ref(), &data.train)?;
+    // config.toml first: from then on the folder is a run, so a kill during the rest of the
+    // set-up leaves a folder that `--overwrite` takes.
     run.write_config(&config)?;
+    run.write_data_files(tokenizer.as_ref(), &data.train)?;
     let mut progress = Progress::for_samples(&data.train);
     let outcome = pretrain(&config, &run, None, device, &data, &mut progress)?;
     report(&run, &config, &outcome);

@@ -126,12 +126,17 @@ impl RunDir {
         Ok(())
     }
 
-    /// Whether the folder exists and holds anything besides its lock file.
+    /// Whether the folder exists and holds anything besides its lock file and the temporary
+    /// of an atomic write a killed process left (`.config.toml.tmp`: see `write_atomic`).
     pub fn is_occupied(&self) -> Result<bool, TrainError> {
+        let leftover = |name: &std::ffi::OsStr| {
+            let name = name.to_string_lossy();
+            name == LOCK_FILE || (name.starts_with('.') && name.ends_with(".tmp"))
+        };
         Ok(self.root.exists()
             && fs::read_dir(&self.root)
                 .map_err(TrainError::io(&self.root))?
-                .any(|entry| entry.is_ok_and(|entry| entry.file_name() != LOCK_FILE)))
+                .any(|entry| entry.is_ok_and(|entry| !leftover(&entry.file_name()))))
     }
 
     /// Checks, without touching anything, that a new run may be written here in `mode`.
@@ -280,5 +285,26 @@ mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(left, [LOCK_FILE]);
+    }
+
+    /// A process killed while writing config.toml leaves only its lock and the temporary:
+    /// the folder takes a new run as an empty one does.
+    #[test]
+    fn a_kill_while_config_toml_is_written_leaves_a_folder_a_new_run_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(&dir.path().join("run"));
+        drop(run.lock().unwrap());
+        fs::write(run.root.join(".config.toml.tmp"), "seed = ").unwrap();
+        assert!(!run.is_occupied().unwrap());
+        run.check_new(RunMode::New).unwrap();
+        run.prepare_new(RunMode::Overwrite).unwrap();
+        run.write_config(&PretrainConfig::default()).unwrap();
+        assert!(run.is_run());
+        assert!(!run.root.join(".config.toml.tmp").exists());
+        // Anything else still makes it an occupied folder, not pretext's to delete.
+        let other = RunDir::new(&dir.path().join("other"));
+        fs::create_dir_all(&other.root).unwrap();
+        fs::write(other.root.join("notes.txt"), "mine").unwrap();
+        assert!(other.check_new(RunMode::Overwrite).is_err());
     }
 }

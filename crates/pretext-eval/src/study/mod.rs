@@ -589,8 +589,9 @@ impl Runner<'_> {
                 (data, tokenizer)
             };
             let config = method.config.resolved_for(&data.train)?;
-            run.write_data_files(tokenizer.as_ref(), &data.train)?;
+            // config.toml first, so a kill during the set-up leaves a run to overwrite.
             run.write_config(&config)?;
+            run.write_data_files(tokenizer.as_ref(), &data.train)?;
             (config, data)
         };
         let outcome = pretrain(
