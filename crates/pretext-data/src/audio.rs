@@ -1,9 +1,11 @@
 //! Audio: WAV files read into fixed-length mono clips at one sample rate.
 //!
-//! [`read_wav`] decodes a WAV file with `hound`: 8-, 16-, 24- and 32-bit integer PCM are
+//! [`read_wav`] decodes a WAV file with `hound` (its sample rate must be in
+//! [`WAV_SAMPLE_RATES`]): 8-, 16-, 24- and 32-bit integer PCM are
 //! scaled by 2^(bits − 1) into [-1, 1) (8-bit WAV data is unsigned with its zero at 128;
-//! `hound` recentres it), 32-bit float samples are taken as stored, and every channel count
-//! is mixed down to mono by averaging the channels of each frame.
+//! `hound` recentres it), 32-bit float samples are taken as stored (they must be finite and
+//! within ±[`MAX_FLOAT_SAMPLE`]), and every channel count is mixed down to mono by averaging
+//! the channels of each frame.
 //!
 //! [`resample`] converts a whole clip between two fixed rates with `rubato`'s synchronous
 //! FFT resampler (`Fft` with `process_all`, which trims the resampler's delay so the
@@ -38,6 +40,15 @@ pub const WAV_EXTENSION: &str = "wav";
 
 /// Chunk size hint of the FFT resampler, in input samples (see [`resampler_chunk`]).
 const RESAMPLER_CHUNK: usize = 1024;
+
+/// The sample rates a WAV file may declare, in Hz: up to 768 kHz, the highest rate audio is
+/// recorded at. A higher rate is a corrupt header: one of 4294967295 Hz made the resampler
+/// allocate gigabytes for its FFT blocks.
+pub const WAV_SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1..=768_000;
+
+/// The largest magnitude a float WAV sample may have: 60 dB above full scale (±1). Larger
+/// values are misread or corrupt data, and would overflow the resampler's FFT to infinity.
+pub const MAX_FLOAT_SAMPLE: f32 = 1000.0;
 
 /// Longest clip [`AudioOptions`] accept, in samples (a guard against absurd allocations).
 const MAX_CLIP_SAMPLES: usize = 1 << 31;
@@ -213,15 +224,26 @@ pub fn read_wav(path: &Path) -> Result<Waveform, DataError> {
         path: path.to_path_buf(),
         source,
     })?;
-    check_riff_header(path, &bytes)?;
-    check_format_tag(path, &bytes)?;
-    let reader = hound::WavReader::new(Cursor::new(bytes.as_slice()))
-        .map_err(|error| header_error(path, error))?;
+    decode_wav(&bytes, path)
+}
+
+/// [`read_wav`] on a WAV file held in memory; `name` stands for the file in errors.
+pub fn read_wav_bytes(bytes: &[u8], name: &str) -> Result<Waveform, DataError> {
+    decode_wav(bytes, Path::new(name))
+}
+
+fn decode_wav(bytes: &[u8], path: &Path) -> Result<Waveform, DataError> {
+    check_riff_header(path, bytes)?;
+    check_format_tag(path, bytes)?;
+    let reader =
+        hound::WavReader::new(Cursor::new(bytes)).map_err(|error| header_error(path, error))?;
     let spec = reader.spec();
-    if spec.sample_rate == 0 {
-        return Err(DataError::UnsupportedWav {
+    if !WAV_SAMPLE_RATES.contains(&spec.sample_rate) {
+        return Err(DataError::UnsupportedSampleRate {
             path: path.to_path_buf(),
-            found: "a sample rate of 0 Hz".to_string(),
+            found: spec.sample_rate,
+            min: *WAV_SAMPLE_RATES.start(),
+            max: *WAV_SAMPLE_RATES.end(),
         });
     }
     // Each sample takes at least a byte, so the file's size bounds what the header may claim.
@@ -240,6 +262,17 @@ pub fn read_wav(path: &Path) -> Result<Waveform, DataError> {
                     path: path.to_path_buf(),
                     index,
                     value: samples[index],
+                });
+            }
+            if let Some(index) = samples
+                .iter()
+                .position(|sample| sample.abs() > MAX_FLOAT_SAMPLE)
+            {
+                return Err(DataError::SampleOutOfRange {
+                    path: path.to_path_buf(),
+                    index,
+                    value: samples[index],
+                    limit: MAX_FLOAT_SAMPLE,
                 });
             }
             samples
@@ -997,6 +1030,71 @@ mod tests {
             message.contains("nan.wav") && message.contains("sample 1 is NaN"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn absurd_sample_rates_are_an_error_not_a_gigabyte_resampler() {
+        let dir = tempfile::tempdir().unwrap();
+        for rate in [0, 768_001, u32::MAX] {
+            let path = write_bytes(
+                &dir.path().join(format!("rate-{rate}.wav")),
+                &wav_bytes(1, 1, rate, 8, &[128, 140, 120]),
+            );
+            let error = read_wav(&path).unwrap_err();
+            assert!(
+                matches!(error, DataError::UnsupportedSampleRate { found, .. } if found == rate),
+                "{error:?}"
+            );
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "{}: sample rate {rate} Hz; expected 1 to 768000 Hz (the header is \
+                     corrupt, or the file is not audio)",
+                    path.display()
+                )
+            );
+        }
+        for rate in [8, 768_000] {
+            let path = write_bytes(
+                &dir.path().join(format!("rate-{rate}.wav")),
+                &wav_bytes(1, 1, rate, 8, &[128, 140, 120]),
+            );
+            let waveform = read_wav(&path).unwrap();
+            assert_eq!(waveform.sample_rate, rate);
+            let resampled = resample(&waveform.samples, rate, 16_000).unwrap();
+            assert_eq!(resampled.len(), resampled_len(3, rate, 16_000));
+        }
+    }
+
+    #[test]
+    fn float_samples_far_beyond_full_scale_are_an_error_not_a_resampler_panic() {
+        // Misaligned float data reads as values near f32::MAX; resampling them overflowed
+        // rubato's FFT to infinity and it panicked ("Imaginary part of first value was
+        // non-zero").
+        let dir = tempfile::tempdir().unwrap();
+        let loud = write_wav(
+            &dir.path().join("loud.wav"),
+            spec(2, 22050, 32, SampleFormat::Float),
+            &[0.5f32, -0.5, 1.5, 999.0, 0.0, 3.0e38],
+        );
+        let message = error_text(read_wav(&loud));
+        assert_eq!(
+            message,
+            format!(
+                "{}: sample 5 is 300000000000000000000000000000000000000; expected float \
+                 samples within ±1000 (full scale is ±1)",
+                loud.display()
+            )
+        );
+        // Within the limit, loud samples are kept as stored.
+        let overs = write_wav(
+            &dir.path().join("overs.wav"),
+            spec(1, 22050, 32, SampleFormat::Float),
+            &[1.5f32, -999.0],
+        );
+        let waveform = read_wav(&overs).unwrap();
+        assert_eq!(waveform.samples, [1.5, -999.0]);
+        assert_eq!(resample(&waveform.samples, 22050, 16000).unwrap().len(), 1);
     }
 
     #[test]

@@ -258,6 +258,30 @@ pub enum DataError {
         /// The sample read.
         value: f32,
     },
+    /// A WAV file declares a sample rate no audio is recorded at: a corrupt header.
+    #[error("{path}: sample rate {found} Hz; expected {min} to {max} Hz (the header is corrupt, or the file is not audio)")]
+    UnsupportedSampleRate {
+        /// The file.
+        path: PathBuf,
+        /// The rate declared.
+        found: u32,
+        /// The lowest rate accepted.
+        min: u32,
+        /// The highest rate accepted.
+        max: u32,
+    },
+    /// A float WAV file holds a sample far beyond full scale: misread or corrupt data.
+    #[error("{path}: sample {index} is {value}; expected float samples within ±{limit} (full scale is ±1)")]
+    SampleOutOfRange {
+        /// The file.
+        path: PathBuf,
+        /// Index of the sample in the file's interleaved data.
+        index: usize,
+        /// The sample read.
+        value: f32,
+        /// The largest magnitude accepted.
+        limit: f32,
+    },
     /// A WAV file's sample rate is not the one asked for, and resampling is off.
     #[error("{path}: sample rate {found} Hz, expected {expected} Hz; enable resampling (resample = true) or convert the file to {expected} Hz")]
     SampleRateMismatch {
@@ -286,4 +310,45 @@ pub enum DataError {
         /// What was looked for.
         details: String,
     },
+}
+
+/// The message of a caught panic (its `&str` or `String` payload), for the error that
+/// replaces it when a dependency panics on a corrupt file instead of returning an error.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_string()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+thread_local! {
+    /// Set while a third-party decoder runs under [`catch_quietly`].
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `call`, a panic in it becoming `Err(its message)`, without the panic hook printing
+/// "thread … panicked at …" first: for third-party decoders (zune-jpeg, parquet, tokenizers)
+/// that panic on some corrupt inputs, whose panic is then reported as the file's error. The
+/// hook is wrapped once per process; other panics are printed as before.
+pub(crate) fn catch_quietly<T>(call: impl FnOnce() -> T) -> Result<T, String> {
+    static WRAP_HOOK: std::sync::Once = std::sync::Once::new();
+    WRAP_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was_quiet = QUIET.with(|quiet| quiet.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+    QUIET.with(|quiet| quiet.set(was_quiet));
+    // One line: assertion messages span several ("left: …", "right: …").
+    result.map_err(|payload| {
+        let message = panic_message(payload.as_ref());
+        message.split_whitespace().collect::<Vec<_>>().join(" ")
+    })
 }

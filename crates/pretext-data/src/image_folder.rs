@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, GrayImage, ImageReader, RgbImage};
+use image::{DynamicImage, GrayImage, ImageError, ImageFormat, ImageReader, RgbImage};
 use rayon::prelude::*;
 
 use crate::error::DataError;
@@ -45,15 +45,7 @@ impl DecodedImage {
 pub fn read_image_folder(dir: &Path, size: Option<usize>) -> Result<ImageSet, DataError> {
     let target = match size {
         None => None,
-        Some(size) => Some(
-            u32::try_from(size)
-                .ok()
-                .filter(|&size| size > 0)
-                .ok_or_else(|| DataError::BadOption {
-                    option: "image_size",
-                    reason: format!("expected 1..={}, found {size}", u32::MAX),
-                })?,
-        ),
+        Some(size) => Some(image_size(size)?),
     };
     let (subfolders, loose_images) = list_folder(dir)?;
     let (files, labels, class_names) = if subfolders.is_empty() {
@@ -163,13 +155,7 @@ pub fn read_image_files(
             reason: format!("expected 1 or 3, found {channels}"),
         });
     }
-    let target = u32::try_from(size)
-        .ok()
-        .filter(|&size| size > 0)
-        .ok_or_else(|| DataError::BadOption {
-            option: "image_size",
-            reason: format!("expected 1..={}, found {size}", u32::MAX),
-        })?;
+    let target = image_size(size)?;
     let image_len = channels * size * size;
     let mut pixels = vec![0u8; files.len() * image_len];
     for (path, out) in files.iter().zip(pixels.chunks_mut(image_len)) {
@@ -234,17 +220,94 @@ fn list_folder(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>), DataError> {
     Ok((subfolders, images))
 }
 
+/// Decodes one PNG/JPEG image held in memory as a one-image unlabeled set, the way
+/// [`read_image_folder`] decodes each file: 1 channel when it is grayscale (with or without
+/// alpha, 8 or 16 bits), else 3; resized to `size x size` when `size` is given. `name`
+/// stands for the file in errors, and its extension is the format's fallback when the bytes
+/// do not reveal it.
+pub fn read_image_bytes(
+    bytes: &[u8],
+    name: &str,
+    size: Option<usize>,
+) -> Result<ImageSet, DataError> {
+    let target = match size {
+        None => None,
+        Some(size) => Some(image_size(size)?),
+    };
+    let path = Path::new(name);
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes));
+    if let Ok(format) = ImageFormat::from_path(path) {
+        reader.set_format(format);
+    }
+    let decoded = decode_from(reader, path, target)?;
+    let (width, height) = decoded.dimensions();
+    let channels = match decoded {
+        DecodedImage::Gray(_) => 1,
+        DecodedImage::Rgb(_) => 3,
+    };
+    let mut pixels = vec![0u8; channels * height as usize * width as usize];
+    write_chw(&decoded, channels, &mut pixels);
+    Ok(ImageSet {
+        pixels: Arc::new(pixels),
+        len: 1,
+        channels,
+        height: height as usize,
+        width: width as usize,
+        labels: None,
+        class_names: Vec::new(),
+    })
+}
+
+/// `size` as a resize target: 1 to `u32::MAX`.
+fn image_size(size: usize) -> Result<u32, DataError> {
+    u32::try_from(size)
+        .ok()
+        .filter(|&size| size > 0)
+        .ok_or_else(|| DataError::BadOption {
+            option: "image_size",
+            reason: format!("expected 1..={}, found {size}", u32::MAX),
+        })
+}
+
 fn decode(path: &Path, target: Option<u32>) -> Result<DecodedImage, DataError> {
-    let reader = ImageReader::open(path)
-        .and_then(|reader| reader.with_guessed_format())
+    let reader = ImageReader::open(path).map_err(|source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_from(reader, path, target)
+}
+
+/// Decodes with the format the content shows (else the reader's, from the extension),
+/// reduced to 8-bit gray or RGB and resized to `target x target` when given.
+fn decode_from<R: std::io::BufRead + std::io::Seek>(
+    reader: ImageReader<R>,
+    path: &Path,
+    target: Option<u32>,
+) -> Result<DecodedImage, DataError> {
+    let reader = reader
+        .with_guessed_format()
         .map_err(|source| DataError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-    let image = reader.decode().map_err(|source| DataError::Decode {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // zune-jpeg 0.4 panics on some corrupt JPEG headers (an upsampler assertion on
+    // inconsistent sampling factors): such a panic is the decode error of a corrupt file.
+    let format = reader.format();
+    let image = crate::error::catch_quietly(|| reader.decode())
+        .unwrap_or_else(|message| {
+            let reason = format!(
+                "the {} decoder failed on corrupt data: {message}",
+                format.map_or("image", |format| format.extensions_str()[0])
+            );
+            Err(ImageError::IoError(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                reason,
+            )))
+        })
+        .map_err(|source| DataError::Decode {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let decoded = match image {
         DynamicImage::ImageLuma8(_)
         | DynamicImage::ImageLumaA8(_)
@@ -444,6 +507,49 @@ mod tests {
         let missing = dir.path().join("missing.png");
         let error = read_image_files(&[missing], 1, 8).unwrap_err().to_string();
         assert!(error.contains("missing.png"), "{error}");
+    }
+
+    #[test]
+    fn bytes_decode_as_the_same_file_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.png");
+        gray(5, 3, 40).save(&file).unwrap();
+        let bytes = std::fs::read(&file).unwrap();
+        let set = read_image_bytes(&bytes, "a.png", None).unwrap();
+        assert_eq!((set.len, set.channels, set.height, set.width), (1, 1, 3, 5));
+        assert_eq!(
+            set.pixels,
+            read_image_folder(dir.path(), None).unwrap().pixels
+        );
+        let resized = read_image_bytes(&bytes, "a.png", Some(4)).unwrap();
+        assert_eq!((resized.height, resized.width), (4, 4));
+    }
+
+    #[test]
+    fn jpeg_with_inconsistent_sampling_factors_is_a_decode_error_not_a_panic() {
+        // zune-jpeg 0.4 asserted (and panicked) when a chroma component claims 2x2
+        // sampling while luma has 1x1: a one-byte corruption of the SOF header.
+        let mut jpeg = Vec::new();
+        DynamicImage::ImageRgb8(RgbImage::from_fn(28, 28, |x, y| {
+            Rgb([x as u8 * 9, y as u8 * 9, 128])
+        }))
+        .write_to(&mut std::io::Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+        .unwrap();
+        let sof = jpeg
+            .windows(2)
+            .position(|marker| marker == [0xff, 0xc0])
+            .unwrap();
+        // Marker, length, precision, height, width, 3 components of (id, sampling, table).
+        assert_eq!(jpeg[sof + 9], 3, "three components");
+        jpeg[sof + 14] = 0x22;
+        let error = read_image_bytes(&jpeg, "chroma.jpg", None).unwrap_err();
+        assert!(matches!(error, DataError::Decode { .. }), "{error:?}");
+        let message = format!("{error}: {}", std::error::Error::source(&error).unwrap());
+        assert!(
+            message.starts_with("chroma.jpg: cannot decode image: ")
+                && message.contains("corrupt data"),
+            "{message}"
+        );
     }
 
     #[test]

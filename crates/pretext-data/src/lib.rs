@@ -26,8 +26,8 @@ pub mod token_set;
 
 pub use audio::{
     centered_start, fit_length, is_audio_path, list_wav_files, load_audio, load_audio_folder,
-    load_audio_labels, load_audio_windows, read_wav, resample, resampled_len, AudioOptions,
-    AudioSet, AudioSplits, Waveform, AUDIO_LABELS_FILE,
+    load_audio_labels, load_audio_windows, read_wav, read_wav_bytes, resample, resampled_len,
+    AudioOptions, AudioSet, AudioSplits, Waveform, AUDIO_LABELS_FILE,
 };
 pub use batch_plan::{epoch_permutation, BatchPlan, PERMUTATION_TAG};
 pub use embedded::{embedded_fashion_mnist, FASHION_MNIST_CLASSES};
@@ -36,7 +36,7 @@ pub use idx::{
     read_idx_images, read_idx_images_bytes, read_idx_labels, read_idx_labels_bytes, read_idx_pair,
     read_idx_pair_bytes, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
-pub use image_folder::{read_image_files, read_image_folder};
+pub use image_folder::{read_image_bytes, read_image_files, read_image_folder};
 pub use image_set::{ImageSet, ImageSplits};
 pub use logmel::{log_mel_features, log_mel_spectrogram, mel_filterbank, LogMelConfig};
 pub use prefetch::Prefetcher;
@@ -45,8 +45,10 @@ pub use samples::{Samples, Splits};
 pub use source::{load_images, SourceOptions};
 pub use split::{parse_label_budget, stratified_split, stratified_subset, SPLIT_TAG, SUBSET_TAG};
 pub use table::{
-    load_table, ColumnKind, TableColumn, TableOptions, TableSet, TableSplits, TableStats,
+    load_csv_bytes, load_table, ColumnKind, TableColumn, TableOptions, TableSet, TableSplits,
+    TableStats,
 };
+pub use text::{corpus::read_text_document_bytes, labeled::load_labeled_text_bytes};
 pub use text::{
     list_text_files, load_labeled_text, load_labeled_text_splits, load_text_corpus, pack_blocks,
     train_tokenizer, train_tokenizer_on_corpus, LabeledText, LabeledTextSplits, TextCorpus,

@@ -77,16 +77,29 @@ pub fn load_text_corpus(path: &Path) -> Result<TextCorpus, DataError> {
         .into_iter()
         .map(|file| {
             let text = read_text_file(&file)?;
-            if text.trim().is_empty() {
-                return Err(DataError::NoText {
-                    path: file,
-                    details: "the file is empty or only whitespace; expected a document".into(),
-                });
-            }
-            Ok(TextDocument { path: file, text })
+            document(file, text)
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(TextCorpus { documents })
+}
+
+/// One document of a corpus held in memory, checked as [`load_text_corpus`] checks each
+/// file; `name` stands for the file in errors and becomes the document's path.
+pub fn read_text_document_bytes(bytes: &[u8], name: &str) -> Result<TextDocument, DataError> {
+    let path = PathBuf::from(name);
+    let text = text_from_bytes(bytes.to_vec(), &path)?;
+    document(path, text)
+}
+
+/// A document of `text`, which must hold some non-whitespace text.
+fn document(path: PathBuf, text: String) -> Result<TextDocument, DataError> {
+    if text.trim().is_empty() {
+        return Err(DataError::NoText {
+            path,
+            details: "the file is empty or only whitespace; expected a document".into(),
+        });
+    }
+    Ok(TextDocument { path, text })
 }
 
 /// The files [`load_text_corpus`] reads: `path` itself if it is a file, else the `.txt`
@@ -118,6 +131,11 @@ pub fn read_text_file(path: &Path) -> Result<String, DataError> {
         path: path.to_path_buf(),
         source,
     })?;
+    text_from_bytes(bytes, path)
+}
+
+/// [`read_text_file`] on bytes already read from `path`.
+pub(crate) fn text_from_bytes(bytes: Vec<u8>, path: &Path) -> Result<String, DataError> {
     let text = String::from_utf8(bytes).map_err(|error| {
         let byte_offset = error.utf8_error().valid_up_to();
         let before = &error.as_bytes()[..byte_offset];

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::DataError;
-use crate::text::corpus::read_text_file;
+use crate::text::corpus::{read_text_file, text_from_bytes};
 
 /// The header line a TSV file may start with; it is skipped.
 pub const TSV_HEADER: &str = "label\ttext";
@@ -67,6 +67,16 @@ pub fn load_labeled_text(path: &Path) -> Result<LabeledText, DataError> {
     code_records(records, class_names, path, path)
 }
 
+/// [`load_labeled_text`] on a file held in memory; `name` stands for the file in errors and
+/// its extension (`.tsv` or `.jsonl`) picks the format.
+pub fn load_labeled_text_bytes(bytes: &[u8], name: &str) -> Result<LabeledText, DataError> {
+    let path = Path::new(name);
+    let format = line_format(path)?;
+    let records = parse_records(path, format, text_from_bytes(bytes.to_vec(), path)?)?;
+    let class_names = class_names_of(path, &records)?;
+    code_records(records, class_names, path, path)
+}
+
 /// Loads a training and a test file ([`load_labeled_text`] formats, which may differ) so
 /// that both use the training file's classes. A test label that the training file lacks is
 /// [`DataError::UnknownLabel`] naming the test file and line.
@@ -89,32 +99,48 @@ struct Record {
     text: String,
 }
 
-fn read_records(path: &Path) -> Result<Vec<Record>, DataError> {
+/// How one line of a labeled file is read, by the file's extension.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LineFormat {
+    Tsv,
+    Jsonl,
+}
+
+fn line_format(path: &Path) -> Result<LineFormat, DataError> {
     let extension = path
         .extension()
         .and_then(|extension| extension.to_str())
         .map(str::to_ascii_lowercase);
-    let parse_line = match extension.as_deref() {
-        Some("tsv") => parse_tsv_line,
-        Some("jsonl") => parse_jsonl_line,
-        other => {
-            return Err(DataError::UnknownLayout {
-                path: path.to_path_buf(),
-                details: format!(
-                    "expected a .tsv file (label<TAB>text per line) or a .jsonl file \
-                     ({{\"text\": ..., \"label\": ...}} per line), found {}",
-                    match other {
-                        Some(extension) => format!("extension .{extension}"),
-                        None => "no extension".into(),
-                    }
-                ),
-            })
-        }
+    match extension.as_deref() {
+        Some("tsv") => Ok(LineFormat::Tsv),
+        Some("jsonl") => Ok(LineFormat::Jsonl),
+        other => Err(DataError::UnknownLayout {
+            path: path.to_path_buf(),
+            details: format!(
+                "expected a .tsv file (label<TAB>text per line) or a .jsonl file \
+                 ({{\"text\": ..., \"label\": ...}} per line), found {}",
+                match other {
+                    Some(extension) => format!("extension .{extension}"),
+                    None => "no extension".into(),
+                }
+            ),
+        }),
+    }
+}
+
+fn read_records(path: &Path) -> Result<Vec<Record>, DataError> {
+    let format = line_format(path)?;
+    parse_records(path, format, read_text_file(path)?)
+}
+
+fn parse_records(path: &Path, format: LineFormat, text: String) -> Result<Vec<Record>, DataError> {
+    let parse_line = match format {
+        LineFormat::Tsv => parse_tsv_line,
+        LineFormat::Jsonl => parse_jsonl_line,
     };
-    let text = read_text_file(path)?;
     let mut records = Vec::new();
     for (index, line) in text.lines().enumerate() {
-        let is_header = index == 0 && extension.as_deref() == Some("tsv") && line == TSV_HEADER;
+        let is_header = index == 0 && format == LineFormat::Tsv && line == TSV_HEADER;
         if line.trim().is_empty() || is_header {
             continue;
         }

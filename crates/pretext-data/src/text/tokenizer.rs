@@ -74,13 +74,27 @@ impl TextTokenizer {
             path: path.to_path_buf(),
             source,
         })?;
-        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(|source| {
-            DataError::TokenizerFile {
-                path: path.to_path_buf(),
-                action: "cannot parse as a Hugging Face tokenizer.json",
-                source,
-            }
-        })?;
+        Self::parse(&bytes, path)
+    }
+
+    /// [`Self::from_file`] on a `tokenizer.json` held in memory; `name` stands for the file
+    /// in errors.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Self, DataError> {
+        Self::parse(bytes, Path::new(name))
+    }
+
+    fn parse(bytes: &[u8], path: &Path) -> Result<Self, DataError> {
+        let unparsable = |source| DataError::TokenizerFile {
+            path: path.to_path_buf(),
+            action: "cannot parse as a Hugging Face tokenizer.json",
+            source,
+        };
+        // tokenizers 0.22 panics when the "decoder" value is not valid JSON (bad syntax,
+        // invalid UTF-8 or escapes: `expect("Helper")` in decoders/mod.rs), so the whole
+        // file is parsed as JSON first.
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .map_err(|error| unparsable(error.into()))?;
+        let inner = tokenizers::Tokenizer::from_bytes(bytes).map_err(unparsable)?;
         Ok(Self::new(inner))
     }
 
@@ -123,13 +137,10 @@ impl TextTokenizer {
     }
 
     fn encode_one(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, DataError> {
-        let encoding = self
-            .inner
-            .encode_fast(text, add_special_tokens)
-            .map_err(|source| DataError::Tokenizer {
-                operation: "encode text".into(),
-                source,
-            })?;
+        let encoding = guarded(
+            || "encode text".into(),
+            || self.inner.encode_fast(text, add_special_tokens),
+        )?;
         Ok(encoding.get_ids().to_vec())
     }
 
@@ -139,13 +150,10 @@ impl TextTokenizer {
         add_special_tokens: bool,
     ) -> Result<Vec<Vec<u32>>, DataError> {
         let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
-        let encodings = self
-            .inner
-            .encode_batch_fast(inputs, add_special_tokens)
-            .map_err(|source| DataError::Tokenizer {
-                operation: format!("encode a batch of {} texts", texts.len()),
-                source,
-            })?;
+        let encodings = guarded(
+            || format!("encode a batch of {} texts", texts.len()),
+            || self.inner.encode_batch_fast(inputs, add_special_tokens),
+        )?;
         Ok(encodings
             .iter()
             .map(|encoding| encoding.get_ids().to_vec())
@@ -155,12 +163,10 @@ impl TextTokenizer {
     /// Decodes ids to text, leaving out special tokens. Ids outside the vocabulary are
     /// skipped.
     pub fn decode(&self, ids: &[u32]) -> Result<String, DataError> {
-        self.inner
-            .decode(ids, true)
-            .map_err(|source| DataError::Tokenizer {
-                operation: format!("decode {} ids", ids.len()),
-                source,
-            })
+        guarded(
+            || format!("decode {} ids", ids.len()),
+            || self.inner.decode(ids, true),
+        )
     }
 
     /// The size an embedding table needs: one more than the largest id, added tokens included.
@@ -207,5 +213,70 @@ impl TextTokenizer {
     /// The wrapped Hugging Face tokenizer.
     pub fn inner(&self) -> &tokenizers::Tokenizer {
         &self.inner
+    }
+}
+
+/// Runs a call into `tokenizers`, a panic becoming an error of `operation`: tokenizers 0.22
+/// panics on some settings a tokenizer.json may hold (a `FixedLength` pre-tokenizer of
+/// length 0 splits text into chunks of 0 characters).
+fn guarded<T>(
+    operation: impl FnOnce() -> String,
+    call: impl FnOnce() -> tokenizers::Result<T>,
+) -> Result<T, DataError> {
+    crate::error::catch_quietly(call)
+        .unwrap_or_else(|message| {
+            Err(format!("the tokenizer failed on its own settings: {message}").into())
+        })
+        .map_err(|source| DataError::Tokenizer {
+            operation: operation(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_syntax_error_inside_the_decoder_is_an_error_not_a_panic() {
+        // tokenizers 0.22 panicked on these (its decoder deserializer unwraps).
+        for json in [
+            &br#"{"decoder": {"type": "Fuse" "#[..],
+            br#"{"decoder": {"type": "Fuse", 1: 2}}"#,
+            b"{\"decoder\": {\"type\": \"Fu\x01se\"}}",
+            b"{\"decoder\": {\"type\": \"Fuse\", \"\xc6\": 1}}",
+            br#"{"decoder": {"type": "Fuse", "\udc00": 1}}"#,
+        ] {
+            let error = TextTokenizer::from_bytes(json, "broken.json").unwrap_err();
+            assert!(
+                matches!(error, DataError::TokenizerFile { .. }),
+                "{error:?}"
+            );
+            assert_eq!(
+                error.to_string(),
+                "broken.json: cannot parse as a Hugging Face tokenizer.json"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tokenizer_that_panics_on_its_settings_gives_an_encode_error() {
+        // A character tokenizer's FixedLength pre-tokenizer with its length flipped from 1 to
+        // 0: tokenizers 0.22 panicked at encoding ("chunk size must be non-zero").
+        let json = br#"{"version": "1.0", "truncation": null, "padding": null,
+            "added_tokens": [], "normalizer": null,
+            "pre_tokenizer": {"type": "FixedLength", "length": 0},
+            "post_processor": null, "decoder": null,
+            "model": {"type": "WordLevel", "vocab": {"<unk>": 0, "a": 1}, "unk_token": "<unk>"}}"#;
+        let tokenizer = TextTokenizer::from_bytes(json, "char.json").unwrap();
+        for error in [
+            tokenizer.encode("a a").unwrap_err(),
+            tokenizer.encode_batch_plain(&["a", "aa"]).unwrap_err(),
+        ] {
+            assert!(matches!(error, DataError::Tokenizer { .. }), "{error:?}");
+            let cause = std::error::Error::source(&error).unwrap().to_string();
+            assert!(cause.contains("chunk size must be non-zero"), "{cause}");
+        }
+        assert_eq!(tokenizer.decode(&[1, 1]).unwrap(), "a a");
     }
 }
