@@ -6,19 +6,21 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
 
+use ahash::AHashMap;
+use compact_str::CompactString;
 use tokenizers::decoders::byte_level::ByteLevel;
 use tokenizers::decoders::fuse::Fuse;
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::bpe::{BpeTrainer, BPE};
 use tokenizers::models::wordlevel::{WordLevel, WordLevelTrainer};
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
-use tokenizers::models::TrainerWrapper;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::models::{ModelWrapper, TrainerWrapper};
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::fixed_length::FixedLength;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::{AddedToken, Tokenizer, Trainer};
 
 use crate::error::DataError;
 use crate::text::corpus::{read_text_file, TextCorpus, TextDocument};
@@ -120,7 +122,7 @@ pub fn train_tokenizer_on_corpus(
         }
         Ok(())
     };
-    let (mut tokenizer, mut trainer): (Tokenizer, TrainerWrapper) = match kind {
+    let (mut tokenizer, mut trainer): (Tokenizer, Training) = match kind {
         TokenizerKind::Bpe => {
             let minimum = BYTE_SYMBOLS + BPE_SPECIAL_TOKENS.len();
             check_vocab_size(
@@ -140,7 +142,7 @@ pub fn train_tokenizer_on_corpus(
                 .special_tokens(special_tokens(&BPE_SPECIAL_TOKENS))
                 .initial_alphabet(ByteLevel::alphabet().into_iter().collect::<HashSet<char>>())
                 .build();
-            (tokenizer, trainer.into())
+            (tokenizer, Training::Library(trainer.into()))
         }
         TokenizerKind::WordPiece => {
             check_vocab_size(
@@ -152,13 +154,12 @@ pub fn train_tokenizer_on_corpus(
                 .with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
                 .with_pre_tokenizer(Some(BertPreTokenizer))
                 .with_decoder(Some(WordPieceDecoder::default()));
-            let trainer = WordPieceTrainer::builder()
-                .vocab_size(vocab_size)
-                .min_frequency(min_frequency)
-                .show_progress(false)
-                .special_tokens(special_tokens(&WORDPIECE_SPECIAL_TOKENS))
-                .build();
-            (tokenizer, trainer.into())
+            let trainer = SeededWordPieceTrainer::new(
+                vocab_size,
+                min_frequency,
+                special_tokens(&WORDPIECE_SPECIAL_TOKENS),
+            );
+            (tokenizer, Training::WordPiece(trainer))
         }
         TokenizerKind::Char => {
             let mut tokenizer = Tokenizer::new(WordLevel::default());
@@ -175,22 +176,24 @@ pub fn train_tokenizer_on_corpus(
                     operation: "configure the character trainer".into(),
                     source: error.into(),
                 })?;
-            (tokenizer, trainer.into())
+            (tokenizer, Training::Library(trainer.into()))
         }
     };
     let lines = corpus
         .documents
         .iter()
         .flat_map(|document| document.text.split_inclusive('\n'));
-    tokenizer
-        .train(&mut trainer, lines)
-        .map_err(|source| DataError::Tokenizer {
-            operation: format!(
-                "train a {kind} tokenizer on {} documents",
-                corpus.documents.len()
-            ),
-            source,
-        })?;
+    let trained = match &mut trainer {
+        Training::Library(trainer) => tokenizer.train(trainer, lines).map(|_| ()),
+        Training::WordPiece(trainer) => tokenizer.train(trainer, lines).map(|_| ()),
+    };
+    trained.map_err(|source| DataError::Tokenizer {
+        operation: format!(
+            "train a {kind} tokenizer on {} documents",
+            corpus.documents.len()
+        ),
+        source,
+    })?;
     match kind {
         TokenizerKind::Bpe => {
             let processor = RobertaProcessing::new(
@@ -213,6 +216,69 @@ pub fn train_tokenizer_on_corpus(
     Ok(TextTokenizer::new(tokenizer))
 }
 
+/// The trainer of each tokenizer kind.
+enum Training {
+    Library(TrainerWrapper),
+    WordPiece(SeededWordPieceTrainer),
+}
+
+/// The library's WordPiece training (its BPE trainer with the `##` continuation prefix, then
+/// `WordPiece::from_bpe`), fed through a word-count map with fixed hash seeds. The library's
+/// own feed counts words into a map seeded at random per process, and its trainer numbers
+/// the `##` pieces in that map's order, which also breaks ties between merges: two runs of
+/// one config trained different vocabularies (found by the kill harness; tokenizers issue
+/// #1794). Counted in text order into a fixed-seed map, the order and the vocabulary are the
+/// same in every run.
+struct SeededWordPieceTrainer {
+    bpe: BpeTrainer,
+    words: AHashMap<CompactString, u64>,
+}
+
+impl SeededWordPieceTrainer {
+    fn new(vocab_size: usize, min_frequency: u64, special_tokens: Vec<AddedToken>) -> Self {
+        let bpe = BpeTrainer::builder()
+            .vocab_size(vocab_size)
+            .min_frequency(min_frequency)
+            .show_progress(false)
+            .special_tokens(special_tokens)
+            .continuing_subword_prefix("##".into())
+            .build();
+        SeededWordPieceTrainer {
+            bpe,
+            words: AHashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
+        }
+    }
+}
+
+impl Trainer for SeededWordPieceTrainer {
+    type Model = ModelWrapper;
+
+    fn should_show_progress(&self) -> bool {
+        false
+    }
+
+    fn train(&self, model: &mut ModelWrapper) -> tokenizers::Result<Vec<AddedToken>> {
+        let mut bpe = BPE::default();
+        let special_tokens = self.bpe.do_train(&self.words, &mut bpe)?;
+        *model = WordPiece::from_bpe(&bpe).into();
+        Ok(special_tokens)
+    }
+
+    fn feed<I, S, F>(&mut self, iterator: I, process: F) -> tokenizers::Result<()>
+    where
+        I: Iterator<Item = S> + Send,
+        S: AsRef<str> + Send,
+        F: Fn(&str) -> tokenizers::Result<Vec<String>> + Sync,
+    {
+        for sequence in iterator {
+            for word in process(sequence.as_ref())? {
+                *self.words.entry(CompactString::from(word)).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `(token, id)` of a special token the trainer must have placed in the vocabulary.
 fn special_token(tokenizer: &Tokenizer, token: &str) -> Result<(String, u32), DataError> {
     let id = tokenizer
@@ -222,4 +288,45 @@ fn special_token(tokenizer: &Tokenizer, token: &str) -> Result<(String, u32), Da
             source: "the trained vocabulary lacks it".into(),
         })?;
     Ok((token.to_owned(), id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The opening of Pride and Prejudice (public domain).
+    const TEXT: &str = "It is a truth universally acknowledged, that a single man in possession \
+        of a good fortune, must be in want of a wife.\nHowever little known the feelings or views \
+        of such a man may be on his first entering a neighbourhood, this truth is so well fixed in \
+        the minds of the surrounding families, that he is considered the rightful property of some \
+        one or other of their daughters.\n\"My dear Mr. Bennet,\" said his lady to him one day, \
+        \"have you heard that Netherfield Park is let at last?\"\nMr. Bennet replied that he had \
+        not.\n\"But it is,\" returned she; \"for Mrs. Long has just been here, and she told me all \
+        about it.\"\n";
+
+    /// Regression: the library's WordPiece feed counted words into a randomly seeded map, so
+    /// two trainings of one corpus (in one process, or two) gave different vocabularies.
+    #[test]
+    fn wordpiece_training_gives_the_same_vocabulary_every_time() {
+        let corpus = TextCorpus {
+            documents: vec![TextDocument {
+                path: PathBuf::from("pride.txt"),
+                text: TEXT.repeat(3),
+            }],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenizer.json");
+        let vocabulary = || {
+            train_tokenizer_on_corpus(TokenizerKind::WordPiece, &corpus, 150, 1)
+                .unwrap()
+                .save(&path)
+                .unwrap();
+            std::fs::read_to_string(&path).unwrap()
+        };
+        let first = vocabulary();
+        assert!(first.contains("\"##"), "{first}");
+        for _ in 0..4 {
+            assert_eq!(vocabulary(), first);
+        }
+    }
 }
