@@ -147,9 +147,10 @@ impl RunDir {
             _ if !occupied => Ok(()),
             RunMode::New | RunMode::Resume => Err(TrainError::RunExists { path: self.root.clone() }),
             RunMode::Overwrite if !self.is_run() => Err(TrainError::Invalid {
-                field: "--overwrite".into(),
+                field: "run directory".into(),
                 message: format!(
-                    "{} is not empty and holds no pretext run (no config.toml); refusing to delete it",
+                    "{} is not empty and holds no pretext run (no config.toml); refusing to \
+                     delete it (only a pretext run is ever replaced)",
                     self.root.display()
                 ),
             }),
