@@ -671,7 +671,15 @@ fn a_checkpoint_is_refused_by_a_config_for_another_model_or_method() {
     let narrower = original.replace("widths = [32, 64, 128]", "widths = [32, 64, 96]");
     let other_method = original.replace("name = \"simclr\"", "name = \"moco\"");
     assert!(narrower != original && other_method != original);
-    let resume = ["pretrain", "--resume", arg(&run), "--steps", "4", "--device", "cpu"];
+    let resume = [
+        "pretrain",
+        "--resume",
+        arg(&run),
+        "--steps",
+        "4",
+        "--device",
+        "cpu",
+    ];
     let probe = ["probe", arg(&run), "--device", "cpu"];
     for (config, needles) in [
         (
@@ -685,7 +693,11 @@ fn a_checkpoint_is_refused_by_a_config_for_another_model_or_method() {
         ),
         (
             other_method,
-            &["step-2/config.toml", "made by method `simclr`", "says `moco`"][..],
+            &[
+                "step-2/config.toml",
+                "made by method `simclr`",
+                "says `moco`",
+            ][..],
         ),
     ] {
         std::fs::write(&config_path, &config).unwrap();
@@ -693,7 +705,11 @@ fn a_checkpoint_is_refused_by_a_config_for_another_model_or_method() {
         for args in [&resume[..], &probe[..]] {
             let outcome = pretext(args);
             assert_fails_naming(&outcome, needles);
-            assert_eq!(folder_contents(&run), before, "{args:?} left the run as it was");
+            assert_eq!(
+                folder_contents(&run),
+                before,
+                "{args:?} left the run as it was"
+            );
         }
     }
 }

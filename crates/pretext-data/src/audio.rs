@@ -851,9 +851,23 @@ pub fn load_audio(
     })
 }
 
+/// The longest recording read from one file: 4 hours (230 M samples, 920 MB, at 16 kHz). A
+/// header claiming a very low rate would otherwise make a small file resample into
+/// gigabytes (a 1 MB file at 1 Hz is 139 hours).
+pub const MAX_RECORDING_SECONDS: u64 = 4 * 3600;
+
 /// Reads `path` resampled to the options' rate (or rejected when resampling is off).
 fn read_resampled(path: &Path, options: &AudioOptions) -> Result<Vec<f32>, DataError> {
     let waveform = read_wav(path)?;
+    let samples = waveform.samples.len();
+    if samples as u64 > MAX_RECORDING_SECONDS * u64::from(waveform.sample_rate) {
+        return Err(DataError::RecordingTooLong {
+            path: path.to_path_buf(),
+            samples,
+            rate: waveform.sample_rate,
+            limit_seconds: MAX_RECORDING_SECONDS,
+        });
+    }
     if waveform.sample_rate == options.sample_rate {
         Ok(waveform.samples)
     } else if options.resample {
@@ -1728,5 +1742,32 @@ mod tests {
             load_audio_windows(&dir.join("spoken-sentences"), &AudioOptions::default()).unwrap();
         assert_eq!((windows.len, windows.clip_samples), (420, 16000));
         assert_eq!(windows.clip(1), &set.clip(0)[16000..32000]);
+    }
+
+    /// A small file whose header claims a very low rate is hours long once read at 16 kHz:
+    /// refused naming the file, before anything is resampled (found by reviewing the fuzz
+    /// campaign: 20 000 samples at 1 Hz would become 320 M samples).
+    #[test]
+    fn a_recording_longer_than_four_hours_is_refused_before_resampling() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = write_mono16(&dir.path().join("clips/long.wav"), 1, &vec![0i16; 20_000]);
+        let error = load_audio_folder(&dir.path().join("clips"), &AudioOptions::default())
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            long.to_str().unwrap(),
+            "20000 samples at 1 Hz",
+            "5.6 hours",
+            "up to 4 hours",
+        ] {
+            assert!(error.contains(needle), "{needle}: {error}");
+        }
+        // Four hours exactly is read (at its own rate: no 230 M-sample resampling here).
+        write_mono16(&long, 1, &vec![0i16; 14_400]);
+        let options = AudioOptions {
+            sample_rate: 1,
+            ..AudioOptions::default()
+        };
+        load_audio_folder(&dir.path().join("clips"), &options).unwrap();
     }
 }

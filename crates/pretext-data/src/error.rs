@@ -270,6 +270,18 @@ pub enum DataError {
         /// The highest rate accepted.
         max: u32,
     },
+    /// A WAV file longer than pretext reads (its samples over its declared rate).
+    #[error("{path}: {samples} samples at {rate} Hz are {:.1} hours of audio; pretext reads recordings of up to {} hours per file (cut longer ones into several files)", *samples as f64 / f64::from(*rate) / 3600.0, limit_seconds / 3600)]
+    RecordingTooLong {
+        /// The file.
+        path: PathBuf,
+        /// Its samples.
+        samples: usize,
+        /// Its declared rate.
+        rate: u32,
+        /// The longest recording read, in seconds.
+        limit_seconds: u64,
+    },
     /// A float WAV file holds a sample far beyond full scale: misread or corrupt data.
     #[error("{path}: sample {index} is {value}; expected float samples within ±{limit} (full scale is ±1)")]
     SampleOutOfRange {

@@ -145,7 +145,9 @@ impl RunDir {
         let occupied = self.is_occupied()?;
         match mode {
             _ if !occupied => Ok(()),
-            RunMode::New | RunMode::Resume => Err(TrainError::RunExists { path: self.root.clone() }),
+            RunMode::New | RunMode::Resume => Err(TrainError::RunExists {
+                path: self.root.clone(),
+            }),
             RunMode::Overwrite if !self.is_run() => Err(TrainError::Invalid {
                 field: "run directory".into(),
                 message: format!(
