@@ -11,6 +11,9 @@ use std::process::{Command, Stdio};
 
 use toml::{Table, Value};
 
+mod common;
+use common::{austen_slice, embedded_slice, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
+
 /// What one invocation of the binary did.
 struct Outcome {
     success: bool,
@@ -128,9 +131,6 @@ const SECTIONS: [&str; 7] = [
 ];
 
 // IDX files (http://yann.lecun.com/exdb/mnist/): big-endian u32 magic, counts, then bytes.
-
-const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
-const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 
 /// An IDX images file whose header says `count` images of `rows`x`cols` but that holds the
 /// pixels of only `present` images.
@@ -1313,31 +1313,6 @@ fn invalid_method_setting_is_named_with_its_field() {
 // ---------------------------------------------------------------------------------------------
 // Text: BERT MLM and GPT from the command line, on a slice of the Austen chunks.
 
-/// The first `rows` data lines of a labeled Austen TSV (with its header), or None (with a
-/// note) when ../shared/data is absent.
-fn austen_slice(name: &str, rows: usize, out: &Path) -> Option<PathBuf> {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/text/austen")
-        .join(name);
-    let Ok(text) = std::fs::read_to_string(&source) else {
-        eprintln!("skipped: {} is absent", source.display());
-        return None;
-    };
-    // Evenly spaced rows, so that all six books (in book order in the file) appear.
-    let mut lines = text.lines();
-    let header = lines.next().unwrap();
-    let all: Vec<&str> = lines.collect();
-    let kept: Vec<&str> = all
-        .iter()
-        .copied()
-        .step_by(all.len() / rows)
-        .take(rows)
-        .collect();
-    let path = out.join(name);
-    std::fs::write(&path, format!("{header}\n{}\n", kept.join("\n"))).unwrap();
-    Some(path)
-}
-
 #[test]
 fn text_methods_pretrain_probe_and_report_health() {
     let dir = tempfile::tempdir().unwrap();
@@ -1970,34 +1945,6 @@ fn tokenizer_train_writes_a_tokenizer_json() {
 #[test]
 fn study_help_snapshot() {
     assert_help_snapshot("study_help", &["study", "--help"]);
-}
-
-/// The first `train` and `test` images of the embedded Fashion-MNIST subset as an IDX folder
-/// (real images, small enough for a study in seconds).
-fn embedded_slice(dir: &Path, train: usize, test: usize) -> PathBuf {
-    let splits = pretext_data::embedded_fashion_mnist().unwrap();
-    let data = dir.join("fashion-slice");
-    std::fs::create_dir(&data).unwrap();
-    for (prefix, set, count) in [
-        ("train", &splits.train, train),
-        ("t10k", &splits.test, test),
-    ] {
-        let side = set.height as u32;
-        let mut images: Vec<u8> = [IDX_IMAGES_MAGIC, count as u32, side, side]
-            .iter()
-            .flat_map(|word| word.to_be_bytes())
-            .collect();
-        images.extend(&set.pixels[..count * set.height * set.width]);
-        let mut labels: Vec<u8> = [IDX_LABELS_MAGIC, count as u32]
-            .iter()
-            .flat_map(|word| word.to_be_bytes())
-            .collect();
-        let truth = set.labels.as_ref().unwrap();
-        labels.extend(truth[..count].iter().map(|&label| label as u8));
-        std::fs::write(data.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
-        std::fs::write(data.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
-    }
-    data
 }
 
 /// Every cell file of a study directory with its bytes and modification time.

@@ -47,6 +47,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
 
+mod common;
+use common::{austen_slice, embedded_slice, shared_data};
+
 // ---------------------------------------------------------------------------------------------
 // Settings and the binary.
 
@@ -665,29 +668,6 @@ fn case(method: &'static str, steps: u64, specific: &[&str]) -> PretrainCase {
     }
 }
 
-fn shared_data(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(relative)
-}
-
-/// The first `rows` data lines of a labeled Austen TSV, evenly spaced (as cli.rs does).
-fn austen_slice(name: &str, rows: usize, out: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(shared_data("text/austen").join(name)).ok()?;
-    let mut lines = text.lines();
-    let header = lines.next()?;
-    let all: Vec<&str> = lines.collect();
-    let kept: Vec<&str> = all
-        .iter()
-        .copied()
-        .step_by(all.len() / rows)
-        .take(rows)
-        .collect();
-    let path = out.join(name);
-    std::fs::write(&path, format!("{header}\n{}\n", kept.join("\n"))).unwrap();
-    Some(path)
-}
-
 /// The five methods, or a note saying why one is skipped (../shared/data absent).
 fn cases(data: &Path) -> Vec<Result<PretrainCase, String>> {
     let embedded = ["--data", "embedded", "--batch-size", "16"];
@@ -909,36 +889,6 @@ fn kill_pretraining(
 
 // ---------------------------------------------------------------------------------------------
 // A study, killed.
-
-const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
-const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
-
-/// The first `train` and `test` images of the embedded Fashion-MNIST subset as an IDX folder.
-fn embedded_slice(dir: &Path, train: usize, test: usize) -> PathBuf {
-    let splits = pretext_data::embedded_fashion_mnist().unwrap();
-    let data = dir.join("fashion-slice");
-    std::fs::create_dir(&data).unwrap();
-    for (prefix, set, count) in [
-        ("train", &splits.train, train),
-        ("t10k", &splits.test, test),
-    ] {
-        let side = set.height as u32;
-        let mut images: Vec<u8> = [IDX_IMAGES_MAGIC, count as u32, side, side]
-            .iter()
-            .flat_map(|word| word.to_be_bytes())
-            .collect();
-        images.extend(&set.pixels[..count * set.height * set.width]);
-        let mut labels: Vec<u8> = [IDX_LABELS_MAGIC, count as u32]
-            .iter()
-            .flat_map(|word| word.to_be_bytes())
-            .collect();
-        let truth = set.labels.as_ref().unwrap();
-        labels.extend(truth[..count].iter().map(|&label| label as u8));
-        std::fs::write(data.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
-        std::fs::write(data.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
-    }
-    data
-}
 
 const STUDY_STEPS: u64 = 16;
 

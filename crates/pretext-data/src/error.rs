@@ -326,7 +326,7 @@ pub enum DataError {
 
 /// The message of a caught panic (its `&str` or `String` payload), for the error that
 /// replaces it when a dependency panics on a corrupt file instead of returning an error.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(message) = payload.downcast_ref::<&str>() {
         (*message).to_string()
     } else if let Some(message) = payload.downcast_ref::<String>() {

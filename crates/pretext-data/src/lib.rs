@@ -31,7 +31,7 @@ pub use audio::{
 };
 pub use batch_plan::{epoch_permutation, BatchPlan, PERMUTATION_TAG};
 pub use embedded::{embedded_fashion_mnist, FASHION_MNIST_CLASSES};
-pub use error::DataError;
+pub use error::{panic_message, DataError};
 pub use idx::{
     read_idx_images, read_idx_images_bytes, read_idx_labels, read_idx_labels_bytes, read_idx_pair,
     read_idx_pair_bytes, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,

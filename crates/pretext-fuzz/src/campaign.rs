@@ -146,7 +146,9 @@ pub fn run_guarded(target: &Target, bytes: &[u8]) -> (Outcome, Duration) {
         Ok(Err(message)) => Outcome::Refused(message),
         Err(payload) => {
             let recorded = LAST_PANIC.with(|last| last.take());
-            Outcome::Panicked(recorded.unwrap_or_else(|| payload_message(payload.as_ref())))
+            Outcome::Panicked(
+                recorded.unwrap_or_else(|| pretext_data::panic_message(payload.as_ref())),
+            )
         }
     };
     (outcome, elapsed)
@@ -174,16 +176,6 @@ fn install_panic_hook() {
             }
         }));
     });
-}
-
-fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_string()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "a panic with a non-text payload".to_string()
-    }
 }
 
 /// `message` with every run of digits replaced by `#`, so that errors differing only in

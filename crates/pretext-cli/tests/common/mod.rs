@@ -1,0 +1,70 @@
+//! Data helpers shared by the integration tests (`cli.rs`, `kill_harness.rs`): real data cut
+//! small, from the embedded Fashion-MNIST subset or from ../shared/data when it is there.
+
+// Each test binary uses its own share of these.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+// IDX files (http://yann.lecun.com/exdb/mnist/): big-endian u32 magic, counts, then bytes.
+
+pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
+pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
+
+/// `relative` under ../shared/data (which may be absent: CI has none).
+pub fn shared_data(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(relative)
+}
+
+/// The first `rows` data lines of a labeled Austen TSV (with its header), evenly spaced so
+/// that all six books (in book order in the file) appear, or None (with a note) when
+/// ../shared/data is absent.
+pub fn austen_slice(name: &str, rows: usize, out: &Path) -> Option<PathBuf> {
+    let source = shared_data("text/austen").join(name);
+    let Ok(text) = std::fs::read_to_string(&source) else {
+        eprintln!("skipped: {} is absent", source.display());
+        return None;
+    };
+    let mut lines = text.lines();
+    let header = lines.next().unwrap();
+    let all: Vec<&str> = lines.collect();
+    let kept: Vec<&str> = all
+        .iter()
+        .copied()
+        .step_by(all.len() / rows)
+        .take(rows)
+        .collect();
+    let path = out.join(name);
+    std::fs::write(&path, format!("{header}\n{}\n", kept.join("\n"))).unwrap();
+    Some(path)
+}
+
+/// The first `train` and `test` images of the embedded Fashion-MNIST subset as an IDX folder
+/// (real images, small enough for a study in seconds).
+pub fn embedded_slice(dir: &Path, train: usize, test: usize) -> PathBuf {
+    let splits = pretext_data::embedded_fashion_mnist().unwrap();
+    let data = dir.join("fashion-slice");
+    std::fs::create_dir(&data).unwrap();
+    for (prefix, set, count) in [
+        ("train", &splits.train, train),
+        ("t10k", &splits.test, test),
+    ] {
+        let side = set.height as u32;
+        let mut images: Vec<u8> = [IDX_IMAGES_MAGIC, count as u32, side, side]
+            .iter()
+            .flat_map(|word| word.to_be_bytes())
+            .collect();
+        images.extend(&set.pixels[..count * set.height * set.width]);
+        let mut labels: Vec<u8> = [IDX_LABELS_MAGIC, count as u32]
+            .iter()
+            .flat_map(|word| word.to_be_bytes())
+            .collect();
+        let truth = set.labels.as_ref().unwrap();
+        labels.extend(truth[..count].iter().map(|&label| label as u8));
+        std::fs::write(data.join(format!("{prefix}-images-idx3-ubyte")), images).unwrap();
+        std::fs::write(data.join(format!("{prefix}-labels-idx1-ubyte")), labels).unwrap();
+    }
+    data
+}
