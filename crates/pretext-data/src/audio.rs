@@ -31,6 +31,7 @@ use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 use serde::{Deserialize, Serialize};
 
+use crate::clip_store::ClipStore;
 use crate::error::DataError;
 use crate::source::{files_with_extension, has_extension};
 use crate::table::csv_error;
@@ -63,6 +64,11 @@ pub struct AudioOptions {
     pub resample: bool,
     /// Length of every clip in seconds (cropped around the centre or zero-padded at the end).
     pub clip_seconds: f64,
+    /// Decoded clips beyond this many MB (4 bytes a sample) are kept in a temporary file
+    /// mapped into memory rather than in the process's own memory, so that a dataset larger
+    /// than RAM is paged in as batches read it; the file needs as much free disk under the
+    /// temporary folder (`TMPDIR`).
+    pub memory_limit_mb: u64,
 }
 
 impl Default for AudioOptions {
@@ -71,11 +77,16 @@ impl Default for AudioOptions {
             sample_rate: 16_000,
             resample: true,
             clip_seconds: 1.0,
+            memory_limit_mb: 4096,
         }
     }
 }
 
 impl AudioOptions {
+    fn memory_limit_bytes(&self) -> u64 {
+        self.memory_limit_mb.saturating_mul(1 << 20)
+    }
+
     /// The clip length in samples, `round(clip_seconds × sample_rate)`, after checking both.
     pub fn clip_samples(&self) -> Result<usize, DataError> {
         if self.sample_rate == 0 {
@@ -125,8 +136,11 @@ pub struct Waveform {
 /// recordings into several clips instead).
 #[derive(Clone, Debug)]
 pub struct AudioSet {
-    /// `len × clip_samples` samples, row-major: clip `i` is `samples[i·clip_samples..]`.
-    pub samples: Arc<Vec<f32>>,
+    /// `len × clip_samples` samples, row-major: clip `i` is `samples[i·clip_samples..]`; in
+    /// memory, or in a mapped temporary file past `AudioOptions::memory_limit_mb`.
+    pub samples: Arc<ClipStore>,
+    /// The limit the clips were stored under, kept for the sets made from this one.
+    pub memory_limit_bytes: u64,
     /// Number of clips.
     pub len: usize,
     /// Samples per clip.
@@ -144,7 +158,22 @@ pub struct AudioSet {
 impl AudioSet {
     /// The samples of clip `index`.
     pub fn clip(&self, index: usize) -> &[f32] {
-        &self.samples[index * self.clip_samples..(index + 1) * self.clip_samples]
+        &self.samples.as_slice()[index * self.clip_samples..(index + 1) * self.clip_samples]
+    }
+
+    /// Copies the clips at `indices` into a new store under this set's memory limit (in
+    /// memory after all when no temporary file can be made).
+    fn store_of(&self, indices: &[usize]) -> ClipStore {
+        let fill = |out: &mut [f32]| -> Result<(), DataError> {
+            for (chunk, &index) in out.chunks_mut(self.clip_samples.max(1)).zip(indices) {
+                chunk.copy_from_slice(self.clip(index));
+            }
+            Ok(())
+        };
+        let len = indices.len() * self.clip_samples;
+        ClipStore::build(len, self.memory_limit_bytes, fill)
+            .or_else(|_| ClipStore::build(len, u64::MAX, fill))
+            .expect("an in-memory copy cannot fail")
     }
 
     /// The samples of the clips at `indices`, one after another.
@@ -159,7 +188,8 @@ impl AudioSet {
     /// A new set of the clips at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> AudioSet {
         AudioSet {
-            samples: Arc::new(self.gather(indices)),
+            samples: Arc::new(self.store_of(indices)),
+            memory_limit_bytes: self.memory_limit_bytes,
             len: indices.len(),
             clip_samples: self.clip_samples,
             sample_rate: self.sample_rate,
@@ -192,11 +222,20 @@ impl AudioSet {
             (more.clip_samples, more.sample_rate),
             "clips of one length and rate"
         );
-        let mut samples = Vec::with_capacity(self.samples.len() + more.samples.len());
-        samples.extend_from_slice(&self.samples);
-        samples.extend_from_slice(&more.samples);
+        let fill = |out: &mut [f32]| -> Result<(), DataError> {
+            let (head, tail) = out.split_at_mut(self.len * self.clip_samples);
+            head.copy_from_slice(self.samples.as_slice());
+            tail.copy_from_slice(more.samples.as_slice());
+            Ok(())
+        };
+        let len = (self.len + more.len) * self.clip_samples;
+        // In memory after all when no temporary file can be made.
+        let samples = ClipStore::build(len, self.memory_limit_bytes, fill)
+            .or_else(|_| ClipStore::build(len, u64::MAX, fill))
+            .expect("an in-memory copy cannot fail");
         AudioSet {
             samples: Arc::new(samples),
+            memory_limit_bytes: self.memory_limit_bytes,
             len: self.len + more.len,
             clip_samples: self.clip_samples,
             sample_rate: self.sample_rate,
@@ -699,15 +738,21 @@ fn load_clips(
     options: &AudioOptions,
 ) -> Result<AudioSet, DataError> {
     let clip_samples = options.clip_samples()?;
-    let mut samples = vec![0.0; files.len() * clip_samples];
-    let outcomes: Vec<Result<(), DataError>> = samples
-        .par_chunks_mut(clip_samples)
-        .zip(files.par_iter())
-        .map(|(clip, path)| read_clip(path, options, clip))
-        .collect();
-    outcomes.into_iter().collect::<Result<(), _>>()?;
+    let samples = ClipStore::build(
+        files.len() * clip_samples,
+        options.memory_limit_bytes(),
+        |samples| {
+            let outcomes: Vec<Result<(), DataError>> = samples
+                .par_chunks_mut(clip_samples)
+                .zip(files.par_iter())
+                .map(|(clip, path)| read_clip(path, options, clip))
+                .collect();
+            outcomes.into_iter().collect::<Result<(), _>>()
+        },
+    )?;
     Ok(AudioSet {
         samples: Arc::new(samples),
+        memory_limit_bytes: options.memory_limit_bytes(),
         len: files.len(),
         clip_samples,
         sample_rate: options.sample_rate,
@@ -725,31 +770,69 @@ fn load_clips(
 pub fn load_audio_windows(dir: &Path, options: &AudioOptions) -> Result<AudioSet, DataError> {
     let clip_samples = options.clip_samples()?;
     let files = list_wav_files(dir)?;
-    let outcomes: Vec<Result<Vec<f32>, DataError>> = files
+    // Two passes, so that only one file per worker is decoded at a time: the clip count of
+    // every file, then the clips themselves straight into their place in the store.
+    let counts: Vec<Result<usize, DataError>> = files
         .par_iter()
-        .map(|path| read_resampled(path, options))
+        .map(|path| {
+            Ok(windows_of(
+                read_resampled(path, options)?.len(),
+                clip_samples,
+            ))
+        })
         .collect();
-    let mut samples = Vec::new();
-    let mut clip_files = Vec::new();
-    for (path, outcome) in files.iter().zip(outcomes) {
-        let waveform = outcome?;
-        let windows = (waveform.len() / clip_samples).max(1);
-        for window in 0..windows {
-            let mut clip = vec![0.0; clip_samples];
-            fit_into(&waveform, window * clip_samples, &mut clip);
-            samples.extend_from_slice(&clip);
-            clip_files.push(path.clone());
-        }
-    }
+    let counts = counts.into_iter().collect::<Result<Vec<usize>, _>>()?;
+    let total: usize = counts.iter().sum();
+    let samples = ClipStore::build(
+        total * clip_samples,
+        options.memory_limit_bytes(),
+        |mut samples| {
+            let mut chunks = Vec::with_capacity(files.len());
+            for &count in &counts {
+                let (chunk, rest) = samples.split_at_mut(count * clip_samples);
+                chunks.push(chunk);
+                samples = rest;
+            }
+            let outcomes: Vec<Result<(), DataError>> = chunks
+                .into_par_iter()
+                .zip(files.par_iter().zip(&counts))
+                .map(|(chunk, (path, &count))| {
+                    let waveform = read_resampled(path, options)?;
+                    if windows_of(waveform.len(), clip_samples) != count {
+                        return Err(DataError::Io {
+                            path: path.clone(),
+                            source: std::io::Error::other("the file changed while being read"),
+                        });
+                    }
+                    for (window, clip) in chunk.chunks_mut(clip_samples).enumerate() {
+                        fit_into(&waveform, window * clip_samples, clip);
+                    }
+                    Ok(())
+                })
+                .collect();
+            outcomes.into_iter().collect::<Result<(), _>>()
+        },
+    )?;
+    let clip_files = files
+        .iter()
+        .zip(&counts)
+        .flat_map(|(path, &count)| std::iter::repeat_n(path.clone(), count))
+        .collect::<Vec<_>>();
     Ok(AudioSet {
         samples: Arc::new(samples),
-        len: clip_files.len(),
+        memory_limit_bytes: options.memory_limit_bytes(),
+        len: total,
         clip_samples,
         sample_rate: options.sample_rate,
         labels: None,
         class_names: Vec::new(),
         files: clip_files,
     })
+}
+
+/// Clips cut from `len` samples: whole clip lengths, at least one (zero-padded).
+fn windows_of(len: usize, clip_samples: usize) -> usize {
+    (len / clip_samples).max(1)
 }
 
 /// The labels file of an audio dataset folder: `labels.csv` inside it.
@@ -1421,6 +1504,7 @@ mod tests {
             sample_rate: 8,
             resample: true,
             clip_seconds: 0.5,
+            ..AudioOptions::default()
         }
     }
 
@@ -1718,6 +1802,7 @@ mod tests {
         for set in [&splits.train, &splits.test] {
             assert!(set
                 .samples
+                .as_slice()
                 .iter()
                 .all(|sample| (-1.0..=1.0).contains(sample)));
             assert!((0..set.len).all(|index| set.clip(index).iter().any(|&s| s != 0.0)));
@@ -1769,5 +1854,34 @@ mod tests {
             ..AudioOptions::default()
         };
         load_audio_folder(&dir.path().join("clips"), &options).unwrap();
+    }
+
+    /// Past `memory_limit_mb` the clips live in a mapped temporary file; every loader, split
+    /// and join gives the same samples either way.
+    #[test]
+    fn clips_past_the_memory_limit_are_mapped_and_read_the_same() {
+        let dir = tiny_folder();
+        let mapped_options = AudioOptions {
+            memory_limit_mb: 0,
+            ..tiny_options()
+        };
+        let in_memory = load_audio_folder(dir.path(), &tiny_options()).unwrap();
+        let mapped = load_audio_folder(dir.path(), &mapped_options).unwrap();
+        assert!(!in_memory.samples.is_mapped() && mapped.samples.is_mapped());
+        assert_eq!(mapped.samples.as_slice(), in_memory.samples.as_slice());
+        let part = mapped.subset(&[1, 0]);
+        assert!(part.samples.is_mapped());
+        assert_eq!(part.clip(0), in_memory.clip(1));
+        let joined = mapped.unlabeled_with(&part);
+        assert!(joined.samples.is_mapped());
+        assert_eq!(joined.clip(mapped.len), in_memory.clip(1));
+        let windows = load_audio_windows(dir.path(), &mapped_options).unwrap();
+        let windows_in_memory = load_audio_windows(dir.path(), &tiny_options()).unwrap();
+        assert!(windows.samples.is_mapped());
+        assert_eq!(
+            windows.samples.as_slice(),
+            windows_in_memory.samples.as_slice()
+        );
+        assert_eq!(windows.files, windows_in_memory.files);
     }
 }

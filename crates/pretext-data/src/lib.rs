@@ -9,6 +9,7 @@
 
 pub mod audio;
 pub mod batch_plan;
+pub mod clip_store;
 pub mod embedded;
 pub mod error;
 pub mod idx;

@@ -446,7 +446,8 @@ mod tests {
         let mut samples = sine(1000.0, clip_samples);
         samples.extend(sine(3000.0, clip_samples));
         AudioSet {
-            samples: Arc::new(samples),
+            samples: Arc::new(crate::clip_store::ClipStore::Memory(samples)),
+            memory_limit_bytes: u64::MAX,
             len: 2,
             clip_samples,
             sample_rate: 16_000,
