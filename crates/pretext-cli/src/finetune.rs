@@ -89,8 +89,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         run.root
             .join(format!("{kind}-{labels}-seed{}.json", args.seed))
     });
-    let text = serde_json::to_string_pretty(&report)? + "\n";
-    pretext_train::write_atomic(&json_path, text.as_bytes())?;
+    pretext_train::write_atomic(&json_path, serde_json::to_string_pretty(&report)? + "\n")?;
     eprintln!("wrote {}", json_path.display());
     Ok(())
 }

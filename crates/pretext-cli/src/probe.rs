@@ -78,5 +78,5 @@ pub fn latest_checkpoint(run: &RunDir) -> anyhow::Result<Checkpoint> {
 
 pub fn write_json(path: &Path, report: &ProbeReport) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(report)?;
-    Ok(pretext_train::write_atomic(path, (text + "\n").as_bytes())?)
+    Ok(pretext_train::write_atomic(path, text + "\n")?)
 }

@@ -161,16 +161,13 @@ impl AudioSet {
         &self.samples.as_slice()[index * self.clip_samples..(index + 1) * self.clip_samples]
     }
 
-    /// Copies the clips at `indices` into a new store under this set's memory limit (in
-    /// memory after all when no temporary file can be made).
-    fn store_of(&self, indices: &[usize]) -> ClipStore {
+    /// A new store of `len` samples under this set's memory limit that `copy` fills from
+    /// clips already decoded (in memory after all when no temporary file can be made).
+    fn store_copied(&self, len: usize, copy: impl Fn(&mut [f32])) -> ClipStore {
         let fill = |out: &mut [f32]| -> Result<(), DataError> {
-            for (chunk, &index) in out.chunks_mut(self.clip_samples.max(1)).zip(indices) {
-                chunk.copy_from_slice(self.clip(index));
-            }
+            copy(out);
             Ok(())
         };
-        let len = indices.len() * self.clip_samples;
         ClipStore::build(len, self.memory_limit_bytes, fill)
             .or_else(|_| ClipStore::build(len, u64::MAX, fill))
             .expect("an in-memory copy cannot fail")
@@ -188,7 +185,11 @@ impl AudioSet {
     /// A new set of the clips at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> AudioSet {
         AudioSet {
-            samples: Arc::new(self.store_of(indices)),
+            samples: Arc::new(self.store_copied(indices.len() * self.clip_samples, |out| {
+                for (chunk, &index) in out.chunks_mut(self.clip_samples.max(1)).zip(indices) {
+                    chunk.copy_from_slice(self.clip(index));
+                }
+            })),
             memory_limit_bytes: self.memory_limit_bytes,
             len: indices.len(),
             clip_samples: self.clip_samples,
@@ -222,17 +223,11 @@ impl AudioSet {
             (more.clip_samples, more.sample_rate),
             "clips of one length and rate"
         );
-        let fill = |out: &mut [f32]| -> Result<(), DataError> {
+        let samples = self.store_copied((self.len + more.len) * self.clip_samples, |out| {
             let (head, tail) = out.split_at_mut(self.len * self.clip_samples);
             head.copy_from_slice(self.samples.as_slice());
             tail.copy_from_slice(more.samples.as_slice());
-            Ok(())
-        };
-        let len = (self.len + more.len) * self.clip_samples;
-        // In memory after all when no temporary file can be made.
-        let samples = ClipStore::build(len, self.memory_limit_bytes, fill)
-            .or_else(|_| ClipStore::build(len, u64::MAX, fill))
-            .expect("an in-memory copy cannot fail");
+        });
         AudioSet {
             samples: Arc::new(samples),
             memory_limit_bytes: self.memory_limit_bytes,
@@ -770,18 +765,41 @@ fn load_clips(
 pub fn load_audio_windows(dir: &Path, options: &AudioOptions) -> Result<AudioSet, DataError> {
     let clip_samples = options.clip_samples()?;
     let files = list_wav_files(dir)?;
-    // Two passes, so that only one file per worker is decoded at a time: the clip count of
-    // every file, then the clips themselves straight into their place in the store.
-    let counts: Vec<Result<usize, DataError>> = files
-        .par_iter()
-        .map(|path| {
-            Ok(windows_of(
-                read_resampled(path, options)?.len(),
-                clip_samples,
-            ))
-        })
-        .collect();
-    let counts = counts.into_iter().collect::<Result<Vec<usize>, _>>()?;
+    // When the clips fit under the memory limit (as the WAV headers tell), every file is
+    // decoded once and kept until it is cut. Otherwise in two passes, so that only one file
+    // per worker is decoded at a time: the clip count of every file, then the clips
+    // themselves straight into their place in the store.
+    let header_samples: u64 = files
+        .iter()
+        .map(|path| samples_in_header(path, options))
+        .sum();
+    let decoded = if header_samples.saturating_mul(4) <= options.memory_limit_bytes() {
+        let waveforms: Vec<Result<Vec<f32>, DataError>> = files
+            .par_iter()
+            .map(|path| read_resampled(path, options))
+            .collect();
+        Some(waveforms.into_iter().collect::<Result<Vec<_>, _>>()?)
+    } else {
+        None
+    };
+    let counts: Vec<usize> = match &decoded {
+        Some(waveforms) => waveforms
+            .iter()
+            .map(|waveform| windows_of(waveform.len(), clip_samples))
+            .collect(),
+        None => {
+            let counts: Vec<Result<usize, DataError>> = files
+                .par_iter()
+                .map(|path| {
+                    Ok(windows_of(
+                        read_resampled(path, options)?.len(),
+                        clip_samples,
+                    ))
+                })
+                .collect();
+            counts.into_iter().collect::<Result<_, _>>()?
+        }
+    };
     let total: usize = counts.iter().sum();
     let samples = ClipStore::build(
         total * clip_samples,
@@ -795,17 +813,26 @@ pub fn load_audio_windows(dir: &Path, options: &AudioOptions) -> Result<AudioSet
             }
             let outcomes: Vec<Result<(), DataError>> = chunks
                 .into_par_iter()
-                .zip(files.par_iter().zip(&counts))
-                .map(|(chunk, (path, &count))| {
-                    let waveform = read_resampled(path, options)?;
-                    if windows_of(waveform.len(), clip_samples) != count {
-                        return Err(DataError::Io {
-                            path: path.clone(),
-                            source: std::io::Error::other("the file changed while being read"),
-                        });
-                    }
+                .enumerate()
+                .map(|(file, chunk)| {
+                    let read;
+                    let waveform = match &decoded {
+                        Some(waveforms) => &waveforms[file],
+                        None => {
+                            read = read_resampled(&files[file], options)?;
+                            if windows_of(read.len(), clip_samples) != counts[file] {
+                                return Err(DataError::Io {
+                                    path: files[file].clone(),
+                                    source: std::io::Error::other(
+                                        "the file changed while being read",
+                                    ),
+                                });
+                            }
+                            &read
+                        }
+                    };
                     for (window, clip) in chunk.chunks_mut(clip_samples).enumerate() {
-                        fit_into(&waveform, window * clip_samples, clip);
+                        fit_into(waveform, window * clip_samples, clip);
                     }
                     Ok(())
                 })
@@ -827,6 +854,18 @@ pub fn load_audio_windows(dir: &Path, options: &AudioOptions) -> Result<AudioSet
         labels: None,
         class_names: Vec::new(),
         files: clip_files,
+    })
+}
+
+/// The samples `path` holds at the options' rate, as its WAV header tells (0 when the header
+/// cannot be read: decoding the file then reports why).
+fn samples_in_header(path: &Path, options: &AudioOptions) -> u64 {
+    hound::WavReader::open(path).map_or(0, |reader| {
+        resampled_len(
+            reader.duration() as usize,
+            reader.spec().sample_rate,
+            options.sample_rate,
+        ) as u64
     })
 }
 

@@ -8,9 +8,15 @@ use std::path::{Path, PathBuf};
 
 use crate::error::TrainError;
 
-/// Writes `bytes` to `path` atomically (see the module docs).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    write_atomic_with(path, |writer| writer.write_all(bytes))
+/// Writes `contents` to `path` atomically (see the module docs).
+pub fn write_atomic(path: &Path, contents: impl AsRef<[u8]>) -> Result<(), TrainError> {
+    write_atomic_with(path, |writer| writer.write_all(contents.as_ref()))
+}
+
+/// Whether a file name is the temporary of an atomic write (`.NAME.tmp`), which a process
+/// killed in the middle of the write leaves behind.
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".tmp")
 }
 
 /// Writes `path` atomically with `write`, which streams into a buffered writer.
@@ -43,7 +49,8 @@ pub fn write_atomic_with(
     })
 }
 
-/// `dir/.name.tmp` for `dir/name`: hidden, and on the same file system as the target.
+/// `dir/.name.tmp` for `dir/name`: hidden, and on the same file system as the target (see
+/// [`is_temporary`]).
 fn temporary_for(path: &Path) -> PathBuf {
     let name = path
         .file_name()

@@ -432,7 +432,7 @@ fn flatten(config: &PretrainConfig) -> BTreeMap<String, String> {
             }
         }
     }
-    let table: toml::Table = toml::from_str(&config.to_toml()).expect("a config parses back");
+    let table = toml::Table::try_from(config).expect("a PretrainConfig always serializes");
     let mut out = BTreeMap::new();
     walk("", &table, &mut out);
     out

@@ -15,7 +15,7 @@ pub mod schedule;
 pub mod text_data;
 pub mod trainer;
 
-pub use atomic::{write_atomic, write_atomic_with};
+pub use atomic::{is_temporary, write_atomic, write_atomic_with};
 pub use checkpoint::{Checkpoint, TrainState};
 pub use config::{DataConfig, HealthConfig, LoopConfig, PretrainConfig};
 pub use device::{device_name, resolve_device};

@@ -32,7 +32,7 @@ impl MetricsLog {
                     kept.push('\n');
                 }
             }
-            crate::write_atomic(path, kept.as_bytes())?;
+            crate::write_atomic(path, kept)?;
         }
         let file = OpenOptions::new()
             .create(true)

@@ -131,7 +131,7 @@ impl RunDir {
     pub fn is_occupied(&self) -> Result<bool, TrainError> {
         let leftover = |name: &std::ffi::OsStr| {
             let name = name.to_string_lossy();
-            name == LOCK_FILE || (name.starts_with('.') && name.ends_with(".tmp"))
+            name == LOCK_FILE || crate::is_temporary(&name)
         };
         Ok(self.root.exists()
             && fs::read_dir(&self.root)
@@ -187,7 +187,7 @@ impl RunDir {
             "# Resolved pretext config: every option with the value this run used.\n{}",
             config.to_toml()
         );
-        crate::write_atomic(&self.config_path(), text.as_bytes())
+        crate::write_atomic(&self.config_path(), text)
     }
 
     /// Writes what later commands need to read the data as pretraining did: the trained
@@ -206,7 +206,7 @@ impl RunDir {
             let path = self.root.join("table-stats.json");
             let text = serde_json::to_string_pretty(&set.training_stats.to_json())
                 .expect("JSON values serialize");
-            crate::write_atomic(&path, text.as_bytes())?;
+            crate::write_atomic(&path, text)?;
         }
         Ok(())
     }

@@ -29,7 +29,8 @@ use pretext_data::{parse_label_budget, Splits};
 use pretext_train::health::{overall, review, Level};
 use pretext_train::metrics::read_metrics;
 use pretext_train::{
-    pretrain, total_steps, Checkpoint, PretrainConfig, ProgressSink, RunDir, RunMode, TrainError,
+    pretrain, total_steps, write_atomic, Checkpoint, PretrainConfig, ProgressSink, RunDir, RunMode,
+    TrainError,
 };
 use sha2::{Digest, Sha256};
 use tch::Device;
@@ -139,7 +140,7 @@ pub fn run_study(
     std::fs::create_dir_all(plan.out.join("cells")).map_err(TrainError::io(&plan.out))?;
     write_atomic(
         &settings_path,
-        &format!(
+        format!(
             "# The study's settings, every default written out.\n{}",
             plan.study.to_toml()
         ),
@@ -281,12 +282,6 @@ fn same_training(saved: &PretrainConfig, wanted: &PretrainConfig) -> bool {
 /// model it measured.
 fn training_print(config: &PretrainConfig) -> String {
     without_placement(config).to_toml()
-}
-
-/// Writes `text` to `path` through a temporary file and a rename, so a kill or a full disk
-/// never leaves a half-written file under the final name.
-fn write_atomic(path: &Path, text: &str) -> Result<(), TrainError> {
-    pretext_train::write_atomic(path, text.as_bytes())
 }
 
 fn fingerprint(parts: &[&str]) -> String {
@@ -520,7 +515,7 @@ impl Runner<'_> {
             std::fs::create_dir_all(parent).map_err(TrainError::io(parent))?;
             write_atomic(
                 &path,
-                &(serde_json::to_string_pretty(&cell).expect("a cell serializes") + "\n"),
+                serde_json::to_string_pretty(&cell).expect("a cell serializes") + "\n",
             )?;
             self.cells.push(cell);
             self.measured += 1;

@@ -87,7 +87,7 @@ pub fn accuracy_plot(results: &StudyResults, png: &Path, svg: &Path) -> Result<S
         let root = SVGBackend::with_string(&mut text, ACCURACY_SIZE).into_drawing_area();
         draw_accuracy(&root, results).map_err(|error| format!("{}: {error}", svg.display()))?;
     }
-    pretext_train::write_atomic(svg, text.as_bytes()).map_err(|error| error.to_string())?;
+    pretext_train::write_atomic(svg, &text).map_err(|error| error.to_string())?;
     let root = BitMapBackend::new(png, ACCURACY_SIZE).into_drawing_area();
     draw_accuracy(&root, results).map_err(|error| format!("{}: {error}", png.display()))?;
     Ok(text)
