@@ -467,6 +467,30 @@ fn undecodable_png_in_image_folder_is_named() {
     assert!(!out.exists(), "a failed run left {}", out.display());
 }
 
+/// Regression (found by fuzzing): a JPEG on which the decoder panics (zune-jpeg's upsampler
+/// assertion) is a one-line error naming the file, without the panic hook's "thread …
+/// panicked" message before it.
+#[test]
+fn a_jpeg_the_decoder_panics_on_is_a_quiet_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("images");
+    std::fs::create_dir_all(data.join("shoe")).unwrap();
+    let crash = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../pretext-fuzz/regressions/image/jpeg-chroma-sampling-2x2-upsampler-assertion.jpg");
+    std::fs::copy(crash, data.join("shoe").join("odd.jpg")).unwrap();
+    let outcome = pretrain_on(&data, &dir.path().join("run"));
+    assert_fails_naming(
+        &outcome,
+        &["odd.jpg", "cannot decode", "decoder failed on corrupt data"],
+    );
+    assert_eq!(
+        outcome.stderr.trim_end().lines().count(),
+        1,
+        "{}",
+        outcome.stderr
+    );
+}
+
 #[test]
 fn data_error_prints_its_cause_once() {
     let dir = tempfile::tempdir().unwrap();
