@@ -1,5 +1,7 @@
 //! Epoch-based batch sampling: deterministic, and resumable from a step number alone.
 
+use std::sync::{Arc, Mutex};
+
 use rand::seq::SliceRandom;
 
 use crate::error::DataError;
@@ -11,7 +13,7 @@ pub const PERMUTATION_TAG: u64 = u64::from_be_bytes(*b"permute\0");
 /// Which samples make up each training step: epoch `e` visits
 /// `epoch_permutation(dataset_len, seed, e)` in consecutive batches of `batch_size`,
 /// dropping the last partial batch.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct BatchPlan {
     /// Number of samples in the dataset.
     pub dataset_len: usize,
@@ -19,7 +21,23 @@ pub struct BatchPlan {
     pub batch_size: usize,
     /// Seed of the permutations.
     pub seed: u64,
+    /// The permutation of the epoch asked for last, shared by the plan's clones (the
+    /// prefetcher's workers): shuffled anew for every batch, it cost a pass over the whole
+    /// dataset a step (0.3 s a step at 16 million rows).
+    recent: Arc<Mutex<Option<EpochOrder>>>,
 }
+
+/// An epoch and its permutation.
+type EpochOrder = (u64, Arc<Vec<usize>>);
+
+impl PartialEq for BatchPlan {
+    fn eq(&self, other: &BatchPlan) -> bool {
+        (self.dataset_len, self.batch_size, self.seed)
+            == (other.dataset_len, other.batch_size, other.seed)
+    }
+}
+
+impl Eq for BatchPlan {}
 
 impl BatchPlan {
     /// A plan; errors if `batch_size` is 0 or larger than `dataset_len`, so that
@@ -37,6 +55,7 @@ impl BatchPlan {
             dataset_len,
             batch_size,
             seed,
+            recent: Arc::default(),
         })
     }
 
@@ -50,10 +69,29 @@ impl BatchPlan {
     pub fn batch(&self, step: u64) -> (u64, Vec<usize>) {
         let steps = self.steps_per_epoch();
         let (epoch, within) = (step / steps, (step % steps) as usize);
-        let permutation = epoch_permutation(self.dataset_len, self.seed, epoch);
+        let permutation = self.permutation(epoch);
         let start = (within * self.batch_size).min(permutation.len());
         let end = (start + self.batch_size).min(permutation.len());
         (epoch, permutation[start..end].to_vec())
+    }
+}
+
+impl BatchPlan {
+    /// [`epoch_permutation`] of `epoch`, computed once while batches of that epoch are
+    /// asked for.
+    fn permutation(&self, epoch: u64) -> Arc<Vec<usize>> {
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &*recent {
+            Some((cached, permutation)) if *cached == epoch => Arc::clone(permutation),
+            _ => {
+                let permutation = Arc::new(epoch_permutation(self.dataset_len, self.seed, epoch));
+                *recent = Some((epoch, Arc::clone(&permutation)));
+                permutation
+            }
+        }
     }
 }
 
@@ -111,6 +149,22 @@ mod tests {
         }
         let other_seed = BatchPlan::new(1000, 32, 8).unwrap();
         assert_ne!(plan.batch(0), other_seed.batch(0));
+    }
+
+    /// The epoch's permutation is kept between batches: clones (workers) asking for steps
+    /// of different epochs in any order get exactly the batches of fresh plans.
+    #[test]
+    fn a_kept_permutation_never_serves_another_epoch() {
+        let plan = BatchPlan::new(103, 10, 42).unwrap();
+        let worker = plan.clone();
+        for step in [0u64, 11, 1, 10, 29, 12, 2, 35, 9, 10] {
+            let fresh = BatchPlan::new(103, 10, 42).unwrap().batch(step);
+            assert_eq!(plan.batch(step), fresh, "step {step}");
+            assert_eq!(
+                worker.batch(step + 1),
+                BatchPlan::new(103, 10, 42).unwrap().batch(step + 1)
+            );
+        }
     }
 
     #[test]
