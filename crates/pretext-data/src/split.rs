@@ -12,12 +12,13 @@ pub const SUBSET_TAG: u64 = u64::from_be_bytes(*b"subset\0\0");
 /// Class slot used for the stream of an unlabeled [`random_split`].
 const UNLABELED_CLASS: u64 = u64::MAX;
 
-/// Indices of each class present in `labels`, ascending; the outer index is the class code.
-fn indices_by_class(labels: &[u16]) -> Vec<Vec<usize>> {
+/// Indices of each class present in `labels`, ascending, as `index` makes them; the outer
+/// index is the class code.
+fn indices_by_class<T: Clone>(labels: &[u16], index: impl Fn(usize) -> T) -> Vec<Vec<T>> {
     let num_classes = labels.iter().max().map_or(0, |&max| usize::from(max) + 1);
     let mut by_class = vec![Vec::new(); num_classes];
-    for (index, &label) in labels.iter().enumerate() {
-        by_class[usize::from(label)].push(index);
+    for (position, &label) in labels.iter().enumerate() {
+        by_class[usize::from(label)].push(index(position));
     }
     by_class
 }
@@ -41,17 +42,52 @@ pub fn stratified_split(
     holdout_fraction: f64,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>) {
+    let held_out = stratified_holdout(labels, holdout_fraction, seed);
     let mut train = Vec::with_capacity(labels.len());
     let mut test = Vec::new();
-    for (class, mut indices) in indices_by_class(labels).into_iter().enumerate() {
-        indices.shuffle(&mut rng_stream(seed, &[SPLIT_TAG, class as u64]));
-        let held_out = holdout_count(indices.len(), holdout_fraction);
-        test.extend_from_slice(&indices[..held_out]);
-        train.extend_from_slice(&indices[held_out..]);
+    for (index, held_out) in held_out.into_iter().enumerate() {
+        if held_out {
+            test.push(index);
+        } else {
+            train.push(index);
+        }
     }
-    train.sort_unstable();
-    test.sort_unstable();
     (train, test)
+}
+
+/// [`stratified_split`] as one flag per sample, true where it is held out: the same split in
+/// a byte a sample instead of a list of indices (for tables of many millions of rows).
+pub fn stratified_holdout(labels: &[u16], holdout_fraction: f64, seed: u64) -> Vec<bool> {
+    /// Shuffles each class (32-bit indices shuffle exactly as `usize` ones: the draws
+    /// depend on the lengths alone) and flags its first share.
+    fn flag<T: Copy>(
+        by_class: Vec<Vec<T>>,
+        held_out: &mut [bool],
+        holdout_fraction: f64,
+        seed: u64,
+        position: impl Fn(T) -> usize,
+    ) {
+        for (class, mut indices) in by_class.into_iter().enumerate() {
+            indices.shuffle(&mut rng_stream(seed, &[SPLIT_TAG, class as u64]));
+            let count = holdout_count(indices.len(), holdout_fraction);
+            for &index in &indices[..count] {
+                held_out[position(index)] = true;
+            }
+        }
+    }
+    let mut held_out = vec![false; labels.len()];
+    if u32::try_from(labels.len()).is_ok() {
+        let by_class = indices_by_class(labels, |index| index as u32);
+        flag(by_class, &mut held_out, holdout_fraction, seed, |index| {
+            index as usize
+        });
+    } else {
+        let by_class = indices_by_class(labels, |index| index);
+        flag(by_class, &mut held_out, holdout_fraction, seed, |index| {
+            index
+        });
+    }
+    held_out
 }
 
 /// Splits `0..len` into `(train, test)` for unlabeled data: a shuffle with
@@ -93,7 +129,7 @@ pub fn stratified_subset(labels: &[u16], count: usize, seed: u64) -> Vec<usize> 
     if count >= labels.len() {
         return (0..labels.len()).collect();
     }
-    let by_class = indices_by_class(labels);
+    let by_class = indices_by_class(labels, |index| index);
     let mut class_order: Vec<usize> = (0..by_class.len())
         .filter(|&class| !by_class[class].is_empty())
         .collect();
@@ -221,6 +257,32 @@ mod tests {
             (train.clone(), test.clone())
         );
         assert_ne!(stratified_split(&labels, 0.2, 1).1, test);
+    }
+
+    /// The split is the one made before it was computed as flags over 32-bit indices: each
+    /// class's `usize` indices shuffled, the first share held out (the splits of every run
+    /// made so far depend on it).
+    #[test]
+    fn the_split_is_the_shuffle_of_each_class_of_usize_indices() {
+        let labels: Vec<u16> = (0..5000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u16 % 7)
+            .collect();
+        for (fraction, seed) in [(0.2, 0), (0.35, 11), (1.0, 3)] {
+            let mut test = Vec::new();
+            for class in 0..7u16 {
+                let mut indices: Vec<usize> = (0..labels.len())
+                    .filter(|&index| labels[index] == class)
+                    .collect();
+                indices.shuffle(&mut rng_stream(seed, &[SPLIT_TAG, u64::from(class)]));
+                let count = holdout_count(indices.len(), fraction);
+                test.extend_from_slice(&indices[..count]);
+            }
+            test.sort_unstable();
+            assert_eq!(stratified_split(&labels, fraction, seed).1, test);
+            let flags = stratified_holdout(&labels, fraction, seed);
+            let flagged: Vec<usize> = (0..labels.len()).filter(|&i| flags[i]).collect();
+            assert_eq!(flagged, test);
+        }
     }
 
     #[test]
