@@ -18,12 +18,11 @@ pub enum CorruptionScheme {
     Share(f64),
 }
 
-/// The rows a corruption draws replacement cells from: `len × width` values and missing
-/// flags, row-major.
+/// The rows a corruption draws replacement cells from: `len × width` values, row-major,
+/// NaN exactly where a cell is missing.
 #[derive(Clone, Copy, Debug)]
 pub struct MarginalPool<'a> {
     pub values: &'a [f32],
-    pub missing: &'a [bool],
     pub width: usize,
 }
 
@@ -77,7 +76,7 @@ pub fn corrupt_row<R: Rng + ?Sized>(
     for column in (0..width).filter(|&column| mask[column]) {
         let donor = rng.random_range(0..pool.len());
         out_values[column] = pool.values[donor * width + column];
-        out_missing[column] = pool.missing[donor * width + column];
+        out_missing[column] = out_values[column].is_nan();
     }
     CorruptedRow {
         values: out_values,
@@ -92,26 +91,29 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    /// A pool whose column c holds only values 100·c + row (row < 50), one cell missing.
-    fn pool_data(width: usize) -> (Vec<f32>, Vec<bool>) {
+    /// A pool whose column c holds only values 100·c + row (row < 50), one cell (row 7 of
+    /// column 0) missing.
+    fn pool_data(width: usize) -> Vec<f32> {
         let mut values = Vec::new();
-        let mut missing = Vec::new();
         for row in 0..50 {
             for column in 0..width {
-                values.push((100 * column + row) as f32);
-                missing.push(row == 7 && column == 0);
+                let missing = row == 7 && column == 0;
+                values.push(if missing {
+                    f32::NAN
+                } else {
+                    (100 * column + row) as f32
+                });
             }
         }
-        (values, missing)
+        values
     }
 
     #[test]
     fn bernoulli_mask_hides_about_p_of_the_cells() {
         let width = 20;
-        let (values, missing) = pool_data(width);
+        let values = pool_data(width);
         let pool = MarginalPool {
             values: &values,
-            missing: &missing,
             width,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -141,10 +143,9 @@ mod tests {
     #[test]
     fn share_corrupts_exactly_its_count_per_row_from_each_columns_marginal() {
         let width = 9;
-        let (values, missing) = pool_data(width);
+        let values = pool_data(width);
         let pool = MarginalPool {
             values: &values,
-            missing: &missing,
             width,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(2);
@@ -157,14 +158,20 @@ mod tests {
             // round(0.6 · 9) = 5 cells, every row.
             assert_eq!(out.mask.iter().filter(|&&m| m).count(), 5);
             for column in (0..width).filter(|&c| out.mask[c]) {
-                let donor = out.values[column] as usize - 100 * column;
+                let donor = if out.values[column].is_nan() {
+                    7
+                } else {
+                    out.values[column] as usize - 100 * column
+                };
                 assert!(donor < 50, "column {column} got {}", out.values[column]);
+                let hole = column == 0 && donor == 7;
+                assert_eq!(
+                    out.missing[column], hole,
+                    "the missing flag travels with its cell"
+                );
                 if column == 0 {
                     donors_seen[donor] += 1;
-                    if out.missing[0] {
-                        assert_eq!(donor, 7, "the missing flag travels with its cell");
-                        missing_copied += 1;
-                    }
+                    missing_copied += usize::from(hole);
                 }
             }
         }

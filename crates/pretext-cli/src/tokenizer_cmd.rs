@@ -5,7 +5,22 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use pretext_data::{load_text_corpus, train_tokenizer_on_corpus, TokenizerKind};
+use pretext_data::text::LineReader;
+use pretext_data::{list_text_files, train_tokenizer, TokenizerKind};
+
+/// The first line of `files` that is not blank, without its line break.
+fn first_line_of_text(files: &[PathBuf]) -> anyhow::Result<Option<String>> {
+    for file in files {
+        let mut reader = LineReader::open(file)?;
+        while let Some(line) = reader.next_line()? {
+            if !line.trim().is_empty() {
+                let line = line.strip_suffix('\n').unwrap_or(line);
+                return Ok(Some(line.strip_suffix('\r').unwrap_or(line).to_string()));
+            }
+        }
+    }
+    Ok(None)
+}
 
 /// The characters of the first line shown as an example encoding.
 const EXAMPLE_CHARS: usize = 100;
@@ -50,22 +65,27 @@ impl From<TokenizerKindArg> for TokenizerKind {
 pub fn train(args: &TokenizerTrainArgs) -> anyhow::Result<()> {
     let kind = TokenizerKind::from(args.kind);
     let start = Instant::now();
-    let corpus = load_text_corpus(&args.corpus).context("loading the corpus")?;
-    let tokenizer = train_tokenizer_on_corpus(kind, &corpus, args.vocab_size, args.min_frequency)
+    // The corpus is streamed a line at a time: it may be larger than memory.
+    let files = list_text_files(&args.corpus).context("loading the corpus")?;
+    let tokenizer = train_tokenizer(kind, &files, args.vocab_size, args.min_frequency)
         .with_context(|| format!("training a {kind} tokenizer"))?;
     let seconds = start.elapsed().as_secs_f64();
     tokenizer.save(&args.out)?;
-    let files = match corpus.len() {
+    let bytes: u64 = files
+        .iter()
+        .map(|file| std::fs::metadata(file).map_or(0, |metadata| metadata.len()))
+        .sum();
+    let count = match files.len() {
         1 => "1 file".to_owned(),
         count => format!("{count} files"),
     };
     println!(
-        "trained a {kind} tokenizer with {} tokens on {files} ({:.1} MB) in {seconds:.1} s -> {}",
+        "trained a {kind} tokenizer with {} tokens on {count} ({:.1} MB) in {seconds:.1} s -> {}",
         tokenizer.vocab_size(),
-        corpus.total_bytes() as f64 / 1e6,
+        bytes as f64 / 1e6,
         args.out.display()
     );
-    if let Some(line) = corpus.lines().find(|line| !line.trim().is_empty()) {
+    if let Some(line) = first_line_of_text(&files)? {
         let example: String = line.chars().take(EXAMPLE_CHARS).collect();
         let ids = tokenizer.encode(&example)?;
         let tokens: Vec<String> = ids

@@ -31,9 +31,9 @@ use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 use serde::{Deserialize, Serialize};
 
-use crate::clip_store::ClipStore;
 use crate::error::DataError;
 use crate::source::{files_with_extension, has_extension};
+use crate::store::{megabytes, ClipStore};
 use crate::table::csv_error;
 
 /// The extension of the audio files the loaders pick up (compared case-insensitively).
@@ -84,7 +84,7 @@ impl Default for AudioOptions {
 
 impl AudioOptions {
     fn memory_limit_bytes(&self) -> u64 {
-        self.memory_limit_mb.saturating_mul(1 << 20)
+        megabytes(self.memory_limit_mb)
     }
 
     /// The clip length in samples, `round(clip_seconds × sample_rate)`, after checking both.
@@ -161,16 +161,9 @@ impl AudioSet {
         &self.samples.as_slice()[index * self.clip_samples..(index + 1) * self.clip_samples]
     }
 
-    /// A new store of `len` samples under this set's memory limit that `copy` fills from
-    /// clips already decoded (in memory after all when no temporary file can be made).
-    fn store_copied(&self, len: usize, copy: impl Fn(&mut [f32])) -> ClipStore {
-        let fill = |out: &mut [f32]| -> Result<(), DataError> {
-            copy(out);
-            Ok(())
-        };
-        ClipStore::build(len, self.memory_limit_bytes, fill)
-            .or_else(|_| ClipStore::build(len, u64::MAX, fill))
-            .expect("an in-memory copy cannot fail")
+    /// A new store of `len` samples under this set's memory limit that `copy` fills.
+    fn store_copied(&self, len: usize, copy: impl FnOnce(&mut [f32])) -> ClipStore {
+        ClipStore::copied(len, self.memory_limit_bytes, copy)
     }
 
     /// The samples of the clips at `indices`, one after another.

@@ -9,7 +9,6 @@
 
 pub mod audio;
 pub mod batch_plan;
-pub mod clip_store;
 pub mod embedded;
 pub mod error;
 pub mod idx;
@@ -21,6 +20,7 @@ pub mod rng_stream;
 pub mod samples;
 pub mod source;
 pub mod split;
+pub mod store;
 pub mod table;
 pub mod text;
 pub mod token_set;

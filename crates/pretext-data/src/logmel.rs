@@ -446,7 +446,7 @@ mod tests {
         let mut samples = sine(1000.0, clip_samples);
         samples.extend(sine(3000.0, clip_samples));
         AudioSet {
-            samples: Arc::new(crate::clip_store::ClipStore::Memory(samples)),
+            samples: Arc::new(crate::store::Store::Memory(samples)),
             memory_limit_bytes: u64::MAX,
             len: 2,
             clip_samples,

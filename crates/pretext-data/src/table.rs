@@ -16,11 +16,12 @@
 //! them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::DataError;
-use crate::split::stratified_split;
+use crate::split::stratified_holdout;
+use crate::store::{megabytes, Store};
 
 /// Cells read as missing (besides the empty field), compared after trimming.
 pub const MISSING_MARKERS: [&str; 4] = ["NA", "NaN", "nan", "?"];
@@ -38,6 +39,11 @@ pub struct TableOptions {
     pub holdout_fraction: f64,
     /// Seed of that split.
     pub split_seed: u64,
+    /// Decoded values beyond this many MB (4 bytes a cell) are kept in a temporary file
+    /// mapped into memory rather than in the process's own memory, so that a table larger
+    /// than RAM is paged in as batches read it; the file needs as much free disk under the
+    /// temporary folder (`TMPDIR`).
+    pub memory_limit_mb: u64,
 }
 
 impl Default for TableOptions {
@@ -48,6 +54,7 @@ impl Default for TableOptions {
             numeric: Vec::new(),
             holdout_fraction: 0.2,
             split_seed: 0,
+            memory_limit_mb: 4096,
         }
     }
 }
@@ -76,10 +83,12 @@ pub struct TableSet {
     /// Number of rows.
     pub len: usize,
     /// `len × columns` values, row-major: the number standardized with the training split's
-    /// mean and standard deviation, or the category code as f32; NaN where the cell is missing.
-    pub values: Vec<f32>,
-    /// `len × columns`, row-major: true where the cell is missing.
-    pub missing: Vec<bool>,
+    /// mean and standard deviation, or the category code as f32; NaN exactly where the cell
+    /// is missing. In memory, or past [`TableOptions::memory_limit_mb`] in a mapped
+    /// temporary file.
+    pub values: Arc<Store<f32>>,
+    /// Where copies of these rows (subsets) go to a mapped file instead of memory.
+    pub memory_limit_bytes: u64,
     /// 0-based class codes, one per row.
     pub labels: Option<Vec<u16>>,
     /// Class names indexed by code (empty when unknown).
@@ -97,53 +106,33 @@ impl TableSet {
 
     /// The values of row `index` (NaN where missing).
     pub fn row(&self, index: usize) -> &[f32] {
-        &self.values[index * self.width()..(index + 1) * self.width()]
+        &self.values.as_slice()[index * self.width()..(index + 1) * self.width()]
     }
 
     /// The missing-cell flags of row `index`.
-    pub fn row_missing(&self, index: usize) -> &[bool] {
-        &self.missing[index * self.width()..(index + 1) * self.width()]
+    pub fn row_missing(&self, index: usize) -> Vec<bool> {
+        self.row(index).iter().map(|value| value.is_nan()).collect()
     }
 
     /// A new set of the rows at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> TableSet {
-        let mut values = Vec::with_capacity(indices.len() * self.width());
-        let mut missing = Vec::with_capacity(indices.len() * self.width());
-        for &index in indices {
-            values.extend_from_slice(self.row(index));
-            missing.extend_from_slice(self.row_missing(index));
-        }
+        let width = self.width();
+        let values = Store::copied(indices.len() * width, self.memory_limit_bytes, |out| {
+            for (row, &index) in out.chunks_exact_mut(width.max(1)).zip(indices) {
+                row.copy_from_slice(self.row(index));
+            }
+        });
         TableSet {
             columns: Arc::clone(&self.columns),
             len: indices.len(),
-            values,
-            missing,
+            values: Arc::new(values),
+            memory_limit_bytes: self.memory_limit_bytes,
             labels: self
                 .labels
                 .as_ref()
                 .map(|labels| indices.iter().map(|&index| labels[index]).collect()),
             class_names: self.class_names.clone(),
             training_stats: Arc::clone(&self.training_stats),
-        }
-    }
-
-    /// Numeric columns to `(x − mean) / std` with `stats` (a constant column to `x − mean`);
-    /// categorical codes and missing cells are left as they are.
-    fn standardize(&mut self, stats: &TableStats) {
-        let width = self.width();
-        for (column, (spec, column_stats)) in self.columns.iter().zip(&stats.columns).enumerate() {
-            if spec.kind != ColumnKind::Numeric {
-                continue;
-            }
-            let scale = if column_stats.std > 0.0 {
-                column_stats.std
-            } else {
-                1.0
-            };
-            for row in 0..self.len {
-                let value = &mut self.values[row * width + column];
-                *value = ((f64::from(*value) - column_stats.mean) / scale) as f32;
-            }
         }
     }
 
@@ -154,41 +143,7 @@ impl TableSet {
 
     /// Per-column statistics of these rows (missing cells left out).
     pub fn compute_stats(&self) -> TableStats {
-        let width = self.width();
-        let columns = self
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(column, spec)| {
-                let present: Vec<f64> = (0..self.len)
-                    .filter(|&row| !self.missing[row * width + column])
-                    .map(|row| f64::from(self.values[row * width + column]))
-                    .collect();
-                let count = present.len();
-                let mean = present.iter().sum::<f64>() / count.max(1) as f64;
-                let variance =
-                    present.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count.max(1) as f64;
-                let (min, max) = present
-                    .iter()
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-                        (lo.min(v), hi.max(v))
-                    });
-                ColumnStats {
-                    name: spec.name.clone(),
-                    categories: match &spec.kind {
-                        ColumnKind::Numeric => None,
-                        ColumnKind::Categorical { categories } => Some(categories.clone()),
-                    },
-                    present: count,
-                    missing: self.len - count,
-                    mean,
-                    std: variance.sqrt(),
-                    min: if count == 0 { f64::NAN } else { min },
-                    max: if count == 0 { f64::NAN } else { max },
-                }
-            })
-            .collect();
-        TableStats { columns }
+        statistics(&self.columns, self.values.as_slice())
     }
 }
 
@@ -252,27 +207,95 @@ pub struct TableSplits {
     pub stats: TableStats,
 }
 
-/// The cells of a CSV file as text, with the line each row came from.
-struct RawTable {
-    path: PathBuf,
-    header: Vec<String>,
-    rows: Vec<Vec<String>>,
-    lines: Vec<u64>,
+/// A table read row by row, as many times as loading needs: each pass streams the file, so
+/// memory does not grow with it. A CSV file, CSV text held in memory, or a Parquet file.
+#[derive(Clone, Copy)]
+enum TableSource<'a> {
+    Csv(&'a Path),
+    CsvBytes { bytes: &'a [u8], name: &'a Path },
+    Parquet(&'a Path),
 }
 
-fn read_csv(path: &Path) -> Result<RawTable, DataError> {
-    let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+impl<'a> TableSource<'a> {
+    /// A file: Parquet by its extension, else CSV.
+    fn file(path: &'a Path) -> TableSource<'a> {
+        if is_parquet(path) {
+            TableSource::Parquet(path)
+        } else {
+            TableSource::Csv(path)
+        }
+    }
+
+    /// What errors name.
+    fn path(&self) -> &'a Path {
+        match *self {
+            TableSource::Csv(path) | TableSource::Parquet(path) => path,
+            TableSource::CsvBytes { name, .. } => name,
+        }
+    }
+
+    /// The column names, trimmed.
+    fn header(&self) -> Result<Vec<String>, DataError> {
+        match *self {
+            TableSource::Csv(path) => Ok(csv_reader(open(path)?, path)?.1),
+            TableSource::CsvBytes { bytes, name } => Ok(csv_reader(bytes, name)?.1),
+            TableSource::Parquet(path) => parquet_guarded(path, |reader, header| {
+                drop(reader);
+                Ok(header)
+            }),
+        }
+    }
+
+    /// Calls `visit` with each row's line and cells in file order, and returns the number
+    /// of rows; a file without rows is [`DataError::EmptyTable`]. A CSV row's line is the
+    /// line it starts on and its cells are trimmed; a Parquet row's "line" is its 1-based
+    /// number and its cells are its values as text (a null is an empty cell).
+    fn rows(
+        &self,
+        mut visit: impl FnMut(u64, &[&str]) -> Result<(), DataError>,
+    ) -> Result<usize, DataError> {
+        let (count, empty) = match *self {
+            TableSource::Csv(path) => (
+                csv_rows(open(path)?, path, &mut visit)?,
+                "a header but no rows",
+            ),
+            TableSource::CsvBytes { bytes, name } => {
+                (csv_rows(bytes, name, &mut visit)?, "a header but no rows")
+            }
+            TableSource::Parquet(path) => (
+                parquet_guarded(path, |reader, header| {
+                    parquet_rows(path, reader, &header, &mut visit)
+                })?,
+                "a schema but no rows",
+            ),
+        };
+        if count == 0 {
+            return Err(DataError::EmptyTable {
+                path: self.path().to_path_buf(),
+                details: empty.to_string(),
+            });
+        }
+        Ok(count)
+    }
+}
+
+fn open(path: &Path) -> Result<std::fs::File, DataError> {
+    std::fs::File::open(path).map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    read_csv_from(file, path)
+    })
 }
 
-/// The cells of the CSV text `input`; `path` names it in errors.
-fn read_csv_from(input: impl std::io::Read, path: &Path) -> Result<RawTable, DataError> {
+/// A CSV reader past the header row of `input`, and the header's names (trimmed, distinct,
+/// not all empty); `path` names the input in errors.
+fn csv_reader<R: std::io::Read>(
+    input: R,
+    path: &Path,
+) -> Result<(csv::Reader<R>, Vec<String>), DataError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
+        .buffer_capacity(1 << 16)
         .from_reader(input);
     let header: Vec<String> = reader
         .headers()
@@ -295,51 +318,50 @@ fn read_csv_from(input: impl std::io::Read, path: &Path) -> Result<RawTable, Dat
             found: format!("{duplicate:?} twice"),
         });
     }
-    let mut rows = Vec::new();
-    let mut lines = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|error| csv_error(path, error))?;
-        lines.push(record.position().map_or(0, |position| position.line()));
-        rows.push(record.iter().map(|cell| cell.trim().to_string()).collect());
-    }
-    if rows.is_empty() {
-        return Err(DataError::EmptyTable {
-            path: path.to_path_buf(),
-            details: "a header but no rows".to_string(),
-        });
-    }
-    Ok(RawTable {
-        path: path.to_path_buf(),
-        header,
-        rows,
-        lines,
-    })
+    Ok((reader, header))
 }
 
-/// Reads a Parquet file (any compression this build reads: snappy, gzip, lz4, zstd) into
-/// the same cells a CSV gives.
+/// [`TableSource::rows`] of CSV text.
+fn csv_rows(
+    input: impl std::io::Read,
+    path: &Path,
+    visit: &mut impl FnMut(u64, &[&str]) -> Result<(), DataError>,
+) -> Result<usize, DataError> {
+    let (mut reader, _) = csv_reader(input, path)?;
+    let mut record = csv::StringRecord::new();
+    let mut count = 0;
+    while reader
+        .read_record(&mut record)
+        .map_err(|error| csv_error(path, error))?
+    {
+        let line = record.position().map_or(0, |position| position.line());
+        let cells: Vec<&str> = record.iter().map(str::trim).collect();
+        visit(line, &cells)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Runs `read` on a Parquet reader of `path` (any compression this build reads: snappy,
+/// gzip, lz4, zstd) and its column names.
+///
+/// The file is mapped into memory, not read: page headers are parsed from memory, not with
+/// a system call per byte (a corrupt page header listing 2^31 booleans, which parquet's
+/// thrift reader skips without reading a byte each, took 30 s of such calls on a 6 KB
+/// file), and a file larger than RAM is paged in as its row groups are decoded.
 ///
 /// The parquet crate (60.1) panics on some corrupt files instead of returning an error (a
 /// negative column chunk offset, a dictionary-encoded page without a dictionary page, a
 /// null bitmap or byte-stream-split page shorter than its values): such a panic becomes
 /// the error of an unreadable file.
-fn read_parquet(path: &Path) -> Result<RawTable, DataError> {
-    crate::error::catch_quietly(|| read_parquet_cells(path)).unwrap_or_else(|message| {
-        Err(DataError::BadRecord {
-            path: path.to_path_buf(),
-            line: 0,
-            expected: "a readable Parquet file".to_string(),
-            found: format!("a corrupt file the Parquet reader fails on: {message}"),
-        })
-    })
-}
-
-fn read_parquet_cells(path: &Path) -> Result<RawTable, DataError> {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::*;
-    use arrow_schema::DataType;
+fn parquet_guarded<T>(
+    path: &Path,
+    read: impl FnOnce(
+        parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+        Vec<String>,
+    ) -> Result<T, DataError>,
+) -> Result<T, DataError> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    use parquet::file::reader::ChunkReader;
 
     let bad = |found: String| DataError::BadRecord {
         path: path.to_path_buf(),
@@ -347,48 +369,71 @@ fn read_parquet_cells(path: &Path) -> Result<RawTable, DataError> {
         expected: "a readable Parquet file".to_string(),
         found,
     };
-    let io_error = |source| DataError::Io {
+    let file = open(path)?;
+    // SAFETY: the map is only read, while this function runs. A file truncated by another
+    // process meanwhile would fault the reads, as with any mapped reader.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| DataError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    // The whole file is read into memory first: page headers are then parsed from memory,
-    // not with a system call per byte. A corrupt page header listing 2^31 booleans (which
-    // parquet's thrift reader skips without reading a byte each) took 30 s of such calls on
-    // a 6 KB file; from memory it takes about 2 s.
-    let file = std::fs::File::open(path).map_err(io_error)?;
-    let len = file.metadata().map_err(io_error)?.len();
-    let data = file
-        .get_bytes(0, len as usize)
-        .map_err(|error| bad(error.to_string()))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(data).map_err(|error| bad(error.to_string()))?;
-    let header: Vec<String> = builder
-        .schema()
-        .fields()
-        .iter()
-        .map(|field| field.name().trim().to_string())
-        .collect();
-    let reader = builder.build().map_err(|error| bad(error.to_string()))?;
-    let mut rows: Vec<Vec<String>> = Vec::new();
+    })?;
+    let data = bytes::Bytes::from_owner(map);
+    crate::error::catch_quietly(move || {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(data)
+            .map_err(|error| bad(error.to_string()))?;
+        let header: Vec<String> = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|field| field.name().trim().to_string())
+            .collect();
+        let reader = builder.build().map_err(|error| bad(error.to_string()))?;
+        read(reader, header)
+    })
+    .unwrap_or_else(|message| {
+        Err(bad(format!(
+            "a corrupt file the Parquet reader fails on: {message}"
+        )))
+    })
+}
+
+/// [`TableSource::rows`] of a Parquet file, a record batch at a time.
+fn parquet_rows(
+    path: &Path,
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    header: &[String],
+    visit: &mut impl FnMut(u64, &[&str]) -> Result<(), DataError>,
+) -> Result<usize, DataError> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::*;
+    use arrow_schema::DataType;
+
+    let mut count = 0;
     for batch in reader {
-        let batch = batch.map_err(|error| bad(error.to_string()))?;
-        let first = rows.len();
-        rows.extend((0..batch.num_rows()).map(|_| Vec::with_capacity(header.len())));
+        let batch = batch.map_err(|error| DataError::BadRecord {
+            path: path.to_path_buf(),
+            line: 0,
+            expected: "a readable Parquet file".to_string(),
+            found: error.to_string(),
+        })?;
+        let rows = batch.num_rows();
+        // Column by column, then row by row.
+        let mut columns: Vec<Vec<String>> = Vec::with_capacity(header.len());
         for (column, array) in batch.columns().iter().enumerate() {
             macro_rules! cells {
                 ($values:expr) => {{
                     let values = $values;
-                    for row in 0..batch.num_rows() {
-                        let cell = if array.is_null(row) {
-                            String::new()
-                        } else {
-                            values.value(row).to_string()
-                        };
-                        rows[first + row].push(cell);
-                    }
+                    (0..rows)
+                        .map(|row| {
+                            if array.is_null(row) {
+                                String::new()
+                            } else {
+                                values.value(row).to_string()
+                            }
+                        })
+                        .collect()
                 }};
             }
-            match array.data_type() {
+            columns.push(match array.data_type() {
                 DataType::Int8 => cells!(array.as_primitive::<Int8Type>()),
                 DataType::Int16 => cells!(array.as_primitive::<Int16Type>()),
                 DataType::Int32 => cells!(array.as_primitive::<Int32Type>()),
@@ -402,11 +447,7 @@ fn read_parquet_cells(path: &Path) -> Result<RawTable, DataError> {
                 DataType::Boolean => cells!(array.as_boolean()),
                 DataType::Utf8 => cells!(array.as_string::<i32>()),
                 DataType::LargeUtf8 => cells!(array.as_string::<i64>()),
-                DataType::Null => {
-                    for row in 0..batch.num_rows() {
-                        rows[first + row].push(String::new());
-                    }
-                }
+                DataType::Null => vec![String::new(); rows],
                 other => {
                     return Err(DataError::BadRecord {
                         path: path.to_path_buf(),
@@ -418,36 +459,22 @@ fn read_parquet_cells(path: &Path) -> Result<RawTable, DataError> {
                         found: format!("the Parquet type {other}"),
                     })
                 }
-            }
+            });
+        }
+        let mut cells: Vec<&str> = Vec::with_capacity(columns.len());
+        for row in 0..rows {
+            cells.clear();
+            cells.extend(columns.iter().map(|column| column[row].as_str()));
+            count += 1;
+            visit(count as u64, &cells)?;
         }
     }
-    if rows.is_empty() {
-        return Err(DataError::EmptyTable {
-            path: path.to_path_buf(),
-            details: "a schema but no rows".to_string(),
-        });
-    }
-    let lines = (1..=rows.len() as u64).collect();
-    Ok(RawTable {
-        path: path.to_path_buf(),
-        header,
-        rows,
-        lines,
-    })
+    Ok(count)
 }
 
 /// Whether `path` names a Parquet file (by its extension).
 pub fn is_parquet(path: &Path) -> bool {
     crate::source::has_extension(path, "parquet")
-}
-
-/// Reads a CSV or (by extension) Parquet table.
-fn read_table(path: &Path) -> Result<RawTable, DataError> {
-    if is_parquet(path) {
-        read_parquet(path)
-    } else {
-        read_csv(path)
-    }
 }
 
 pub(crate) fn csv_error(path: &Path, error: csv::Error) -> DataError {
@@ -488,15 +515,22 @@ fn is_missing(cell: &str) -> bool {
 
 /// Reads the CSV or Parquet file `train` (and `test`, with the same columns, or else a
 /// stratified held-out share of `train`) as a labeled table.
+///
+/// The files are streamed, several times over (labels and column kinds, then the training
+/// split's categories, then the values), so memory holds the decoded values — or, past
+/// [`TableOptions::memory_limit_mb`], not even those — and a few bytes per row (labels and
+/// the split), never the files' text.
 pub fn load_table(
     train: &Path,
     test: Option<&Path>,
     options: &TableOptions,
 ) -> Result<TableSplits, DataError> {
-    let train_raw = read_table(train)?;
-    let test_raw = test.map(read_table).transpose()?;
     let classes_file = train.with_extension("classes.txt");
-    split_table(train_raw, test_raw, Some(&classes_file), options)
+    let sources: Vec<TableSource> = std::iter::once(train)
+        .chain(test)
+        .map(TableSource::file)
+        .collect();
+    split_table(&sources, Some(&classes_file), options)
 }
 
 /// [`load_table`] on CSV text held in memory, without a test file (a stratified share of
@@ -507,35 +541,122 @@ pub fn load_csv_bytes(
     name: &str,
     options: &TableOptions,
 ) -> Result<TableSplits, DataError> {
-    let raw = read_csv_from(bytes, Path::new(name))?;
-    split_table(raw, None, None, options)
+    let source = TableSource::CsvBytes {
+        bytes,
+        name: Path::new(name),
+    };
+    split_table(&[source], None, options)
 }
 
-/// The rest of [`load_table`] once the cells are read; integer class codes are named by
-/// `classes_file` (one name per line) when it is given and exists.
+/// What the first pass over the files finds: each row's label (an id into `labels`, in
+/// first-seen order) and each column's first cell that is not a number.
+struct Survey {
+    /// Per file, the label id of each row.
+    label_ids: Vec<Vec<u16>>,
+    /// The distinct labels.
+    labels: Vec<SeenLabel>,
+    /// Per column of the header, the first non-missing cell (over the files in order) that
+    /// does not parse as a number: (file, line, cell).
+    first_text: Vec<Option<(usize, u64, String)>>,
+}
+
+/// A distinct label and the first line it is on in each file.
+struct SeenLabel {
+    name: String,
+    first_line: [Option<u64>; 2],
+}
+
+/// The most distinct labels a table may have (class codes are 16-bit).
+const MAX_LABELS: usize = 1 << 16;
+
+/// The first pass: labels (none missing, at most [`MAX_LABELS`] distinct) and which
+/// columns are numbers.
+fn survey(
+    sources: &[TableSource],
+    label_column: usize,
+    width: usize,
+    label_name: &str,
+) -> Result<Survey, DataError> {
+    let mut survey = Survey {
+        label_ids: Vec::new(),
+        labels: Vec::new(),
+        first_text: vec![None; width],
+    };
+    let mut ids: std::collections::HashMap<String, u16> = std::collections::HashMap::new();
+    for (file, source) in sources.iter().enumerate() {
+        let mut file_ids = Vec::new();
+        source.rows(|line, cells| {
+            let label = cells[label_column];
+            if is_missing(label) {
+                return Err(DataError::BadRecord {
+                    path: source.path().to_path_buf(),
+                    line: line as usize,
+                    expected: "a label in every row".to_string(),
+                    found: "an empty label".to_string(),
+                });
+            }
+            let id = match ids.get(label) {
+                Some(&id) => id,
+                None if survey.labels.len() == MAX_LABELS => {
+                    return Err(DataError::BadRecord {
+                        path: source.path().to_path_buf(),
+                        line: line as usize,
+                        expected: format!(
+                            "at most {MAX_LABELS} distinct labels in the label column {label_name:?} (data.table.label)"
+                        ),
+                        found: format!("one more: {label:?}"),
+                    })
+                }
+                None => {
+                    let id = survey.labels.len() as u16;
+                    ids.insert(label.to_string(), id);
+                    survey.labels.push(SeenLabel {
+                        name: label.to_string(),
+                        first_line: [None, None],
+                    });
+                    id
+                }
+            };
+            survey.labels[usize::from(id)].first_line[file].get_or_insert(line);
+            file_ids.push(id);
+            for (column, cell) in cells.iter().enumerate() {
+                if column != label_column
+                    && survey.first_text[column].is_none()
+                    && !is_missing(cell)
+                    && cell.parse::<f64>().is_err()
+                {
+                    survey.first_text[column] = Some((file, line, cell.to_string()));
+                }
+            }
+            Ok(())
+        })?;
+        survey.label_ids.push(file_ids);
+    }
+    Ok(survey)
+}
+
+/// The rest of [`load_table`] on its sources (the training file, then the test file when
+/// there is one); integer class codes are named by `classes_file` (one name per line) when
+/// it is given and exists.
 fn split_table(
-    train_raw: RawTable,
-    test_raw: Option<RawTable>,
+    sources: &[TableSource],
     classes_file: Option<&Path>,
     options: &TableOptions,
 ) -> Result<TableSplits, DataError> {
-    let train = train_raw.path.as_path();
-    if let Some(test_raw) = &test_raw {
-        if test_raw.header != train_raw.header {
+    let train = sources[0].path();
+    let header = sources[0].header()?;
+    if let Some(test) = sources.get(1) {
+        let test_header = test.header()?;
+        if test_header != header {
             return Err(DataError::BadRecord {
-                path: test_raw.path.clone(),
+                path: test.path().to_path_buf(),
                 line: 1,
-                expected: format!(
-                    "the columns of {}: {}",
-                    train.display(),
-                    train_raw.header.join(",")
-                ),
-                found: test_raw.header.join(","),
+                expected: format!("the columns of {}: {}", train.display(), header.join(",")),
+                found: test_header.join(","),
             });
         }
     }
-    let label_column = train_raw
-        .header
+    let label_column = header
         .iter()
         .position(|name| *name == options.label)
         .ok_or_else(|| DataError::BadRecord {
@@ -545,148 +666,145 @@ fn split_table(
                 "a label column named {:?} (data.table.label)",
                 options.label
             ),
-            found: format!("the columns {}", train_raw.header.join(", ")),
+            found: format!("the columns {}", header.join(", ")),
         })?;
     for declared in options.categorical.iter().chain(&options.numeric) {
-        if !train_raw.header.contains(declared) {
+        if !header.contains(declared) {
             return Err(DataError::BadRecord {
                 path: train.to_path_buf(),
                 line: 1,
                 expected: format!("a column named {declared:?}, as declared"),
-                found: format!("the columns {}", train_raw.header.join(", ")),
+                found: format!("the columns {}", header.join(", ")),
             });
         }
     }
 
-    // Labels of every row of both files, then the split.
-    let raws: Vec<&RawTable> = std::iter::once(&train_raw).chain(&test_raw).collect();
-    let (codes, class_names) = label_codes(&raws, label_column, train, classes_file)?;
-    let (train_rows, test_rows): (Vec<usize>, Vec<(usize, usize)>) = match &test_raw {
-        Some(_) => (
-            (0..train_raw.rows.len()).collect(),
-            (0..raws[1].rows.len()).map(|row| (1, row)).collect(),
-        ),
-        None => {
-            let (train_rows, test_rows) =
-                stratified_split(&codes[0], options.holdout_fraction, options.split_seed);
-            (
-                train_rows,
-                test_rows.into_iter().map(|row| (0, row)).collect(),
-            )
+    // Pass 1: labels and numeric columns; then the split.
+    let mut survey = survey(sources, label_column, header.len(), &options.label)?;
+    let label_ids = std::mem::take(&mut survey.label_ids);
+    let (codes, class_names) = label_codes(sources, &survey, label_ids, classes_file)?;
+    // Per row of the training file: whether it is in the training split.
+    let in_training: Vec<bool> = if sources.len() > 1 {
+        vec![true; codes[0].len()]
+    } else {
+        let mut flags = stratified_holdout(&codes[0], options.holdout_fraction, options.split_seed);
+        for flag in &mut flags {
+            *flag = !*flag;
         }
+        flags
     };
-    let train_cells: Vec<(usize, usize)> = train_rows.iter().map(|&row| (0, row)).collect();
 
     // Column kinds: declared, or numeric when every non-missing cell of both files parses.
-    let mut columns = Vec::new();
-    let feature_indices: Vec<usize> = (0..train_raw.header.len())
+    let feature_indices: Vec<usize> = (0..header.len())
         .filter(|&column| column != label_column)
         .collect();
+    let mut categorical = Vec::new();
     for &column in &feature_indices {
-        let name = &train_raw.header[column];
-        let numeric_cells = raws.iter().all(|raw| {
-            raw.rows
-                .iter()
-                .all(|row| is_missing(&row[column]) || row[column].parse::<f64>().is_ok())
-        });
-        let kind = if options.categorical.contains(name) {
-            categorical_kind(&train_raw, &train_rows, column)
-        } else if options.numeric.contains(name) || numeric_cells {
-            if !numeric_cells {
-                let (raw, row) = raws
-                    .iter()
-                    .flat_map(|raw| raw.rows.iter().enumerate().map(move |(row, _)| (*raw, row)))
-                    .find(|(raw, row)| {
-                        let cell = &raw.rows[*row][column];
-                        !is_missing(cell) && cell.parse::<f64>().is_err()
-                    })
-                    .expect("some cell is not numeric");
+        let name = &header[column];
+        let numeric_cells = survey.first_text[column].is_none();
+        if options.categorical.contains(name) {
+            categorical.push(column);
+        } else if options.numeric.contains(name) {
+            if let Some((file, line, cell)) = &survey.first_text[column] {
                 return Err(DataError::BadRecord {
-                    path: raw.path.clone(),
-                    line: raw.lines[row] as usize,
+                    path: sources[*file].path().to_path_buf(),
+                    line: *line as usize,
                     expected: format!("a number in column {name:?} (declared numeric)"),
-                    found: format!("{:?}", raw.rows[row][column]),
+                    found: format!("{cell:?}"),
                 });
             }
-            ColumnKind::Numeric
-        } else {
-            categorical_kind(&train_raw, &train_rows, column)
-        };
-        columns.push(TableColumn {
-            name: name.clone(),
-            kind,
-        });
-    }
-    let columns = Arc::new(columns);
-
-    let build = |cells: &[(usize, usize)]| -> Result<TableSet, DataError> {
-        let width = columns.len();
-        let mut values = Vec::with_capacity(cells.len() * width);
-        let mut missing = Vec::with_capacity(cells.len() * width);
-        for &(file, row) in cells {
-            let raw = raws[file];
-            for (spec, &column) in columns.iter().zip(&feature_indices) {
-                let cell = &raw.rows[row][column];
-                if is_missing(cell) {
-                    values.push(f32::NAN);
-                    missing.push(true);
-                    continue;
-                }
-                let value = match &spec.kind {
-                    ColumnKind::Numeric => cell.parse::<f64>().expect("checked numeric") as f32,
-                    ColumnKind::Categorical { categories } => {
-                        match categories.binary_search(cell) {
-                            Ok(code) => code as f32,
-                            Err(_) => {
-                                return Err(DataError::BadRecord {
-                                    path: raw.path.clone(),
-                                    line: raw.lines[row] as usize,
-                                    expected: format!(
-                                        "in column {:?} one of the training split's categories: {}",
-                                        spec.name,
-                                        categories.join(", ")
-                                    ),
-                                    found: format!("{cell:?}, unseen in training"),
-                                })
-                            }
-                        }
-                    }
-                };
-                if !value.is_finite() {
-                    return Err(DataError::BadRecord {
-                        path: raw.path.clone(),
-                        line: raw.lines[row] as usize,
-                        expected: format!("a finite number in column {:?}", spec.name),
-                        found: format!("{cell:?}"),
-                    });
-                }
-                values.push(value);
-                missing.push(false);
-            }
+        } else if !numeric_cells {
+            categorical.push(column);
         }
-        Ok(TableSet {
-            columns: Arc::clone(&columns),
-            len: cells.len(),
-            values,
-            missing,
-            labels: Some(cells.iter().map(|&(file, row)| codes[file][row]).collect()),
-            class_names: class_names.clone(),
-            training_stats: Arc::new(TableStats {
-                columns: Vec::new(),
-            }),
-        })
-    };
-    let mut train_set = build(&train_cells)?;
-    let mut test_set = build(&test_rows)?;
-    let stats = train_set.compute_stats();
-    train_set.standardize(&stats);
-    test_set.standardize(&stats);
+    }
+    // Pass 2: the categories, the training split's sorted distinct values.
+    let mut categories: BTreeMap<usize, BTreeSet<String>> = categorical
+        .iter()
+        .map(|&column| (column, BTreeSet::new()))
+        .collect();
+    if !categories.is_empty() {
+        let mut row = 0;
+        let rows = sources[0].rows(|line, cells| {
+            if row == in_training.len() {
+                return Err(changed_while_read(sources[0].path(), line));
+            }
+            if in_training[row] {
+                for (&column, seen) in categories.iter_mut() {
+                    let cell = cells[column];
+                    if !is_missing(cell) && !seen.contains(cell) {
+                        seen.insert(cell.to_string());
+                    }
+                }
+            }
+            row += 1;
+            Ok(())
+        })?;
+        if rows != in_training.len() {
+            return Err(changed_while_read(sources[0].path(), 0));
+        }
+    }
+    let columns: Arc<Vec<TableColumn>> = Arc::new(
+        feature_indices
+            .iter()
+            .map(|&column| TableColumn {
+                name: header[column].clone(),
+                kind: match categories.remove(&column) {
+                    Some(seen) => ColumnKind::Categorical {
+                        categories: seen.into_iter().collect(),
+                    },
+                    None => ColumnKind::Numeric,
+                },
+            })
+            .collect(),
+    );
+
+    // Pass 3: the values, straight into each split's store.
+    let width = columns.len();
+    let train_len = in_training.iter().filter(|&&kept| kept).count();
+    let test_len = codes[0].len() - train_len + codes.get(1).map_or(0, Vec::len);
+    let limit = megabytes(options.memory_limit_mb);
+    let mut train_values = Store::<f32>::zeroed(train_len * width, limit)?;
+    let mut test_values = Store::<f32>::zeroed(test_len * width, limit)?;
+    let (mut train_labels, mut test_labels) = (Vec::new(), Vec::new());
+    for (file, source) in sources.iter().enumerate() {
+        let mut row = 0;
+        let rows = source.rows(|line, cells| {
+            if row == codes[file].len() {
+                return Err(changed_while_read(source.path(), line));
+            }
+            let (values, labels) = if file == 0 && in_training[row] {
+                (train_values.as_mut_slice(), &mut train_labels)
+            } else {
+                (test_values.as_mut_slice(), &mut test_labels)
+            };
+            let start = labels.len() * width;
+            let out = &mut values[start..start + width];
+            decode_row(source.path(), line, cells, &columns, &feature_indices, out)?;
+            labels.push(codes[file][row]);
+            row += 1;
+            Ok(())
+        })?;
+        if rows != codes[file].len() {
+            return Err(changed_while_read(source.path(), 0));
+        }
+    }
+
+    let stats = statistics(&columns, train_values.as_slice());
+    standardize(&columns, &stats, train_values.as_mut_slice());
+    standardize(&columns, &stats, test_values.as_mut_slice());
     let shared = Arc::new(stats.clone());
-    train_set.training_stats = Arc::clone(&shared);
-    test_set.training_stats = shared;
+    let set = |values: Store<f32>, labels: Vec<u16>| TableSet {
+        columns: Arc::clone(&columns),
+        len: labels.len(),
+        values: Arc::new(values),
+        memory_limit_bytes: limit,
+        labels: Some(labels),
+        class_names: class_names.clone(),
+        training_stats: Arc::clone(&shared),
+    };
     Ok(TableSplits {
-        train: train_set,
-        test: test_set,
+        train: set(train_values, train_labels),
+        test: set(test_values, test_labels),
         name: train
             .file_stem()
             .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned()),
@@ -694,15 +812,146 @@ fn split_table(
     })
 }
 
-/// The sorted distinct non-missing values of `column` in the training rows.
-fn categorical_kind(raw: &RawTable, train_rows: &[usize], column: usize) -> ColumnKind {
-    let categories: BTreeSet<&str> = train_rows
+/// The error of a file that gave other rows on a later pass than on the first.
+fn changed_while_read(path: &Path, line: u64) -> DataError {
+    DataError::BadRecord {
+        path: path.to_path_buf(),
+        line: line as usize,
+        expected: "the same rows on every pass (a table is read several times)".to_string(),
+        found: "a file that changed while it was read".to_string(),
+    }
+}
+
+/// Writes the feature cells of one row into `out` (one value per column): NaN where
+/// missing, the number, or the category's code.
+fn decode_row(
+    path: &Path,
+    line: u64,
+    cells: &[&str],
+    columns: &[TableColumn],
+    feature_indices: &[usize],
+    out: &mut [f32],
+) -> Result<(), DataError> {
+    for ((spec, &column), value) in columns.iter().zip(feature_indices).zip(out) {
+        let cell = cells[column];
+        if is_missing(cell) {
+            *value = f32::NAN;
+            continue;
+        }
+        *value = match &spec.kind {
+            ColumnKind::Numeric => cell.parse::<f64>().map_err(|_| DataError::BadRecord {
+                path: path.to_path_buf(),
+                line: line as usize,
+                expected: format!("a number in column {:?}", spec.name),
+                found: format!("{cell:?}"),
+            })? as f32,
+            ColumnKind::Categorical { categories } => {
+                match categories.binary_search_by(|category| category.as_str().cmp(cell)) {
+                    Ok(code) => code as f32,
+                    Err(_) => {
+                        return Err(DataError::BadRecord {
+                            path: path.to_path_buf(),
+                            line: line as usize,
+                            expected: format!(
+                                "in column {:?} one of the training split's categories: {}",
+                                spec.name,
+                                categories.join(", ")
+                            ),
+                            found: format!("{cell:?}, unseen in training"),
+                        })
+                    }
+                }
+            }
+        };
+        if !value.is_finite() {
+            return Err(DataError::BadRecord {
+                path: path.to_path_buf(),
+                line: line as usize,
+                expected: format!("a finite number in column {:?}", spec.name),
+                found: format!("{cell:?}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Per-column statistics of `values` (`rows × columns`, row-major, NaN where missing),
+/// missing cells left out, in one pass for the sums and one for the squared deviations.
+fn statistics(columns: &[TableColumn], values: &[f32]) -> TableStats {
+    let width = columns.len();
+    let rows = || values.chunks_exact(width.max(1));
+    let mut counts = vec![0usize; width];
+    // From −0.0, as `Iterator::sum` of floats starts.
+    let mut sums = vec![-0.0f64; width];
+    let mut mins = vec![f64::INFINITY; width];
+    let mut maxs = vec![f64::NEG_INFINITY; width];
+    for row in rows() {
+        for (column, &value) in row.iter().enumerate() {
+            if !value.is_nan() {
+                let value = f64::from(value);
+                counts[column] += 1;
+                sums[column] += value;
+                mins[column] = mins[column].min(value);
+                maxs[column] = maxs[column].max(value);
+            }
+        }
+    }
+    let means: Vec<f64> = sums
         .iter()
-        .map(|&row| raw.rows[row][column].as_str())
-        .filter(|cell| !is_missing(cell))
+        .zip(&counts)
+        .map(|(sum, &count)| sum / count.max(1) as f64)
         .collect();
-    ColumnKind::Categorical {
-        categories: categories.into_iter().map(str::to_string).collect(),
+    let mut squares = vec![-0.0f64; width];
+    for row in rows() {
+        for (column, &value) in row.iter().enumerate() {
+            if !value.is_nan() {
+                squares[column] += (f64::from(value) - means[column]).powi(2);
+            }
+        }
+    }
+    let len = values.len().checked_div(width).unwrap_or(0);
+    let columns = columns
+        .iter()
+        .enumerate()
+        .map(|(column, spec)| {
+            let count = counts[column];
+            ColumnStats {
+                name: spec.name.clone(),
+                categories: match &spec.kind {
+                    ColumnKind::Numeric => None,
+                    ColumnKind::Categorical { categories } => Some(categories.clone()),
+                },
+                present: count,
+                missing: len - count,
+                mean: means[column],
+                std: (squares[column] / count.max(1) as f64).sqrt(),
+                min: if count == 0 { f64::NAN } else { mins[column] },
+                max: if count == 0 { f64::NAN } else { maxs[column] },
+            }
+        })
+        .collect();
+    TableStats { columns }
+}
+
+/// Numeric columns of `values` to `(x − mean) / std` with `stats` (a constant column to
+/// `x − mean`); categorical codes and missing cells are left as they are.
+fn standardize(columns: &[TableColumn], stats: &TableStats, values: &mut [f32]) {
+    let scales: Vec<Option<(f64, f64)>> = columns
+        .iter()
+        .zip(&stats.columns)
+        .map(|(spec, column)| {
+            (spec.kind == ColumnKind::Numeric).then(|| {
+                let scale = if column.std > 0.0 { column.std } else { 1.0 };
+                (column.mean, scale)
+            })
+        })
+        .collect();
+    for row in values.chunks_exact_mut(columns.len().max(1)) {
+        for (value, scale) in row.iter_mut().zip(&scales) {
+            if let Some((mean, scale)) = scale {
+                *value = ((f64::from(*value) - mean) / scale) as f32;
+            }
+        }
     }
 }
 
@@ -715,94 +964,96 @@ fn read_class_names(path: &Path) -> Vec<String> {
 }
 
 /// Class codes of every row of each file, and the class names: integer labels are codes
-/// (named by `classes_file` when it exists), any other labels are coded in sorted order.
+/// (named by `classes_file` when it exists), any other labels are coded in sorted order of
+/// the training file's labels.
+///
+/// `label_ids` (the survey's, taken from it) become the codes in place.
 fn label_codes(
-    raws: &[&RawTable],
-    column: usize,
-    train: &Path,
+    sources: &[TableSource],
+    survey: &Survey,
+    mut label_ids: Vec<Vec<u16>>,
     classes_file: Option<&Path>,
 ) -> Result<(Vec<Vec<u16>>, Vec<String>), DataError> {
-    for raw in raws {
-        if let Some(row) = raw.rows.iter().position(|row| is_missing(&row[column])) {
-            return Err(DataError::BadRecord {
-                path: raw.path.clone(),
-                line: raw.lines[row] as usize,
-                expected: "a label in every row".to_string(),
-                found: "an empty label".to_string(),
-            });
+    let mut codes_of = |code_of_id: &[u16]| -> Vec<Vec<u16>> {
+        for id in label_ids.iter_mut().flatten() {
+            *id = code_of_id[usize::from(*id)];
         }
-    }
-    let integer = raws.iter().all(|raw| {
-        raw.rows
+        std::mem::take(&mut label_ids)
+    };
+    // The first line of `file` whose label satisfies `bad`, and that label.
+    let first_bad = |file: usize, bad: &dyn Fn(&SeenLabel) -> bool| {
+        survey
+            .labels
             .iter()
-            .all(|row| row[column].parse::<u16>().is_ok())
-    });
-    if integer {
-        let codes: Vec<Vec<u16>> = raws
-            .iter()
-            .map(|raw| {
-                raw.rows
-                    .iter()
-                    .map(|row| row[column].parse().expect("checked"))
-                    .collect()
-            })
-            .collect();
+            .filter(|label| bad(label))
+            .filter_map(|label| label.first_line[file].map(|line| (line, label)))
+            .min_by_key(|(line, _)| *line)
+    };
+    let integers: Option<Vec<u16>> = survey
+        .labels
+        .iter()
+        .map(|label| label.name.parse::<u16>().ok())
+        .collect();
+    if let Some(code_of_id) = integers {
         let class_names = classes_file.map_or_else(Vec::new, read_class_names);
         if let Some(names_path) = classes_file.filter(|_| !class_names.is_empty()) {
-            for (raw, file_codes) in raws.iter().zip(&codes) {
-                if let Some(row) = file_codes
-                    .iter()
-                    .position(|&code| usize::from(code) >= class_names.len())
-                {
+            for (file, source) in sources.iter().enumerate() {
+                let beyond = |label: &SeenLabel| {
+                    usize::from(label.name.parse::<u16>().expect("checked")) >= class_names.len()
+                };
+                if let Some((line, label)) = first_bad(file, &beyond) {
                     return Err(DataError::BadRecord {
-                        path: raw.path.clone(),
-                        line: raw.lines[row] as usize,
+                        path: source.path().to_path_buf(),
+                        line: line as usize,
                         expected: format!(
                             "a class code below {} (the classes named in {})",
                             class_names.len(),
                             names_path.display()
                         ),
-                        found: format!("{}", file_codes[row]),
+                        found: label.name.parse::<u16>().expect("checked").to_string(),
                     });
                 }
             }
         }
-        return Ok((codes, class_names));
+        return Ok((codes_of(&code_of_id), class_names));
     }
-    let names: BTreeMap<&str, u16> = raws[0]
-        .rows
+    let names: BTreeMap<&str, u16> = survey
+        .labels
         .iter()
-        .map(|row| row[column].as_str())
+        .filter(|label| label.first_line[0].is_some())
+        .map(|label| label.name.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .enumerate()
         .map(|(code, name)| (name, code as u16))
         .collect();
-    let mut codes = Vec::new();
-    for raw in raws {
-        let mut file_codes = Vec::with_capacity(raw.rows.len());
-        for (row, cells) in raw.rows.iter().enumerate() {
-            match names.get(cells[column].as_str()) {
-                Some(&code) => file_codes.push(code),
-                None => {
-                    return Err(DataError::UnknownLabel {
-                        path: raw.path.clone(),
-                        line: raw.lines[row] as usize,
-                        label: cells[column].clone(),
-                        train: train.to_path_buf(),
-                        known: names.keys().copied().collect::<Vec<_>>().join(", "),
-                    })
-                }
-            }
+    if let Some(test) = sources.get(1) {
+        let unknown = |label: &SeenLabel| !names.contains_key(label.name.as_str());
+        if let Some((line, label)) = first_bad(1, &unknown) {
+            return Err(DataError::UnknownLabel {
+                path: test.path().to_path_buf(),
+                line: line as usize,
+                label: label.name.clone(),
+                train: sources[0].path().to_path_buf(),
+                known: names.keys().copied().collect::<Vec<_>>().join(", "),
+            });
         }
-        codes.push(file_codes);
     }
-    Ok((codes, names.keys().map(|name| name.to_string()).collect()))
+    let code_of_id: Vec<u16> = survey
+        .labels
+        .iter()
+        .map(|label| names[label.name.as_str()])
+        .collect();
+    Ok((
+        codes_of(&code_of_id),
+        names.keys().map(|name| name.to_string()).collect(),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
@@ -910,7 +1161,7 @@ mod tests {
             .count();
         assert_eq!(ones, 10);
         // The statistics are the training rows' only: standardized, they have mean 0, std 1.
-        let values = &splits.train.values;
+        let values = splits.train.values.as_slice();
         let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / 80.0;
         let variance = values
             .iter()
@@ -1004,6 +1255,55 @@ mod tests {
         );
     }
 
+    /// Past `memory_limit_mb` both splits' values (and a subset's) live in mapped files and
+    /// read exactly as in memory.
+    #[test]
+    fn a_table_past_its_memory_limit_is_mapped_and_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let train = write(dir.path(), "people.csv", MIXED);
+        let test = write(
+            dir.path(),
+            "people-test.csv",
+            "age,color,score,label\n35,blue,NA,no\n",
+        );
+        let load = |memory_limit_mb| {
+            let options = TableOptions {
+                memory_limit_mb,
+                ..Default::default()
+            };
+            load_table(&train, Some(&test), &options).unwrap()
+        };
+        let (memory, mapped) = (load(4096), load(0));
+        let bits = |set: &TableSet| set.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for (a, b) in [(&memory.train, &mapped.train), (&memory.test, &mapped.test)] {
+            assert!(!a.values.is_mapped() && b.values.is_mapped());
+            assert_eq!(bits(a), bits(b));
+            assert_eq!(a.labels, b.labels);
+        }
+        assert_eq!(memory.stats, mapped.stats);
+        let subset = mapped.train.subset(&[3, 0]);
+        assert!(subset.values.is_mapped());
+        assert_eq!(bits(&subset), bits(&memory.train.subset(&[3, 0])));
+    }
+
+    /// Class codes are 16-bit: a label column with more distinct values (a feature named as
+    /// the label by mistake) is an error naming the line, not codes that wrap around.
+    #[test]
+    fn more_distinct_labels_than_codes_is_an_error() {
+        let mut text = String::from("x,label\n");
+        for row in 0..=MAX_LABELS {
+            text.push_str(&format!("1,c{row}\n"));
+        }
+        let error = load_csv_bytes(text.as_bytes(), "wide.csv", &TableOptions::default())
+            .unwrap_err()
+            .to_string();
+        let line = format!("line {}", MAX_LABELS + 2);
+        assert!(
+            error.contains("wide.csv") && error.contains(&line) && error.contains("65536"),
+            "{error}"
+        );
+    }
+
     /// A Parquet file (snappy, with nulls) loads exactly as the same table in CSV; a file
     /// that is not Parquet is named.
     #[test]
@@ -1064,14 +1364,13 @@ mod tests {
             (&from_parquet.train, &from_csv.train),
             (&from_parquet.test, &from_csv.test),
         ] {
-            assert_eq!(a.missing, b.missing);
             assert_eq!(a.labels, b.labels);
-            let same = a
-                .values
-                .iter()
-                .zip(&b.values)
-                .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()));
-            assert!(same, "{:?} vs {:?}", a.values, b.values);
+            let (x, y) = (a.values.as_slice(), b.values.as_slice());
+            let same = x.len() == y.len()
+                && x.iter()
+                    .zip(y)
+                    .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()));
+            assert!(same, "{x:?} vs {y:?}");
         }
 
         let fake = write(dir.path(), "fake.parquet", "a,label\n1,0\n");
@@ -1099,8 +1398,8 @@ mod tests {
             assert_eq!(splits.train.len + splits.test.len, rows, "{file}");
             assert_eq!(splits.train.width(), width, "{file}");
             assert_eq!(splits.train.class_names.len(), classes, "{file}");
-            let holes = splits.train.missing.iter().chain(&splits.test.missing);
-            assert_eq!(holes.filter(|&&m| m).count(), missing, "{file}");
+            let holes = splits.train.values.iter().chain(splits.test.values.iter());
+            assert_eq!(holes.filter(|v| v.is_nan()).count(), missing, "{file}");
             assert!(splits
                 .train
                 .columns

@@ -2,11 +2,16 @@
 
 use std::sync::Arc;
 
+use crate::store::Store;
+
 /// `len` sequences of `seq_len` token ids (padded with `pad_id`), with optional labels.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TokenSet {
-    /// `len * seq_len` ids, one sequence after another.
-    pub tokens: Arc<Vec<u32>>,
+    /// `len * seq_len` ids, one sequence after another: in memory, or past a memory limit
+    /// in a mapped temporary file.
+    pub tokens: Arc<Store<u32>>,
+    /// Where copies of these sequences (subsets) go to a mapped file instead of memory.
+    pub memory_limit_bytes: u64,
     pub len: usize,
     pub seq_len: usize,
     /// The id that fills positions after a sequence's end (never attended to).
@@ -40,7 +45,8 @@ impl TokenSet {
             tokens.extend(std::iter::repeat_n(pad_id, seq_len - kept));
         }
         TokenSet {
-            tokens: Arc::new(tokens),
+            tokens: Arc::new(Store::Memory(tokens)),
+            memory_limit_bytes: u64::MAX,
             len: sequences.len(),
             seq_len,
             pad_id,
@@ -49,6 +55,34 @@ impl TokenSet {
             mask_id: vocabulary.mask_id,
             labels,
             class_names,
+        }
+    }
+
+    /// Unlabeled sequences: the blocks of `seq_len` ids of `stream` numbered `blocks`, in
+    /// that order, copied into a store that is a mapped temporary file past `limit_bytes`.
+    pub fn from_blocks(
+        stream: &[u32],
+        blocks: &[usize],
+        seq_len: usize,
+        vocabulary: &Vocabulary,
+        limit_bytes: u64,
+    ) -> TokenSet {
+        let tokens = Store::copied(blocks.len() * seq_len, limit_bytes, |out| {
+            for (sequence, &block) in out.chunks_exact_mut(seq_len.max(1)).zip(blocks) {
+                sequence.copy_from_slice(&stream[block * seq_len..(block + 1) * seq_len]);
+            }
+        });
+        TokenSet {
+            tokens: Arc::new(tokens),
+            memory_limit_bytes: limit_bytes,
+            len: blocks.len(),
+            seq_len,
+            pad_id: vocabulary.pad_id,
+            vocab_size: vocabulary.size,
+            special_ids: Arc::new(vocabulary.special_ids.clone()),
+            mask_id: vocabulary.mask_id,
+            labels: None,
+            class_names: Vec::new(),
         }
     }
 
@@ -69,10 +103,12 @@ impl TokenSet {
 
     /// A new set holding copies of the sequences (and labels) at `indices`, in that order.
     pub fn subset(&self, indices: &[usize]) -> TokenSet {
-        let mut tokens = Vec::with_capacity(indices.len() * self.seq_len);
-        for &index in indices {
-            tokens.extend_from_slice(self.sequence(index));
-        }
+        let seq_len = self.seq_len;
+        let tokens = Store::copied(indices.len() * seq_len, self.memory_limit_bytes, |out| {
+            for (sequence, &index) in out.chunks_exact_mut(seq_len.max(1)).zip(indices) {
+                sequence.copy_from_slice(self.sequence(index));
+            }
+        });
         TokenSet {
             tokens: Arc::new(tokens),
             len: indices.len(),

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use pretext_data::text::blocks::pack_corpus_blocks;
+use pretext_data::text::{for_each_piece, read_text_file};
 use pretext_data::{
     load_labeled_text, load_labeled_text_splits, load_text_corpus, pack_blocks, train_tokenizer,
     DataError, TextTokenizer, TokenizerKind,
@@ -227,6 +229,60 @@ fn packed_documents_are_full_blocks_with_separators_between_and_no_tail() {
         pack_blocks(&documents, 4, None),
         [vec![10, 11, 12, 13], vec![14, 20, 21, 30]]
     );
+}
+
+/// Streaming a corpus in pieces encodes it exactly as whole documents do: every tokenizer
+/// kind, LF and CRLF line breaks (after a byte-order mark), pieces of 4 KiB (each document
+/// cut a dozen times); and the packed stream, in memory or in a mapped file, is
+/// `pack_blocks` of the whole documents.
+#[test]
+fn a_corpus_streamed_in_pieces_packs_the_same_blocks_as_whole_documents() {
+    let Some(austen) = austen() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(austen.join("persuasion.txt")).unwrap();
+    let head: String = text.chars().take(60_000).collect();
+    let files = [
+        write(dir.path(), "lf.txt", head.as_bytes()),
+        write(
+            dir.path(),
+            "crlf.txt",
+            format!("\u{feff}{}", head.replace('\n', "\r\n")).as_bytes(),
+        ),
+    ];
+    for kind in [
+        TokenizerKind::WordPiece,
+        TokenizerKind::Bpe,
+        TokenizerKind::Char,
+    ] {
+        let tokenizer = train_tokenizer(kind, &files, 800, 2).unwrap();
+        let mut whole = Vec::new();
+        for file in &files {
+            let ids = tokenizer
+                .encode_plain(&read_text_file(file).unwrap())
+                .unwrap();
+            let mut pieces = 0;
+            let mut streamed = Vec::new();
+            for_each_piece(file, 4096, |piece| {
+                pieces += 1;
+                streamed.extend(tokenizer.encode_plain(piece)?);
+                Ok(())
+            })
+            .unwrap();
+            assert!(pieces > 10, "{pieces}");
+            assert!(streamed == ids, "{kind}: {} differs", file.display());
+            whole.push(ids);
+        }
+        let expected = pack_blocks(&whole, 64, Some(3)).concat();
+        for limit in [u64::MAX, 0] {
+            let (stream, blocks) =
+                pack_corpus_blocks(&files, &tokenizer, 64, Some(3), limit).unwrap();
+            assert_eq!(stream.is_mapped(), limit == 0);
+            assert!(
+                stream[..blocks * 64] == expected[..],
+                "{kind}, limit {limit}"
+            );
+        }
+    }
 }
 
 #[test]

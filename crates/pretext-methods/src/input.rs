@@ -28,7 +28,7 @@ pub fn samples_to_tensor(samples: &Samples, indices: &[usize], device: Device) -
             for &index in indices {
                 packed.extend(pretext_nn::pack_rows(
                     set.row(index),
-                    set.row_missing(index),
+                    &set.row_missing(index),
                     width,
                 ));
             }

@@ -221,7 +221,6 @@ impl ViewRecipe {
         let width = set.width();
         let pool = MarginalPool {
             values: &set.values,
-            missing: &set.missing,
             width,
         };
         let mut clean = Vec::with_capacity(indices.len() * 2 * width);
@@ -230,8 +229,8 @@ impl ViewRecipe {
         for &index in indices {
             let (values, missing) = (set.row(index), set.row_missing(index));
             let mut rng = rng_stream(seed, &[VIEW_STREAM, epoch, index as u64, 0]);
-            let row = corrupt_row(values, missing, *scheme, pool, &mut rng);
-            clean.extend(pack_rows(values, missing, width));
+            let row = corrupt_row(values, &missing, *scheme, pool, &mut rng);
+            clean.extend(pack_rows(values, &missing, width));
             corrupted.extend(pack_rows(&row.values, &row.missing, width));
             masks.extend(row.mask.iter().map(|&m| f32::from(u8::from(m))));
         }

@@ -47,6 +47,12 @@ pub struct DataConfig {
     pub workers: usize,
     /// Batches built ahead of the step that needs them.
     pub prefetch: usize,
+    /// Tables, text and audio: decoded data (table values, token ids, audio samples) beyond
+    /// this many MB is kept in a temporary file mapped into memory rather than in the
+    /// process's own memory, so that a dataset larger than RAM is paged in as batches read
+    /// it; the file needs as much free disk under the temporary folder (`TMPDIR`). Audio
+    /// takes the smaller of this and `data.audio.memory_limit_mb`.
+    pub memory_limit_mb: u64,
     /// Tables: which column is the label, and columns whose kind is declared rather than
     /// detected.
     pub table: TableConfig,
@@ -95,14 +101,24 @@ impl DataConfig {
             numeric: self.table.numeric.clone(),
             holdout_fraction: self.holdout_fraction,
             split_seed: self.split_seed,
+            memory_limit_mb: self.memory_limit_mb,
         };
         let test = (!self.test_path.is_empty()).then(|| Path::new(&self.test_path));
         Ok(load_table(Path::new(spec), test, &options)?.into())
     }
 
+    /// The audio settings, under `memory_limit_mb` as well as their own.
+    fn audio_options(&self) -> AudioOptions {
+        AudioOptions {
+            memory_limit_mb: self.audio.memory_limit_mb.min(self.memory_limit_mb),
+            ..self.audio.clone()
+        }
+    }
+
     /// Loads the audio `spec` with this section's clip and split settings.
     pub fn load_audio_from(&self, spec: &str) -> Result<Splits, TrainError> {
-        Ok(load_audio(spec, &self.audio, self.holdout_fraction, self.split_seed)?.into())
+        let options = self.audio_options();
+        Ok(load_audio(spec, &options, self.holdout_fraction, self.split_seed)?.into())
     }
 
     /// The samples pretraining reads: `train` followed by the clips of every `unlabeled`
@@ -123,7 +139,10 @@ impl DataConfig {
         // `unlabeled` is not empty, so at least one join drops the labels.
         let mut all = set.clone();
         for folder in &self.unlabeled {
-            all = all.unlabeled_with(&load_audio_windows(Path::new(folder), &self.audio)?);
+            all = all.unlabeled_with(&load_audio_windows(
+                Path::new(folder),
+                &self.audio_options(),
+            )?);
         }
         Ok(Samples::Audio(all))
     }
@@ -157,6 +176,7 @@ impl Default for DataConfig {
             split_seed: 0,
             workers: 2,
             prefetch: 4,
+            memory_limit_mb: 4096,
             table: TableConfig::default(),
             audio: AudioOptions::default(),
             unlabeled: Vec::new(),

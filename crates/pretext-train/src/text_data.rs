@@ -10,8 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
+use pretext_data::store::megabytes;
+use pretext_data::text::blocks::pack_corpus_blocks;
 use pretext_data::text::{
-    load_labeled_text, load_labeled_text_splits, load_text_corpus, pack_blocks,
+    list_text_files, load_labeled_text, load_labeled_text_splits, train_tokenizer,
     train_tokenizer_on_corpus, LabeledText, TextCorpus, TextDocument, TextTokenizer, TokenizerKind,
 };
 use pretext_data::{rng_stream, stratified_split, Samples, Splits, TokenSet, Vocabulary};
@@ -70,8 +72,14 @@ pub fn resolve_tokenizer(
             TextTokenizer::from_file(&Path::new(&config.backbone.pretrained).join(RUN_TOKENIZER))?
         }
         Some(kind) => {
-            let corpus = training_corpus(config)?;
-            train_tokenizer_on_corpus(kind, &corpus, config.data.vocab_size, 2)?
+            let path = Path::new(&config.data.path);
+            if is_labeled(path) {
+                let corpus = labeled_training_corpus(config)?;
+                train_tokenizer_on_corpus(kind, &corpus, config.data.vocab_size, 2)?
+            } else {
+                // An unlabeled corpus is streamed: it may be larger than memory.
+                train_tokenizer(kind, &list_text_files(path)?, config.data.vocab_size, 2)?
+            }
         }
         None => {
             let path = PathBuf::from(spec);
@@ -86,20 +94,16 @@ pub fn resolve_tokenizer(
     Ok(tokenizer)
 }
 
-/// The texts a tokenizer is trained on: the training split's (never the held-out texts).
-fn training_corpus(config: &PretrainConfig) -> Result<TextCorpus, TrainError> {
-    let path = Path::new(&config.data.path);
-    if is_labeled(path) {
-        let texts = labeled_splits(config)?.0;
-        Ok(TextCorpus {
-            documents: vec![TextDocument {
-                path: path.into(),
-                text: texts.texts.join("\n"),
-            }],
-        })
-    } else {
-        Ok(load_text_corpus(path)?)
-    }
+/// The texts of a labeled file a tokenizer is trained on: the training split's (never the
+/// held-out texts).
+fn labeled_training_corpus(config: &PretrainConfig) -> Result<TextCorpus, TrainError> {
+    let texts = labeled_splits(config)?.0;
+    Ok(TextCorpus {
+        documents: vec![TextDocument {
+            path: config.data.path.as_str().into(),
+            text: texts.texts.join("\n"),
+        }],
+    })
 }
 
 fn is_labeled(path: &Path) -> bool {
@@ -173,38 +177,37 @@ pub fn load_text_splits(
             test: Samples::Tokens(encode(&test)?),
         });
     }
-    let corpus = load_text_corpus(path)?;
-    let documents: Vec<Vec<u32>> = corpus
-        .documents
-        .iter()
-        .map(|document| tokenizer.encode_plain(&document.text))
-        .collect::<Result<_, _>>()?;
+    // Unlabeled documents are streamed into blocks, kept in a mapped file past
+    // data.memory_limit_mb.
+    let limit = megabytes(config.data.memory_limit_mb);
     let separator = tokenizer.eos_id().or(tokenizer.pad_id());
-    let blocks = pack_blocks(&documents, seq_len, separator);
-    if blocks.len() < 2 {
+    let (stream, blocks) = pack_corpus_blocks(
+        &list_text_files(path)?,
+        tokenizer,
+        seq_len,
+        separator,
+        limit,
+    )?;
+    if blocks < 2 {
         return Err(TrainError::Invalid {
             field: "data.seq_len".into(),
             message: format!(
-                "{spec} gives {} block(s) of {seq_len} tokens; pretraining needs at least 2 (use more text or a shorter data.seq_len)",
-                blocks.len()
+                "{spec} gives {blocks} block(s) of {seq_len} tokens; pretraining needs at least 2 (use more text or a shorter data.seq_len)"
             ),
         });
     }
-    let mut order: Vec<usize> = (0..blocks.len()).collect();
+    let mut order: Vec<usize> = (0..blocks).collect();
     order.shuffle(&mut rng_stream(config.data.split_seed, &[HOLDOUT_STREAM]));
-    let held_out = ((blocks.len() as f64 * config.data.holdout_fraction).round() as usize)
-        .clamp(1, blocks.len() - 1);
+    let held_out =
+        ((blocks as f64 * config.data.holdout_fraction).round() as usize).clamp(1, blocks - 1);
     let (test, train) = order.split_at(held_out);
-    let pick = |indices: &[usize]| -> Vec<Vec<u32>> {
-        indices.iter().map(|&i| blocks[i].clone()).collect()
-    };
     let set = |indices: &[usize]| {
-        Samples::Tokens(TokenSet::from_sequences(
-            &pick(indices),
+        Samples::Tokens(TokenSet::from_blocks(
+            &stream,
+            indices,
             seq_len,
             &vocabulary,
-            None,
-            Vec::new(),
+            limit,
         ))
     };
     Ok(Splits {

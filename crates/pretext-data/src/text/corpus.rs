@@ -94,12 +94,17 @@ pub fn read_text_document_bytes(bytes: &[u8], name: &str) -> Result<TextDocument
 /// A document of `text`, which must hold some non-whitespace text.
 fn document(path: PathBuf, text: String) -> Result<TextDocument, DataError> {
     if text.trim().is_empty() {
-        return Err(DataError::NoText {
-            path,
-            details: "the file is empty or only whitespace; expected a document".into(),
-        });
+        return Err(no_text(&path));
     }
     Ok(TextDocument { path, text })
+}
+
+/// The error of a document that is empty or only whitespace.
+pub(crate) fn no_text(path: &Path) -> DataError {
+    DataError::NoText {
+        path: path.to_path_buf(),
+        details: "the file is empty or only whitespace; expected a document".into(),
+    }
 }
 
 /// The files [`load_text_corpus`] reads: `path` itself if it is a file, else the `.txt`
@@ -151,6 +156,129 @@ pub(crate) fn text_from_bytes(bytes: Vec<u8>, path: &Path) -> Result<String, Dat
     })
 }
 
+/// Reads a text file a line at a time, as [`read_text_file`] would give its text: a leading
+/// byte-order mark removed, invalid UTF-8 a [`DataError::InvalidUtf8`] naming the line and
+/// the byte offset in the file. Memory holds one line, not the file.
+pub struct LineReader {
+    path: PathBuf,
+    reader: std::io::BufReader<std::fs::File>,
+    buffer: Vec<u8>,
+    /// 1-based number of the next line, and the file offset it starts at.
+    line: usize,
+    offset: usize,
+}
+
+impl LineReader {
+    pub fn open(path: &Path) -> Result<LineReader, DataError> {
+        let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(LineReader {
+            path: path.to_path_buf(),
+            reader: std::io::BufReader::with_capacity(1 << 16, file),
+            buffer: Vec::new(),
+            line: 1,
+            offset: 0,
+        })
+    }
+
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The next line with its `\n` (the last line may lack one), or None at the end.
+    pub fn next_line(&mut self) -> Result<Option<&str>, DataError> {
+        use std::io::BufRead;
+        self.buffer.clear();
+        let read = self
+            .reader
+            .read_until(b'\n', &mut self.buffer)
+            .map_err(|source| DataError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
+        if read == 0 {
+            return Ok(None);
+        }
+        let skip = if self.offset == 0 && self.buffer.starts_with(BYTE_ORDER_MARK) {
+            BYTE_ORDER_MARK.len()
+        } else {
+            0
+        };
+        let (line, offset) = (self.line, self.offset);
+        self.line += 1;
+        self.offset += read;
+        match std::str::from_utf8(&self.buffer[skip..]) {
+            Ok(text) => Ok(Some(text)),
+            Err(error) => Err(DataError::InvalidUtf8 {
+                path: self.path.clone(),
+                line,
+                byte_offset: offset + skip + error.valid_up_to(),
+            }),
+        }
+    }
+}
+
+/// UTF-8's byte-order mark.
+const BYTE_ORDER_MARK: &[u8] = "\u{feff}".as_bytes();
+
+/// Size past which [`for_each_piece`] ends a piece at the next line break it may cut at.
+pub const PIECE_BYTES: usize = 1 << 18;
+
+/// Calls `visit` with the text of the document `path` in pieces of about `piece_bytes` or
+/// more, so that memory holds one piece rather than the document.
+///
+/// A piece ends only at a line break right after a character that is not whitespace, and
+/// only when the next line starts with a character that is not whitespace; after `\r\n` the
+/// cut falls between the `\r` and the `\n`. Tokenizers that split words at whitespace (this
+/// crate's WordPiece, byte-level BPE and character tokenizers) then encode the pieces one
+/// after another into exactly the ids of the whole document (byte-level BPE's GPT-2 pattern
+/// reads `\r\n` before a word as two tokens, so a piece must not end with both). A document
+/// that is empty or only whitespace is [`DataError::NoText`].
+pub fn for_each_piece(
+    path: &Path,
+    piece_bytes: usize,
+    mut visit: impl FnMut(&str) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    let mut reader = LineReader::open(path)?;
+    let mut piece = String::new();
+    let mut any_text = false;
+    while let Some(line) = reader.next_line()? {
+        let starts_a_word = line.chars().next().is_some_and(|c| !c.is_whitespace());
+        if piece.len() >= piece_bytes && starts_a_word && ends_a_word_and_line(&piece) {
+            match piece.strip_suffix("\r\n") {
+                Some(head) => {
+                    visit(&format!("{head}\r"))?;
+                    piece.clear();
+                    piece.push('\n');
+                }
+                None => {
+                    visit(&piece)?;
+                    piece.clear();
+                }
+            }
+        }
+        any_text |= starts_a_word || !line.trim().is_empty();
+        piece.push_str(line);
+    }
+    if !any_text {
+        return Err(no_text(path));
+    }
+    visit(&piece)
+}
+
+/// Whether `text` ends with a line break (`\n` or `\r\n`) right after a character that is not
+/// whitespace.
+fn ends_a_word_and_line(text: &str) -> bool {
+    let Some(rest) = text.strip_suffix('\n') else {
+        return false;
+    };
+    let rest = rest.strip_suffix('\r').unwrap_or(rest);
+    rest.chars().next_back().is_some_and(|c| !c.is_whitespace())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +301,50 @@ mod tests {
             ["first", "second", "line two", "third"]
         );
         assert_eq!(corpus.total_bytes(), 5 + 16 + 6);
+    }
+
+    /// Pieces are whole lines cut only between a word's line end and a word's line start;
+    /// together they are the document, BOM removed; bad UTF-8 names its line and byte.
+    #[test]
+    fn pieces_cut_at_line_ends_between_words_and_rejoin_to_the_document() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("doc.txt");
+        let text = "one two\n  indented\nthree\n\nfour\r\nfive\nsix";
+        std::fs::write(&file, format!("\u{feff}{text}")).unwrap();
+        let mut pieces = Vec::new();
+        for_each_piece(&file, 1, |piece| {
+            pieces.push(piece.to_string());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            pieces,
+            [
+                "one two\n  indented\n",
+                "three\n\nfour\r",
+                "\nfive\n",
+                "six"
+            ]
+        );
+        assert_eq!(pieces.concat(), text);
+        let mut whole = Vec::new();
+        for_each_piece(&file, PIECE_BYTES, |piece| {
+            whole.push(piece.to_string());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(whole, [text]);
+
+        std::fs::write(&file, b"ok\nfine\n\xffbad\n").unwrap();
+        match for_each_piece(&file, 1, |_| Ok(())) {
+            Err(DataError::InvalidUtf8 {
+                line, byte_offset, ..
+            }) => assert_eq!((line, byte_offset), (3, 8)),
+            other => panic!("expected InvalidUtf8, got {other:?}"),
+        }
+        std::fs::write(&file, " \n\t\n").unwrap();
+        let error = for_each_piece(&file, 1, |_| Ok(())).unwrap_err();
+        assert!(matches!(error, DataError::NoText { .. }), "{error:?}");
     }
 
     #[test]

@@ -9,7 +9,8 @@ pub mod tokenizer_training;
 
 pub use blocks::pack_blocks;
 pub use corpus::{
-    list_text_files, load_text_corpus, read_text_file, TextCorpus, TextDocument, TEXT_EXTENSION,
+    for_each_piece, list_text_files, load_text_corpus, read_text_file, LineReader, TextCorpus,
+    TextDocument, PIECE_BYTES, TEXT_EXTENSION,
 };
 pub use labeled::{
     load_labeled_text, load_labeled_text_splits, LabeledText, LabeledTextSplits, TSV_HEADER,

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use ahash::AHashMap;
 use compact_str::CompactString;
@@ -23,7 +24,7 @@ use tokenizers::processors::roberta::RobertaProcessing;
 use tokenizers::{AddedToken, Tokenizer, Trainer};
 
 use crate::error::DataError;
-use crate::text::corpus::{read_text_file, TextCorpus, TextDocument};
+use crate::text::corpus::{no_text, LineReader, TextCorpus};
 use crate::text::tokenizer::TextTokenizer;
 
 /// Special tokens of the byte-level BPE tokenizer (RoBERTa's), ids 0..5 in this order.
@@ -67,7 +68,9 @@ impl fmt::Display for TokenizerKind {
     }
 }
 
-/// Trains a tokenizer on text files (each read whole as UTF-8; see [`train_tokenizer_on_corpus`]).
+/// Trains a tokenizer on text files, as [`train_tokenizer_on_corpus`] on the corpus of
+/// those files, but reading them a line at a time: memory holds the trainer's word counts,
+/// not the text. A file that is not UTF-8, or empty, is the error naming it.
 pub fn train_tokenizer(
     kind: TokenizerKind,
     files: &[PathBuf],
@@ -80,16 +83,64 @@ pub fn train_tokenizer(
             reason: "expected at least one text file to train the tokenizer on, found none".into(),
         });
     }
-    let documents = files
-        .iter()
-        .map(|path| {
-            Ok(TextDocument {
-                path: path.clone(),
-                text: read_text_file(path)?,
-            })
-        })
-        .collect::<Result<Vec<_>, DataError>>()?;
-    train_tokenizer_on_corpus(kind, &TextCorpus { documents }, vocab_size, min_frequency)
+    let error = Mutex::new(None);
+    let lines = FileLines {
+        files: files.iter(),
+        current: None,
+        error: &error,
+    };
+    let trained = train_on_lines(kind, lines, vocab_size, min_frequency, files.len());
+    match error.into_inner().expect("no reader panicked holding it") {
+        Some(error) => Err(error),
+        None => trained,
+    }
+}
+
+/// The lines of files in order (line endings kept), read as they are needed; the first
+/// error ends them and is kept in `error`.
+struct FileLines<'a> {
+    files: std::slice::Iter<'a, PathBuf>,
+    /// The file being read, and whether it had any text that is not whitespace yet.
+    current: Option<(LineReader, bool)>,
+    error: &'a Mutex<Option<DataError>>,
+}
+
+impl FileLines<'_> {
+    fn fail(&mut self, error: DataError) -> Option<String> {
+        *self.error.lock().expect("no reader panicked holding it") = Some(error);
+        self.files = [].iter();
+        self.current = None;
+        None
+    }
+}
+
+impl Iterator for FileLines<'_> {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        loop {
+            if self.current.is_none() {
+                let path = self.files.next()?;
+                match LineReader::open(path) {
+                    Ok(reader) => self.current = Some((reader, false)),
+                    Err(error) => return self.fail(error),
+                }
+            }
+            let (reader, any_text) = self.current.as_mut().expect("opened above");
+            match reader.next_line() {
+                Ok(Some(line)) => {
+                    *any_text |= !line.trim().is_empty();
+                    return Some(line.to_string());
+                }
+                Ok(None) if *any_text => self.current = None,
+                Ok(None) => {
+                    let error = no_text(reader.path());
+                    return self.fail(error);
+                }
+                Err(error) => return self.fail(error),
+            }
+        }
+    }
 }
 
 /// Trains a tokenizer on a corpus, fed line by line (line endings kept).
@@ -106,6 +157,27 @@ pub fn train_tokenizer_on_corpus(
     corpus: &TextCorpus,
     vocab_size: usize,
     min_frequency: u64,
+) -> Result<TextTokenizer, DataError> {
+    let lines = corpus
+        .documents
+        .iter()
+        .flat_map(|document| document.text.split_inclusive('\n'));
+    train_on_lines(
+        kind,
+        lines,
+        vocab_size,
+        min_frequency,
+        corpus.documents.len(),
+    )
+}
+
+/// [`train_tokenizer_on_corpus`] on the lines of `documents` documents.
+fn train_on_lines<S: AsRef<str> + Send>(
+    kind: TokenizerKind,
+    lines: impl Iterator<Item = S> + Send,
+    vocab_size: usize,
+    min_frequency: u64,
+    documents: usize,
 ) -> Result<TextTokenizer, DataError> {
     let special_tokens = |names: &[&str]| -> Vec<AddedToken> {
         names
@@ -179,19 +251,12 @@ pub fn train_tokenizer_on_corpus(
             (tokenizer, Training::Library(trainer.into()))
         }
     };
-    let lines = corpus
-        .documents
-        .iter()
-        .flat_map(|document| document.text.split_inclusive('\n'));
     let trained = match &mut trainer {
         Training::Library(trainer) => tokenizer.train(trainer, lines).map(|_| ()),
         Training::WordPiece(trainer) => tokenizer.train(trainer, lines).map(|_| ()),
     };
     trained.map_err(|source| DataError::Tokenizer {
-        operation: format!(
-            "train a {kind} tokenizer on {} documents",
-            corpus.documents.len()
-        ),
+        operation: format!("train a {kind} tokenizer on {documents} documents"),
         source,
     })?;
     match kind {
@@ -293,6 +358,7 @@ fn special_token(tokenizer: &Tokenizer, token: &str) -> Result<(String, u32), Da
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text::corpus::TextDocument;
 
     /// The opening of Pride and Prejudice (public domain).
     const TEXT: &str = "It is a truth universally acknowledged, that a single man in possession \
