@@ -44,7 +44,10 @@ pub use prefetch::Prefetcher;
 pub use rng_stream::rng_stream;
 pub use samples::{Samples, Splits};
 pub use source::{load_images, SourceOptions};
-pub use split::{parse_label_budget, stratified_split, stratified_subset, SPLIT_TAG, SUBSET_TAG};
+pub use split::{
+    parse_label_budget, stratified_holdout, stratified_split, stratified_subset, SPLIT_TAG,
+    SUBSET_TAG,
+};
 pub use table::{
     load_csv_bytes, load_table, ColumnKind, TableColumn, TableOptions, TableSet, TableSplits,
     TableStats,
@@ -55,4 +58,4 @@ pub use text::{
     train_tokenizer, train_tokenizer_on_corpus, LabeledText, LabeledTextSplits, TextCorpus,
     TextDocument, TextTokenizer, TokenizerKind,
 };
-pub use token_set::{TokenSet, Vocabulary};
+pub use token_set::{fit_sequence, TokenSet, Vocabulary};

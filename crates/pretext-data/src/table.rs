@@ -1067,15 +1067,21 @@ mod tests {
         50,red,2.5,yes\n\
         ,green,3.5,no\n";
 
-    #[test]
-    fn kinds_are_detected_and_missing_cells_stay_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        let train = write(dir.path(), "people.csv", MIXED);
+    /// `MIXED` as people.csv, and a one-row test file beside it.
+    fn people(dir: &Path) -> (PathBuf, PathBuf) {
+        let train = write(dir, "people.csv", MIXED);
         let test = write(
-            dir.path(),
+            dir,
             "people-test.csv",
             "age,color,score,label\n35,blue,NA,no\n",
         );
+        (train, test)
+    }
+
+    #[test]
+    fn kinds_are_detected_and_missing_cells_stay_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (train, test) = people(dir.path());
         let splits = load_table(&train, Some(&test), &TableOptions::default()).unwrap();
         let columns = &splits.train.columns;
         assert_eq!(columns[0].kind, ColumnKind::Numeric);
@@ -1260,12 +1266,7 @@ mod tests {
     #[test]
     fn a_table_past_its_memory_limit_is_mapped_and_reads_the_same() {
         let dir = tempfile::tempdir().unwrap();
-        let train = write(dir.path(), "people.csv", MIXED);
-        let test = write(
-            dir.path(),
-            "people-test.csv",
-            "age,color,score,label\n35,blue,NA,no\n",
-        );
+        let (train, test) = people(dir.path());
         let load = |memory_limit_mb| {
             let options = TableOptions {
                 memory_limit_mb,

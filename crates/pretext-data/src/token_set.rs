@@ -37,19 +37,38 @@ impl TokenSet {
         labels: Option<Vec<u16>>,
         class_names: Vec<String>,
     ) -> TokenSet {
-        let pad_id = vocabulary.pad_id;
-        let mut tokens = Vec::with_capacity(sequences.len() * seq_len);
-        for sequence in sequences {
-            let kept = sequence.len().min(seq_len);
-            tokens.extend_from_slice(&sequence[..kept]);
-            tokens.extend(std::iter::repeat_n(pad_id, seq_len - kept));
+        let mut tokens = vec![0; sequences.len() * seq_len];
+        for (out, sequence) in tokens.chunks_exact_mut(seq_len.max(1)).zip(sequences) {
+            fit_sequence(out, sequence, vocabulary.pad_id);
         }
-        TokenSet {
-            tokens: Arc::new(Store::Memory(tokens)),
-            memory_limit_bytes: u64::MAX,
-            len: sequences.len(),
+        TokenSet::from_store(
+            Store::Memory(tokens),
+            sequences.len(),
             seq_len,
-            pad_id,
+            vocabulary,
+            labels,
+            class_names,
+            u64::MAX,
+        )
+    }
+
+    /// A set of the `len` sequences in `tokens` (`len × seq_len` ids, each already fitted
+    /// to `seq_len`); subsets go to a mapped file past `memory_limit_bytes`.
+    pub fn from_store(
+        tokens: Store<u32>,
+        len: usize,
+        seq_len: usize,
+        vocabulary: &Vocabulary,
+        labels: Option<Vec<u16>>,
+        class_names: Vec<String>,
+        memory_limit_bytes: u64,
+    ) -> TokenSet {
+        TokenSet {
+            len,
+            tokens: Arc::new(tokens),
+            memory_limit_bytes,
+            seq_len,
+            pad_id: vocabulary.pad_id,
             vocab_size: vocabulary.size,
             special_ids: Arc::new(vocabulary.special_ids.clone()),
             mask_id: vocabulary.mask_id,
@@ -72,18 +91,16 @@ impl TokenSet {
                 sequence.copy_from_slice(&stream[block * seq_len..(block + 1) * seq_len]);
             }
         });
-        TokenSet {
-            tokens: Arc::new(tokens),
-            memory_limit_bytes: limit_bytes,
-            len: blocks.len(),
+        let len = blocks.len();
+        TokenSet::from_store(
+            tokens,
+            len,
             seq_len,
-            pad_id: vocabulary.pad_id,
-            vocab_size: vocabulary.size,
-            special_ids: Arc::new(vocabulary.special_ids.clone()),
-            mask_id: vocabulary.mask_id,
-            labels: None,
-            class_names: Vec::new(),
-        }
+            vocabulary,
+            None,
+            Vec::new(),
+            limit_bytes,
+        )
     }
 
     /// Whether `id` is one of the tokenizer's special tokens.
@@ -119,6 +136,13 @@ impl TokenSet {
             ..self.clone()
         }
     }
+}
+
+/// Writes `ids` into `out`, truncated to its length or padded with `pad_id`.
+pub fn fit_sequence(out: &mut [u32], ids: &[u32], pad_id: u32) {
+    let kept = ids.len().min(out.len());
+    out[..kept].copy_from_slice(&ids[..kept]);
+    out[kept..].fill(pad_id);
 }
 
 /// What a [`TokenSet`] needs to know of its tokenizer.

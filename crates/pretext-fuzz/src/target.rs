@@ -13,6 +13,7 @@
 use std::error::Error;
 use std::path::PathBuf;
 
+use pretext_data::text::labeled::{for_each_text, read_labels};
 use pretext_data::text::{for_each_piece, TextTokenizer};
 use pretext_data::{
     centered_start, fit_length, load_csv_bytes, load_labeled_text_bytes, load_table,
@@ -112,14 +113,14 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "tsv",
-        reader: "pretext_data::load_labeled_text_bytes on a .tsv (label<TAB>text)",
+        reader: "pretext_data::load_labeled_text_bytes on a .tsv (label<TAB>text), and the streaming reader (read_labels, for_each_text) on a scratch file, which must agree",
         run: tsv,
         dictionary: &[b"label\ttext\n", b"\t", b"\n\n"],
         repack: None,
     },
     Target {
         name: "jsonl",
-        reader: "pretext_data::load_labeled_text_bytes on a .jsonl ({\"text\", \"label\"})",
+        reader: "pretext_data::load_labeled_text_bytes on a .jsonl ({\"text\", \"label\"}), and the streaming reader on a scratch file, which must agree",
         run: jsonl,
         dictionary: &[
             b"{\"text\": \"a\", \"label\": 1}",
@@ -330,13 +331,43 @@ fn check_labeled(text: &LabeledText) {
 }
 
 fn tsv(bytes: &[u8]) -> Result<(), String> {
-    let text = load_labeled_text_bytes(bytes, "fuzz.tsv").map_err(refused)?;
-    check_labeled(&text);
-    Ok(())
+    labeled(bytes, "tsv")
 }
 
 fn jsonl(bytes: &[u8]) -> Result<(), String> {
-    let text = load_labeled_text_bytes(bytes, "fuzz.jsonl").map_err(refused)?;
+    labeled(bytes, "jsonl")
+}
+
+/// The whole-file reader on `bytes` as a `.extension` file, and the streaming one (labels,
+/// then texts, as pretraining reads them) on the same bytes in a scratch file, which must
+/// give the same examples or the same error.
+fn labeled(bytes: &[u8], extension: &str) -> Result<(), String> {
+    let name = format!("fuzz.{extension}");
+    let whole = load_labeled_text_bytes(bytes, &name);
+    let file = ScratchFile::write(extension, bytes);
+    let streamed = read_labels(&file.path, None).and_then(|(labels, class_names)| {
+        let mut texts = Vec::new();
+        for_each_text(&file.path, |text| {
+            texts.push(text.to_owned());
+            Ok(())
+        })?;
+        Ok(LabeledText {
+            texts,
+            labels,
+            class_names,
+        })
+    });
+    match (&whole, streamed) {
+        (Ok(whole), Ok(streamed)) => assert_eq!(whole, &streamed, "the streamed examples"),
+        (Err(whole), Err(streamed)) => {
+            let streamed = streamed
+                .to_string()
+                .replace(&file.path.display().to_string(), &name);
+            assert_eq!(whole.to_string(), streamed, "the streamed error");
+        }
+        (whole, streamed) => panic!("whole-file {whole:?} but streamed {streamed:?}"),
+    }
+    let text = whole.map_err(refused)?;
     check_labeled(&text);
     Ok(())
 }

@@ -10,13 +10,14 @@
 
 use std::path::{Path, PathBuf};
 
-use pretext_data::store::megabytes;
+use pretext_data::store::{megabytes, Store};
 use pretext_data::text::blocks::pack_corpus_blocks;
-use pretext_data::text::{
-    list_text_files, load_labeled_text, load_labeled_text_splits, train_tokenizer,
-    train_tokenizer_on_corpus, LabeledText, TextCorpus, TextDocument, TextTokenizer, TokenizerKind,
+use pretext_data::text::labeled::{for_each_text, read_labels};
+use pretext_data::text::tokenizer_training::train_tokenizer_streamed;
+use pretext_data::text::{list_text_files, train_tokenizer, TextTokenizer, TokenizerKind};
+use pretext_data::{
+    fit_sequence, rng_stream, stratified_holdout, DataError, Samples, Splits, TokenSet, Vocabulary,
 };
-use pretext_data::{rng_stream, stratified_split, Samples, Splits, TokenSet, Vocabulary};
 use rand::seq::SliceRandom;
 
 use crate::config::PretrainConfig;
@@ -74,8 +75,7 @@ pub fn resolve_tokenizer(
         Some(kind) => {
             let path = Path::new(&config.data.path);
             if is_labeled(path) {
-                let corpus = labeled_training_corpus(config)?;
-                train_tokenizer_on_corpus(kind, &corpus, config.data.vocab_size, 2)?
+                train_on_labeled(kind, config)?
             } else {
                 // An unlabeled corpus is streamed: it may be larger than memory.
                 train_tokenizer(kind, &list_text_files(path)?, config.data.vocab_size, 2)?
@@ -94,16 +94,33 @@ pub fn resolve_tokenizer(
     Ok(tokenizer)
 }
 
-/// The texts of a labeled file a tokenizer is trained on: the training split's (never the
-/// held-out texts).
-fn labeled_training_corpus(config: &PretrainConfig) -> Result<TextCorpus, TrainError> {
-    let texts = labeled_splits(config)?.0;
-    Ok(TextCorpus {
-        documents: vec![TextDocument {
-            path: config.data.path.as_str().into(),
-            text: texts.texts.join("\n"),
-        }],
-    })
+/// A tokenizer trained on the training split's texts of a labeled file (never the held-out
+/// ones), streamed: the texts one after another, each followed by a line break but the last.
+fn train_on_labeled(
+    kind: TokenizerKind,
+    config: &PretrainConfig,
+) -> Result<TextTokenizer, TrainError> {
+    let plan = LabeledPlan::read(config, Path::new(&config.data.path))?;
+    let training = plan.in_training.iter().filter(|&&kept| kept).count();
+    let tokenizer = train_tokenizer_streamed(kind, config.data.vocab_size, 2, 1, |send| {
+        let (mut row, mut fed, mut taken) = (0, 0, true);
+        for_each_text(&plan.files[0], |text| {
+            if taken && plan.in_training.get(row) == Some(&true) {
+                fed += 1;
+                let text = if fed < training {
+                    format!("{text}\n")
+                } else {
+                    text.to_owned()
+                };
+                for line in text.split_inclusive('\n') {
+                    taken &= send(line.to_owned());
+                }
+            }
+            row += 1;
+            Ok(())
+        })
+    })?;
+    Ok(tokenizer)
 }
 
 fn is_labeled(path: &Path) -> bool {
@@ -111,25 +128,127 @@ fn is_labeled(path: &Path) -> bool {
         .is_some_and(|ext| ext.eq_ignore_ascii_case("tsv") || ext.eq_ignore_ascii_case("jsonl"))
 }
 
-/// The labeled training and held-out texts of `data.path` (and `data.test_path`).
-fn labeled_splits(config: &PretrainConfig) -> Result<(LabeledText, LabeledText), TrainError> {
-    let path = Path::new(&config.data.path);
-    if !config.data.test_path.is_empty() {
-        let splits = load_labeled_text_splits(path, Path::new(&config.data.test_path))?;
-        return Ok((splits.train, splits.test));
+/// The examples of a labeled run, read without their texts: the training file (and the test
+/// file), each example's class code, and which examples of the training file are in the
+/// training split (all when there is a test file; else the stratified share of
+/// `data.holdout_fraction` is held out).
+struct LabeledPlan {
+    files: Vec<PathBuf>,
+    codes: Vec<Vec<u16>>,
+    class_names: Vec<String>,
+    in_training: Vec<bool>,
+}
+
+impl LabeledPlan {
+    fn read(config: &PretrainConfig, path: &Path) -> Result<LabeledPlan, TrainError> {
+        let (codes, class_names) = read_labels(path, None)?;
+        let mut files = vec![path.to_path_buf()];
+        let mut plan_codes = vec![codes];
+        let in_training = if config.data.test_path.is_empty() {
+            let mut flags = stratified_holdout(
+                &plan_codes[0],
+                config.data.holdout_fraction,
+                config.data.split_seed,
+            );
+            for flag in &mut flags {
+                *flag = !*flag;
+            }
+            flags
+        } else {
+            let test = PathBuf::from(&config.data.test_path);
+            plan_codes.push(read_labels(&test, Some((&class_names, path)))?.0);
+            files.push(test);
+            vec![true; plan_codes[0].len()]
+        };
+        Ok(LabeledPlan {
+            files,
+            codes: plan_codes,
+            class_names,
+            in_training,
+        })
     }
-    let all = load_labeled_text(path)?;
-    let (train, test) = stratified_split(
-        &all.labels,
-        config.data.holdout_fraction,
-        config.data.split_seed,
-    );
-    let pick = |indices: &[usize]| LabeledText {
-        texts: indices.iter().map(|&i| all.texts[i].clone()).collect(),
-        labels: indices.iter().map(|&i| all.labels[i]).collect(),
-        class_names: all.class_names.clone(),
+}
+
+/// Examples encoded at once (in parallel).
+const ENCODE_BATCH: usize = 1024;
+
+/// The training and held-out sequences of a labeled run: each example `[CLS] … [SEP]`
+/// (whatever the tokenizer's post-processor adds) truncated or padded to `seq_len`, streamed
+/// from the files a batch of examples at a time into stores that are mapped temporary files
+/// past `limit_bytes`.
+fn encode_labeled(
+    plan: &LabeledPlan,
+    tokenizer: &TextTokenizer,
+    vocabulary: &Vocabulary,
+    seq_len: usize,
+    limit_bytes: u64,
+) -> Result<(TokenSet, TokenSet), TrainError> {
+    let train_len = plan.in_training.iter().filter(|&&kept| kept).count();
+    let test_len = plan.codes.iter().map(Vec::len).sum::<usize>() - train_len;
+    let mut stores = [
+        Store::<u32>::zeroed(train_len * seq_len, limit_bytes)?,
+        Store::<u32>::zeroed(test_len * seq_len, limit_bytes)?,
+    ];
+    let mut labels: [Vec<u16>; 2] = [Vec::with_capacity(train_len), Vec::with_capacity(test_len)];
+    // Waiting to be encoded: (split, class code, text); split 0 is training.
+    let mut batch: Vec<(usize, u16, String)> = Vec::with_capacity(ENCODE_BATCH);
+    let mut flush = |batch: &mut Vec<(usize, u16, String)>| -> Result<(), DataError> {
+        let texts: Vec<&str> = batch.iter().map(|(_, _, text)| text.as_str()).collect();
+        for ((split, code, _), ids) in batch.iter().zip(tokenizer.encode_batch(&texts)?) {
+            let start = labels[*split].len() * seq_len;
+            let out = &mut stores[*split].as_mut_slice()[start..start + seq_len];
+            fit_sequence(out, &ids, vocabulary.pad_id);
+            labels[*split].push(*code);
+        }
+        batch.clear();
+        Ok(())
     };
-    Ok((pick(&train), pick(&test)))
+    for (file, path) in plan.files.iter().enumerate() {
+        let codes = &plan.codes[file];
+        let mut row = 0;
+        for_each_text(path, |text| {
+            let Some(&code) = codes.get(row) else {
+                return Err(changed_while_read(path));
+            };
+            let split = usize::from(file > 0 || !plan.in_training[row]);
+            batch.push((split, code, text.to_owned()));
+            row += 1;
+            if batch.len() == ENCODE_BATCH {
+                flush(&mut batch)?;
+            }
+            Ok(())
+        })?;
+        flush(&mut batch)?;
+        if row != codes.len() {
+            return Err(changed_while_read(path).into());
+        }
+    }
+    let [train_tokens, test_tokens] = stores;
+    let [train_labels, test_labels] = labels;
+    let set = |tokens, labels: Vec<u16>| {
+        TokenSet::from_store(
+            tokens,
+            labels.len(),
+            seq_len,
+            vocabulary,
+            Some(labels),
+            plan.class_names.clone(),
+            limit_bytes,
+        )
+    };
+    Ok((
+        set(train_tokens, train_labels),
+        set(test_tokens, test_labels),
+    ))
+}
+
+/// The error of a file that gave other examples on a later pass than on the first.
+fn changed_while_read(path: &Path) -> DataError {
+    DataError::ShapeMismatch {
+        path: path.to_path_buf(),
+        expected: "the same examples on every pass (the file is read more than once)".into(),
+        found: "a file that changed while it was read".into(),
+    }
 }
 
 /// What a token set needs of `tokenizer`.
@@ -157,29 +276,18 @@ pub fn load_text_splits(
         .file_stem()
         .map(|stem| stem.to_string_lossy().into_owned())
         .unwrap_or_else(|| spec.to_string());
+    let limit = megabytes(config.data.memory_limit_mb);
     if is_labeled(path) {
-        let mut config = config.clone();
-        config.data.path = spec.to_string();
-        let (train, test) = labeled_splits(&config)?;
-        let encode = |texts: &LabeledText| -> Result<TokenSet, TrainError> {
-            let sequences = tokenizer.encode_batch(&texts.texts)?;
-            Ok(TokenSet::from_sequences(
-                &sequences,
-                seq_len,
-                &vocabulary,
-                Some(texts.labels.clone()),
-                texts.class_names.clone(),
-            ))
-        };
+        let plan = LabeledPlan::read(config, path)?;
+        let (train, test) = encode_labeled(&plan, tokenizer, &vocabulary, seq_len, limit)?;
         return Ok(Splits {
             name,
-            train: Samples::Tokens(encode(&train)?),
-            test: Samples::Tokens(encode(&test)?),
+            train: Samples::Tokens(train),
+            test: Samples::Tokens(test),
         });
     }
     // Unlabeled documents are streamed into blocks, kept in a mapped file past
     // data.memory_limit_mb.
-    let limit = megabytes(config.data.memory_limit_mb);
     let separator = tokenizer.eos_id().or(tokenizer.pad_id());
     let (stream, blocks) = pack_corpus_blocks(
         &list_text_files(path)?,

@@ -159,9 +159,9 @@ pub(crate) fn text_from_bytes(bytes: Vec<u8>, path: &Path) -> Result<String, Dat
 /// Reads a text file a line at a time, as [`read_text_file`] would give its text: a leading
 /// byte-order mark removed, invalid UTF-8 a [`DataError::InvalidUtf8`] naming the line and
 /// the byte offset in the file. Memory holds one line, not the file.
-pub struct LineReader {
+pub struct LineReader<R = std::io::BufReader<std::fs::File>> {
     path: PathBuf,
-    reader: std::io::BufReader<std::fs::File>,
+    reader: R,
     buffer: Vec<u8>,
     /// 1-based number of the next line, and the file offset it starts at.
     line: usize,
@@ -174,13 +174,29 @@ impl LineReader {
             path: path.to_path_buf(),
             source,
         })?;
-        Ok(LineReader {
+        Ok(LineReader::new(
+            std::io::BufReader::with_capacity(1 << 16, file),
+            path,
+        ))
+    }
+}
+
+impl<'a> LineReader<&'a [u8]> {
+    /// The lines of a file's bytes held in memory; `path` names it in errors.
+    pub fn from_bytes(bytes: &'a [u8], path: &Path) -> LineReader<&'a [u8]> {
+        LineReader::new(bytes, path)
+    }
+}
+
+impl<R: std::io::BufRead> LineReader<R> {
+    fn new(reader: R, path: &Path) -> LineReader<R> {
+        LineReader {
             path: path.to_path_buf(),
-            reader: std::io::BufReader::with_capacity(1 << 16, file),
+            reader,
             buffer: Vec::new(),
             line: 1,
             offset: 0,
-        })
+        }
     }
 
     /// The file being read.
@@ -190,7 +206,6 @@ impl LineReader {
 
     /// The next line with its `\n` (the last line may lack one), or None at the end.
     pub fn next_line(&mut self) -> Result<Option<&str>, DataError> {
-        use std::io::BufRead;
         self.buffer.clear();
         let read = self
             .reader

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::error::DataError;
-use crate::text::corpus::{read_text_file, text_from_bytes};
+use crate::text::corpus::LineReader;
 
 /// The header line a TSV file may start with; it is skipped.
 pub const TSV_HEADER: &str = "label\ttext";
@@ -71,8 +71,11 @@ pub fn load_labeled_text(path: &Path) -> Result<LabeledText, DataError> {
 /// its extension (`.tsv` or `.jsonl`) picks the format.
 pub fn load_labeled_text_bytes(bytes: &[u8], name: &str) -> Result<LabeledText, DataError> {
     let path = Path::new(name);
-    let format = line_format(path)?;
-    let records = parse_records(path, format, text_from_bytes(bytes.to_vec(), path)?)?;
+    let mut records = Vec::new();
+    for_each_record_of(LineReader::from_bytes(bytes, path), |record| {
+        records.push(record);
+        Ok(())
+    })?;
     let class_names = class_names_of(path, &records)?;
     code_records(records, class_names, path, path)
 }
@@ -129,31 +132,148 @@ fn line_format(path: &Path) -> Result<LineFormat, DataError> {
 }
 
 fn read_records(path: &Path) -> Result<Vec<Record>, DataError> {
-    let format = line_format(path)?;
-    parse_records(path, format, read_text_file(path)?)
-}
-
-fn parse_records(path: &Path, format: LineFormat, text: String) -> Result<Vec<Record>, DataError> {
-    let parse_line = match format {
-        LineFormat::Tsv => parse_tsv_line,
-        LineFormat::Jsonl => parse_jsonl_line,
-    };
     let mut records = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let is_header = index == 0 && format == LineFormat::Tsv && line == TSV_HEADER;
-        if line.trim().is_empty() || is_header {
-            continue;
-        }
-        records.push(parse_line(path, index + 1, line)?);
-    }
-    if records.is_empty() {
-        return Err(DataError::NoText {
-            path: path.to_path_buf(),
-            details: "expected at least one labeled example".into(),
-        });
-    }
+    for_each_record(path, |record| {
+        records.push(record);
+        Ok(())
+    })?;
     Ok(records)
 }
+
+/// Calls `visit` with each example of the labeled file `path` in file order, read a line at
+/// a time (memory holds one line): the examples and errors of [`load_labeled_text`].
+fn for_each_record(
+    path: &Path,
+    visit: impl FnMut(Record) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    line_format(path)?;
+    for_each_record_of(LineReader::open(path)?, visit)
+}
+
+/// [`for_each_record`] on the lines of `reader`.
+fn for_each_record_of<R: std::io::BufRead>(
+    mut reader: LineReader<R>,
+    mut visit: impl FnMut(Record) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    let path = reader.path().to_path_buf();
+    let path = path.as_path();
+    let format = line_format(path)?;
+    let (mut index, mut any) = (0, false);
+    while let Some(line) = reader.next_line()? {
+        // As `str::lines` ends lines: `\n`, or `\r\n`.
+        let line = match line.strip_suffix('\n') {
+            Some(line) => line.strip_suffix('\r').unwrap_or(line),
+            None => line,
+        };
+        if let Some(record) = parse_line_at(path, format, index, line)? {
+            any = true;
+            visit(record)?;
+        }
+        index += 1;
+    }
+    if !any {
+        return Err(no_examples(path));
+    }
+    Ok(())
+}
+
+/// The example on line `index` (0-based) of a file, or None for a blank line or a TSV
+/// header.
+fn parse_line_at(
+    path: &Path,
+    format: LineFormat,
+    index: usize,
+    line: &str,
+) -> Result<Option<Record>, DataError> {
+    let is_header = index == 0 && format == LineFormat::Tsv && line == TSV_HEADER;
+    if line.trim().is_empty() || is_header {
+        return Ok(None);
+    }
+    match format {
+        LineFormat::Tsv => parse_tsv_line(path, index + 1, line),
+        LineFormat::Jsonl => parse_jsonl_line(path, index + 1, line),
+    }
+    .map(Some)
+}
+
+fn no_examples(path: &Path) -> DataError {
+    DataError::NoText {
+        path: path.to_path_buf(),
+        details: "expected at least one labeled example".into(),
+    }
+}
+
+/// The class code of every example of the labeled file `path` (file order) and the class
+/// names, read a line at a time without keeping the texts: the file's own classes, ordered as
+/// [`load_labeled_text`] orders them, or — given `(class_names, train)` — those of the
+/// training file `train`, a label it lacks being [`DataError::UnknownLabel`].
+pub fn read_labels(
+    path: &Path,
+    classes: Option<(&[String], &Path)>,
+) -> Result<(Vec<u16>, Vec<String>), DataError> {
+    if let Some((class_names, train)) = classes {
+        let sorted = sorted_codes(class_names);
+        let mut codes = Vec::new();
+        for_each_record(path, |record| {
+            codes.push(code_of(&sorted, record, class_names, train, path)?);
+            Ok(())
+        })?;
+        return Ok((codes, class_names.to_vec()));
+    }
+    // Labels in first-seen order, then in class order.
+    let mut seen: std::collections::HashMap<String, u16> = std::collections::HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    let mut all_integers = true;
+    let mut ids = Vec::new();
+    for_each_record(path, |record| {
+        all_integers &= record.label_is_integer;
+        let next = names.len();
+        let id = match seen.get(&record.label) {
+            Some(&id) => id,
+            None if next == MAX_CLASSES => {
+                return Err(DataError::ShapeMismatch {
+                    path: path.to_path_buf(),
+                    expected: format!("at most {MAX_CLASSES} classes"),
+                    found: format!("more distinct labels (line {})", record.line),
+                })
+            }
+            None => {
+                seen.insert(record.label.clone(), next as u16);
+                names.push(record.label);
+                next as u16
+            }
+        };
+        ids.push(id);
+        Ok(())
+    })?;
+    let class_names = class_order(names.iter().map(String::as_str), all_integers);
+    let sorted = sorted_codes(&class_names);
+    let code_of_id: Vec<u16> = names
+        .iter()
+        .map(|name| {
+            let position = sorted
+                .binary_search_by(|(known, _)| (*known).cmp(name.as_str()))
+                .expect("every label is a class");
+            sorted[position].1
+        })
+        .collect();
+    for id in &mut ids {
+        *id = code_of_id[usize::from(*id)];
+    }
+    Ok((ids, class_names))
+}
+
+/// Calls `visit` with the text of each example of the labeled file `path`, in file order,
+/// read a line at a time.
+pub fn for_each_text(
+    path: &Path,
+    mut visit: impl FnMut(&str) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    for_each_record(path, |record| visit(&record.text))
+}
+
+/// The most classes a labeled file may have (class codes are 16-bit).
+const MAX_CLASSES: usize = 1 << 16;
 
 fn parse_tsv_line(path: &Path, line: usize, content: &str) -> Result<Record, DataError> {
     let bad = |expected: &str, found: String| DataError::BadRecord {
@@ -226,19 +346,61 @@ fn parse_jsonl_line(path: &Path, line: usize, content: &str) -> Result<Record, D
 /// The distinct labels in class order: numeric if every label is an integer, else
 /// alphabetical.
 fn class_names_of(path: &Path, records: &[Record]) -> Result<Vec<String>, DataError> {
-    let distinct: BTreeSet<&str> = records.iter().map(|record| record.label.as_str()).collect();
-    let mut class_names: Vec<String> = distinct.into_iter().map(str::to_owned).collect();
-    if records.iter().all(|record| record.label_is_integer) {
-        class_names.sort_by_key(|name| name.parse::<i128>().unwrap_or_default());
-    }
-    if class_names.len() > usize::from(u16::MAX) + 1 {
+    let all_integers = records.iter().all(|record| record.label_is_integer);
+    let class_names = class_order(
+        records.iter().map(|record| record.label.as_str()),
+        all_integers,
+    );
+    if class_names.len() > MAX_CLASSES {
         return Err(DataError::ShapeMismatch {
             path: path.to_path_buf(),
-            expected: format!("at most {} classes", usize::from(u16::MAX) + 1),
+            expected: format!("at most {MAX_CLASSES} classes"),
             found: format!("{} distinct labels", class_names.len()),
         });
     }
     Ok(class_names)
+}
+
+/// The distinct `labels` in class order: numeric when `all_integers`, else alphabetical.
+fn class_order<'a>(labels: impl Iterator<Item = &'a str>, all_integers: bool) -> Vec<String> {
+    let distinct: BTreeSet<&str> = labels.collect();
+    let mut class_names: Vec<String> = distinct.into_iter().map(str::to_owned).collect();
+    if all_integers {
+        class_names.sort_by_key(|name| name.parse::<i128>().unwrap_or_default());
+    }
+    class_names
+}
+
+/// `(name, code)` of every class, sorted by name for binary search.
+fn sorted_codes(class_names: &[String]) -> Vec<(&str, u16)> {
+    let mut sorted: Vec<(&str, u16)> = class_names
+        .iter()
+        .enumerate()
+        .map(|(code, name)| (name.as_str(), code as u16))
+        .collect();
+    sorted.sort_unstable();
+    sorted
+}
+
+/// The code of `record`'s label among `sorted` (from `class_names`, read from
+/// `classes_path`); a label not among them is [`DataError::UnknownLabel`] naming `path`.
+fn code_of(
+    sorted: &[(&str, u16)],
+    record: Record,
+    class_names: &[String],
+    classes_path: &Path,
+    path: &Path,
+) -> Result<u16, DataError> {
+    match sorted.binary_search_by(|(name, _)| (*name).cmp(record.label.as_str())) {
+        Ok(position) => Ok(sorted[position].1),
+        Err(_) => Err(DataError::UnknownLabel {
+            path: path.to_path_buf(),
+            line: record.line,
+            label: record.label,
+            train: PathBuf::from(classes_path),
+            known: class_names.join(", "),
+        }),
+    }
 }
 
 /// Codes each record's label as its index in `class_names` (read from `classes_path`).
@@ -248,29 +410,12 @@ fn code_records(
     classes_path: &Path,
     path: &Path,
 ) -> Result<LabeledText, DataError> {
-    let mut sorted: Vec<(&str, u16)> = class_names
-        .iter()
-        .enumerate()
-        .map(|(code, name)| (name.as_str(), code as u16))
-        .collect();
-    sorted.sort_unstable();
+    let sorted = sorted_codes(&class_names);
     let mut texts = Vec::with_capacity(records.len());
     let mut labels = Vec::with_capacity(records.len());
-    for record in records {
-        let code = match sorted.binary_search_by(|(name, _)| (*name).cmp(record.label.as_str())) {
-            Ok(position) => sorted[position].1,
-            Err(_) => {
-                return Err(DataError::UnknownLabel {
-                    path: path.to_path_buf(),
-                    line: record.line,
-                    label: record.label,
-                    train: PathBuf::from(classes_path),
-                    known: class_names.join(", "),
-                })
-            }
-        };
-        texts.push(record.text);
-        labels.push(code);
+    for mut record in records {
+        texts.push(std::mem::take(&mut record.text));
+        labels.push(code_of(&sorted, record, &class_names, classes_path, path)?);
     }
     Ok(LabeledText {
         texts,
@@ -315,6 +460,43 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, content).unwrap();
         path
+    }
+
+    /// The streamed labels are the whole-file reader's, in its class order; given the
+    /// training file's classes, an unknown label names the test file and line.
+    #[test]
+    fn streamed_labels_and_texts_are_the_whole_file_readers() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in [
+            (
+                "a.tsv",
+                "label\ttext\nzebra\tstripes\n\napple\tred\r\nzebra\tblack",
+            ),
+            (
+                "b.jsonl",
+                "{\"text\": \"x\\ny\", \"label\": 10}\n{\"text\": \"z\", \"label\": 9}\n",
+            ),
+        ] {
+            let file = write(dir.path(), name, content);
+            let whole = load_labeled_text(&file).unwrap();
+            let (codes, class_names) = read_labels(&file, None).unwrap();
+            assert_eq!((&codes, &class_names), (&whole.labels, &whole.class_names));
+            let mut texts = Vec::new();
+            for_each_text(&file, |text| {
+                texts.push(text.to_owned());
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(texts, whole.texts);
+        }
+        let train = dir.path().join("a.tsv");
+        let classes = ["apple".to_string(), "zebra".to_string()];
+        let test = write(dir.path(), "t.tsv", "zebra\tz\nmango\tm\n");
+        let error = read_labels(&test, Some((&classes, &train))).unwrap_err();
+        assert!(
+            matches!(&error, DataError::UnknownLabel { line: 2, label, .. } if label == "mango"),
+            "{error:?}"
+        );
     }
 
     #[test]

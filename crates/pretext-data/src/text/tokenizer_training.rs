@@ -5,7 +5,6 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use ahash::AHashMap;
 use compact_str::CompactString;
@@ -83,64 +82,54 @@ pub fn train_tokenizer(
             reason: "expected at least one text file to train the tokenizer on, found none".into(),
         });
     }
-    let error = Mutex::new(None);
-    let lines = FileLines {
-        files: files.iter(),
-        current: None,
-        error: &error,
-    };
-    let trained = train_on_lines(kind, lines, vocab_size, min_frequency, files.len());
-    match error.into_inner().expect("no reader panicked holding it") {
-        Some(error) => Err(error),
-        None => trained,
-    }
-}
-
-/// The lines of files in order (line endings kept), read as they are needed; the first
-/// error ends them and is kept in `error`.
-struct FileLines<'a> {
-    files: std::slice::Iter<'a, PathBuf>,
-    /// The file being read, and whether it had any text that is not whitespace yet.
-    current: Option<(LineReader, bool)>,
-    error: &'a Mutex<Option<DataError>>,
-}
-
-impl FileLines<'_> {
-    fn fail(&mut self, error: DataError) -> Option<String> {
-        *self.error.lock().expect("no reader panicked holding it") = Some(error);
-        self.files = [].iter();
-        self.current = None;
-        None
-    }
-}
-
-impl Iterator for FileLines<'_> {
-    type Item = String;
-
-    fn next(&mut self) -> Option<String> {
-        loop {
-            if self.current.is_none() {
-                let path = self.files.next()?;
-                match LineReader::open(path) {
-                    Ok(reader) => self.current = Some((reader, false)),
-                    Err(error) => return self.fail(error),
+    train_tokenizer_streamed(kind, vocab_size, min_frequency, files.len(), |send| {
+        for file in files {
+            let mut reader = LineReader::open(file)?;
+            let mut any_text = false;
+            while let Some(line) = reader.next_line()? {
+                any_text |= !line.trim().is_empty();
+                if !send(line.to_string()) {
+                    return Ok(());
                 }
             }
-            let (reader, any_text) = self.current.as_mut().expect("opened above");
-            match reader.next_line() {
-                Ok(Some(line)) => {
-                    *any_text |= !line.trim().is_empty();
-                    return Some(line.to_string());
-                }
-                Ok(None) if *any_text => self.current = None,
-                Ok(None) => {
-                    let error = no_text(reader.path());
-                    return self.fail(error);
-                }
-                Err(error) => return self.fail(error),
+            if !any_text {
+                return Err(no_text(file));
             }
         }
-    }
+        Ok(())
+    })
+}
+
+/// Trains a tokenizer, as [`train_tokenizer_on_corpus`], on the lines `produce` sends (line
+/// endings kept) from a thread of its own while the trainer takes them, a few thousand lines
+/// ahead at most: memory holds the trainer's word counts, not the text. `send` returns false
+/// once the trainer takes no more lines (it failed), and `produce` should then stop.
+/// `documents` counts the documents for messages. An error of `produce` is the result.
+pub fn train_tokenizer_streamed(
+    kind: TokenizerKind,
+    vocab_size: usize,
+    min_frequency: u64,
+    documents: usize,
+    produce: impl FnOnce(&mut dyn FnMut(String) -> bool) -> Result<(), DataError> + Send,
+) -> Result<TextTokenizer, DataError> {
+    let (sender, receiver) = crossbeam_channel::bounded::<String>(4096);
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            let mut send = |line: String| sender.send(line).is_ok();
+            produce(&mut send)
+        });
+        let trained = train_on_lines(
+            kind,
+            receiver.into_iter(),
+            vocab_size,
+            min_frequency,
+            documents,
+        );
+        match producer.join() {
+            Ok(produced) => produced.and(trained),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    })
 }
 
 /// Trains a tokenizer on a corpus, fed line by line (line endings kept).
