@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use toml::{Table, Value};
 
 mod common;
-use common::{austen_slice, embedded_slice, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
+use common::{austen_slice, embedded_slice, small_text_run, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
 
 /// What one invocation of the binary did.
 struct Outcome {
@@ -1348,24 +1348,10 @@ fn text_methods_pretrain_probe_and_report_health() {
     };
     for (method, tokenizer) in [("bert-mlm", "wordpiece"), ("gpt", "bpe")] {
         let run = dir.path().join(method);
-        let outcome = pretext(&[
-            "pretrain",
-            "--method",
-            method,
-            "--backbone",
-            "transformer",
-            "--data",
-            arg(&train),
-            "--set",
-            &format!("data.test_path=\"{}\"", arg(&test)),
-            "--set",
-            &format!("data.tokenizer=\"{tokenizer}\""),
-            "--set",
-            "data.vocab_size=600",
-            "--set",
-            "data.seq_len=32",
-            "--set",
-            "backbone.transformer.layers=1",
+        let settings = small_text_run(&train, &test, tokenizer);
+        let mut args = vec!["pretrain", "--method", method];
+        args.extend(settings.iter().map(String::as_str));
+        args.extend([
             "--out",
             arg(&run),
             "--steps",
@@ -1383,6 +1369,7 @@ fn text_methods_pretrain_probe_and_report_health() {
             "--set",
             "health.held_out_every=2",
         ]);
+        let outcome = pretext(&args);
         assert_succeeds(&outcome, &format!("pretrain --method {method}"));
         assert!(
             outcome.stderr.contains("held-out loss"),

@@ -48,7 +48,7 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{Map, Value};
 
 mod common;
-use common::{austen_slice, embedded_slice, shared_data};
+use common::{austen_slice, embedded_slice, shared_data, small_text_run};
 
 // ---------------------------------------------------------------------------------------------
 // Settings and the binary.
@@ -242,6 +242,21 @@ impl Row {
             self.kills,
             newest.map_or("none".into(), |step| format!("step-{step}"))
         );
+    }
+
+    /// Records a finished killed run: `problems` found comparing it with the uninterrupted
+    /// `reference`, and any file it left that the reference does not have.
+    fn finish_run(&mut self, problems: Vec<String>, reference: &Path, run: &Path) {
+        self.runs += 1;
+        if !problems.is_empty() {
+            self.unequal_runs += 1;
+            self.failure.get_or_insert(problems.join("\n"));
+        }
+        let extra = leftovers(reference, run);
+        if !extra.is_empty() {
+            self.notes
+                .push(format!("left behind in {}: {extra:?}", run.display()));
+        }
     }
 }
 
@@ -642,9 +657,9 @@ impl PretrainCase {
 
 /// Settings every case shares: CPU, a checkpoint after every step (two kept), a metrics
 /// record after every step, health signals every 4, no k-NN monitor.
-fn case(method: &'static str, steps: u64, specific: &[&str]) -> PretrainCase {
+fn case(method: &'static str, steps: u64, specific: &[impl AsRef<str>]) -> PretrainCase {
     let mut args = strings(&["pretrain", "--method", method]);
-    args.extend(strings(specific));
+    args.extend(specific.iter().map(|arg| arg.as_ref().to_string()));
     args.extend(strings(&[
         "--steps",
         &steps.to_string(),
@@ -694,30 +709,14 @@ fn cases(data: &Path) -> Vec<Result<PretrainCase, String>> {
                 .unwrap();
             assert!(trained.status.success(), "{trained:?}");
             let bert = |tokenizer: &str| {
-                case(
-                    "bert-mlm",
-                    24,
-                    &[
-                        "--backbone",
-                        "transformer",
-                        "--data",
-                        &arg(&train),
-                        "--batch-size",
-                        "8",
-                        "--set",
-                        &format!("data.test_path=\"{}\"", arg(&test)),
-                        "--set",
-                        &format!("data.tokenizer=\"{tokenizer}\""),
-                        "--set",
-                        "data.vocab_size=600",
-                        "--set",
-                        "data.seq_len=32",
-                        "--set",
-                        "backbone.transformer.layers=1",
-                        "--set",
-                        "health.held_out_every=6",
-                    ],
-                )
+                let mut specific = small_text_run(&train, &test, tokenizer);
+                specific.extend(strings(&[
+                    "--batch-size",
+                    "8",
+                    "--set",
+                    "health.held_out_every=6",
+                ]));
+                case("bert-mlm", 24, &specific)
             };
             let given = PretrainCase {
                 label: "bert-mlm, given tokenizer".into(),
@@ -872,17 +871,7 @@ fn kill_pretraining(
                 }
             }
         }
-        row.runs += 1;
-        let problems = compare_runs(&reference, &run, case.steps);
-        if !problems.is_empty() {
-            row.unequal_runs += 1;
-            row.failure.get_or_insert(problems.join("\n"));
-        }
-        let extra = leftovers(&reference, &run);
-        if !extra.is_empty() {
-            row.notes
-                .push(format!("left behind in {}: {extra:?}", run.display()));
-        }
+        row.finish_run(compare_runs(&reference, &run, case.steps), &reference, &run);
     }
     Ok(())
 }
@@ -1047,17 +1036,7 @@ fn kill_study(kills: u64, rng: &mut ChaCha8Rng, dir: &Path, row: &mut Row) -> Re
             row.count(mid_write, newest, seconds);
             row.resumes += 1;
         }
-        row.runs += 1;
-        let problems = compare_studies(&reference, &out);
-        if !problems.is_empty() {
-            row.unequal_runs += 1;
-            row.failure.get_or_insert(problems.join("\n"));
-        }
-        let extra = leftovers(&reference, &out);
-        if !extra.is_empty() {
-            row.notes
-                .push(format!("left behind in {}: {extra:?}", out.display()));
-        }
+        row.finish_run(compare_studies(&reference, &out), &reference, &out);
     }
     Ok(())
 }

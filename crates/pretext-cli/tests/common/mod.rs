@@ -68,3 +68,26 @@ pub fn embedded_slice(dir: &Path, train: usize, test: usize) -> PathBuf {
     }
     data
 }
+
+/// `pretrain` arguments for a one-layer transformer on the labeled texts `train` (held out:
+/// `test`) with `tokenizer`: 600 tokens, sequences of 32, small enough for a few CPU steps.
+pub fn small_text_run(train: &Path, test: &Path, tokenizer: &str) -> Vec<String> {
+    let path = |path: &Path| path.to_str().expect("a UTF-8 path").to_string();
+    [
+        "--backbone".to_string(),
+        "transformer".into(),
+        "--data".into(),
+        path(train),
+        "--set".into(),
+        format!("data.test_path=\"{}\"", path(test)),
+        "--set".into(),
+        format!("data.tokenizer=\"{tokenizer}\""),
+        "--set".into(),
+        "data.vocab_size=600".into(),
+        "--set".into(),
+        "data.seq_len=32".into(),
+        "--set".into(),
+        "backbone.transformer.layers=1".into(),
+    ]
+    .into()
+}
