@@ -156,6 +156,15 @@ pub enum DataError {
         /// The offset of that byte from the start of the file.
         byte_offset: usize,
     },
+    /// A file read more than once (a table's passes, a labeled text file's labels and then
+    /// its texts) gave other rows on a later pass.
+    #[error(
+        "{path}: the file changed while it was read (pretext reads it more than once; leave it unchanged while a run loads it)"
+    )]
+    ChangedWhileRead {
+        /// The file.
+        path: PathBuf,
+    },
     /// A text file, labeled file or folder holds no text.
     #[error("{path}: no text found ({details})")]
     NoText {

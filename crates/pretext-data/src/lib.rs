@@ -45,7 +45,7 @@ pub use rng_stream::rng_stream;
 pub use samples::{Samples, Splits};
 pub use source::{load_images, SourceOptions};
 pub use split::{
-    parse_label_budget, stratified_holdout, stratified_split, stratified_subset, SPLIT_TAG,
+    parse_label_budget, stratified_in_training, stratified_split, stratified_subset, SPLIT_TAG,
     SUBSET_TAG,
 };
 pub use table::{

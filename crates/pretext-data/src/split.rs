@@ -42,27 +42,28 @@ pub fn stratified_split(
     holdout_fraction: f64,
     seed: u64,
 ) -> (Vec<usize>, Vec<usize>) {
-    let held_out = stratified_holdout(labels, holdout_fraction, seed);
+    let in_training = stratified_in_training(labels, holdout_fraction, seed);
     let mut train = Vec::with_capacity(labels.len());
     let mut test = Vec::new();
-    for (index, held_out) in held_out.into_iter().enumerate() {
-        if held_out {
-            test.push(index);
-        } else {
+    for (index, in_training) in in_training.into_iter().enumerate() {
+        if in_training {
             train.push(index);
+        } else {
+            test.push(index);
         }
     }
     (train, test)
 }
 
-/// [`stratified_split`] as one flag per sample, true where it is held out: the same split in
-/// a byte a sample instead of a list of indices (for tables of many millions of rows).
-pub fn stratified_holdout(labels: &[u16], holdout_fraction: f64, seed: u64) -> Vec<bool> {
+/// [`stratified_split`] as one flag per sample, true where it is in the training split: the
+/// same split in a byte a sample instead of lists of indices (for tables of many millions of
+/// rows).
+pub fn stratified_in_training(labels: &[u16], holdout_fraction: f64, seed: u64) -> Vec<bool> {
     /// Shuffles each class (32-bit indices shuffle exactly as `usize` ones: the draws
-    /// depend on the lengths alone) and flags its first share.
-    fn flag<T: Copy>(
+    /// depend on the lengths alone) and clears the flags of its first share.
+    fn hold_out<T: Copy>(
         by_class: Vec<Vec<T>>,
-        held_out: &mut [bool],
+        in_training: &mut [bool],
         holdout_fraction: f64,
         seed: u64,
         position: impl Fn(T) -> usize,
@@ -71,23 +72,31 @@ pub fn stratified_holdout(labels: &[u16], holdout_fraction: f64, seed: u64) -> V
             indices.shuffle(&mut rng_stream(seed, &[SPLIT_TAG, class as u64]));
             let count = holdout_count(indices.len(), holdout_fraction);
             for &index in &indices[..count] {
-                held_out[position(index)] = true;
+                in_training[position(index)] = false;
             }
         }
     }
-    let mut held_out = vec![false; labels.len()];
+    let mut in_training = vec![true; labels.len()];
     if u32::try_from(labels.len()).is_ok() {
         let by_class = indices_by_class(labels, |index| index as u32);
-        flag(by_class, &mut held_out, holdout_fraction, seed, |index| {
-            index as usize
-        });
+        hold_out(
+            by_class,
+            &mut in_training,
+            holdout_fraction,
+            seed,
+            |index| index as usize,
+        );
     } else {
         let by_class = indices_by_class(labels, |index| index);
-        flag(by_class, &mut held_out, holdout_fraction, seed, |index| {
-            index
-        });
+        hold_out(
+            by_class,
+            &mut in_training,
+            holdout_fraction,
+            seed,
+            |index| index,
+        );
     }
-    held_out
+    in_training
 }
 
 /// Splits `0..len` into `(train, test)` for unlabeled data: a shuffle with
@@ -279,8 +288,8 @@ mod tests {
             }
             test.sort_unstable();
             assert_eq!(stratified_split(&labels, fraction, seed).1, test);
-            let flags = stratified_holdout(&labels, fraction, seed);
-            let flagged: Vec<usize> = (0..labels.len()).filter(|&i| flags[i]).collect();
+            let flags = stratified_in_training(&labels, fraction, seed);
+            let flagged: Vec<usize> = (0..labels.len()).filter(|&i| !flags[i]).collect();
             assert_eq!(flagged, test);
         }
     }

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::DataError;
-use crate::split::stratified_holdout;
+use crate::split::stratified_in_training;
 use crate::store::{megabytes, Store};
 
 /// Cells read as missing (besides the empty field), compared after trimming.
@@ -687,11 +687,7 @@ fn split_table(
     let in_training: Vec<bool> = if sources.len() > 1 {
         vec![true; codes[0].len()]
     } else {
-        let mut flags = stratified_holdout(&codes[0], options.holdout_fraction, options.split_seed);
-        for flag in &mut flags {
-            *flag = !*flag;
-        }
-        flags
+        stratified_in_training(&codes[0], options.holdout_fraction, options.split_seed)
     };
 
     // Column kinds: declared, or numeric when every non-missing cell of both files parses.
@@ -724,9 +720,9 @@ fn split_table(
         .collect();
     if !categories.is_empty() {
         let mut row = 0;
-        let rows = sources[0].rows(|line, cells| {
+        let rows = sources[0].rows(|_, cells| {
             if row == in_training.len() {
-                return Err(changed_while_read(sources[0].path(), line));
+                return Err(changed_while_read(sources[0].path()));
             }
             if in_training[row] {
                 for (&column, seen) in categories.iter_mut() {
@@ -740,7 +736,7 @@ fn split_table(
             Ok(())
         })?;
         if rows != in_training.len() {
-            return Err(changed_while_read(sources[0].path(), 0));
+            return Err(changed_while_read(sources[0].path()));
         }
     }
     let columns: Arc<Vec<TableColumn>> = Arc::new(
@@ -770,7 +766,7 @@ fn split_table(
         let mut row = 0;
         let rows = source.rows(|line, cells| {
             if row == codes[file].len() {
-                return Err(changed_while_read(source.path(), line));
+                return Err(changed_while_read(source.path()));
             }
             let (values, labels) = if file == 0 && in_training[row] {
                 (train_values.as_mut_slice(), &mut train_labels)
@@ -785,7 +781,7 @@ fn split_table(
             Ok(())
         })?;
         if rows != codes[file].len() {
-            return Err(changed_while_read(source.path(), 0));
+            return Err(changed_while_read(source.path()));
         }
     }
 
@@ -812,13 +808,9 @@ fn split_table(
     })
 }
 
-/// The error of a file that gave other rows on a later pass than on the first.
-fn changed_while_read(path: &Path, line: u64) -> DataError {
-    DataError::BadRecord {
+fn changed_while_read(path: &Path) -> DataError {
+    DataError::ChangedWhileRead {
         path: path.to_path_buf(),
-        line: line as usize,
-        expected: "the same rows on every pass (a table is read several times)".to_string(),
-        found: "a file that changed while it was read".to_string(),
     }
 }
 

@@ -16,7 +16,8 @@ use pretext_data::text::labeled::{for_each_text, read_labels};
 use pretext_data::text::tokenizer_training::train_tokenizer_streamed;
 use pretext_data::text::{list_text_files, train_tokenizer, TextTokenizer, TokenizerKind};
 use pretext_data::{
-    fit_sequence, rng_stream, stratified_holdout, DataError, Samples, Splits, TokenSet, Vocabulary,
+    fit_sequence, rng_stream, stratified_in_training, DataError, Samples, Splits, TokenSet,
+    Vocabulary,
 };
 use rand::seq::SliceRandom;
 
@@ -145,15 +146,11 @@ impl LabeledPlan {
         let mut files = vec![path.to_path_buf()];
         let mut plan_codes = vec![codes];
         let in_training = if config.data.test_path.is_empty() {
-            let mut flags = stratified_holdout(
+            stratified_in_training(
                 &plan_codes[0],
                 config.data.holdout_fraction,
                 config.data.split_seed,
-            );
-            for flag in &mut flags {
-                *flag = !*flag;
-            }
-            flags
+            )
         } else {
             let test = PathBuf::from(&config.data.test_path);
             plan_codes.push(read_labels(&test, Some((&class_names, path)))?.0);
@@ -242,12 +239,9 @@ fn encode_labeled(
     ))
 }
 
-/// The error of a file that gave other examples on a later pass than on the first.
 fn changed_while_read(path: &Path) -> DataError {
-    DataError::ShapeMismatch {
+    DataError::ChangedWhileRead {
         path: path.to_path_buf(),
-        expected: "the same examples on every pass (the file is read more than once)".into(),
-        found: "a file that changed while it was read".into(),
     }
 }
 
@@ -323,4 +317,44 @@ pub fn load_text_splits(
         train: set(train),
         test: set(test),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretext_data::text::{train_tokenizer_on_corpus, TextCorpus, TextDocument};
+
+    /// A labeled file is read twice (labels, then texts): one that gained an example in
+    /// between is an error naming it, not sequences paired with the wrong labels.
+    #[test]
+    fn a_labeled_file_that_changes_between_its_passes_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pairs.tsv");
+        std::fs::write(&path, "a\tone text\nb\tanother\na\tthird\nb\tfourth\n").unwrap();
+        let mut config = PretrainConfig::default();
+        config.data.path = path.display().to_string();
+        let plan = LabeledPlan::read(&config, &path).unwrap();
+        let corpus = TextCorpus {
+            documents: vec![TextDocument {
+                path: path.clone(),
+                text: "one text another third fourth".into(),
+            }],
+        };
+        let tokenizer = train_tokenizer_on_corpus(TokenizerKind::Char, &corpus, 0, 0).unwrap();
+        let vocabulary = vocabulary(&tokenizer);
+        let (train, test) = encode_labeled(&plan, &tokenizer, &vocabulary, 8, u64::MAX).unwrap();
+        assert_eq!(train.len + test.len, 4);
+
+        std::fs::write(
+            &path,
+            "a\tone text\nb\tanother\na\tthird\nb\tfourth\na\tfifth\n",
+        )
+        .unwrap();
+        let error = encode_labeled(&plan, &tokenizer, &vocabulary, 8, u64::MAX).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("pairs.tsv") && message.contains("changed while it was read"),
+            "{message}"
+        );
+    }
 }
