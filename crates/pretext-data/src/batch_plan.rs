@@ -157,6 +157,9 @@ mod tests {
     fn a_kept_permutation_never_serves_another_epoch() {
         let plan = BatchPlan::new(103, 10, 42).unwrap();
         let worker = plan.clone();
+        // Regression: every batch shuffled the whole dataset again. Within an epoch the
+        // plan and its clones share one permutation.
+        assert!(Arc::ptr_eq(&plan.permutation(1), &worker.permutation(1)));
         for step in [0u64, 11, 1, 10, 29, 12, 2, 35, 9, 10] {
             let fresh = BatchPlan::new(103, 10, 42).unwrap().batch(step);
             assert_eq!(plan.batch(step), fresh, "step {step}");
