@@ -1,0 +1,185 @@
+//! Cell files: where each measured cell is saved, the fingerprint that says whether a saved
+//! cell still holds (the config as TOML, placement aside), and the job that measures only
+//! the cells missing.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use pretext_train::{write_atomic, PretrainConfig, TrainError};
+use sha2::{Digest, Sha256};
+
+use super::runner::Runner;
+use super::Cell;
+
+/// `config` without what changes only where and how fast it runs (the device, the data
+/// workers and prefetch): what a result depends on.
+fn without_placement(config: &PretrainConfig) -> PretrainConfig {
+    let mut config = config.clone();
+    config.device = String::new();
+    config.data.workers = 0;
+    config.data.prefetch = 0;
+    config
+}
+
+/// Whether two configs read the same data the same way.
+pub(super) fn same_data(a: &PretrainConfig, b: &PretrainConfig) -> bool {
+    without_placement(a).data == without_placement(b).data
+}
+
+/// Whether a saved run config trains exactly as `wanted` does.
+pub(super) fn same_training(saved: &PretrainConfig, wanted: &PretrainConfig) -> bool {
+    without_placement(saved) == without_placement(wanted)
+}
+
+/// The config as TOML, placement aside: the part of a cell's fingerprint that says which
+/// model it measured.
+pub(super) fn training_print(config: &PretrainConfig) -> String {
+    without_placement(config).to_toml()
+}
+
+pub(super) fn fingerprint(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(12)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// A file-name-safe form of a series name or budget ("simclr · k-NN 20" → "simclr-k-nn-20").
+pub(super) fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.replace('%', "pct").chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+/// A cell a job must produce: its series, budget index and seed.
+pub(super) type Wanted = (String, usize, u64);
+
+/// A measured cell: series, budget index, seed and accuracy.
+pub(super) type Measured = (String, usize, u64, f64);
+
+/// The work of a job: measures the missing cells it is given.
+pub(super) type Work<'w> = dyn FnMut(&[Wanted]) -> Result<Vec<Measured>, TrainError> + 'w;
+
+impl Runner<'_> {
+    fn cell_path(&self, series: &str, budget: usize, seed: u64) -> PathBuf {
+        self.plan.out.join("cells").join(slug(series)).join(format!(
+            "{}-seed{seed}.json",
+            slug(&self.budgets[budget].budget)
+        ))
+    }
+
+    /// The cell on disk, when it exists with this fingerprint.
+    fn saved_cell(&self, series: &str, budget: usize, seed: u64, print: &str) -> Option<Cell> {
+        let text = std::fs::read_to_string(self.cell_path(series, budget, seed)).ok()?;
+        let cell: Cell = serde_json::from_str(&text).ok()?;
+        (cell.fingerprint == print && cell.labels == self.budgets[budget].labels).then_some(cell)
+    }
+
+    /// Runs a job unless every cell it would produce is on disk; `work` gets the wanted
+    /// cells still missing and returns (series, budget index, seed, accuracy) for them.
+    pub(super) fn job(
+        &mut self,
+        description: &str,
+        print: &str,
+        wanted: Vec<Wanted>,
+        work: &mut Work<'_>,
+    ) -> Result<(), TrainError> {
+        let mut missing = Vec::new();
+        for (series, budget, seed) in wanted {
+            match self.saved_cell(&series, budget, seed, print) {
+                Some(cell) => {
+                    self.cells.push(cell);
+                    self.reused += 1;
+                }
+                None => missing.push((series, budget, seed)),
+            }
+        }
+        if missing.is_empty() {
+            self.progress.job(description, true);
+            return Ok(());
+        }
+        self.progress.job(description, false);
+        let started = Instant::now();
+        let measured = work(&missing)?;
+        let seconds = started.elapsed().as_secs_f64() / measured.len().max(1) as f64;
+        for (series, budget, seed, accuracy) in measured {
+            let cell = Cell {
+                series: series.clone(),
+                budget: self.budgets[budget].budget.clone(),
+                labels: self.budgets[budget].labels,
+                seed,
+                accuracy,
+                seconds,
+                fingerprint: print.to_string(),
+            };
+            let path = self.cell_path(&series, budget, seed);
+            let parent = path.parent().expect("cells/<series>/file");
+            std::fs::create_dir_all(parent).map_err(TrainError::io(parent))?;
+            write_atomic(
+                &path,
+                serde_json::to_string_pretty(&cell).expect("a cell serializes") + "\n",
+            )?;
+            self.cells.push(cell);
+            self.measured += 1;
+        }
+        self.progress.job_done();
+        Ok(())
+    }
+}
+
+/// The measured results that were asked for.
+pub(super) fn keep_missing(measured: Vec<Measured>, missing: &[Wanted]) -> Vec<Measured> {
+    measured
+        .into_iter()
+        .filter(|(series, budget, seed, _)| {
+            missing
+                .iter()
+                .any(|m| &m.0 == series && m.1 == *budget && m.2 == *seed)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_file_names() {
+        assert_eq!(slug("simclr · k-NN 20"), "simclr-k-nn-20");
+        assert_eq!(slug("10%"), "10pct");
+        assert_eq!(slug("PCA + LR"), "pca-lr");
+    }
+
+    #[test]
+    fn fingerprints_separate_their_parts() {
+        assert_ne!(fingerprint(&["ab", "c"]), fingerprint(&["a", "bc"]));
+        assert_eq!(fingerprint(&["x"]), fingerprint(&["x"]));
+        assert_eq!(fingerprint(&["x"]).len(), 24);
+    }
+
+    #[test]
+    fn device_and_workers_do_not_change_training() {
+        let a = PretrainConfig::default();
+        let mut b = a.clone();
+        b.device = "cuda".into();
+        b.data.workers = 7;
+        assert!(same_training(&b, &a) && same_data(&a, &b));
+        b.train.steps += 1;
+        assert!(!same_training(&b, &a));
+        b.data.path = "elsewhere".into();
+        assert!(!same_data(&a, &b));
+    }
+}
