@@ -9,9 +9,15 @@ pub mod device;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod metrics_record;
+pub mod monitors;
 pub mod optimizer;
+pub mod progress;
+pub mod resume;
 pub mod run_dir;
 pub mod schedule;
+pub mod step;
+pub mod step_log;
 pub mod text_data;
 pub mod trainer;
 
@@ -20,10 +26,11 @@ pub use checkpoint::{Checkpoint, TrainState};
 pub use config::{DataConfig, HealthConfig, LoopConfig, PretrainConfig};
 pub use device::{device_name, resolve_device};
 pub use error::TrainError;
+pub use metrics_record::{MetricsRecord, StepNumbers};
 pub use optimizer::{Optimizer, OptimizerConfig, OptimizerKind};
+pub use progress::{NoProgress, ProgressSink, StepReport};
+pub use resume::ensure_steps_left;
 pub use run_dir::{RunDir, RunLock, RunMode, LOCK_FILE};
 pub use schedule::learning_rate;
-pub use trainer::{
-    ensure_steps_left, pretrain, total_steps, Model, NoProgress, PretrainOutcome, ProgressSink,
-    StepReport,
-};
+pub use step::{train_step, StepOutcome, StepSettings};
+pub use trainer::{pretrain, total_steps, Model, PretrainOutcome};

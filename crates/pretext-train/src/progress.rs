@@ -1,0 +1,31 @@
+//! How a run reports its progress: a sink the CLI draws as a bar and tests ignore.
+
+/// What the progress display gets after each step.
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    /// Steps done (1-based).
+    pub step: u64,
+    pub total_steps: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub images_per_second: f64,
+}
+
+/// Receives progress; the CLI draws a bar, tests ignore it.
+pub trait ProgressSink {
+    fn started(&mut self, first_step: u64, total_steps: u64);
+    fn step(&mut self, report: &StepReport);
+    /// A line for the user (warnings, checkpoint notices).
+    fn message(&mut self, text: &str);
+    fn finished(&mut self);
+}
+
+/// Shows nothing: for tests and library callers that do not want progress.
+pub struct NoProgress;
+
+impl ProgressSink for NoProgress {
+    fn started(&mut self, _: u64, _: u64) {}
+    fn step(&mut self, _: &StepReport) {}
+    fn message(&mut self, _: &str) {}
+    fn finished(&mut self) {}
+}
