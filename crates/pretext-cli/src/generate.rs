@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::{bail, Context};
 use pretext_data::{Samples, TokenSet};
-use pretext_methods::{Method, MethodName, SamplingConfig};
+use pretext_methods::{Gpt, MethodName, SamplingConfig};
 use pretext_train::text_data::{resolve_tokenizer, vocabulary};
 use pretext_train::{Model, RunDir};
 
@@ -39,7 +39,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     checkpoint
         .load_weights(&config, &mut model.store)
         .with_context(|| format!("loading {}", checkpoint.dir.display()))?;
-    let Method::Gpt(gpt) = &model.method else {
+    let Some(gpt) = model.method.downcast_ref::<Gpt>() else {
         unreachable!("checked: the method is gpt")
     };
     let prompt = tokenizer.encode_plain(&args.prompt)?;

@@ -36,7 +36,7 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
             args.method
         );
     }
-    let method = display_name(config.method.name);
+    let method = config.method.name.display_name();
     config.train.steps = args.steps;
     config.device = args.device.clone();
     let run = RunDir::new(&args.out);
@@ -96,23 +96,4 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
         json_path.display()
     );
     Ok(())
-}
-
-/// The method's name as papers write it.
-fn display_name(name: MethodName) -> &'static str {
-    match name {
-        MethodName::Simclr => "SimCLR",
-        MethodName::Moco => "MoCo v2",
-        MethodName::Byol => "BYOL",
-        MethodName::Dino => "DINO",
-        MethodName::Rotation => "Rotation prediction",
-        MethodName::Jigsaw => "Jigsaw",
-        MethodName::Mae => "MAE",
-        MethodName::BertMlm => "BERT MLM",
-        MethodName::Gpt => "GPT",
-        MethodName::Vime => "VIME",
-        MethodName::Scarf => "SCARF",
-        MethodName::Corruption => "Corruption detection",
-        MethodName::Wav2vec2 => "wav2vec 2.0",
-    }
 }

@@ -4,7 +4,7 @@
 //! as in the MAE paper's figures).
 
 use anyhow::{bail, Context};
-use pretext_methods::{images_to_tensor, Method, MethodName};
+use pretext_methods::{images_to_tensor, Mae, MethodName};
 use pretext_nn::{patchify, unpatchify};
 use tch::Kind;
 
@@ -37,7 +37,7 @@ pub fn run(args: &ReconstructArgs) -> anyhow::Result<()> {
     let (data, images) = chosen_images(picture, &run, &config)?;
     let model = load_model(&config, &checkpoint, &data.train, device)
         .with_context(|| format!("loading {}", checkpoint.dir.display()))?;
-    let Method::Mae(mae) = &model.method else {
+    let Some(mae) = model.method.downcast_ref::<Mae>() else {
         unreachable!("checked: the method is mae")
     };
     let indices: Vec<usize> = (0..images.len).collect();

@@ -141,7 +141,7 @@ fn model_window() -> usize {
 /// one-token prompt with the char-GPT preset, after one untimed generation.
 pub fn generation_tokens_per_second(device: Device, tokens: usize) -> f64 {
     let (_store, _state, method) = build(TextModel::CharGpt, device);
-    let Method::Gpt(gpt) = &method else {
+    let Some(gpt) = method.downcast_ref::<Gpt>() else {
         unreachable!("the char-GPT preset builds a GPT")
     };
     let config = SamplingConfig {

@@ -14,13 +14,15 @@
 //!
 //! Run: `pretext pretrain --method bert-mlm --backbone transformer --data ../shared/data/text/austen/austen_train.tsv --out runs/mlm`
 
-use pretext_augment::{MaskingConfig, IGNORED_LABEL};
+use pretext_augment::{MaskingConfig, ViewConfig, IGNORED_LABEL};
 use pretext_nn::{Backbone, BackboneConfig, Encoder, InputSpec};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use crate::method::StepOutput;
+use crate::pretext_method::{check, MethodHealth, MethodSettings, PretextMethod};
+use crate::step::{MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// BERT MLM's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -28,6 +30,42 @@ use crate::method::StepOutput;
 pub struct BertMlmConfig {
     /// Which tokens are chosen and how they are corrupted.
     pub masking: MaskingConfig,
+}
+
+impl MethodSettings for BertMlmConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        let masking = &self.masking;
+        check(
+            masking.mask_probability > 0.0 && masking.mask_probability < 1.0,
+            "masking.mask_probability",
+            "must be in (0, 1)",
+        )?;
+        check(
+            masking.mask_token_share >= 0.0
+                && masking.random_token_share >= 0.0
+                && masking.mask_token_share + masking.random_token_share <= 1.0,
+            "masking.mask_token_share",
+            "mask_token_share and random_token_share must be >= 0 and sum to at most 1",
+        )
+    }
+
+    fn view_recipe(&self, _views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::MaskedTokens(self.masking.clone())
+    }
+
+    fn build(
+        &self,
+        trained: &nn::VarStore,
+        _state: &nn::VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(BertMlm::new(&trained.root(), &setup.input, backbone))
+    }
+
+    fn health(&self, backbone: &BackboneConfig, _total_steps: u64) -> MethodHealth {
+        MethodHealth::language_model(backbone)
+    }
 }
 
 /// The encoder and BERT's MLM head (names as in Hugging Face's `BertForMaskedLM`).
@@ -101,5 +139,28 @@ impl BertMlm {
             projections: None,
             metrics: vec![("pretext_accuracy".into(), accuracy)],
         }
+    }
+
+    /// The loss on a step's masked tokens, with dropout when `train`.
+    fn loss_on(&self, inputs: &StepInputs, train: bool) -> StepOutput {
+        let labels = inputs
+            .targets
+            .as_ref()
+            .expect("the masked-token recipe makes targets");
+        self.loss(&inputs.views, labels, train)
+    }
+}
+
+impl PretextMethod for BertMlm {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
+        self.loss_on(inputs, true)
+    }
+
+    fn held_out_loss(&self, inputs: &StepInputs) -> Option<Tensor> {
+        Some(self.loss_on(inputs, false).loss)
     }
 }

@@ -15,6 +15,7 @@
 //!
 //! Run: `pretext pretrain --method byol --data ../shared/data/vision/fashion-mnist --out runs/byol`
 
+use pretext_augment::ViewConfig;
 use pretext_nn::{
     cosine_momentum, normalized_mse, Backbone, BackboneConfig, Ema, Encoder, Projector,
     ProjectorConfig,
@@ -22,7 +23,9 @@ use pretext_nn::{
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
-use crate::method::{encoder_and_projector, MethodSetup, StepClock, StepOutput};
+use crate::pretext_method::{check, MethodSettings, PretextMethod};
+use crate::step::{encoder_and_projector, MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// BYOL's settings (paper defaults, widths scaled down).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +49,30 @@ impl Default for ByolConfig {
             predictor: ProjectorConfig::default(),
             use_predictor: true,
         }
+    }
+}
+
+impl MethodSettings for ByolConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        check(
+            (0.0..=1.0).contains(&self.base_momentum),
+            "base_momentum",
+            "must be in [0, 1]",
+        )
+    }
+
+    fn view_recipe(&self, views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::TwoViews(views.clone())
+    }
+
+    fn build(
+        &self,
+        trained: &VarStore,
+        state: &VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(Byol::new(trained, state, setup, backbone, self))
     }
 }
 
@@ -120,10 +147,27 @@ impl Byol {
             metrics: Vec::new(),
         }
     }
+}
+
+impl PretextMethod for Byol {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
+        self.loss(&inputs.views)
+    }
 
     /// ξ ← τ·ξ + (1 − τ)·θ with τ on its cosine schedule.
-    pub fn after_step(&mut self, clock: StepClock) {
+    fn after_step(&mut self, clock: StepClock) {
         let tau = cosine_momentum(self.config.base_momentum, clock.step, clock.total_steps);
         self.ema.update(tau);
+    }
+
+    fn health_metrics(&self) -> Vec<(String, f64)> {
+        vec![(
+            "target_online_distance".into(),
+            self.ema.relative_distance(),
+        )]
     }
 }

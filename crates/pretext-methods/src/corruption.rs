@@ -11,12 +11,15 @@
 //!
 //! Run: `pretext pretrain --method corruption --backbone mlp --data ../shared/data/tabular/satellite.csv --out runs/corruption`
 
+use pretext_augment::{CorruptionScheme, ViewConfig};
 use pretext_nn::{Backbone, BackboneConfig, Encoder, InputSpec};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Reduction, Tensor};
 
-use crate::method::StepOutput;
+use crate::pretext_method::{check, MethodHealth, MethodSettings, PretextMethod};
+use crate::step::{MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// Corruption detection's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,6 +39,49 @@ impl Default for CorruptionConfig {
             corruption_rate: 0.3,
             corrupted_rows: 0.5,
             cell_weight: 1.0,
+        }
+    }
+}
+
+impl MethodSettings for CorruptionConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        check(
+            self.corruption_rate > 0.0 && self.corruption_rate <= 1.0,
+            "corruption_rate",
+            "must be in (0, 1]",
+        )?;
+        check(
+            self.corrupted_rows > 0.0 && self.corrupted_rows < 1.0,
+            "corrupted_rows",
+            "must be in (0, 1)",
+        )?;
+        check(self.cell_weight >= 0.0, "cell_weight", "must be at least 0")
+    }
+
+    fn view_recipe(&self, _views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::Corrupted(CorruptionScheme::Share(self.corruption_rate))
+    }
+
+    fn build(
+        &self,
+        trained: &nn::VarStore,
+        _state: &nn::VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(Corruption::new(
+            &trained.root(),
+            &setup.input,
+            backbone,
+            self,
+        ))
+    }
+
+    /// Real or corrupted: two classes.
+    fn health(&self, _backbone: &BackboneConfig, _total_steps: u64) -> MethodHealth {
+        MethodHealth {
+            pretext_classes: Some(2),
+            ..MethodHealth::default()
         }
     }
 }
@@ -100,6 +146,20 @@ impl Corruption {
                 ),
             ],
         }
+    }
+}
+
+impl PretextMethod for Corruption {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
+        let mask = inputs
+            .targets
+            .as_ref()
+            .expect("the corruption recipe makes targets");
+        self.loss(&inputs.views, mask)
     }
 }
 

@@ -25,8 +25,9 @@ use pretext_nn::{
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
-use crate::method::{MethodSetup, StepClock, StepOutput};
-use crate::views::ViewRecipe;
+use crate::pretext_method::{MethodHealth, MethodSettings, PretextMethod};
+use crate::step::{MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// DINO's settings (paper defaults, scaled to small images).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,22 +80,6 @@ impl Default for DinoConfig {
 }
 
 impl DinoConfig {
-    /// Multi-crop views: the `[views]` pipeline with DINO's crop scales.
-    pub fn view_recipe(&self, views: &ViewConfig) -> ViewRecipe {
-        ViewRecipe::MultiCrop {
-            global: ViewConfig {
-                crop_scale: self.global_crop_scale,
-                ..views.clone()
-            },
-            local: ViewConfig {
-                crop_scale: self.local_crop_scale,
-                ..views.clone()
-            },
-            local_crops: self.local_crops,
-            local_size: self.local_crop_size,
-        }
-    }
-
     /// τ_t at `clock`: linear from the warmup value to the final one, then constant.
     pub fn teacher_temperature_at(&self, clock: StepClock) -> f64 {
         let warmup_steps = (self.teacher_temperature_warmup * clock.total_steps as f64).round();
@@ -105,9 +90,11 @@ impl DinoConfig {
         self.warmup_teacher_temperature
             + progress * (self.teacher_temperature - self.warmup_teacher_temperature)
     }
+}
 
+impl MethodSettings for DinoConfig {
     /// Checks ranges; the error names the field (without the `method.dino.` prefix).
-    pub fn validate(&self) -> Result<(), (String, String)> {
+    fn validate(&self) -> Result<(), (String, String)> {
         let fail = |field: &str, message: &str| Err((field.to_string(), message.to_string()));
         if self.student_temperature <= 0.0 {
             return fail("student_temperature", "must be above 0");
@@ -135,6 +122,42 @@ impl DinoConfig {
             }
         }
         Ok(())
+    }
+
+    /// Multi-crop views: the `[views]` pipeline with DINO's crop scales.
+    fn view_recipe(&self, views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::MultiCrop {
+            global: ViewConfig {
+                crop_scale: self.global_crop_scale,
+                ..views.clone()
+            },
+            local: ViewConfig {
+                crop_scale: self.local_crop_scale,
+                ..views.clone()
+            },
+            local_crops: self.local_crops,
+            local_size: self.local_crop_size,
+        }
+    }
+
+    fn build(
+        &self,
+        trained: &VarStore,
+        state: &VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(Dino::new(trained, state, setup, backbone, self))
+    }
+
+    fn health(&self, _backbone: &BackboneConfig, total_steps: u64) -> MethodHealth {
+        MethodHealth {
+            dino_output_dim: Some(self.head.output_dim),
+            dino_warmup_steps: (self.teacher_temperature_warmup * total_steps as f64).round()
+                as u64,
+            loss_should_fall: false,
+            ..MethodHealth::default()
+        }
     }
 }
 
@@ -230,15 +253,35 @@ impl Dino {
             ],
         }
     }
+}
+
+impl PretextMethod for Dino {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, clock: StepClock) -> StepOutput {
+        self.loss(&inputs.views, clock)
+    }
 
     /// Teacher EMA on its cosine schedule, then the center update.
-    pub fn after_step(&mut self, clock: StepClock) {
+    fn after_step(&mut self, clock: StepClock) {
         let momentum = cosine_momentum(self.config.base_momentum, clock.step, clock.total_steps);
         self.ema.update(momentum);
         let teacher = std::mem::take(&mut self.pending_teacher);
         if self.config.centering && !teacher.is_empty() {
             self.center.update(&teacher);
         }
+    }
+
+    fn health_metrics(&self) -> Vec<(String, f64)> {
+        vec![
+            (
+                "teacher_student_distance".into(),
+                self.ema.relative_distance(),
+            ),
+            ("center_norm".into(), self.center.norm()),
+        ]
     }
 }
 

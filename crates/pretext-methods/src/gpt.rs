@@ -11,16 +11,39 @@
 //!
 //! Run: `pretext pretrain --method gpt --backbone transformer --data ../shared/data/text/austen --out runs/gpt`
 
+use pretext_augment::ViewConfig;
 use pretext_nn::{Backbone, BackboneConfig, InputSpec, TransformerConfig};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
-use crate::method::StepOutput;
+use crate::pretext_method::{MethodHealth, MethodSettings, PretextMethod};
+use crate::step::{MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// GPT's settings (the network is `[backbone.transformer]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct GptConfig {}
+
+impl MethodSettings for GptConfig {
+    fn view_recipe(&self, _views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::Tokens
+    }
+
+    fn build(
+        &self,
+        trained: &nn::VarStore,
+        _state: &nn::VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(Gpt::new(&trained.root(), &setup.input, backbone))
+    }
+
+    fn health(&self, backbone: &BackboneConfig, _total_steps: u64) -> MethodHealth {
+        MethodHealth::language_model(backbone)
+    }
+}
 
 #[derive(Debug)]
 pub struct Gpt {
@@ -93,5 +116,19 @@ impl Gpt {
             projections: None,
             metrics: vec![("pretext_accuracy".into(), accuracy)],
         }
+    }
+}
+
+impl PretextMethod for Gpt {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
+        self.loss(&inputs.views, true)
+    }
+
+    fn held_out_loss(&self, inputs: &StepInputs) -> Option<Tensor> {
+        Some(self.loss(&inputs.views, false).loss)
     }
 }

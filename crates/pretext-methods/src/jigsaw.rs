@@ -19,12 +19,17 @@
 //!
 //! Run: `pretext pretrain --method jigsaw --data ../shared/data/vision/fashion-mnist --out runs/jigsaw`
 
+use std::sync::Arc;
+
+use pretext_augment::{maximal_hamming_permutations, ViewConfig};
 use pretext_nn::{Backbone, BackboneConfig, Encoder, InputSpec, Projector};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
-use crate::method::StepOutput;
+use crate::pretext_method::{check, MethodHealth, MethodSettings, PretextMethod};
 use crate::rotation::{classification, classifier_config};
+use crate::step::{MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// Jigsaw's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,6 +58,55 @@ impl Default for JigsawConfig {
             standardize_tiles: false,
             permutations: 100,
             hidden_dim: 512,
+        }
+    }
+}
+
+impl MethodSettings for JigsawConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        check(
+            (2..=3).contains(&self.grid),
+            "grid",
+            "must be 2 or 3 (tiles per side)",
+        )?;
+        let tiles = self.grid * self.grid;
+        let most: usize = (1..=tiles).product();
+        check(
+            (2..=most).contains(&self.permutations),
+            "permutations",
+            &format!("must be between 2 and {most} (= {tiles}!)"),
+        )?;
+        check(self.tile_size >= 2, "tile_size", "must be at least 2")
+    }
+
+    fn view_recipe(&self, views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::Jigsaw {
+            view: views.clone(),
+            grid: self.grid,
+            tile_size: self.tile_size,
+            tile_output: self.tile_output,
+            standardize: self.standardize_tiles,
+            permutations: Arc::new(
+                maximal_hamming_permutations(self.permutations, self.grid * self.grid)
+                    .expect("validated: permutations <= (grid²)!"),
+            ),
+        }
+    }
+
+    fn build(
+        &self,
+        trained: &nn::VarStore,
+        _state: &nn::VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(Jigsaw::new(&trained.root(), &setup.input, backbone, self))
+    }
+
+    fn health(&self, _backbone: &BackboneConfig, _total_steps: u64) -> MethodHealth {
+        MethodHealth {
+            pretext_classes: Some(self.permutations),
+            ..MethodHealth::default()
         }
     }
 }
@@ -101,5 +155,19 @@ impl Jigsaw {
             projections: None,
             metrics: vec![("pretext_accuracy".into(), accuracy)],
         }
+    }
+}
+
+impl PretextMethod for Jigsaw {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
+        let targets = inputs
+            .targets
+            .as_ref()
+            .expect("the jigsaw recipe makes targets");
+        self.loss(&inputs.views, targets)
     }
 }

@@ -30,7 +30,9 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-use crate::method::StepOutput;
+use crate::pretext_method::{check, MethodHealth, MethodSettings, PretextMethod};
+use crate::step::{MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// MAE's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,6 +74,47 @@ impl MaeConfig {
             blur_probability: 0.0,
             solarize_probability: 0.0,
             ..views.clone()
+        }
+    }
+}
+
+impl MethodSettings for MaeConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        check(
+            self.mask_ratio > 0.0 && self.mask_ratio < 1.0,
+            "mask_ratio",
+            "must be in (0, 1)",
+        )?;
+        check(
+            self.decoder_dim > 0
+                && self.decoder_dim % 4 == 0
+                && self.decoder_heads > 0
+                && self.decoder_dim % self.decoder_heads == 0
+                && self.decoder_layers > 0,
+            "decoder_dim",
+            "decoder_dim must be a positive multiple of 4 and of decoder_heads, with at least one decoder layer",
+        )
+    }
+
+    fn view_recipe(&self, views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::OneView(MaeConfig::views(views))
+    }
+
+    fn build(
+        &self,
+        trained: &nn::VarStore,
+        _state: &nn::VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(Mae::new(&trained.root(), &setup.input, backbone, self))
+    }
+
+    /// Reconstruction has no collapsed solution.
+    fn health(&self, _backbone: &BackboneConfig, _total_steps: u64) -> MethodHealth {
+        MethodHealth {
+            collapse_possible: false,
+            ..MethodHealth::default()
         }
     }
 }
@@ -193,5 +236,15 @@ impl Mae {
             projections: None,
             metrics: vec![("reconstruction_gain".into(), gain)],
         }
+    }
+}
+
+impl PretextMethod for Mae {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
+        self.loss(&inputs.views)
     }
 }

@@ -20,13 +20,16 @@
 //!
 //! Run: `pretext pretrain --method moco --data ../shared/data/vision/fashion-mnist --out runs/moco`
 
+use pretext_augment::ViewConfig;
 use pretext_nn::{
     info_nce, Backbone, BackboneConfig, Ema, Encoder, NegativeQueue, Projector, ProjectorConfig,
 };
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Kind, Tensor};
 
-use crate::method::{encoder_and_projector, MethodSetup, StepOutput};
+use crate::pretext_method::{check, MethodSettings, PretextMethod};
+use crate::step::{encoder_and_projector, MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// How batch norm sees the key batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +84,36 @@ impl MocoConfig {
         let quarter = (train_len / 4).max(1);
         let power = 1usize << (usize::BITS - 1 - quarter.leading_zeros());
         power.min(65536) as i64
+    }
+}
+
+impl MethodSettings for MocoConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        check(self.temperature > 0.0, "temperature", "must be above 0")?;
+        check(
+            (0.0..=1.0).contains(&self.momentum),
+            "momentum",
+            "must be in [0, 1]",
+        )?;
+        check(
+            self.shuffle_groups >= 1,
+            "shuffle_groups",
+            "must be at least 1",
+        )
+    }
+
+    fn view_recipe(&self, views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::TwoViews(views.clone())
+    }
+
+    fn build(
+        &self,
+        trained: &VarStore,
+        state: &VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(Moco::new(trained, state, setup, backbone, self))
     }
 }
 
@@ -164,13 +197,27 @@ impl Moco {
             metrics: vec![("contrastive_accuracy".into(), accuracy)],
         }
     }
+}
+
+impl PretextMethod for Moco {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
+        self.loss(&inputs.views)
+    }
 
     /// Momentum update of the key encoder, then the batch's keys join the queue.
-    pub fn after_step(&mut self) {
+    fn after_step(&mut self, _clock: StepClock) {
         self.ema.update(self.config.momentum);
         if let Some(keys) = self.pending_keys.take() {
             self.queue.enqueue(&keys);
         }
+    }
+
+    fn health_metrics(&self) -> Vec<(String, f64)> {
+        vec![("key_encoder_distance".into(), self.ema.relative_distance())]
     }
 }
 

@@ -12,11 +12,14 @@
 //!
 //! Run: `pretext pretrain --method rotation --data ../shared/data/vision/fashion-mnist --out runs/rotation`
 
+use pretext_augment::ViewConfig;
 use pretext_nn::{Backbone, BackboneConfig, Encoder, InputSpec, Projector, ProjectorConfig};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
-use crate::method::StepOutput;
+use crate::pretext_method::{MethodHealth, MethodSettings, PretextMethod};
+use crate::step::{MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// The four rotations.
 pub const ROTATIONS: i64 = 4;
@@ -32,6 +35,29 @@ pub struct RotationConfig {
 impl Default for RotationConfig {
     fn default() -> Self {
         RotationConfig { hidden_dim: 512 }
+    }
+}
+
+impl MethodSettings for RotationConfig {
+    fn view_recipe(&self, views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::Rotations(views.clone())
+    }
+
+    fn build(
+        &self,
+        trained: &nn::VarStore,
+        _state: &nn::VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(Rotation::new(&trained.root(), &setup.input, backbone, self))
+    }
+
+    fn health(&self, _backbone: &BackboneConfig, _total_steps: u64) -> MethodHealth {
+        MethodHealth {
+            pretext_classes: Some(ROTATIONS as usize),
+            ..MethodHealth::default()
+        }
     }
 }
 
@@ -74,6 +100,16 @@ impl Rotation {
             projections: None,
             metrics: vec![("pretext_accuracy".into(), accuracy)],
         }
+    }
+}
+
+impl PretextMethod for Rotation {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
+        self.loss(&inputs.views)
     }
 }
 

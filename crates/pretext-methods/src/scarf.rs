@@ -12,13 +12,16 @@
 //!
 //! Run: `pretext pretrain --method scarf --backbone mlp --data ../shared/data/tabular/letter_recognition.csv --out runs/scarf`
 
+use pretext_augment::{CorruptionScheme, ViewConfig};
 use pretext_nn::{
     l2_normalize, Backbone, BackboneConfig, Encoder, InputSpec, Projector, ProjectorConfig,
 };
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
-use crate::method::StepOutput;
+use crate::pretext_method::{check, MethodSettings, PretextMethod};
+use crate::step::{encoder_and_projector, MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// SCARF's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,6 +50,31 @@ impl Default for ScarfConfig {
     }
 }
 
+impl MethodSettings for ScarfConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        check(
+            self.corruption_rate > 0.0 && self.corruption_rate <= 1.0,
+            "corruption_rate",
+            "must be in (0, 1]",
+        )?;
+        check(self.temperature > 0.0, "temperature", "must be above 0")
+    }
+
+    fn view_recipe(&self, _views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::Corrupted(CorruptionScheme::Share(self.corruption_rate))
+    }
+
+    fn build(
+        &self,
+        trained: &nn::VarStore,
+        _state: &nn::VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(Scarf::new(&trained.root(), &setup.input, backbone, self))
+    }
+}
+
 #[derive(Debug)]
 pub struct Scarf {
     pub encoder: Backbone,
@@ -61,8 +89,7 @@ impl Scarf {
         backbone: &BackboneConfig,
         config: &ScarfConfig,
     ) -> Scarf {
-        let (encoder, projector) =
-            crate::method::encoder_and_projector(root, input, backbone, &config.projector);
+        let (encoder, projector) = encoder_and_projector(root, input, backbone, &config.projector);
         Scarf {
             encoder,
             projector,
@@ -96,5 +123,15 @@ impl Scarf {
             projections: Some(anchors.detach()),
             metrics: vec![("contrastive_accuracy".into(), accuracy)],
         }
+    }
+}
+
+impl PretextMethod for Scarf {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
+        self.loss(&inputs.views)
     }
 }

@@ -11,13 +11,16 @@
 //!
 //! Run: `pretext pretrain --method simclr --data ../shared/data/vision/fashion-mnist --out runs/simclr`
 
+use pretext_augment::ViewConfig;
 use pretext_nn::{
     nt_xent, Backbone, BackboneConfig, Encoder, InputSpec, Projector, ProjectorConfig,
 };
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
 
-use crate::method::{encoder_and_projector, StepOutput};
+use crate::pretext_method::{check, MethodSettings, PretextMethod};
+use crate::step::{encoder_and_projector, MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// SimCLR's own settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -35,6 +38,26 @@ impl Default for SimClrConfig {
             temperature: 0.5,
             projector: ProjectorConfig::default(),
         }
+    }
+}
+
+impl MethodSettings for SimClrConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        check(self.temperature > 0.0, "temperature", "must be above 0")
+    }
+
+    fn view_recipe(&self, views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::TwoViews(views.clone())
+    }
+
+    fn build(
+        &self,
+        trained: &nn::VarStore,
+        _state: &nn::VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(SimClr::new(&trained.root(), &setup.input, backbone, self))
     }
 }
 
@@ -79,5 +102,15 @@ impl SimClr {
             projections: Some(z.narrow(0, 0, n).detach()),
             metrics: Vec::new(),
         }
+    }
+}
+
+impl PretextMethod for SimClr {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
+        self.loss(&inputs.views)
     }
 }

@@ -14,13 +14,16 @@
 //!
 //! Run: `pretext pretrain --method vime --backbone mlp --data ../shared/data/tabular/letter_recognition.csv --out runs/vime`
 
+use pretext_augment::{CorruptionScheme, ViewConfig};
 use pretext_nn::{Backbone, BackboneConfig, Encoder, InputSpec};
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Reduction, Tensor};
 
 use crate::corruption::binary_accuracy;
-use crate::method::StepOutput;
+use crate::pretext_method::{check, MethodSettings, PretextMethod};
+use crate::step::{MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// VIME's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,6 +41,31 @@ impl Default for VimeConfig {
             mask_probability: 0.3,
             alpha: 2.0,
         }
+    }
+}
+
+impl MethodSettings for VimeConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        check(
+            self.mask_probability > 0.0 && self.mask_probability < 1.0,
+            "mask_probability",
+            "must be in (0, 1)",
+        )?;
+        check(self.alpha >= 0.0, "alpha", "must be at least 0")
+    }
+
+    fn view_recipe(&self, _views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::Corrupted(CorruptionScheme::Bernoulli(self.mask_probability))
+    }
+
+    fn build(
+        &self,
+        trained: &nn::VarStore,
+        _state: &nn::VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(Vime::new(&trained.root(), &setup.input, backbone, self))
     }
 }
 
@@ -134,6 +162,20 @@ impl Vime {
                 ("reconstruction_loss".into(), reconstruction),
             ],
         }
+    }
+}
+
+impl PretextMethod for Vime {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
+        let mask = inputs
+            .targets
+            .as_ref()
+            .expect("the corruption recipe makes targets");
+        self.loss(&inputs.views, mask)
     }
 }
 

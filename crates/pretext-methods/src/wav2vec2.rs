@@ -41,6 +41,7 @@
 //!
 //! Run: `pretext pretrain --config configs/wav2vec2-spoken-words.toml`
 
+use pretext_augment::ViewConfig;
 use pretext_nn::{
     contrastive_loss, gumbel_temperature, mask_tensor, span_mask, Backbone, BackboneConfig,
     GumbelQuantizer, GumbelQuantizerConfig, InputSpec, SpanMaskConfig, Wav2VecEncoder,
@@ -49,7 +50,9 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use crate::method::{StepClock, StepOutput};
+use crate::pretext_method::{MethodHealth, MethodSettings, PretextMethod};
+use crate::step::{MethodSetup, StepClock, StepOutput};
+use crate::views::{StepInputs, ViewRecipe};
 
 /// wav2vec 2.0's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -164,6 +167,36 @@ impl Wav2Vec2Config {
         let anneal_steps = (self.anneal_fraction * clock.total_steps as f64).max(1.0);
         let decay = (self.gumbel_end / self.gumbel_start).powf(1.0 / anneal_steps);
         gumbel_temperature(clock.step, self.gumbel_start, self.gumbel_end, decay)
+    }
+}
+
+impl MethodSettings for Wav2Vec2Config {
+    fn validate(&self) -> Result<(), (String, String)> {
+        Wav2Vec2Config::validate(self)
+    }
+
+    fn view_recipe(&self, _views: &ViewConfig) -> ViewRecipe {
+        ViewRecipe::Waveforms
+    }
+
+    fn build(
+        &self,
+        trained: &nn::VarStore,
+        _state: &nn::VarStore,
+        setup: MethodSetup,
+        backbone: &BackboneConfig,
+    ) -> Box<dyn PretextMethod> {
+        Box::new(Wav2Vec2::new(trained, &setup.input, backbone, self))
+    }
+
+    fn health(&self, _backbone: &BackboneConfig, _total_steps: u64) -> MethodHealth {
+        MethodHealth {
+            codebook: Some((
+                self.quantizer.groups * self.quantizer.entries,
+                self.negatives,
+            )),
+            ..MethodHealth::default()
+        }
     }
 }
 
@@ -349,6 +382,20 @@ impl Wav2Vec2 {
         } else {
             f64::NAN
         }
+    }
+}
+
+impl PretextMethod for Wav2Vec2 {
+    fn encoder(&self) -> &Backbone {
+        &self.encoder
+    }
+
+    fn step_loss(&mut self, inputs: &StepInputs, clock: StepClock) -> StepOutput {
+        self.loss(&inputs.views, clock)
+    }
+
+    fn health_metrics(&self) -> Vec<(String, f64)> {
+        vec![("feature_grad_ratio".into(), self.feature_grad_ratio())]
     }
 }
 

@@ -8,7 +8,7 @@ use pretext_data::{
     is_audio_path, load_audio, load_audio_windows, load_images, load_table, AudioOptions,
     ImageSplits, Samples, SourceOptions, Splits, TableOptions,
 };
-use pretext_methods::{MethodConfig, MethodName};
+use pretext_methods::MethodConfig;
 use pretext_nn::BackboneConfig;
 use serde::{Deserialize, Serialize};
 
@@ -353,27 +353,8 @@ impl PretrainConfig {
                 return invalid("backbone.wav2vec", &message);
             }
         }
-        if self.method.name == MethodName::Wav2vec2
-            && self.backbone.kind != pretext_nn::BackboneKind::Wav2vec
-        {
-            return invalid(
-                "backbone.kind",
-                &format!(
-                    "method `wav2vec2` masks the frames of a wav2vec network and needs --backbone wav2vec, not `{}`",
-                    self.backbone.kind.as_str()
-                ),
-            );
-        }
-        if self.method.name == MethodName::Mae
-            && self.backbone.kind != pretext_nn::BackboneKind::Vit
-        {
-            return invalid(
-                "backbone.kind",
-                &format!(
-                    "method `mae` encodes image patches and needs a vision transformer (--backbone vit), not `{}`",
-                    self.backbone.kind.as_str()
-                ),
-            );
+        if let Err(message) = self.method.name.check_backbone(self.backbone.kind) {
+            return invalid("backbone.kind", &message);
         }
         self.views.validate().map_err(|error| TrainError::Invalid {
             field: "views".into(),
@@ -514,34 +495,19 @@ impl PretrainConfig {
 
     /// What the health verdicts need to know about a run of this config.
     pub fn health_context(&self, representation_dim: i64, total_steps: u64) -> HealthContext {
+        let method = self.method.settings().health(&self.backbone, total_steps);
         HealthContext {
             representation_dim,
             batch_size: self.train.batch_size,
             total_steps,
-            pretext_classes: match self.method.name {
-                MethodName::Rotation => Some(4),
-                MethodName::Jigsaw => Some(self.method.jigsaw.permutations),
-                MethodName::Corruption => Some(2),
-                MethodName::BertMlm | MethodName::Gpt => {
-                    Some(self.backbone.transformer.vocab_size.max(1) as usize)
-                }
-                _ => None,
-            },
-            dino_output_dim: (self.method.name == MethodName::Dino)
-                .then_some(self.method.dino.head.output_dim),
-            dino_warmup_steps: (self.method.dino.teacher_temperature_warmup * total_steps as f64)
-                .round() as u64,
-            loss_should_fall: self.method.name != MethodName::Dino,
-            // Reconstruction and language modeling have no collapsed solution.
-            collapse_possible: !self.method.name.reads_tokens()
-                && self.method.name != MethodName::Mae,
-            codebook: (self.method.name == MethodName::Wav2vec2).then(|| {
-                let wav2vec2 = &self.method.wav2vec2;
-                crate::health::Codebook {
-                    entries: wav2vec2.quantizer.groups * wav2vec2.quantizer.entries,
-                    negatives: wav2vec2.negatives,
-                }
-            }),
+            pretext_classes: method.pretext_classes,
+            dino_output_dim: method.dino_output_dim,
+            dino_warmup_steps: method.dino_warmup_steps,
+            loss_should_fall: method.loss_should_fall,
+            collapse_possible: method.collapse_possible,
+            codebook: method
+                .codebook
+                .map(|(entries, negatives)| crate::health::Codebook { entries, negatives }),
         }
     }
 }
