@@ -14,6 +14,7 @@ pub mod method;
 pub mod moco;
 pub mod rotation;
 pub mod scarf;
+pub mod signal;
 pub mod simclr;
 pub mod views;
 pub mod vime;
@@ -32,6 +33,7 @@ pub use method::{Method, MethodConfig, MethodName, MethodSetup, StepClock, StepO
 pub use moco::{Moco, MocoBatchNorm, MocoConfig};
 pub use rotation::{Rotation, RotationConfig};
 pub use scarf::{Scarf, ScarfConfig};
+pub use signal::{Judgment, Problem, Signal, SIGNALS};
 pub use simclr::{SimClr, SimClrConfig};
 pub use views::{HostBatch, HostData, HostView, StepInputs, ViewRecipe};
 pub use vime::{Vime, VimeConfig};
