@@ -137,7 +137,7 @@ impl BertMlm {
             loss,
             representations: vec![text.pool(&states, &mask).detach()],
             projections: None,
-            metrics: vec![("pretext_accuracy".into(), accuracy)],
+            metrics: vec![(crate::signal::PRETEXT_ACCURACY.key.into(), accuracy)],
         }
     }
 

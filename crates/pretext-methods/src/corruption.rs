@@ -137,11 +137,11 @@ impl Corruption {
             projections: None,
             metrics: vec![
                 (
-                    "pretext_accuracy".into(),
+                    crate::signal::PRETEXT_ACCURACY.key.into(),
                     binary_accuracy(&row_logits, &corrupted),
                 ),
                 (
-                    "cell_accuracy".into(),
+                    crate::signal::CELL_ACCURACY.key.into(),
                     binary_accuracy(&cell_logits, &cells),
                 ),
             ],

@@ -244,12 +244,18 @@ impl Dino {
                 h_global.narrow(0, n, n).detach(),
             ],
             metrics: vec![
-                ("teacher_entropy".into(), parts.teacher_entropy),
                 (
-                    "teacher_marginal_entropy".into(),
+                    crate::signal::TEACHER_ENTROPY.key.into(),
+                    parts.teacher_entropy,
+                ),
+                (
+                    crate::signal::TEACHER_MARGINAL_ENTROPY.key.into(),
                     parts.teacher_marginal_entropy,
                 ),
-                ("teacher_temperature".into(), teacher_temperature),
+                (
+                    crate::signal::TEACHER_TEMPERATURE.key.into(),
+                    teacher_temperature,
+                ),
             ],
         }
     }

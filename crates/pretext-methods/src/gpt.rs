@@ -114,7 +114,7 @@ impl Gpt {
             loss,
             representations: vec![text.pool(&states, &mask).detach()],
             projections: None,
-            metrics: vec![("pretext_accuracy".into(), accuracy)],
+            metrics: vec![(crate::signal::PRETEXT_ACCURACY.key.into(), accuracy)],
         }
     }
 }

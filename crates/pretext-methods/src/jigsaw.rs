@@ -153,7 +153,7 @@ impl Jigsaw {
             loss,
             representations: vec![per_image.mean_dim(&[1i64][..], false, Kind::Float).detach()],
             projections: None,
-            metrics: vec![("pretext_accuracy".into(), accuracy)],
+            metrics: vec![(crate::signal::PRETEXT_ACCURACY.key.into(), accuracy)],
         }
     }
 }

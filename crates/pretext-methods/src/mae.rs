@@ -234,7 +234,7 @@ impl Mae {
             loss,
             representations: vec![cls.detach()],
             projections: None,
-            metrics: vec![("reconstruction_gain".into(), gain)],
+            metrics: vec![(crate::signal::RECONSTRUCTION_GAIN.key.into(), gain)],
         }
     }
 }

@@ -194,7 +194,7 @@ impl Moco {
             loss,
             representations: vec![h_q.detach(), h_k],
             projections: Some(q.detach()),
-            metrics: vec![("contrastive_accuracy".into(), accuracy)],
+            metrics: vec![(crate::signal::CONTRASTIVE_ACCURACY.key.into(), accuracy)],
         }
     }
 }

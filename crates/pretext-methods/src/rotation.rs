@@ -98,7 +98,7 @@ impl Rotation {
             loss,
             representations: vec![h.narrow(0, 0, n).detach()],
             projections: None,
-            metrics: vec![("pretext_accuracy".into(), accuracy)],
+            metrics: vec![(crate::signal::PRETEXT_ACCURACY.key.into(), accuracy)],
         }
     }
 }

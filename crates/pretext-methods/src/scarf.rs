@@ -121,7 +121,7 @@ impl Scarf {
                 h.narrow(0, batch, batch).detach(),
             ],
             projections: Some(anchors.detach()),
-            metrics: vec![("contrastive_accuracy".into(), accuracy)],
+            metrics: vec![(crate::signal::CONTRASTIVE_ACCURACY.key.into(), accuracy)],
         }
     }
 }

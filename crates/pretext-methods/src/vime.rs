@@ -158,8 +158,11 @@ impl Vime {
             representations: vec![h.detach()],
             projections: None,
             metrics: vec![
-                ("mask_accuracy".into(), mask_accuracy),
-                ("reconstruction_loss".into(), reconstruction),
+                (crate::signal::MASK_ACCURACY.key.into(), mask_accuracy),
+                (
+                    crate::signal::RECONSTRUCTION_LOSS.key.into(),
+                    reconstruction,
+                ),
             ],
         }
     }

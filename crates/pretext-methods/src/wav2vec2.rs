@@ -331,23 +331,29 @@ impl Wav2Vec2 {
         );
         let mut loss = &contrastive + &penalty * self.config.feature_penalty;
         let mut metrics = vec![
-            ("contrastive_loss".into(), contrastive.double_value(&[])),
-            ("contrastive_accuracy".into(), accuracy),
-            ("feature_penalty".into(), penalty.double_value(&[])),
-            ("masked_share".into(), masked_share),
+            (
+                crate::signal::CONTRASTIVE_LOSS.key.into(),
+                contrastive.double_value(&[]),
+            ),
+            (crate::signal::MASKED_FRAME_ACCURACY.key.into(), accuracy),
+            (
+                crate::signal::FEATURE_PENALTY.key.into(),
+                penalty.double_value(&[]),
+            ),
+            (crate::signal::MASKED_SHARE.key.into(), masked_share),
         ];
         if let Some(quantized) = &quantized {
             loss += &quantized.diversity_loss * self.config.diversity_weight;
             metrics.extend([
                 (
-                    "codebook_perplexity".into(),
+                    crate::signal::CODEBOOK_PERPLEXITY.key.into(),
                     quantized.perplexity.double_value(&[]),
                 ),
                 (
-                    "diversity_loss".into(),
+                    crate::signal::DIVERSITY_LOSS.key.into(),
                     quantized.diversity_loss.double_value(&[]),
                 ),
-                ("gumbel_temperature".into(), temperature),
+                (crate::signal::GUMBEL_TEMPERATURE.key.into(), temperature),
             ]);
         }
         let pooled = context.detach().mean_dim(&[1i64][..], false, Kind::Float);

@@ -17,6 +17,7 @@
 //!   augmentations are too weak to make the task hard; near chance (1/B) late in training =
 //!   too strong, or the model is not learning.
 
+use pretext_methods::signal;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -111,15 +112,15 @@ impl BatchHealth {
         }
     }
 
-    /// The signals with their metrics.jsonl names.
+    /// The signals with their metrics.jsonl keys.
     pub fn named(&self) -> impl Iterator<Item = (&'static str, f64)> {
         [
-            ("embedding_std", self.embedding_std),
-            ("effective_rank", self.effective_rank),
-            ("alignment", self.alignment),
-            ("uniformity", self.uniformity),
-            ("view_agreement", self.view_agreement),
-            ("projection_spread", self.projection_spread),
+            (signal::EMBEDDING_STD.key, self.embedding_std),
+            (signal::EFFECTIVE_RANK.key, self.effective_rank),
+            (signal::ALIGNMENT.key, self.alignment),
+            (signal::UNIFORMITY.key, self.uniformity),
+            (signal::VIEW_AGREEMENT.key, self.view_agreement),
+            (signal::PROJECTION_SPREAD.key, self.projection_spread),
         ]
         .into_iter()
     }
