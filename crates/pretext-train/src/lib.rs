@@ -12,7 +12,6 @@ pub mod metrics;
 pub mod optimizer;
 pub mod run_dir;
 pub mod schedule;
-pub mod text_data;
 pub mod trainer;
 
 pub use atomic::{is_temporary, write_atomic, write_atomic_with};

@@ -25,7 +25,7 @@ pub mod summary;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use pretext_data::{parse_label_budget, Splits};
+use pretext_data::{open, parse_label_budget, OpenedData, Splits};
 use pretext_train::health::{overall, review, Level};
 use pretext_train::metrics::read_metrics;
 use pretext_train::{
@@ -175,7 +175,8 @@ pub fn run_study(
         let (config, data) = match first {
             Some(first) => first,
             None => {
-                let (data, _) = plan.baseline.load_data(None)?;
+                let data =
+                    open(&plan.baseline.data.path, &plan.baseline.data_options(None))?.splits;
                 (plan.baseline.resolved_for(&data.train)?, data)
             }
         };
@@ -532,9 +533,14 @@ impl Runner<'_> {
     ) -> Result<(PretrainConfig, Checkpoint, Splits), TrainError> {
         let run = RunDir::new(&self.plan.out.join("runs").join(slug(&method.label)));
         let existing = run.is_run();
-        let (data, tokenizer) = method
-            .config
-            .load_data(existing.then_some(run.root.as_path()))?;
+        let run_dir = existing.then_some(run.root.as_path());
+        let OpenedData {
+            splits: data,
+            tokenizer,
+        } = open(
+            &method.config.data.path,
+            &method.config.data_options(run_dir),
+        )?;
         method.config.validate()?;
         method.config.check_data(&data.train)?;
         let config = method.config.resolved_for(&data.train)?;
@@ -579,7 +585,8 @@ impl Runner<'_> {
             run.prepare_new(RunMode::Overwrite)?;
             // Start from fresh data when an old run's tokenizer was read.
             let (data, tokenizer) = if existing {
-                method.config.load_data(None)?
+                let fresh = open(&method.config.data.path, &method.config.data_options(None))?;
+                (fresh.splits, fresh.tokenizer)
             } else {
                 (data, tokenizer)
             };
