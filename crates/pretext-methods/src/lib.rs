@@ -33,6 +33,6 @@ pub use moco::{Moco, MocoBatchNorm, MocoConfig};
 pub use rotation::{Rotation, RotationConfig};
 pub use scarf::{Scarf, ScarfConfig};
 pub use simclr::{SimClr, SimClrConfig};
-pub use views::{HostBatch, HostData, HostView, StepInputs, ViewRecipe};
+pub use views::{FrameMasking, HostBatch, HostData, HostView, StepInputs, ToDevice, ViewRecipe};
 pub use vime::{Vime, VimeConfig};
 pub use wav2vec2::{Wav2Vec2, Wav2Vec2Config};

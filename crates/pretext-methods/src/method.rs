@@ -19,7 +19,7 @@ use crate::moco::{Moco, MocoConfig};
 use crate::rotation::{Rotation, RotationConfig};
 use crate::scarf::{Scarf, ScarfConfig};
 use crate::simclr::{SimClr, SimClrConfig};
-use crate::views::{StepInputs, ViewRecipe};
+use crate::views::{FrameMasking, StepInputs, ViewRecipe};
 use crate::vime::{Vime, VimeConfig};
 use crate::wav2vec2::{Wav2Vec2, Wav2Vec2Config};
 
@@ -225,7 +225,9 @@ impl MethodConfig {
             MethodName::Corruption => {
                 ViewRecipe::Corrupted(CorruptionScheme::Share(self.corruption.corruption_rate))
             }
-            MethodName::Wav2vec2 => ViewRecipe::Waveforms,
+            MethodName::Wav2vec2 => {
+                ViewRecipe::Waveforms(FrameMasking::new(self.wav2vec2.masking.clone()))
+            }
         }
     }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use pretext_augment::ViewConfig;
 pub use pretext_data::{DataConfig, TableConfig};
 use pretext_data::{DataOptions, Samples};
-use pretext_methods::{MethodConfig, MethodName};
+use pretext_methods::{MethodConfig, MethodName, ViewRecipe};
 use pretext_nn::BackboneConfig;
 use serde::{Deserialize, Serialize};
 
@@ -221,6 +221,20 @@ impl PretrainConfig {
             data: &self.data,
             run_dir,
             pretrained: &self.backbone.pretrained,
+        }
+    }
+
+    /// The recipe this run's batches are built with from `train`: the method's, told how
+    /// many frames the backbone makes of one clip when the samples are audio (wav2vec 2.0's
+    /// span masks are drawn on the host, over those frames).
+    pub fn view_recipe(&self, train: &Samples) -> ViewRecipe {
+        let recipe = self.method.view_recipe(&self.views);
+        match train {
+            Samples::Audio(set) => {
+                let frames = self.backbone.wav2vec.frames(set.clip_samples as i64);
+                recipe.with_frames(frames.max(0) as usize)
+            }
+            _ => recipe,
         }
     }
 

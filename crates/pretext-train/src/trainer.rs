@@ -7,7 +7,9 @@ use std::time::Instant;
 use std::collections::HashSet;
 
 use pretext_data::{stratified_subset, BatchPlan, Prefetcher, Samples, Splits};
-use pretext_methods::{samples_to_tensor, HostBatch, Method, MethodSetup, StepClock, StepInputs};
+use pretext_methods::{
+    samples_to_tensor, HostBatch, Method, MethodSetup, StepClock, StepInputs, ToDevice,
+};
 use pretext_nn::InputSpec;
 use pretext_nn::{knn_classify, Encoder, KnnConfig};
 use serde_json::{json, Map, Value};
@@ -231,7 +233,7 @@ pub fn pretrain(
     let health_context = config.health_context(model.method.encoder().dim(), total);
     let mut warned: HashSet<&'static str> = HashSet::new();
 
-    let recipe = config.method.view_recipe(&config.views);
+    let recipe = config.view_recipe(&train);
     let seed = config.seed;
     let worker_set = Arc::clone(&train);
     let mut batches = Prefetcher::new(
