@@ -275,11 +275,10 @@ fn epoch_benchmark(args: &BenchArgs, device: Device) -> anyhow::Result<(f64, f64
     config.train.checkpoint_every = 0;
     config.health.every = 0;
     config.health.knn_every = 0;
-    let data: pretext_data::Splits = config
-        .data
-        .load()
-        .with_context(|| format!("loading {}", args.data))?
-        .into();
+    let data: pretext_data::Splits =
+        pretext_data::load_images(&config.data.path, &config.data.source_options())
+            .with_context(|| format!("loading {}", args.data))?
+            .into();
     let scratch = tempdir()?;
     let run = RunDir::new(&scratch);
     run.prepare_new(RunMode::Overwrite)?;

@@ -18,9 +18,9 @@ pub fn run(args: &EmbedArgs) -> anyhow::Result<()> {
     let config = run.read_config()?;
     let checkpoint = latest_checkpoint(&run)?;
     let device = cuda::device(&args.device)?;
-    let (data, _) = config
-        .load_data_from(&args.data, Some(&run.root))
-        .context("loading the data")?;
+    let data = pretext_data::open(&args.data, &config.data_options(Some(&run.root)))
+        .context("loading the data")?
+        .splits;
     let sets: Vec<&Samples> = match args.split.as_str() {
         "train" => vec![&data.train],
         "test" => vec![&data.test],

@@ -25,9 +25,9 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
     };
     let device = cuda::device(&args.device)?;
     let spec = args.data.as_deref().unwrap_or(&config.data.path);
-    let (data, _) = config
-        .load_data_from(spec, Some(&run.root))
-        .context("loading the data")?;
+    let data = pretext_data::open(spec, &config.data_options(Some(&run.root)))
+        .context("loading the data")?
+        .splits;
     if !(args.pseudo_threshold > 0.0 && args.pseudo_threshold <= 1.0) {
         anyhow::bail!(
             "--pseudo-threshold {}: expected a probability in (0, 1]",

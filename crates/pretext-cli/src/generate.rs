@@ -4,9 +4,9 @@
 use std::io::Write;
 
 use anyhow::{bail, Context};
+use pretext_data::text::resolve_tokenizer;
 use pretext_data::{Samples, TokenSet};
 use pretext_methods::{Gpt, MethodName, SamplingConfig};
-use pretext_train::text_data::{resolve_tokenizer, vocabulary};
 use pretext_train::{Model, RunDir};
 
 use crate::args::GenerateArgs;
@@ -23,11 +23,11 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
             config.method.name.as_str()
         );
     }
-    let tokenizer = resolve_tokenizer(&config, Some(&run.root))?;
+    let tokenizer = resolve_tokenizer(&config.data_options(Some(&run.root)))?;
     let checkpoint = latest_checkpoint(&run)?;
     let device = cuda::device(&args.device)?;
     // The model only needs the vocabulary; no data is read.
-    let vocabulary = vocabulary(&tokenizer);
+    let vocabulary = tokenizer.vocabulary();
     let empty = Samples::Tokens(TokenSet::from_sequences(
         &[],
         config.data.seq_len,

@@ -21,9 +21,9 @@ pub fn chosen_images(
     config: &PretrainConfig,
 ) -> anyhow::Result<(pretext_data::Splits, ImageSet)> {
     let spec = args.data.as_deref().unwrap_or(&config.data.path);
-    let (data, _) = config
-        .load_data_from(spec, Some(&run.root))
-        .context("loading the data")?;
+    let data = pretext_data::open(spec, &config.data_options(Some(&run.root)))
+        .context("loading the data")?
+        .splits;
     let (Samples::Images(train), Samples::Images(test)) = (&data.train, &data.test) else {
         bail!(
             "{}: this run reads text; the pictures need an image run",

@@ -63,7 +63,11 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
     };
     run.check_new(mode)?;
     let device = cuda::device(&config.device)?;
-    let (data, tokenizer) = config.load_data(None).context("loading the data")?;
+    let pretext_data::OpenedData {
+        splits: data,
+        tokenizer,
+    } = pretext_data::open(&config.data.path, &config.data_options(None))
+        .context("loading the data")?;
     config.check_data(&data.train)?;
     let config = config.resolved_for(&data.train)?;
     eprintln!(
@@ -141,9 +145,9 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
         );
     };
     let device = cuda::device(&config.device)?;
-    let (data, _) = config
-        .load_data(Some(&run.root))
-        .context("loading the data")?;
+    let data = pretext_data::open(&config.data.path, &config.data_options(Some(&run.root)))
+        .context("loading the data")?
+        .splits;
     // Checked before config.toml is rewritten, so a refused resume changes nothing.
     let total = total_steps(&config, data.train.len())?;
     ensure_steps_left(&run, &checkpoint, total)?;

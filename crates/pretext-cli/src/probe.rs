@@ -15,9 +15,9 @@ pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     let checkpoint = latest_checkpoint(&run)?;
     let device = cuda::device(&args.device)?;
     let spec = args.data.as_deref().unwrap_or(&config.data.path);
-    let (data, _) = config
-        .load_data_from(spec, Some(&run.root))
-        .context("loading the data")?;
+    let data = pretext_data::open(spec, &config.data_options(Some(&run.root)))
+        .context("loading the data")?
+        .splits;
     let budgets: Vec<&str> = args.labels.split(',').map(str::trim).collect();
     if budgets.iter().any(|budget| budget.is_empty()) {
         bail!(

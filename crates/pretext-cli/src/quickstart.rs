@@ -42,7 +42,8 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.out);
     run.check_new(RunMode::Overwrite)?;
     let device = cuda::device(&config.device)?;
-    let data: pretext_data::Splits = config.data.load()?.into();
+    let data: pretext_data::Splits =
+        pretext_data::load_images(&config.data.path, &config.data.source_options())?.into();
     eprintln!(
         "pretext quickstart: {method} ({} backbone) on {} — {} training images, {} held out, device {}",
         config.backbone.kind.as_str(), data.name, data.train.len(), data.test.len(), pretext_train::device_name(device)

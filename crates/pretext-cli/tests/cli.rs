@@ -1018,7 +1018,8 @@ fn a_kill_at_any_moment_leaves_a_resumable_run() {
         let (latest, _) = pretext_train::Checkpoint::latest(&run.join("checkpoints")).unwrap();
         let latest = latest.expect("a complete checkpoint survives the kill");
         let config = pretext_train::PretrainConfig::from_file(&run.join("config.toml")).unwrap();
-        let train = pretext_data::Samples::Images(config.data.load().unwrap().train);
+        let data = pretext_data::open(&config.data.path, &config.data_options(None)).unwrap();
+        let train = data.splits.train;
         let mut model = pretext_train::Model::new(&config, &train, tch::Device::Cpu);
         latest
             .load_weights(&config, &mut model.store)

@@ -373,9 +373,9 @@ fn check_newest_checkpoint(run: &Path, floor: Option<u64>) -> Result<Option<u64>
     };
     let config = pretext_train::PretrainConfig::from_file(&run.join("config.toml"))
         .map_err(|error| loading("config.toml", &error))?;
-    let (data, _) = config
-        .load_data(Some(run))
-        .map_err(|error| loading("the data", &error))?;
+    let data = pretext_data::open(&config.data.path, &config.data_options(Some(run)))
+        .map_err(|error| loading("the data", &error))?
+        .splits;
     let config = config
         .resolved_for(&data.train)
         .map_err(|error| loading("resolving the config", &error))?;

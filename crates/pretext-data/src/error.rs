@@ -144,6 +144,14 @@ pub enum DataError {
         /// What was expected and what was found.
         reason: String,
     },
+    /// A setting of the `[data]` section that the data it names cannot be read with.
+    #[error("invalid setting {field}: {message}")]
+    InvalidSetting {
+        /// The setting, e.g. "data.seq_len".
+        field: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// A text file is not valid UTF-8.
     #[error(
         "{path}: line {line}: invalid UTF-8 at byte {byte_offset} of the file; expected UTF-8 text"

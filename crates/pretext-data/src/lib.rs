@@ -1,20 +1,25 @@
 //! pretext-data: datasets and loaders for pretext.
 //!
-//! Reads IDX files and image folders into [`ImageSet`]s, resolves the `--data` spec
-//! ([`load_images`]), embeds a default Fashion-MNIST subset, makes deterministic splits,
-//! label subsets and epoch batch plans from seeded streams ([`rng_stream()`]), and builds
-//! batches ahead of the model on worker threads ([`Prefetcher`]). Tables (CSV, Parquet) are
-//! read by [`table`], text by [`text`], WAV audio by [`audio`]; [`logmel`] turns audio clips
-//! into log-mel spectrogram features.
+//! [`open()`] is the one entry point from a data spec and the `[data]` settings
+//! ([`DataConfig`]) to a run's [`Splits`]: it decides the modality and the reader. Reads IDX
+//! files and image folders into [`ImageSet`]s ([`load_images`]), embeds a default
+//! Fashion-MNIST subset, makes deterministic splits, label subsets and epoch batch plans from
+//! seeded streams ([`rng_stream()`]), and builds batches ahead of the model on worker threads
+//! ([`Prefetcher`]). Tables (CSV, Parquet) are read by [`table`], text by [`text`] (with a
+//! run's tokenizer), WAV audio by [`audio`]; [`logmel`] turns audio clips into log-mel
+//! spectrogram features.
 
 pub mod audio;
 pub mod batch_plan;
+pub mod data_config;
 pub mod embedded;
 pub mod error;
 pub mod idx;
+mod idx_naming;
 pub mod image_folder;
 pub mod image_set;
 pub mod logmel;
+pub mod open;
 pub mod prefetch;
 pub mod rng_stream;
 pub mod samples;
@@ -31,6 +36,7 @@ pub use audio::{
     AudioOptions, AudioSet, AudioSplits, Waveform, AUDIO_LABELS_FILE,
 };
 pub use batch_plan::{epoch_permutation, BatchPlan, PERMUTATION_TAG};
+pub use data_config::{DataConfig, TableConfig};
 pub use embedded::{embedded_fashion_mnist, FASHION_MNIST_CLASSES};
 pub use error::{panic_message, DataError};
 pub use idx::{
@@ -40,6 +46,7 @@ pub use idx::{
 pub use image_folder::{read_image_bytes, read_image_files, read_image_folder};
 pub use image_set::{ImageSet, ImageSplits};
 pub use logmel::{log_mel_features, log_mel_spectrogram, mel_filterbank, LogMelConfig};
+pub use open::{is_table_path, is_text_path, open, DataOptions, OpenedData};
 pub use prefetch::Prefetcher;
 pub use rng_stream::rng_stream;
 pub use samples::{Samples, Splits};

@@ -25,7 +25,9 @@ fn classic_rows(file: &str, labels: &str) -> Option<ProbeReport> {
     let mut config = PretrainConfig::default();
     config.data.path = path.to_str().unwrap().into();
     config.backbone.kind = pretext_nn::BackboneKind::Mlp;
-    let (data, _) = config.load_data(None).unwrap();
+    let data = pretext_data::open(&config.data.path, &config.data_options(None))
+        .unwrap()
+        .splits;
     let config = config.resolved_for(&data.train).unwrap();
     let probe = ProbeConfig {
         labels: labels.into(),

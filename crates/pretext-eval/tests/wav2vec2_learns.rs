@@ -46,7 +46,9 @@ fn wav2vec2_features_beat_the_random_init_network_on_keywords() {
     config.train.batch_size = 16;
     config.train.checkpoint_every = 0;
     config.health.knn_every = 0;
-    let (data, _) = config.load_data(None).unwrap();
+    let data = pretext_data::open(&config.data.path, &config.data_options(None))
+        .unwrap()
+        .splits;
     assert_eq!((data.train.len(), data.test.len()), (1494, 306));
 
     let dir = tempfile::tempdir().unwrap();

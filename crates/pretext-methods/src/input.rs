@@ -1,20 +1,9 @@
 //! How samples become network inputs: images as floats in [0, 1], shifted and scaled by fixed
-//! constants; token sequences as int64 ids.
+//! constants (pretext-augment's input normalization); token sequences as int64 ids.
 
+pub use pretext_augment::{normalize_in_place, INPUT_MEAN, INPUT_STD};
 use pretext_data::{ImageSet, Samples};
 use tch::{Device, Kind, Tensor};
-
-/// Subtracted from every pixel in [0, 1] before the network sees it.
-pub const INPUT_MEAN: f32 = 0.5;
-/// Divides every pixel after the mean is removed.
-pub const INPUT_STD: f32 = 0.5;
-
-/// Normalizes plain floats in [0, 1] in place.
-pub fn normalize_in_place(pixels: &mut [f32]) {
-    for value in pixels {
-        *value = (*value - INPUT_MEAN) / INPUT_STD;
-    }
-}
 
 /// The un-augmented samples at `indices` as network inputs: `[B, C, H, W]` normalized
 /// floats, `[B, T]` token ids, `[B, 2W]` packed table rows (`pack_rows`) or `[B, L]`
@@ -26,7 +15,7 @@ pub fn samples_to_tensor(samples: &Samples, indices: &[usize], device: Device) -
             let width = set.width();
             let mut packed = Vec::with_capacity(indices.len() * 2 * width);
             for &index in indices {
-                packed.extend(pretext_nn::pack_rows(
+                packed.extend(pretext_augment::pack_rows(
                     set.row(index),
                     &set.row_missing(index),
                     width,

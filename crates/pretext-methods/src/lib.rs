@@ -41,6 +41,6 @@ pub use scarf::{Scarf, ScarfConfig};
 pub use signal::{Judgment, Problem, Signal, SIGNALS};
 pub use simclr::{SimClr, SimClrConfig};
 pub use step::{MethodSetup, StepClock, StepOutput};
-pub use views::{HostBatch, HostData, HostView, StepInputs, ViewRecipe};
+pub use views::{FrameMasking, HostBatch, HostData, HostView, StepInputs, ToDevice, ViewRecipe};
 pub use vime::{Vime, VimeConfig};
 pub use wav2vec2::{Wav2Vec2, Wav2Vec2Config};

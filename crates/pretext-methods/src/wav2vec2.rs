@@ -8,8 +8,9 @@
 //! 2. the layer-normed frames are quantized by a Gumbel-softmax product quantizer (G
 //!    codebooks of V entries; temperature annealed from 2 to 0.5): the targets;
 //! 3. the projected frames are span-masked (start probability 0.065, spans of 10 frames,
-//!    about 49% of the frames) with one learned mask embedding, and the context transformer
-//!    reads them;
+//!    about 49% of the frames; each clip's mask drawn on the host from its seeded view
+//!    stream by the waveform recipe) with one learned mask embedding, and the context
+//!    transformer reads them;
 //! 4. at every masked frame the context, projected to `final_dim`, must pick its own
 //!    quantized target (also projected) among K = 100 distractors drawn from the other masked
 //!    frames of the same utterance, by cosine similarity / κ (0.1);
@@ -41,18 +42,18 @@
 //!
 //! Run: `pretext pretrain --config configs/wav2vec2-spoken-words.toml`
 
-use pretext_augment::ViewConfig;
+use pretext_augment::{SpanMaskConfig, ViewConfig};
 use pretext_nn::{
-    contrastive_loss, gumbel_temperature, mask_tensor, span_mask, Backbone, BackboneConfig,
-    GumbelQuantizer, GumbelQuantizerConfig, InputSpec, SpanMaskConfig, Wav2VecEncoder,
+    contrastive_loss, gumbel_temperature, Backbone, BackboneConfig, GumbelQuantizer,
+    GumbelQuantizerConfig, InputSpec, Wav2VecEncoder,
 };
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::pretext_method::{MethodHealth, MethodSettings, PretextMethod};
 use crate::step::{MethodSetup, StepClock, StepOutput};
-use crate::views::{StepInputs, ViewRecipe};
+use crate::views::{FrameMasking, StepInputs, ViewRecipe};
 
 /// wav2vec 2.0's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -176,7 +177,7 @@ impl MethodSettings for Wav2Vec2Config {
     }
 
     fn view_recipe(&self, _views: &ViewConfig) -> ViewRecipe {
-        ViewRecipe::Waveforms
+        ViewRecipe::Waveforms(FrameMasking::new(self.masking.clone()))
     }
 
     fn build(
@@ -283,7 +284,8 @@ impl Wav2Vec2 {
             .expect("validated: wav2vec2 needs --backbone wav2vec")
     }
 
-    /// `views[0]` = waveforms `[B, L]`.
+    /// `views[0]` = waveforms `[B, L]`, `views[1]` = their span masks `[B, T]` over the
+    /// encoder's frames (true = masked), drawn on the host.
     pub fn loss(&self, views: &[Tensor], clock: StepClock) -> StepOutput {
         let network = self.network();
         let features = network.features(&views[0]); // [B, T, C]
@@ -296,17 +298,16 @@ impl Wav2Vec2 {
         let penalty = features.pow_tensor_scalar(2).mean(Kind::Float);
         let (normed, projected) = network.project(&features, true);
         let (batch, frames, _) = projected.size3().expect("[B, T, H]");
-        let masking = &self.config.masking;
-        let mask = span_mask(
-            batch as usize,
-            frames as usize,
-            masking.start_probability,
-            masking.span,
-            masking.min_spans,
+        let where_masked = &views[1]; // [B, T]
+        assert_eq!(
+            where_masked.size(),
+            [batch, frames],
+            "one mask per clip over the encoder's frames"
         );
+        let mask = host_mask(where_masked);
         let masked_share =
             mask.iter().flatten().filter(|&&m| m).count() as f64 / (batch * frames).max(1) as f64;
-        let where_masked = mask_tensor(&mask, projected.device()).unsqueeze(-1);
+        let where_masked = where_masked.unsqueeze(-1);
         let inputs = self
             .mask_embedding
             .expand_as(&projected)
@@ -405,9 +406,21 @@ impl PretextMethod for Wav2Vec2 {
     }
 }
 
+/// Span masks `[B, T]` as rows of flags on the host (the distractors are drawn there).
+fn host_mask(mask: &Tensor) -> Vec<Vec<bool>> {
+    let (batch, frames) = mask.size2().expect("[B, T]");
+    let flat = Vec::<bool>::try_from(mask.to_device(Device::Cpu).reshape([-1]))
+        .expect("a bool mask tensor");
+    let frames = frames as usize;
+    (0..batch as usize)
+        .map(|clip| flat[clip * frames..(clip + 1) * frames].to_vec())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pretext_data::rng_stream;
     use pretext_nn::{BackboneKind, Wav2VecConfig};
     use tch::{Device, Kind};
 
@@ -425,6 +438,18 @@ mod tests {
             },
             ..Default::default()
         }
+    }
+
+    /// Four 1-s waveforms `[4, 16000]` and their span masks `[4, 49]` (the paper's masking,
+    /// drawn from seeded streams as the waveform recipe draws them).
+    fn waves_and_masks() -> Vec<Tensor> {
+        let waves = Tensor::randn([4, 16_000], (Kind::Float, Device::Cpu));
+        let frames = tiny().wav2vec.frames(16_000);
+        let masking = SpanMaskConfig::default();
+        let masks: Vec<bool> = (0..4)
+            .flat_map(|clip| masking.mask(frames as usize, &mut rng_stream(0, &[clip])))
+            .collect();
+        vec![waves, Tensor::from_slice(&masks).view([4, frames])]
     }
 
     #[test]
@@ -455,9 +480,8 @@ mod tests {
                 ..Default::default()
             },
         );
-        let waves = Tensor::randn([4, 16_000], (Kind::Float, Device::Cpu));
         let output = method.loss(
-            &[waves],
+            &waves_and_masks(),
             StepClock {
                 step: 0,
                 total_steps: 10,
@@ -502,12 +526,11 @@ mod tests {
             .variables()
             .keys()
             .all(|name| !name.starts_with("quantizer")));
-        let waves = Tensor::randn([4, 16_000], (Kind::Float, Device::Cpu));
         let clock = StepClock {
             step: 0,
             total_steps: 10,
         };
-        let output = method.loss(&[waves], clock);
+        let output = method.loss(&waves_and_masks(), clock);
         assert!(output.loss.double_value(&[]).is_finite());
         let names: Vec<&str> = output.metrics.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.contains(&"contrastive_accuracy"), "{names:?}");

@@ -42,10 +42,9 @@ pub use projector::{Projector, ProjectorConfig};
 pub use queue::NegativeQueue;
 pub use resnet::ResNet18;
 pub use small_cnn::{SmallCnn, SmallCnnConfig};
-pub use table_mlp::{pack_rows, MlpConfig, TableMlp};
+pub use table_mlp::{MlpConfig, TableMlp};
 pub use transformer::{mean_pool, KvCache, Transformer, TransformerBlocks, TransformerConfig};
 pub use vit::{sincos_2d, sincos_positions, PositionEmbedding, Vit, VitConfig};
 pub use wav2vec::{
-    contrastive_loss, gumbel_temperature, mask_tensor, span_mask, GumbelQuantizer,
-    GumbelQuantizerConfig, Quantized, SpanMaskConfig,
+    contrastive_loss, gumbel_temperature, GumbelQuantizer, GumbelQuantizerConfig, Quantized,
 };

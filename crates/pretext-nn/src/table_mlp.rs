@@ -1,11 +1,12 @@
 //! The table encoder: an MLP over a row's cells, with a learned embedding per categorical
 //! column and the missing-cell flags as inputs of their own.
 //!
-//! A row arrives packed as `[B, 2W]` floats (`pack_rows`' layout): the W cell values —
-//! standardized numbers, or category codes — with 0 where a cell is missing, then the W
-//! missing flags (1 = missing). Numeric values go in as they are; each categorical column's
-//! code picks a row of that column's embedding table, whose last row stands for "missing";
-//! all of that and the flags are concatenated and go through `layers` × (Linear → ReLU).
+//! A row arrives packed as `[B, 2W]` floats (`pretext_augment::pack_rows`' layout): the W
+//! cell values — standardized numbers, or category codes — with 0 where a cell is missing,
+//! then the W missing flags (1 = missing). Numeric values go in as they are; each categorical
+//! column's code picks a row of that column's embedding table, whose last row stands for
+//! "missing"; all of that and the flags are concatenated and go through `layers` × (Linear →
+//! ReLU).
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
@@ -136,44 +137,10 @@ impl Encoder for TableMlp {
     }
 }
 
-/// Packs rows for [`TableMlp`]: `values` and `missing` (`rows × width`, row-major; NaN or
-/// anything where missing) become `rows × 2·width` floats — the values with 0 in missing
-/// cells, then the flags as 0/1.
-pub fn pack_rows(values: &[f32], missing: &[bool], width: usize) -> Vec<f32> {
-    let mut packed = Vec::with_capacity(values.len() * 2);
-    for (row_values, row_missing) in values
-        .chunks(width.max(1))
-        .zip(missing.chunks(width.max(1)))
-    {
-        packed.extend(
-            row_values
-                .iter()
-                .zip(row_missing)
-                .map(|(&value, &absent)| if absent { 0.0 } else { value }),
-        );
-        packed.extend(
-            row_missing
-                .iter()
-                .map(|&absent| f32::from(u8::from(absent))),
-        );
-    }
-    packed
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tch::{nn::VarStore, Device};
-
-    #[test]
-    fn packing_zeroes_missing_cells_and_appends_the_flags() {
-        let values = [1.0, f32::NAN, 3.0, 4.0];
-        let missing = [false, true, false, false];
-        assert_eq!(
-            pack_rows(&values, &missing, 2),
-            vec![1.0, 0.0, 0.0, 1.0, 3.0, 4.0, 0.0, 0.0]
-        );
-    }
 
     /// Two numeric columns and one of 3 categories: input 2 + 4 (embedding) + 3 (flags);
     /// a missing category reads the extra embedding row, so it differs from every real one.

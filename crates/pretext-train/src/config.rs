@@ -4,185 +4,15 @@
 use std::path::Path;
 
 use pretext_augment::ViewConfig;
-use pretext_data::{
-    is_audio_path, load_audio, load_audio_windows, load_images, load_table, AudioOptions,
-    ImageSplits, Samples, SourceOptions, Splits, TableOptions,
-};
-use pretext_methods::MethodConfig;
+pub use pretext_data::{DataConfig, TableConfig};
+use pretext_data::{DataOptions, Samples};
+use pretext_methods::{MethodConfig, ViewRecipe};
 use pretext_nn::BackboneConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::health::HealthContext;
 use crate::optimizer::OptimizerConfig;
-
-/// `[data]`: where the images come from and how they are fed.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DataConfig {
-    /// Images: "embedded" (the Fashion-MNIST subset built into pretext), a folder of IDX files,
-    /// an IDX images file, or a folder of images with one subfolder per class. Text: a labeled
-    /// .tsv (`label<TAB>text`) or .jsonl file, or an unlabeled .txt file or folder. Tables: a
-    /// .csv file with a header row, or a .parquet file. Audio: a folder with a `labels.csv`
-    /// (`file,label[,split]`, files relative to it), such a CSV itself, or a folder of
-    /// unlabeled .wav files.
-    pub path: String,
-    /// Text and tables: the labeled held-out file (empty: hold out `holdout_fraction` of
-    /// `path`).
-    pub test_path: String,
-    /// Text: "wordpiece", "bpe" or "char" (trained on the training texts), or a
-    /// tokenizer.json / Hugging Face model folder to read.
-    pub tokenizer: String,
-    /// Text: vocabulary size when a tokenizer is trained.
-    pub vocab_size: usize,
-    /// Text: tokens per sequence (longer examples are truncated, shorter ones padded).
-    pub seq_len: usize,
-    /// Resize every image to this many pixels square (0 keeps the native size).
-    pub image_size: usize,
-    /// Fraction held out (stratified) when the data has no test split of its own.
-    pub holdout_fraction: f64,
-    /// Seed of that held-out split (kept apart from the run seed so runs share splits).
-    pub split_seed: u64,
-    /// Threads that build augmented batches while the model computes.
-    pub workers: usize,
-    /// Batches built ahead of the step that needs them.
-    pub prefetch: usize,
-    /// Tables, text and audio: decoded data (table values, token ids, audio samples) beyond
-    /// this many MB is kept in a temporary file mapped into memory rather than in the
-    /// process's own memory, so that a dataset larger than RAM is paged in as batches read
-    /// it; the file needs as much free disk under the temporary folder (`TMPDIR`). Audio
-    /// takes the smaller of this and `data.audio.memory_limit_mb`.
-    pub memory_limit_mb: u64,
-    /// Tables: which column is the label, and columns whose kind is declared rather than
-    /// detected.
-    pub table: TableConfig,
-    /// Audio: the rate, resampling and clip length every clip is read at.
-    pub audio: AudioOptions,
-    /// Audio: folders of unlabeled .wav files added to the training split for pretraining
-    /// only (each file cut into consecutive clips); transfer still reads `path`.
-    pub unlabeled: Vec<String>,
-}
-
-/// `[data.table]`: how a CSV table's columns are read.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TableConfig {
-    /// The label column.
-    pub label: String,
-    /// Columns read as categorical whatever their cells look like (e.g. integer codes).
-    pub categorical: Vec<String>,
-    /// Columns that must be numeric (a cell that is not a number is an error).
-    pub numeric: Vec<String>,
-}
-
-impl Default for TableConfig {
-    fn default() -> Self {
-        TableConfig {
-            label: "label".into(),
-            categorical: Vec::new(),
-            numeric: Vec::new(),
-        }
-    }
-}
-
-/// Whether `spec` names a table (a .csv or .parquet file).
-pub fn is_table_path(spec: &str) -> bool {
-    Path::new(spec).extension().is_some_and(|extension| {
-        extension.eq_ignore_ascii_case("csv") || extension.eq_ignore_ascii_case("parquet")
-    })
-}
-
-impl DataConfig {
-    /// Loads the table `spec` (and `test_path` when set) with this section's settings.
-    pub fn load_table_from(&self, spec: &str) -> Result<Splits, TrainError> {
-        let options = TableOptions {
-            label: self.table.label.clone(),
-            categorical: self.table.categorical.clone(),
-            numeric: self.table.numeric.clone(),
-            holdout_fraction: self.holdout_fraction,
-            split_seed: self.split_seed,
-            memory_limit_mb: self.memory_limit_mb,
-        };
-        let test = (!self.test_path.is_empty()).then(|| Path::new(&self.test_path));
-        Ok(load_table(Path::new(spec), test, &options)?.into())
-    }
-
-    /// The audio settings, under `memory_limit_mb` as well as their own.
-    fn audio_options(&self) -> AudioOptions {
-        AudioOptions {
-            memory_limit_mb: self.audio.memory_limit_mb.min(self.memory_limit_mb),
-            ..self.audio.clone()
-        }
-    }
-
-    /// Loads the audio `spec` with this section's clip and split settings.
-    pub fn load_audio_from(&self, spec: &str) -> Result<Splits, TrainError> {
-        let options = self.audio_options();
-        Ok(load_audio(spec, &options, self.holdout_fraction, self.split_seed)?.into())
-    }
-
-    /// The samples pretraining reads: `train` followed by the clips of every `unlabeled`
-    /// folder, without labels; `train` itself when there are none.
-    pub fn pretraining_samples(&self, train: &Samples) -> Result<Samples, TrainError> {
-        if self.unlabeled.is_empty() {
-            return Ok(train.clone());
-        }
-        let Samples::Audio(set) = train else {
-            return Err(TrainError::Invalid {
-                field: "data.unlabeled".into(),
-                message: format!(
-                    "unlabeled folders are read for audio only, and `{}` is not audio",
-                    self.path
-                ),
-            });
-        };
-        // `unlabeled` is not empty, so at least one join drops the labels.
-        let mut all = set.clone();
-        for folder in &self.unlabeled {
-            all = all.unlabeled_with(&load_audio_windows(
-                Path::new(folder),
-                &self.audio_options(),
-            )?);
-        }
-        Ok(Samples::Audio(all))
-    }
-
-    /// Loads the images this section names, with their held-out split.
-    pub fn load(&self) -> Result<ImageSplits, TrainError> {
-        self.load_from(&self.path)
-    }
-
-    /// Loads other images (`spec`) with this section's size and split settings.
-    pub fn load_from(&self, spec: &str) -> Result<ImageSplits, TrainError> {
-        let options = SourceOptions {
-            image_size: (self.image_size > 0).then_some(self.image_size),
-            holdout_fraction: self.holdout_fraction,
-            split_seed: self.split_seed,
-        };
-        Ok(load_images(spec, &options)?)
-    }
-}
-
-impl Default for DataConfig {
-    fn default() -> Self {
-        DataConfig {
-            path: "embedded".into(),
-            test_path: String::new(),
-            tokenizer: "wordpiece".into(),
-            vocab_size: 8000,
-            seq_len: 64,
-            image_size: 0,
-            holdout_fraction: 0.2,
-            split_seed: 0,
-            workers: 2,
-            prefetch: 4,
-            memory_limit_mb: 4096,
-            table: TableConfig::default(),
-            audio: AudioOptions::default(),
-            unlabeled: Vec::new(),
-        }
-    }
-}
 
 /// `[train]`: length of the run, logging and checkpoints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -364,32 +194,28 @@ impl PretrainConfig {
 }
 
 impl PretrainConfig {
-    /// Loads `data.path`: images, or text tokenized with the run's tokenizer
-    /// (`run_dir/tokenizer.json` when it exists, else made as `data.tokenizer` says and
-    /// returned, for the caller to save into a new run).
-    pub fn load_data(
-        &self,
-        run_dir: Option<&Path>,
-    ) -> Result<(Splits, Option<pretext_data::text::TextTokenizer>), TrainError> {
-        self.load_data_from(&self.data.path, run_dir)
+    /// How [`pretext_data::open`] reads this run's data: the `[data]` section, text tokenized
+    /// with `run_dir/tokenizer.json` when it exists (else made as `data.tokenizer` says, or
+    /// taken from the pretrained backbone).
+    pub fn data_options<'a>(&'a self, run_dir: Option<&'a Path>) -> DataOptions<'a> {
+        DataOptions {
+            data: &self.data,
+            run_dir,
+            pretrained: &self.backbone.pretrained,
+        }
     }
 
-    /// Loads other data (`spec`) the way `data.path` would be.
-    pub fn load_data_from(
-        &self,
-        spec: &str,
-        run_dir: Option<&Path>,
-    ) -> Result<(Splits, Option<pretext_data::text::TextTokenizer>), TrainError> {
-        if crate::text_data::is_text_path(spec) {
-            let tokenizer = crate::text_data::resolve_tokenizer(self, run_dir)?;
-            let splits = crate::text_data::load_text_splits(self, spec, &tokenizer)?;
-            Ok((splits, Some(tokenizer)))
-        } else if is_audio_path(spec) {
-            Ok((self.data.load_audio_from(spec)?, None))
-        } else if is_table_path(spec) {
-            Ok((self.data.load_table_from(spec)?, None))
-        } else {
-            Ok((self.data.load_from(spec)?.into(), None))
+    /// The recipe this run's batches are built with from `train`: the method's, told how
+    /// many frames the backbone makes of one clip when the samples are audio (wav2vec 2.0's
+    /// span masks are drawn on the host, over those frames).
+    pub fn view_recipe(&self, train: &Samples) -> ViewRecipe {
+        let recipe = self.method.view_recipe(&self.views);
+        match train {
+            Samples::Audio(set) => {
+                let frames = self.backbone.wav2vec.frames(set.clip_samples as i64);
+                recipe.with_frames(frames.max(0) as usize)
+            }
+            _ => recipe,
         }
     }
 

@@ -18,7 +18,6 @@ pub mod run_dir;
 pub mod schedule;
 pub mod step;
 pub mod step_log;
-pub mod text_data;
 pub mod trainer;
 
 pub use atomic::{is_temporary, write_atomic, write_atomic_with};

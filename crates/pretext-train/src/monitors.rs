@@ -3,7 +3,7 @@
 //! held-out sequences.
 
 use pretext_data::{stratified_subset, Samples};
-use pretext_methods::{samples_to_tensor, StepInputs};
+use pretext_methods::{samples_to_tensor, StepInputs, ToDevice};
 use pretext_nn::{knn_classify, Encoder, KnnConfig};
 use tch::{Device, Kind, Tensor};
 

@@ -199,7 +199,7 @@ impl RunDir {
         train: &pretext_data::Samples,
     ) -> Result<(), TrainError> {
         if let Some(tokenizer) = tokenizer {
-            tokenizer.save(&self.root.join(crate::text_data::RUN_TOKENIZER))?;
+            tokenizer.save(&self.root.join(pretext_data::text::RUN_TOKENIZER))?;
         }
         if let pretext_data::Samples::Table(set) = train {
             // The statistics the numeric columns were standardized with: the training split's.

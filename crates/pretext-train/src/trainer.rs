@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use pretext_data::{BatchPlan, Prefetcher, Samples, Splits};
-use pretext_methods::{HostBatch, Method, MethodSetup, StepClock};
+use pretext_methods::{HostBatch, Method, MethodSetup, StepClock, ToDevice};
 use pretext_nn::InputSpec;
 use tch::{nn::VarStore, Device};
 
@@ -248,7 +248,7 @@ fn batch_stream(
     first: u64,
     total: u64,
 ) -> Prefetcher<HostBatch> {
-    let recipe = config.method.view_recipe(&config.views);
+    let recipe = config.view_recipe(train);
     let seed = config.seed;
     let worker_set = Arc::clone(train);
     Prefetcher::new(

@@ -1,9 +1,12 @@
 //! Text: unlabeled corpora, labeled TSV/JSONL files, tokenizers (loading any
-//! `tokenizer.json`, training BPE / WordPiece / character ones) and block packing.
+//! `tokenizer.json`, training BPE / WordPiece / character ones), block packing, a run's
+//! tokenizer (`RUN/tokenizer.json`) and its tokenized splits.
 
 pub mod blocks;
 pub mod corpus;
 pub mod labeled;
+pub mod run_tokenizer;
+pub mod token_splits;
 pub mod tokenizer;
 pub mod tokenizer_training;
 
@@ -15,6 +18,8 @@ pub use corpus::{
 pub use labeled::{
     load_labeled_text, load_labeled_text_splits, LabeledText, LabeledTextSplits, TSV_HEADER,
 };
+pub use run_tokenizer::{resolve_tokenizer, RUN_TOKENIZER};
+pub use token_splits::load_text_splits;
 pub use tokenizer::TextTokenizer;
 pub use tokenizer_training::{
     train_tokenizer, train_tokenizer_on_corpus, TokenizerKind, BPE_SPECIAL_TOKENS,

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::error::DataError;
+use crate::token_set::Vocabulary;
 
 /// Names under which each special token is looked up, in order of preference: BERT's,
 /// then RoBERTa's / our own, then GPT-2's single `<|endoftext|>`.
@@ -208,6 +209,18 @@ impl TextTokenizer {
     /// found by name above. Masking must never select these.
     pub fn special_ids(&self) -> &[u32] {
         &self.special_ids
+    }
+
+    /// What a token set needs of this tokenizer: its size, padding, mask and special ids.
+    pub fn vocabulary(&self) -> Vocabulary {
+        let mut special_ids = self.special_ids.clone();
+        special_ids.sort_unstable();
+        Vocabulary {
+            size: self.vocab_size as u32,
+            pad_id: self.pad.unwrap_or(0),
+            mask_id: self.mask,
+            special_ids,
+        }
     }
 
     /// The wrapped Hugging Face tokenizer.

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pretext_data::Splits;
+use pretext_data::{open, Splits};
 use pretext_train::health::{overall, review, Level};
 use pretext_train::metrics::read_metrics;
 use pretext_train::{
@@ -145,7 +145,8 @@ pub fn run_study(
         let (config, data) = match first {
             Some(first) => first,
             None => {
-                let (data, _) = plan.baseline.load_data(None)?;
+                let data =
+                    open(&plan.baseline.data.path, &plan.baseline.data_options(None))?.splits;
                 (plan.baseline.resolved_for(&data.train)?, data)
             }
         };

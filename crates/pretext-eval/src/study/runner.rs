@@ -1,7 +1,7 @@
 //! The state of a running study ([`Runner`]): its plan, the budgets resolved on the data,
 //! the cells gathered so far, what it must measure, and each method's pretraining run.
 
-use pretext_data::{parse_label_budget, Splits};
+use pretext_data::{open, parse_label_budget, OpenedData, Splits};
 use pretext_train::{
     pretrain, total_steps, Checkpoint, PretrainConfig, RunDir, RunMode, TrainError,
 };
@@ -161,9 +161,14 @@ impl Runner<'_> {
     ) -> Result<(PretrainConfig, Checkpoint, Splits), TrainError> {
         let run = RunDir::new(&self.plan.out.join("runs").join(slug(&method.label)));
         let existing = run.is_run();
-        let (data, tokenizer) = method
-            .config
-            .load_data(existing.then_some(run.root.as_path()))?;
+        let run_dir = existing.then_some(run.root.as_path());
+        let OpenedData {
+            splits: data,
+            tokenizer,
+        } = open(
+            &method.config.data.path,
+            &method.config.data_options(run_dir),
+        )?;
         method.config.validate()?;
         method.config.check_data(&data.train)?;
         let config = method.config.resolved_for(&data.train)?;
@@ -208,7 +213,8 @@ impl Runner<'_> {
             run.prepare_new(RunMode::Overwrite)?;
             // Start from fresh data when an old run's tokenizer was read.
             let (data, tokenizer) = if existing {
-                method.config.load_data(None)?
+                let fresh = open(&method.config.data.path, &method.config.data_options(None))?;
+                (fresh.splits, fresh.tokenizer)
             } else {
                 (data, tokenizer)
             };

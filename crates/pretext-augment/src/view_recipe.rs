@@ -1,0 +1,573 @@
+//! Views: how raw samples become the inputs of one step. Built on data worker threads as
+//! plain host data ([`HostBatch`]); every random choice comes from a stream keyed by (run
+//! seed, epoch, sample index, view), so a resumed run sees exactly the batches it would have
+//! seen.
+
+use std::sync::Arc;
+
+use pretext_data::{rng_stream, AudioSet, ImageSet, Samples, TableSet, TokenSet};
+use rand::Rng;
+
+use crate::host_batch::{HostBatch, HostData, HostView};
+use crate::input_normalization::normalize_in_place;
+use crate::{
+    corrupt_row, jigsaw_tiles, mask_tokens, pack_rows, rotate90, CorruptionScheme, Image,
+    MarginalPool, MaskingConfig, SpanMaskConfig, ViewConfig,
+};
+
+/// What a method needs from each sample.
+#[derive(Clone, Debug)]
+pub enum ViewRecipe {
+    /// Two independent augmented views of each image (SimCLR, MoCo, BYOL).
+    TwoViews(ViewConfig),
+    /// DINO's multi-crop: two global views at full size, then `local_crops` small views of
+    /// `local_size` pixels, each from its own pipeline.
+    MultiCrop {
+        global: ViewConfig,
+        local: ViewConfig,
+        local_crops: usize,
+        local_size: usize,
+    },
+    /// One augmented view (MAE).
+    OneView(ViewConfig),
+    /// One augmented view, rotated by 0°, 90°, 180° and 270° (four views; the view index is
+    /// the label).
+    Rotations(ViewConfig),
+    /// One augmented view cut into `grid²` tiles shuffled by a permutation drawn from
+    /// `permutations`; the permutation's index is the label. Each tile is standardized on its
+    /// own (zero mean, unit std per channel), as in the paper, so that tiles cannot be
+    /// matched by their brightness.
+    Jigsaw {
+        view: ViewConfig,
+        grid: usize,
+        tile_size: usize,
+        /// Side the tiles are resized to (0 = `tile_size`).
+        tile_output: usize,
+        /// Standardize each tile on its own (the paper); else the usual input normalization.
+        standardize: bool,
+        permutations: Arc<Vec<Vec<u8>>>,
+    },
+    /// BERT's masking of each token sequence: one view `[B, T]` of input ids, and targets
+    /// `[B, T]` holding the original id at chosen positions and -100 elsewhere.
+    MaskedTokens(MaskingConfig),
+    /// The token sequences as they are (causal language modeling shifts them itself).
+    Tokens,
+    /// A table row and a copy with cells replaced from the columns' marginals (cells of
+    /// random training rows): views `[B, 2W]` clean, then corrupted (packed as `pack_rows`),
+    /// and targets `[B, W]`, the corruption mask as 0/1 floats (VIME, SCARF).
+    Corrupted(CorruptionScheme),
+    /// The waveforms as they are, `[B, L]`, then each clip's span mask over the frames the
+    /// encoder makes of it, `[B, T]` (true = masked; wav2vec 2.0 swaps those frames for its
+    /// mask embedding), drawn from the clip's view stream.
+    Waveforms(FrameMasking),
+}
+
+/// How the waveform recipe masks the encoder's frames of each clip.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FrameMasking {
+    pub spans: SpanMaskConfig,
+    /// Frames the encoder makes of one clip: known once the backbone and the clip length are
+    /// ([`ViewRecipe::with_frames`]).
+    pub frames: Option<usize>,
+}
+
+impl FrameMasking {
+    /// Masking by `spans`, on a frame count told later ([`ViewRecipe::with_frames`]).
+    pub fn new(spans: SpanMaskConfig) -> FrameMasking {
+        FrameMasking {
+            spans,
+            frames: None,
+        }
+    }
+}
+
+/// Tag separating view streams from other streams keyed by the same seed.
+const VIEW_STREAM: u64 = 0x5649_4557; // "VIEW"
+
+impl ViewRecipe {
+    /// Whether the recipe reads token sequences.
+    pub fn reads_tokens(&self) -> bool {
+        matches!(self, ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens)
+    }
+
+    /// Whether the recipe reads table rows.
+    pub fn reads_rows(&self) -> bool {
+        matches!(self, ViewRecipe::Corrupted(_))
+    }
+
+    /// Whether the recipe reads waveforms.
+    pub fn reads_audio(&self) -> bool {
+        matches!(self, ViewRecipe::Waveforms(_))
+    }
+
+    /// The recipe with the number of frames the encoder makes of one clip, for the masks of
+    /// a waveform recipe (other recipes are returned as they are).
+    pub fn with_frames(self, frames: usize) -> ViewRecipe {
+        match self {
+            ViewRecipe::Waveforms(masking) => ViewRecipe::Waveforms(FrameMasking {
+                frames: Some(frames),
+                ..masking
+            }),
+            recipe => recipe,
+        }
+    }
+
+    /// Number of views per sample and their sizes, for images of `size` pixels (one view of
+    /// the sequence length for token recipes, of the clip length for waveforms).
+    pub fn view_sizes(&self, size: usize) -> Vec<usize> {
+        match self {
+            ViewRecipe::MaskedTokens(_) | ViewRecipe::Tokens | ViewRecipe::Waveforms(_) => {
+                vec![size]
+            }
+            ViewRecipe::OneView(_) => vec![size],
+            ViewRecipe::TwoViews(_) | ViewRecipe::Corrupted(_) => vec![size; 2],
+            ViewRecipe::MultiCrop {
+                local_crops,
+                local_size,
+                ..
+            } => {
+                let mut sizes = vec![size; 2];
+                sizes.extend(std::iter::repeat_n(*local_size, *local_crops));
+                sizes
+            }
+            ViewRecipe::Rotations(_) => vec![size; 4],
+            ViewRecipe::Jigsaw {
+                grid,
+                tile_size,
+                tile_output,
+                ..
+            } => {
+                let side = if *tile_output > 0 {
+                    *tile_output
+                } else {
+                    (*tile_size).min(size / grid).max(1)
+                };
+                vec![side; grid * grid]
+            }
+        }
+    }
+
+    /// Builds the views of the samples at `indices` (network inputs). Panics when the
+    /// samples are of the wrong modality (configs are validated against the data first).
+    pub fn build(
+        &self,
+        samples: &Samples,
+        indices: &[usize],
+        seed: u64,
+        step: u64,
+        epoch: u64,
+    ) -> HostBatch {
+        let (views, targets) = match samples {
+            Samples::Images(set) => self.build_images(set, indices, seed, epoch),
+            Samples::Tokens(set) => self.build_tokens(set, indices, seed, epoch),
+            Samples::Table(set) => self.build_rows(set, indices, seed, epoch),
+            Samples::Audio(set) => self.build_waveforms(set, indices, seed, epoch),
+        };
+        HostBatch {
+            step,
+            epoch,
+            indices: indices.to_vec(),
+            views,
+            targets,
+        }
+    }
+
+    fn build_waveforms(
+        &self,
+        set: &AudioSet,
+        indices: &[usize],
+        seed: u64,
+        epoch: u64,
+    ) -> (Vec<HostView>, Option<HostView>) {
+        let ViewRecipe::Waveforms(masking) = self else {
+            panic!("an image, token or table recipe was given waveforms")
+        };
+        let frames = masking
+            .frames
+            .expect("the waveform recipe is told the encoder's frames per clip (with_frames)");
+        let batch = indices.len() as i64;
+        let waveforms = HostView {
+            data: HostData::F32(set.gather(indices)),
+            shape: vec![batch, set.clip_samples as i64],
+        };
+        let mut masks = Vec::with_capacity(indices.len() * frames);
+        for &index in indices {
+            let mut rng = rng_stream(seed, &[VIEW_STREAM, epoch, index as u64, 0]);
+            masks.extend(masking.spans.mask(frames, &mut rng));
+        }
+        let masks = HostView {
+            data: HostData::Bool(masks),
+            shape: vec![batch, frames as i64],
+        };
+        (vec![waveforms, masks], None)
+    }
+
+    fn build_rows(
+        &self,
+        set: &TableSet,
+        indices: &[usize],
+        seed: u64,
+        epoch: u64,
+    ) -> (Vec<HostView>, Option<HostView>) {
+        let ViewRecipe::Corrupted(scheme) = self else {
+            panic!("an image or token recipe was given table rows")
+        };
+        let width = set.width();
+        let pool = MarginalPool {
+            values: &set.values,
+            width,
+        };
+        let mut clean = Vec::with_capacity(indices.len() * 2 * width);
+        let mut corrupted = Vec::with_capacity(indices.len() * 2 * width);
+        let mut masks = Vec::with_capacity(indices.len() * width);
+        for &index in indices {
+            let (values, missing) = (set.row(index), set.row_missing(index));
+            let mut rng = rng_stream(seed, &[VIEW_STREAM, epoch, index as u64, 0]);
+            let row = corrupt_row(values, &missing, *scheme, pool, &mut rng);
+            clean.extend(pack_rows(values, &missing, width));
+            corrupted.extend(pack_rows(&row.values, &row.missing, width));
+            masks.extend(row.mask.iter().map(|&m| f32::from(u8::from(m))));
+        }
+        let batch = indices.len() as i64;
+        let view = |data: Vec<f32>| HostView {
+            data: HostData::F32(data),
+            shape: vec![batch, 2 * width as i64],
+        };
+        let targets = HostView {
+            data: HostData::F32(masks),
+            shape: vec![batch, width as i64],
+        };
+        (vec![view(clean), view(corrupted)], Some(targets))
+    }
+
+    fn build_tokens(
+        &self,
+        set: &TokenSet,
+        indices: &[usize],
+        seed: u64,
+        epoch: u64,
+    ) -> (Vec<HostView>, Option<HostView>) {
+        let shape = vec![indices.len() as i64, set.seq_len as i64];
+        let mut inputs = Vec::with_capacity(indices.len() * set.seq_len);
+        let mut labels = Vec::new();
+        for &index in indices {
+            let sequence = set.sequence(index);
+            match self {
+                ViewRecipe::MaskedTokens(masking) => {
+                    let mut rng = rng_stream(seed, &[VIEW_STREAM, epoch, index as u64, 0]);
+                    let mask_id = set.mask_id.expect("validated: the tokenizer has [MASK]");
+                    let masked = mask_tokens(
+                        sequence,
+                        |id| set.is_special(id),
+                        mask_id,
+                        set.vocab_size,
+                        masking,
+                        &mut rng,
+                    );
+                    inputs.extend(masked.inputs);
+                    labels.extend(masked.labels);
+                }
+                ViewRecipe::Tokens => inputs.extend(sequence.iter().map(|&id| i64::from(id))),
+                _ => panic!("an image or table recipe was given token sequences"),
+            }
+        }
+        let view = HostView {
+            data: HostData::I64(inputs),
+            shape: shape.clone(),
+        };
+        let targets = (!labels.is_empty()).then_some(HostView {
+            data: HostData::I64(labels),
+            shape,
+        });
+        (vec![view], targets)
+    }
+
+    fn build_images(
+        &self,
+        set: &ImageSet,
+        indices: &[usize],
+        seed: u64,
+        epoch: u64,
+    ) -> (Vec<HostView>, Option<HostView>) {
+        let size = set.height;
+        let sizes = self.view_sizes(size);
+        let mut views: Vec<Vec<f32>> = sizes
+            .iter()
+            .map(|s| Vec::with_capacity(indices.len() * set.channels * s * s))
+            .collect();
+        let mut targets = Vec::new();
+        for &index in indices {
+            let image = Image::from_u8(set.image(index), set.channels, set.height, set.width);
+            let stream =
+                |view: usize| rng_stream(seed, &[VIEW_STREAM, epoch, index as u64, view as u64]);
+            match self {
+                ViewRecipe::TwoViews(config) | ViewRecipe::OneView(config) => {
+                    for (view, pixels) in views.iter_mut().enumerate() {
+                        pixels.extend(config.view(&image, size, &mut stream(view)).pixels);
+                    }
+                }
+                ViewRecipe::MultiCrop { global, local, .. } => {
+                    for (view, pixels) in views.iter_mut().enumerate() {
+                        let config = if view < 2 { global } else { local };
+                        let crop = config.view(&image, sizes[view], &mut stream(view));
+                        pixels.extend(crop.pixels);
+                    }
+                }
+                ViewRecipe::Rotations(config) => {
+                    let upright = config.view(&image, size, &mut stream(0));
+                    for (turns, pixels) in views.iter_mut().enumerate() {
+                        pixels.extend(rotate90(&upright, turns).pixels);
+                    }
+                }
+                ViewRecipe::MaskedTokens(_)
+                | ViewRecipe::Tokens
+                | ViewRecipe::Corrupted(_)
+                | ViewRecipe::Waveforms(_) => {
+                    panic!("a token, table or audio recipe was given images")
+                }
+                ViewRecipe::Jigsaw {
+                    view,
+                    grid,
+                    tile_size,
+                    tile_output,
+                    standardize,
+                    permutations,
+                } => {
+                    let mut rng = stream(0);
+                    let augmented = view.view(&image, size, &mut rng);
+                    let label = rng.random_range(0..permutations.len());
+                    let tiles = jigsaw_tiles(
+                        &augmented,
+                        *grid,
+                        *tile_size,
+                        *tile_output,
+                        &permutations[label],
+                        &mut rng,
+                    );
+                    for (mut tile, pixels) in tiles.into_iter().zip(views.iter_mut()) {
+                        if *standardize {
+                            standardize_in_place(&mut tile);
+                        }
+                        pixels.extend(tile.pixels);
+                    }
+                    targets.push(label as i64);
+                }
+            }
+        }
+        let standardized = matches!(
+            self,
+            ViewRecipe::Jigsaw {
+                standardize: true,
+                ..
+            }
+        );
+        if !standardized {
+            for pixels in &mut views {
+                normalize_in_place(pixels);
+            }
+        }
+        let batch = indices.len() as i64;
+        let views = views
+            .into_iter()
+            .zip(&sizes)
+            .map(|(pixels, &size)| HostView {
+                data: HostData::F32(pixels),
+                shape: vec![batch, set.channels as i64, size as i64, size as i64],
+            })
+            .collect();
+        let targets = (!targets.is_empty()).then_some(HostView {
+            data: HostData::I64(targets),
+            shape: vec![batch],
+        });
+        (views, targets)
+    }
+}
+
+/// Each channel of `tile` shifted to mean 0 and scaled to std 1 (a flat channel stays 0).
+fn standardize_in_place(tile: &mut Image) {
+    let plane_len = tile.plane_len();
+    for plane in tile.pixels.chunks_exact_mut(plane_len) {
+        let mean = plane.iter().sum::<f32>() / plane_len as f32;
+        let variance = plane.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / plane_len as f32;
+        let scale = 1.0 / variance.sqrt().max(1e-3);
+        for value in plane {
+            *value = (*value - mean) * scale;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::maximal_hamming_permutations;
+    use pretext_data::store::Store;
+    use pretext_data::Vocabulary;
+
+    fn tiny_set() -> Samples {
+        let len = 3;
+        let pixels: Vec<u8> = (0..len * 28 * 28).map(|i| (i * 7 % 251) as u8).collect();
+        Samples::Images(ImageSet {
+            pixels: Arc::new(pixels),
+            len,
+            channels: 1,
+            height: 28,
+            width: 28,
+            labels: None,
+            class_names: Vec::new(),
+        })
+    }
+
+    /// `len` clips of 4 samples each.
+    fn clips(len: usize) -> Samples {
+        Samples::Audio(AudioSet {
+            samples: Arc::new(Store::copied(len * 4, u64::MAX, |out| out.fill(0.25))),
+            memory_limit_bytes: u64::MAX,
+            len,
+            clip_samples: 4,
+            sample_rate: 16_000,
+            labels: None,
+            class_names: Vec::new(),
+            files: vec![Default::default(); len],
+        })
+    }
+
+    fn masks(batch: &HostBatch) -> &[bool] {
+        match &batch.views[1].data {
+            HostData::Bool(masks) => masks,
+            other => panic!("a mask view, found {other:?}"),
+        }
+    }
+
+    #[test]
+    fn multi_crop_makes_two_global_and_n_local_views_of_their_sizes() {
+        let recipe = ViewRecipe::MultiCrop {
+            global: ViewConfig::default(),
+            local: ViewConfig::default(),
+            local_crops: 3,
+            local_size: 12,
+        };
+        let batch = recipe.build(&tiny_set(), &[0, 2], 1, 0, 0);
+        let sizes: Vec<i64> = batch.views.iter().map(|v| v.shape[2]).collect();
+        assert_eq!(sizes, vec![28, 28, 12, 12, 12]);
+        for view in &batch.views {
+            assert_eq!(
+                view.floats().len() as i64,
+                view.shape.iter().product::<i64>()
+            );
+        }
+        assert_eq!(batch.views[4].shape, vec![2, 1, 12, 12]);
+        assert!(batch.targets.is_none());
+    }
+
+    #[test]
+    fn rotation_views_are_the_same_view_turned() {
+        let recipe = ViewRecipe::Rotations(ViewConfig::default());
+        let batch = recipe.build(&tiny_set(), &[1], 3, 0, 0);
+        let upright = Image::new(1, 28, 28, batch.views[0].floats().to_vec()).unwrap();
+        for turns in 1..4 {
+            assert_eq!(
+                rotate90(&upright, turns).pixels,
+                batch.views[turns].floats()
+            );
+        }
+    }
+
+    #[test]
+    fn jigsaw_labels_index_the_permutation_set_and_tiles_are_standardized() {
+        let permutations = Arc::new(maximal_hamming_permutations(10, 9).unwrap());
+        let recipe = ViewRecipe::Jigsaw {
+            view: ViewConfig::default(),
+            grid: 3,
+            tile_size: 7,
+            tile_output: 0,
+            standardize: true,
+            permutations,
+        };
+        let batch = recipe.build(&tiny_set(), &[0, 1, 2], 5, 0, 0);
+        assert_eq!(batch.views.len(), 9);
+        assert_eq!(batch.views[0].shape, vec![3, 1, 7, 7]);
+        let Some(HostView {
+            data: HostData::I64(targets),
+            ..
+        }) = &batch.targets
+        else {
+            panic!("jigsaw makes targets")
+        };
+        assert_eq!(targets.len(), 3);
+        assert!(targets.iter().all(|&t| (0..10).contains(&t)));
+        let first_tile = &batch.views[0].floats()[..49];
+        let mean = first_tile.iter().sum::<f32>() / 49.0;
+        assert!(mean.abs() < 1e-4, "tile mean {mean}");
+        // Same seed, same batch: the stream makes it reproducible.
+        let again = recipe.build(&tiny_set(), &[0, 1, 2], 5, 0, 0);
+        assert_eq!(again.targets, batch.targets);
+        assert_eq!(again.views, batch.views);
+    }
+
+    #[test]
+    fn masked_tokens_give_inputs_and_labels_of_the_sequence_shape() {
+        let vocabulary = Vocabulary {
+            size: 100,
+            pad_id: 0,
+            mask_id: Some(4),
+            special_ids: vec![0, 1, 2, 3, 4],
+        };
+        let sequences: Vec<Vec<u32>> = (0..4).map(|i| (5..45).map(|t| t + i).collect()).collect();
+        let set = Samples::Tokens(TokenSet::from_sequences(
+            &sequences,
+            48,
+            &vocabulary,
+            None,
+            vec![],
+        ));
+        let batch =
+            ViewRecipe::MaskedTokens(MaskingConfig::default()).build(&set, &[0, 3], 1, 0, 0);
+        assert_eq!(batch.views[0].shape, vec![2, 48]);
+        assert!(matches!(batch.views[0].data, HostData::I64(_)));
+        let targets = batch.targets.as_ref().unwrap();
+        assert_eq!(targets.shape, vec![2, 48]);
+        let HostData::I64(labels) = &targets.data else {
+            panic!()
+        };
+        // Padding (the last 8 positions of each row) is never chosen.
+        for row in labels.chunks(48) {
+            assert!(row[40..].iter().all(|&l| l == crate::IGNORED_LABEL));
+        }
+    }
+
+    /// A clip's mask is a function of (seed, epoch, clip index) alone: the same in any
+    /// batch, another for another clip, epoch or seed.
+    #[test]
+    fn a_clips_span_mask_comes_from_its_own_stream() {
+        let recipe =
+            ViewRecipe::Waveforms(FrameMasking::new(SpanMaskConfig::default())).with_frames(49);
+        let set = clips(8);
+        let batch = recipe.build(&set, &[2, 5, 7], 3, 10, 1);
+        assert_eq!(batch.views[0].shape, vec![3, 4]);
+        assert_eq!(batch.views[1].shape, vec![3, 49]);
+        assert!(batch.targets.is_none());
+        let clip = |batch: &HostBatch, row: usize| masks(batch)[row * 49..(row + 1) * 49].to_vec();
+        let alone = recipe.build(&set, &[5], 3, 99, 1);
+        assert_eq!(clip(&alone, 0), clip(&batch, 1));
+        assert_eq!(recipe.build(&set, &[2, 5, 7], 3, 10, 1).views, batch.views);
+        let other_clip = recipe.build(&set, &[6], 3, 10, 1);
+        let next_epoch = recipe.build(&set, &[5], 3, 10, 2);
+        let other_seed = recipe.build(&set, &[5], 4, 10, 1);
+        for other in [&other_clip, &next_epoch, &other_seed] {
+            assert_ne!(clip(other, 0), clip(&batch, 1));
+        }
+    }
+
+    /// Over many clips, the masked share is wav2vec 2.0's expectation for T = 49 frames
+    /// (1 s at 16 kHz) and the paper's p = 0.065, M = 10: 3 spans, about 46%.
+    #[test]
+    fn the_masked_share_matches_the_configured_expectation() {
+        let spans = SpanMaskConfig::default();
+        let expected = crate::span_mask::tests::expected_masked_share(49, 10, spans.span_count(49));
+        let recipe = ViewRecipe::Waveforms(FrameMasking::new(spans)).with_frames(49);
+        let indices: Vec<usize> = (0..4000).collect();
+        let batch = recipe.build(&clips(4000), &indices, 0, 0, 0);
+        let share = masks(&batch).iter().filter(|&&m| m).count() as f64 / (4000.0 * 49.0);
+        assert!((share - expected).abs() < 0.01, "{share} vs {expected}");
+    }
+}
