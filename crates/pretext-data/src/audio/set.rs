@@ -9,9 +9,10 @@ use crate::store::ClipStore;
 ///
 /// Every clip is `clip_samples = round(clip_seconds × sample_rate)` long: its file, resampled
 /// to `sample_rate` when needed, is cropped to the `clip_samples` around its centre
-/// ([`fit_length`] from [`centered_start`]) when longer, and zero-padded at the end when
-/// shorter. What lies outside the centred crop is not kept ([`load_audio_windows`] cuts long
-/// recordings into several clips instead).
+/// ([`fit_length`](super::fit_length) from [`centered_start`](super::centered_start))
+/// when longer, and zero-padded at the end when shorter. What lies outside the centred crop
+/// is not kept ([`load_audio_windows`](super::load_audio_windows) cuts long recordings into
+/// several clips instead).
 #[derive(Clone, Debug)]
 pub struct AudioSet {
     /// `len × clip_samples` samples, row-major: clip `i` is `samples[i·clip_samples..]`; in

@@ -17,7 +17,7 @@ use crate::store::ClipStore;
 /// one after another from each file: a file of `n` clip lengths gives `max(1, floor(n))`
 /// clips (what is left after the last whole clip is dropped; a file shorter than one clip
 /// gives one zero-padded clip). Long unlabeled recordings are all used this way, where
-/// [`load_audio_folder`] keeps only their centre.
+/// [`load_audio_folder`](super::load_audio_folder) keeps only their centre.
 pub fn load_audio_windows(dir: &Path, options: &AudioOptions) -> Result<AudioSet, DataError> {
     let clip_samples = options.clip_samples()?;
     let files = list_wav_files(dir)?;

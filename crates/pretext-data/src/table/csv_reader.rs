@@ -41,7 +41,7 @@ pub(super) fn csv_reader<R: std::io::Read>(
     Ok((reader, header))
 }
 
-/// [`TableSource::rows`] of CSV text.
+/// [`TableSource::rows`](super::source::TableSource::rows) of CSV text.
 pub(super) fn csv_rows(
     input: impl std::io::Read,
     path: &Path,

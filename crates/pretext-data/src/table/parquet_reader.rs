@@ -65,7 +65,8 @@ pub(super) fn parquet_guarded<T>(
     })
 }
 
-/// [`TableSource::rows`] of a Parquet file, a record batch at a time.
+/// [`TableSource::rows`](super::source::TableSource::rows) of a Parquet file, a record batch
+/// at a time.
 pub(super) fn parquet_rows(
     path: &Path,
     reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,

@@ -2,6 +2,7 @@
 //! memory limit and the shared datasets.
 
 use std::path::{Path, PathBuf};
+
 use super::survey::MAX_LABELS;
 use super::*;
 

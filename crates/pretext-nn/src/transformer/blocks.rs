@@ -20,7 +20,8 @@ pub(super) struct Block {
 }
 
 /// The stack of blocks (and the final norm of pre-LN models) without embeddings: shared by
-/// the token [`Transformer`] and the vision transformer, which embeds patches instead.
+/// the token [`Transformer`](super::Transformer) and the vision transformer, which embeds
+/// patches instead.
 #[derive(Debug)]
 pub struct TransformerBlocks {
     pub(super) blocks: Vec<Block>,

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Shape and behaviour of a [`Transformer`].
+/// Shape and behaviour of a [`Transformer`](super::Transformer).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TransformerConfig {
