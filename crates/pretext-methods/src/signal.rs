@@ -10,7 +10,8 @@
 //!
 //! Adding a signal: a row here, listed in [`SIGNALS`]; then write it where it is computed as
 //! `(ROW.key.into(), value)`. A [`Judgment::Shown`] signal needs nothing more; a
-//! [`Judgment::Judged`] one also needs its judge in pretext-train's `health`.
+//! [`Judgment::Judged`] one also needs its rules in one file of pretext-train's `health`
+//! (`collapse.rs`, `learning.rs` or `pretext_task.rs`), listed in that file's `JUDGES`.
 
 /// One signal of a run's metrics.jsonl.
 #[derive(Debug)]

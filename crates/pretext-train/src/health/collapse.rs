@@ -8,14 +8,29 @@ use pretext_methods::signal::{
     VIEWS_TOO_SIMILAR, VIEW_AGREEMENT,
 };
 
+use super::judge::Judge;
 use super::series::{last, number, series, step_of, Record};
 use super::verdict::{near_chance, Finding, HealthContext};
 
-pub(super) fn embedding_std_live(record: &Record, context: &HealthContext) -> Option<Finding> {
+/// How the signals of this file are judged, in the table's order.
+pub(super) static JUDGES: &[Judge] = &[
+    Judge::each_record(&EMBEDDING_STD, embedding_std_live, embedding_std),
+    Judge::each_record(&EFFECTIVE_RANK, effective_rank_live, effective_rank),
+    Judge::each_record(
+        &PROJECTION_SPREAD,
+        projection_spread_live,
+        projection_spread,
+    ),
+    Judge::whole_log(&ALIGNMENT, alignment_uniformity),
+    Judge::whole_log(&VIEW_AGREEMENT, view_agreement),
+    Judge::each_record(&TEACHER_ENTROPY, teacher_entropy_live, teacher_entropy),
+];
+
+fn embedding_std_live(record: &Record, context: &HealthContext) -> Option<Finding> {
     collapse_live(record, context, &EMBEDDING_STD, embedding_std_problem)
 }
 
-pub(super) fn embedding_std(records: &[Record], context: &HealthContext) -> Option<Finding> {
+fn embedding_std(records: &[Record], context: &HealthContext) -> Option<Finding> {
     let std = last(records, &EMBEDDING_STD)?;
     Some(
         collapse_check(embedding_std_problem(std, context), context).unwrap_or_else(|| {
@@ -28,13 +43,13 @@ pub(super) fn embedding_std(records: &[Record], context: &HealthContext) -> Opti
     )
 }
 
-pub(super) fn effective_rank_live(record: &Record, context: &HealthContext) -> Option<Finding> {
+fn effective_rank_live(record: &Record, context: &HealthContext) -> Option<Finding> {
     collapse_live(record, context, &EFFECTIVE_RANK, |rank, _| {
         effective_rank_problem(rank)
     })
 }
 
-pub(super) fn effective_rank(records: &[Record], context: &HealthContext) -> Option<Finding> {
+fn effective_rank(records: &[Record], context: &HealthContext) -> Option<Finding> {
     let rank = last(records, &EFFECTIVE_RANK)?;
     Some(
         collapse_check(effective_rank_problem(rank), context).unwrap_or_else(|| {
@@ -49,13 +64,13 @@ pub(super) fn effective_rank(records: &[Record], context: &HealthContext) -> Opt
     )
 }
 
-pub(super) fn projection_spread_live(record: &Record, context: &HealthContext) -> Option<Finding> {
+fn projection_spread_live(record: &Record, context: &HealthContext) -> Option<Finding> {
     collapse_live(record, context, &PROJECTION_SPREAD, |spread, _| {
         projection_spread_problem(spread)
     })
 }
 
-pub(super) fn projection_spread(records: &[Record], context: &HealthContext) -> Option<Finding> {
+fn projection_spread(records: &[Record], context: &HealthContext) -> Option<Finding> {
     let spread = last(records, &PROJECTION_SPREAD)?;
     Some(
         collapse_check(projection_spread_problem(spread), context).unwrap_or_else(|| {
@@ -70,7 +85,7 @@ pub(super) fn projection_spread(records: &[Record], context: &HealthContext) -> 
 }
 
 /// Shown together, never a warning.
-pub(super) fn alignment_uniformity(records: &[Record], _: &HealthContext) -> Option<Finding> {
+fn alignment_uniformity(records: &[Record], _: &HealthContext) -> Option<Finding> {
     let (alignment, uniformity) = (last(records, &ALIGNMENT)?, last(records, &UNIFORMITY)?);
     Some(Finding::ok(
         "alignment/uniformity",
@@ -78,7 +93,7 @@ pub(super) fn alignment_uniformity(records: &[Record], _: &HealthContext) -> Opt
     ))
 }
 
-pub(super) fn view_agreement(records: &[Record], context: &HealthContext) -> Option<Finding> {
+fn view_agreement(records: &[Record], context: &HealthContext) -> Option<Finding> {
     let agreement = series(records, &VIEW_AGREEMENT);
     let (&(first_step, first), &(_, last)) = (agreement.first()?, agreement.last()?);
     let chance = 1.0 / context.batch_size.max(1) as f64;
@@ -109,7 +124,7 @@ pub(super) fn view_agreement(records: &[Record], context: &HealthContext) -> Opt
 }
 
 /// DINO, once the teacher's temperature has warmed up (a flat teacher is expected before).
-pub(super) fn teacher_entropy_live(record: &Record, context: &HealthContext) -> Option<Finding> {
+fn teacher_entropy_live(record: &Record, context: &HealthContext) -> Option<Finding> {
     let per_image = number(record, &TEACHER_ENTROPY)?;
     let marginal = number(record, &TEACHER_MARGINAL_ENTROPY)?;
     let k = context.dino_output_dim?;
@@ -118,7 +133,7 @@ pub(super) fn teacher_entropy_live(record: &Record, context: &HealthContext) -> 
         .flatten()
 }
 
-pub(super) fn teacher_entropy(records: &[Record], context: &HealthContext) -> Option<Finding> {
+fn teacher_entropy(records: &[Record], context: &HealthContext) -> Option<Finding> {
     let per_image = last(records, &TEACHER_ENTROPY)?;
     let marginal = last(records, &TEACHER_MARGINAL_ENTROPY)?;
     let k = context.dino_output_dim?;

@@ -7,11 +7,21 @@ use pretext_methods::signal::{
     OVERFITTING, STEPS_SKIPPED,
 };
 
+use super::judge::Judge;
 use super::series::{highest, last, mean, series, Record};
 use super::verdict::{near_chance, Finding, HealthContext};
 
 /// Always judged: a log without a finite loss is itself the problem.
-pub(super) fn loss(records: &[Record], context: &HealthContext) -> Option<Finding> {
+/// How the signals of this file are judged, in the table's order.
+pub(super) static JUDGES: &[Judge] = &[
+    Judge::whole_log(&LOSS, loss),
+    Judge::whole_log(&NONFINITE_STEPS, nonfinite_steps),
+    Judge::whole_log(&GRAD_NORM, grad_norm),
+    Judge::whole_log(&KNN_ACCURACY, knn_accuracy),
+    Judge::whole_log(&HELD_OUT_LOSS, held_out_loss),
+];
+
+fn loss(records: &[Record], context: &HealthContext) -> Option<Finding> {
     let loss = series(records, &LOSS);
     if loss.is_empty() {
         return Some(Finding::problem(
@@ -36,7 +46,7 @@ pub(super) fn loss(records: &[Record], context: &HealthContext) -> Option<Findin
     )
 }
 
-pub(super) fn nonfinite_steps(records: &[Record], _: &HealthContext) -> Option<Finding> {
+fn nonfinite_steps(records: &[Record], _: &HealthContext) -> Option<Finding> {
     let skipped = last(records, &NONFINITE_STEPS)?;
     Some(if skipped == STEPS_SKIPPED.limit {
         Finding::ok(NONFINITE_STEPS.label, "none skipped".into())
@@ -52,7 +62,7 @@ pub(super) fn nonfinite_steps(records: &[Record], _: &HealthContext) -> Option<F
     })
 }
 
-pub(super) fn grad_norm(records: &[Record], _: &HealthContext) -> Option<Finding> {
+fn grad_norm(records: &[Record], _: &HealthContext) -> Option<Finding> {
     let gradients = series(records, &GRAD_NORM);
     let &(_, last) = gradients.last()?;
     let mut sorted: Vec<f64> = gradients.iter().map(|p| p.1).collect();
@@ -76,7 +86,7 @@ pub(super) fn grad_norm(records: &[Record], _: &HealthContext) -> Option<Finding
     })
 }
 
-pub(super) fn knn_accuracy(records: &[Record], _: &HealthContext) -> Option<Finding> {
+fn knn_accuracy(records: &[Record], _: &HealthContext) -> Option<Finding> {
     let chance = last(records, &KNN_CHANCE).unwrap_or(0.0);
     let knn = series(records, &KNN_ACCURACY);
     let &(_, last) = knn.last()?;
@@ -106,7 +116,7 @@ pub(super) fn knn_accuracy(records: &[Record], _: &HealthContext) -> Option<Find
     })
 }
 
-pub(super) fn held_out_loss(records: &[Record], _: &HealthContext) -> Option<Finding> {
+fn held_out_loss(records: &[Record], _: &HealthContext) -> Option<Finding> {
     held_out_finding(&series(records, &HELD_OUT_LOSS))
 }
 

@@ -10,10 +10,29 @@ use pretext_methods::signal::{
 };
 
 use super::judge::shown;
+use super::judge::Judge;
 use super::series::{last, mean, number, series, step_of, Record};
 use super::verdict::{near_chance, Codebook, Finding, HealthContext};
 
-pub(super) fn pretext_accuracy_live(record: &Record, context: &HealthContext) -> Option<Finding> {
+/// How the signals of this file are judged, in the table's order.
+pub(super) static JUDGES: &[Judge] = &[
+    Judge::whole_log(&RECONSTRUCTION_GAIN, reconstruction_gain),
+    Judge::each_record(&PRETEXT_ACCURACY, pretext_accuracy_live, pretext_accuracy),
+    Judge::each_record(
+        &CODEBOOK_PERPLEXITY,
+        codebook_perplexity_live,
+        codebook_perplexity,
+    ),
+    Judge::each_record(
+        &MASKED_FRAME_ACCURACY,
+        masked_frame_accuracy_live,
+        masked_frame_accuracy,
+    ),
+    Judge::whole_log(&FEATURE_GRAD_RATIO, feature_grad_ratio),
+    Judge::whole_log(&CONTRASTIVE_ACCURACY, contrastive_accuracy),
+];
+
+fn pretext_accuracy_live(record: &Record, context: &HealthContext) -> Option<Finding> {
     context.pretext_classes?;
     let accuracy = number(record, &PRETEXT_ACCURACY)?;
     too_easy(
@@ -24,7 +43,7 @@ pub(super) fn pretext_accuracy_live(record: &Record, context: &HealthContext) ->
     )
 }
 
-pub(super) fn pretext_accuracy(records: &[Record], context: &HealthContext) -> Option<Finding> {
+fn pretext_accuracy(records: &[Record], context: &HealthContext) -> Option<Finding> {
     let chance = 1.0 / context.pretext_classes? as f64;
     accuracy_verdict(
         (&PRETEXT_ACCURACY, &PRETEXT_TOO_EASY, &PRETEXT_AT_CHANCE),
@@ -42,7 +61,7 @@ pub(super) fn pretext_accuracy(records: &[Record], context: &HealthContext) -> O
 }
 
 /// MAE: the mean gain of the last few records (one batch's gain is noisy).
-pub(super) fn reconstruction_gain(records: &[Record], _: &HealthContext) -> Option<Finding> {
+fn reconstruction_gain(records: &[Record], _: &HealthContext) -> Option<Finding> {
     let gain = series(records, &RECONSTRUCTION_GAIN);
     if gain.is_empty() {
         return None;
@@ -66,14 +85,11 @@ pub(super) fn reconstruction_gain(records: &[Record], _: &HealthContext) -> Opti
     })
 }
 
-pub(super) fn codebook_perplexity_live(
-    record: &Record,
-    context: &HealthContext,
-) -> Option<Finding> {
+fn codebook_perplexity_live(record: &Record, context: &HealthContext) -> Option<Finding> {
     codebook_problem(number(record, &CODEBOOK_PERPLEXITY)?, context.codebook?)
 }
 
-pub(super) fn codebook_perplexity(records: &[Record], context: &HealthContext) -> Option<Finding> {
+fn codebook_perplexity(records: &[Record], context: &HealthContext) -> Option<Finding> {
     let codebook = context.codebook?;
     let perplexity = last(records, &CODEBOOK_PERPLEXITY)?;
     Some(codebook_problem(perplexity, codebook).unwrap_or_else(|| {
@@ -87,10 +103,7 @@ pub(super) fn codebook_perplexity(records: &[Record], context: &HealthContext) -
     }))
 }
 
-pub(super) fn masked_frame_accuracy_live(
-    record: &Record,
-    context: &HealthContext,
-) -> Option<Finding> {
+fn masked_frame_accuracy_live(record: &Record, context: &HealthContext) -> Option<Finding> {
     context.codebook?;
     let accuracy = number(record, &MASKED_FRAME_ACCURACY)?;
     too_easy(
@@ -101,10 +114,7 @@ pub(super) fn masked_frame_accuracy_live(
     )
 }
 
-pub(super) fn masked_frame_accuracy(
-    records: &[Record],
-    context: &HealthContext,
-) -> Option<Finding> {
+fn masked_frame_accuracy(records: &[Record], context: &HealthContext) -> Option<Finding> {
     let negatives = context.codebook?.negatives;
     let chance = 1.0 / (negatives + 1) as f64;
     accuracy_verdict(
@@ -122,7 +132,7 @@ pub(super) fn masked_frame_accuracy(
     )
 }
 
-pub(super) fn feature_grad_ratio(records: &[Record], context: &HealthContext) -> Option<Finding> {
+fn feature_grad_ratio(records: &[Record], context: &HealthContext) -> Option<Finding> {
     context.codebook?;
     let ratio = last(records, &FEATURE_GRAD_RATIO)?;
     Some(if ratio > FEATURE_GRADIENT_DOMINATES.limit {
@@ -146,7 +156,7 @@ pub(super) fn feature_grad_ratio(records: &[Record], context: &HealthContext) ->
 }
 
 /// Shown, except in a run with a codebook, whose [`MASKED_FRAME_ACCURACY`] judges the key.
-pub(super) fn contrastive_accuracy(records: &[Record], context: &HealthContext) -> Option<Finding> {
+fn contrastive_accuracy(records: &[Record], context: &HealthContext) -> Option<Finding> {
     match context.codebook {
         Some(_) => None,
         None => shown(&CONTRASTIVE_ACCURACY, records),
