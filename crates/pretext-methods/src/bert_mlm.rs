@@ -21,6 +21,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
 use crate::pretext_method::{check, MethodHealth, MethodSettings, PretextMethod};
+use crate::signal;
 use crate::step::{MethodSetup, StepClock, StepOutput};
 use crate::views::{StepInputs, ViewRecipe};
 
@@ -137,7 +138,7 @@ impl BertMlm {
             loss,
             representations: vec![text.pool(&states, &mask).detach()],
             projections: None,
-            metrics: vec![(crate::signal::PRETEXT_ACCURACY.key.into(), accuracy)],
+            metrics: vec![(signal::PRETEXT_ACCURACY.key.into(), accuracy)],
         }
     }
 

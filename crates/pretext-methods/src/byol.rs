@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
 use crate::pretext_method::{check, MethodSettings, PretextMethod};
+use crate::signal;
 use crate::step::{encoder_and_projector, MethodSetup, StepClock, StepOutput};
 use crate::views::{StepInputs, ViewRecipe};
 
@@ -166,7 +167,7 @@ impl PretextMethod for Byol {
 
     fn health_metrics(&self) -> Vec<(String, f64)> {
         vec![(
-            "target_online_distance".into(),
+            signal::TARGET_ONLINE_DISTANCE.key.into(),
             self.ema.relative_distance(),
         )]
     }

@@ -18,6 +18,7 @@ use tch::nn::{self, Module};
 use tch::{Kind, Reduction, Tensor};
 
 use crate::pretext_method::{check, MethodHealth, MethodSettings, PretextMethod};
+use crate::signal;
 use crate::step::{MethodSetup, StepClock, StepOutput};
 use crate::views::{StepInputs, ViewRecipe};
 
@@ -137,11 +138,11 @@ impl Corruption {
             projections: None,
             metrics: vec![
                 (
-                    crate::signal::PRETEXT_ACCURACY.key.into(),
+                    signal::PRETEXT_ACCURACY.key.into(),
                     binary_accuracy(&row_logits, &corrupted),
                 ),
                 (
-                    crate::signal::CELL_ACCURACY.key.into(),
+                    signal::CELL_ACCURACY.key.into(),
                     binary_accuracy(&cell_logits, &cells),
                 ),
             ],

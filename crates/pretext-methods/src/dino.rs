@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
 use crate::pretext_method::{MethodHealth, MethodSettings, PretextMethod};
+use crate::signal;
 use crate::step::{MethodSetup, StepClock, StepOutput};
 use crate::views::{StepInputs, ViewRecipe};
 
@@ -244,18 +245,12 @@ impl Dino {
                 h_global.narrow(0, n, n).detach(),
             ],
             metrics: vec![
+                (signal::TEACHER_ENTROPY.key.into(), parts.teacher_entropy),
                 (
-                    crate::signal::TEACHER_ENTROPY.key.into(),
-                    parts.teacher_entropy,
-                ),
-                (
-                    crate::signal::TEACHER_MARGINAL_ENTROPY.key.into(),
+                    signal::TEACHER_MARGINAL_ENTROPY.key.into(),
                     parts.teacher_marginal_entropy,
                 ),
-                (
-                    crate::signal::TEACHER_TEMPERATURE.key.into(),
-                    teacher_temperature,
-                ),
+                (signal::TEACHER_TEMPERATURE.key.into(), teacher_temperature),
             ],
         }
     }
@@ -283,10 +278,10 @@ impl PretextMethod for Dino {
     fn health_metrics(&self) -> Vec<(String, f64)> {
         vec![
             (
-                "teacher_student_distance".into(),
+                signal::TEACHER_STUDENT_DISTANCE.key.into(),
                 self.ema.relative_distance(),
             ),
-            ("center_norm".into(), self.center.norm()),
+            (signal::CENTER_NORM.key.into(), self.center.norm()),
         ]
     }
 }

@@ -28,6 +28,7 @@ use tch::{nn, Kind, Tensor};
 
 use crate::pretext_method::{check, MethodHealth, MethodSettings, PretextMethod};
 use crate::rotation::{classification, classifier_config};
+use crate::signal;
 use crate::step::{MethodSetup, StepClock, StepOutput};
 use crate::views::{StepInputs, ViewRecipe};
 
@@ -153,7 +154,7 @@ impl Jigsaw {
             loss,
             representations: vec![per_image.mean_dim(&[1i64][..], false, Kind::Float).detach()],
             projections: None,
-            metrics: vec![(crate::signal::PRETEXT_ACCURACY.key.into(), accuracy)],
+            metrics: vec![(signal::PRETEXT_ACCURACY.key.into(), accuracy)],
         }
     }
 }

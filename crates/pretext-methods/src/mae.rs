@@ -31,6 +31,7 @@ use tch::nn::{self, Module};
 use tch::Tensor;
 
 use crate::pretext_method::{check, MethodHealth, MethodSettings, PretextMethod};
+use crate::signal;
 use crate::step::{MethodSetup, StepClock, StepOutput};
 use crate::views::{StepInputs, ViewRecipe};
 
@@ -234,7 +235,7 @@ impl Mae {
             loss,
             representations: vec![cls.detach()],
             projections: None,
-            metrics: vec![(crate::signal::RECONSTRUCTION_GAIN.key.into(), gain)],
+            metrics: vec![(signal::RECONSTRUCTION_GAIN.key.into(), gain)],
         }
     }
 }

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Kind, Tensor};
 
 use crate::pretext_method::{check, MethodSettings, PretextMethod};
+use crate::signal;
 use crate::step::{encoder_and_projector, MethodSetup, StepClock, StepOutput};
 use crate::views::{StepInputs, ViewRecipe};
 
@@ -194,7 +195,7 @@ impl Moco {
             loss,
             representations: vec![h_q.detach(), h_k],
             projections: Some(q.detach()),
-            metrics: vec![(crate::signal::CONTRASTIVE_ACCURACY.key.into(), accuracy)],
+            metrics: vec![(signal::CONTRASTIVE_ACCURACY.key.into(), accuracy)],
         }
     }
 }
@@ -217,7 +218,10 @@ impl PretextMethod for Moco {
     }
 
     fn health_metrics(&self) -> Vec<(String, f64)> {
-        vec![("key_encoder_distance".into(), self.ema.relative_distance())]
+        vec![(
+            signal::KEY_ENCODER_DISTANCE.key.into(),
+            self.ema.relative_distance(),
+        )]
     }
 }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
 use crate::pretext_method::{MethodHealth, MethodSettings, PretextMethod};
+use crate::signal;
 use crate::step::{MethodSetup, StepClock, StepOutput};
 use crate::views::{StepInputs, ViewRecipe};
 
@@ -98,7 +99,7 @@ impl Rotation {
             loss,
             representations: vec![h.narrow(0, 0, n).detach()],
             projections: None,
-            metrics: vec![(crate::signal::PRETEXT_ACCURACY.key.into(), accuracy)],
+            metrics: vec![(signal::PRETEXT_ACCURACY.key.into(), accuracy)],
         }
     }
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
 use crate::pretext_method::{check, MethodSettings, PretextMethod};
+use crate::signal;
 use crate::step::{encoder_and_projector, MethodSetup, StepClock, StepOutput};
 use crate::views::{StepInputs, ViewRecipe};
 
@@ -121,7 +122,7 @@ impl Scarf {
                 h.narrow(0, batch, batch).detach(),
             ],
             projections: Some(anchors.detach()),
-            metrics: vec![(crate::signal::CONTRASTIVE_ACCURACY.key.into(), accuracy)],
+            metrics: vec![(signal::CONTRASTIVE_ACCURACY.key.into(), accuracy)],
         }
     }
 }

@@ -22,6 +22,7 @@ use tch::{Kind, Reduction, Tensor};
 
 use crate::corruption::binary_accuracy;
 use crate::pretext_method::{check, MethodSettings, PretextMethod};
+use crate::signal;
 use crate::step::{MethodSetup, StepClock, StepOutput};
 use crate::views::{StepInputs, ViewRecipe};
 
@@ -158,11 +159,8 @@ impl Vime {
             representations: vec![h.detach()],
             projections: None,
             metrics: vec![
-                (crate::signal::MASK_ACCURACY.key.into(), mask_accuracy),
-                (
-                    crate::signal::RECONSTRUCTION_LOSS.key.into(),
-                    reconstruction,
-                ),
+                (signal::MASK_ACCURACY.key.into(), mask_accuracy),
+                (signal::RECONSTRUCTION_LOSS.key.into(), reconstruction),
             ],
         }
     }

@@ -52,6 +52,7 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use crate::pretext_method::{MethodHealth, MethodSettings, PretextMethod};
+use crate::signal;
 use crate::step::{MethodSetup, StepClock, StepOutput};
 use crate::views::{FrameMasking, StepInputs, ViewRecipe};
 
@@ -333,28 +334,28 @@ impl Wav2Vec2 {
         let mut loss = &contrastive + &penalty * self.config.feature_penalty;
         let mut metrics = vec![
             (
-                crate::signal::CONTRASTIVE_LOSS.key.into(),
+                signal::CONTRASTIVE_LOSS.key.into(),
                 contrastive.double_value(&[]),
             ),
-            (crate::signal::MASKED_FRAME_ACCURACY.key.into(), accuracy),
+            (signal::MASKED_FRAME_ACCURACY.key.into(), accuracy),
             (
-                crate::signal::FEATURE_PENALTY.key.into(),
+                signal::FEATURE_PENALTY.key.into(),
                 penalty.double_value(&[]),
             ),
-            (crate::signal::MASKED_SHARE.key.into(), masked_share),
+            (signal::MASKED_SHARE.key.into(), masked_share),
         ];
         if let Some(quantized) = &quantized {
             loss += &quantized.diversity_loss * self.config.diversity_weight;
             metrics.extend([
                 (
-                    crate::signal::CODEBOOK_PERPLEXITY.key.into(),
+                    signal::CODEBOOK_PERPLEXITY.key.into(),
                     quantized.perplexity.double_value(&[]),
                 ),
                 (
-                    crate::signal::DIVERSITY_LOSS.key.into(),
+                    signal::DIVERSITY_LOSS.key.into(),
                     quantized.diversity_loss.double_value(&[]),
                 ),
-                (crate::signal::GUMBEL_TEMPERATURE.key.into(), temperature),
+                (signal::GUMBEL_TEMPERATURE.key.into(), temperature),
             ]);
         }
         let pooled = context.detach().mean_dim(&[1i64][..], false, Kind::Float);
@@ -402,7 +403,10 @@ impl PretextMethod for Wav2Vec2 {
     }
 
     fn health_metrics(&self) -> Vec<(String, f64)> {
-        vec![("feature_grad_ratio".into(), self.feature_grad_ratio())]
+        vec![(
+            signal::FEATURE_GRAD_RATIO.key.into(),
+            self.feature_grad_ratio(),
+        )]
     }
 }
 

@@ -1,8 +1,12 @@
 //! One line of metrics.jsonl as the step loop builds it: the numbers of every logged step,
 //! then what was due at that step (the method's numbers, the health signals, the k-NN and
-//! held-out monitors). Every key the trainer writes itself is spelled here; non-finite values
+//! held-out monitors). Every key the trainer writes itself comes from the signal table (`pretext_methods::signal`) here; non-finite values
 //! are written as null.
 
+use pretext_methods::signal::{
+    DATA_WAIT_SECONDS, EPOCH, GRAD_NORM, HELD_OUT_LOSS, IMAGES_PER_SECOND, KNN_ACCURACY,
+    KNN_CHANCE, LOSS, LR, NONFINITE_STEPS, STEP,
+};
 use serde_json::{json, Map, Value};
 
 /// The numbers every logged step has.
@@ -31,14 +35,20 @@ impl MetricsRecord {
     /// A record holding the numbers every logged step has.
     pub fn new(numbers: &StepNumbers) -> MetricsRecord {
         let mut fields = Map::new();
-        fields.insert("step".into(), json!(numbers.step));
-        fields.insert("epoch".into(), json!(numbers.epoch));
-        fields.insert("loss".into(), finite_or_null(numbers.loss));
-        fields.insert("lr".into(), json!(numbers.lr));
-        fields.insert("grad_norm".into(), finite_or_null(numbers.grad_norm));
-        fields.insert("images_per_second".into(), json!(numbers.images_per_second));
-        fields.insert("data_wait_seconds".into(), json!(numbers.data_wait_seconds));
-        fields.insert("nonfinite_steps".into(), json!(numbers.nonfinite_steps));
+        fields.insert(STEP.key.into(), json!(numbers.step));
+        fields.insert(EPOCH.key.into(), json!(numbers.epoch));
+        fields.insert(LOSS.key.into(), finite_or_null(numbers.loss));
+        fields.insert(LR.key.into(), json!(numbers.lr));
+        fields.insert(GRAD_NORM.key.into(), finite_or_null(numbers.grad_norm));
+        fields.insert(
+            IMAGES_PER_SECOND.key.into(),
+            json!(numbers.images_per_second),
+        );
+        fields.insert(
+            DATA_WAIT_SECONDS.key.into(),
+            json!(numbers.data_wait_seconds),
+        );
+        fields.insert(NONFINITE_STEPS.key.into(), json!(numbers.nonfinite_steps));
         MetricsRecord { fields }
     }
 
@@ -51,14 +61,14 @@ impl MetricsRecord {
 
     /// Adds the k-NN monitor's accuracy and its chance level.
     pub fn add_knn(&mut self, accuracy: f64, chance: f64) {
-        self.fields.insert("knn_accuracy".into(), json!(accuracy));
-        self.fields.insert("knn_chance".into(), json!(chance));
+        self.fields.insert(KNN_ACCURACY.key.into(), json!(accuracy));
+        self.fields.insert(KNN_CHANCE.key.into(), json!(chance));
     }
 
     /// Adds the language model's loss on held-out sequences.
     pub fn add_held_out_loss(&mut self, loss: f64) {
         self.fields
-            .insert("held_out_loss".into(), finite_or_null(loss));
+            .insert(HELD_OUT_LOSS.key.into(), finite_or_null(loss));
     }
 
     /// The record as written to metrics.jsonl and read by the live health check.
