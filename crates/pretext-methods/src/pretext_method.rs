@@ -26,7 +26,8 @@ pub trait PretextMethod: Any + Debug + Send {
     /// The encoder that transfer uses.
     fn encoder(&self) -> &Backbone;
 
-    /// Forward pass and loss on one step's views.
+    /// Forward pass and loss on one step's views (usually handing them to the method's own
+    /// `loss`, whose arguments are the tensors its paper names).
     fn step_loss(&mut self, inputs: &StepInputs, clock: StepClock) -> StepOutput;
 
     /// Updates untrained state (EMA networks, queues, centers) after the optimizer step.
