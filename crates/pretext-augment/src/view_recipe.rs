@@ -79,6 +79,21 @@ impl FrameMasking {
             frames: None,
         }
     }
+
+    /// The masks `[B, T]` (row-major) of the clips at `indices`, each drawn from the clip's
+    /// view stream (run seed, epoch, clip index): the same clip gets the same mask in any
+    /// batch. Panics when the frame count is not known yet.
+    pub fn masks(&self, seed: u64, epoch: u64, indices: &[usize]) -> Vec<bool> {
+        let frames = self
+            .frames
+            .expect("the waveform recipe is told the encoder's frames per clip (with_frames)");
+        let mut masks = Vec::with_capacity(indices.len() * frames);
+        for &index in indices {
+            let mut rng = rng_stream(seed, &[VIEW_STREAM, epoch, index as u64, 0]);
+            masks.extend(self.spans.mask(frames, &mut rng));
+        }
+        masks
+    }
 }
 
 /// Tag separating view streams from other streams keyed by the same seed.
@@ -182,22 +197,16 @@ impl ViewRecipe {
         let ViewRecipe::Waveforms(masking) = self else {
             panic!("an image, token or table recipe was given waveforms")
         };
-        let frames = masking
-            .frames
-            .expect("the waveform recipe is told the encoder's frames per clip (with_frames)");
         let batch = indices.len() as i64;
         let waveforms = HostView {
             data: HostData::F32(set.gather(indices)),
             shape: vec![batch, set.clip_samples as i64],
         };
-        let mut masks = Vec::with_capacity(indices.len() * frames);
-        for &index in indices {
-            let mut rng = rng_stream(seed, &[VIEW_STREAM, epoch, index as u64, 0]);
-            masks.extend(masking.spans.mask(frames, &mut rng));
-        }
+        let masks = masking.masks(seed, epoch, indices);
+        let frames = masks.len() as i64 / batch.max(1);
         let masks = HostView {
             data: HostData::Bool(masks),
-            shape: vec![batch, frames as i64],
+            shape: vec![batch, frames],
         };
         (vec![waveforms, masks], None)
     }
