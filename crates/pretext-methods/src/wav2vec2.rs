@@ -424,7 +424,7 @@ fn host_mask(mask: &Tensor) -> Vec<Vec<bool>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pretext_data::rng_stream;
+    use pretext_augment::FrameMasking;
     use pretext_nn::{BackboneKind, Wav2VecConfig};
     use tch::{Device, Kind};
 
@@ -445,14 +445,15 @@ mod tests {
     }
 
     /// Four 1-s waveforms `[4, 16000]` and their span masks `[4, 49]` (the paper's masking,
-    /// drawn from seeded streams as the waveform recipe draws them).
+    /// drawn by the waveform recipe).
     fn waves_and_masks() -> Vec<Tensor> {
         let waves = Tensor::randn([4, 16_000], (Kind::Float, Device::Cpu));
         let frames = tiny().wav2vec.frames(16_000);
-        let masking = SpanMaskConfig::default();
-        let masks: Vec<bool> = (0..4)
-            .flat_map(|clip| masking.mask(frames as usize, &mut rng_stream(0, &[clip])))
-            .collect();
+        let masking = FrameMasking {
+            spans: SpanMaskConfig::default(),
+            frames: Some(frames as usize),
+        };
+        let masks = masking.masks(0, 0, &[0, 1, 2, 3]);
         vec![waves, Tensor::from_slice(&masks).view([4, frames])]
     }
 
