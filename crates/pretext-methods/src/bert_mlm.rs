@@ -144,10 +144,7 @@ impl BertMlm {
 
     /// The loss on a step's masked tokens, with dropout when `train`.
     fn loss_on(&self, inputs: &StepInputs, train: bool) -> StepOutput {
-        let labels = inputs
-            .targets
-            .as_ref()
-            .expect("the masked-token recipe makes targets");
+        let labels = inputs.targets_of("masked-token");
         self.loss(&inputs.views, labels, train)
     }
 }

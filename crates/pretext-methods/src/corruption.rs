@@ -156,10 +156,7 @@ impl PretextMethod for Corruption {
     }
 
     fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
-        let mask = inputs
-            .targets
-            .as_ref()
-            .expect("the corruption recipe makes targets");
+        let mask = inputs.targets_of("corruption");
         self.loss(&inputs.views, mask)
     }
 }

@@ -165,10 +165,7 @@ impl PretextMethod for Jigsaw {
     }
 
     fn step_loss(&mut self, inputs: &StepInputs, _clock: StepClock) -> StepOutput {
-        let targets = inputs
-            .targets
-            .as_ref()
-            .expect("the jigsaw recipe makes targets");
+        let targets = inputs.targets_of("jigsaw");
         self.loss(&inputs.views, targets)
     }
 }

@@ -16,6 +16,16 @@ pub struct StepInputs {
     pub targets: Option<Tensor>,
 }
 
+impl StepInputs {
+    /// The pretext targets, which the `recipe` named (jigsaw, corruption, masked-token)
+    /// makes for every batch.
+    pub fn targets_of(&self, recipe: &str) -> &Tensor {
+        self.targets
+            .as_ref()
+            .unwrap_or_else(|| panic!("the {recipe} recipe makes targets"))
+    }
+}
+
 /// Copies host views to a device: `batch.to_inputs(device)`.
 pub trait ToDevice {
     /// The views and targets as tensors on `device`.
