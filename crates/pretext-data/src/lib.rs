@@ -52,8 +52,8 @@ pub use rng_stream::rng_stream;
 pub use samples::{Samples, Splits};
 pub use source::{load_images, SourceOptions};
 pub use split::{
-    parse_label_budget, stratified_in_training, stratified_split, stratified_subset, SPLIT_TAG,
-    SUBSET_TAG,
+    parse_label_budget, stratified_folds, stratified_in_training, stratified_split,
+    stratified_subset, FOLD_TAG, SPLIT_TAG, SUBSET_TAG,
 };
 pub use table::{
     load_csv_bytes, load_table, ColumnKind, TableColumn, TableOptions, TableSet, TableSplits,

@@ -9,6 +9,8 @@ use crate::rng_stream::rng_stream;
 pub const SPLIT_TAG: u64 = u64::from_be_bytes(*b"split\0\0\0");
 /// First part of the stream path of every label subset.
 pub const SUBSET_TAG: u64 = u64::from_be_bytes(*b"subset\0\0");
+/// First part of the stream path of every cross-validation fold assignment.
+pub const FOLD_TAG: u64 = u64::from_be_bytes(*b"folds\0\0\0");
 /// Class slot used for the stream of an unlabeled [`random_split`].
 const UNLABELED_CLASS: u64 = u64::MAX;
 
@@ -177,6 +179,28 @@ pub fn stratified_subset(labels: &[u16], count: usize, seed: u64) -> Vec<usize> 
     }
     chosen.sort_unstable();
     chosen
+}
+
+/// The fold (`0..folds`) of each of `labels` for stratified k-fold cross-validation: each
+/// class's positions are shuffled by `rng_stream(seed, &[FOLD_TAG, class])` and dealt to the
+/// folds in turn, each class starting where the previous one stopped, so every fold gets
+/// its share of every class and the fold sizes differ by at most one. `folds` is clamped to
+/// `1..=labels.len()` (at least 1).
+pub fn stratified_folds(labels: &[u16], folds: usize, seed: u64) -> Vec<usize> {
+    let folds = folds.clamp(1, labels.len().max(1));
+    let mut fold_of = vec![0; labels.len()];
+    let mut next = 0;
+    for (class, mut positions) in indices_by_class(labels, |index| index)
+        .into_iter()
+        .enumerate()
+    {
+        positions.shuffle(&mut rng_stream(seed, &[FOLD_TAG, class as u64]));
+        for position in positions {
+            fold_of[position] = next;
+            next = (next + 1) % folds;
+        }
+    }
+    fold_of
 }
 
 /// Parses a label budget: `"600"` → 600, `"1%"` → `round(0.01 * total)`, `"100%"` → `total`.
@@ -367,5 +391,36 @@ mod tests {
                 other => panic!("{text:?}: expected BadLabelBudget, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn folds_are_stratified_balanced_and_seeded() {
+        // 3 classes of 7, 5 and 3: 15 labels in 5 folds of exactly 3.
+        let labels: Vec<u16> = [0u16; 7].into_iter().chain([1; 5]).chain([2; 3]).collect();
+        let folds = stratified_folds(&labels, 5, 4);
+        let mut sizes = [0; 5];
+        for &fold in &folds {
+            sizes[fold] += 1;
+        }
+        assert_eq!(sizes, [3; 5]);
+        // Each class is spread as evenly as it can be: 7 over 5 folds is 2,2,1,1,1.
+        for class in 0..3u16 {
+            let mut per_fold = [0; 5];
+            for (position, &fold) in folds.iter().enumerate() {
+                if labels[position] == class {
+                    per_fold[fold] += 1;
+                }
+            }
+            let (min, max) = (
+                per_fold.iter().min().unwrap(),
+                per_fold.iter().max().unwrap(),
+            );
+            assert!(max - min <= 1, "class {class}: {per_fold:?}");
+        }
+        assert_eq!(folds, stratified_folds(&labels, 5, 4));
+        assert_ne!(folds, stratified_folds(&labels, 5, 5));
+        // More folds than labels: one label a fold.
+        assert_eq!(stratified_folds(&[0, 1], 5, 0).len(), 2);
+        assert!(stratified_folds(&[], 5, 0).is_empty());
     }
 }

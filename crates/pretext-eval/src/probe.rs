@@ -95,6 +95,14 @@ pub struct ProbeRow {
     pub knn: Vec<(i64, f64)>,
     /// Accuracy of the linear probe.
     pub linear: f64,
+    /// The L2 strength the linear probe's cross-validation chose (None: too few labeled
+    /// examples to cross-validate, or a classic baseline with its fixed strength).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear_l2: Option<f64>,
+    /// The neighbour count cross-validation on the labeled examples prefers among `knn`'s
+    /// (None without a k-NN or with too few labeled examples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knn_cv_k: Option<i64>,
 }
 
 /// Evaluates features of the labeled subset (`labeled`, `[L, D]`, in `split.labeled` order)
@@ -148,8 +156,57 @@ pub fn evaluate_features(
         name: name.into(),
         dim: labeled.size()[1],
         knn,
-        linear,
+        linear: linear.accuracy,
+        linear_l2: linear.cross_validated.then_some(linear.l2),
+        knn_cv_k: knn_preferred_k(labeled, split, config),
     }
+}
+
+/// The neighbour count of `config.knn_k` with the best accuracy in stratified k-fold
+/// cross-validation on the labeled examples (each fold classified with the others as the
+/// bank; ties go to the first listed); None with fewer than two counts to choose from or
+/// too few labeled examples for two folds.
+fn knn_preferred_k(labeled: &Tensor, split: &ProbeSplit, config: &ProbeConfig) -> Option<i64> {
+    let labels: Vec<u16> = Vec::<i64>::try_from(&split.labeled_labels)
+        .expect("int64 labels")
+        .into_iter()
+        .map(|label| label as u16)
+        .collect();
+    let folds = config.linear.folds.min(labels.len());
+    if config.knn_k.len() < 2 || folds < 2 {
+        return None;
+    }
+    let fold_of = pretext_data::stratified_folds(&labels, folds, config.seed);
+    let mut correct = vec![0i64; config.knn_k.len()];
+    for fold in 0..folds {
+        let rows = |held_out: bool| {
+            let rows: Vec<i64> = (0..labels.len())
+                .filter(|&row| (fold_of[row] == fold) == held_out)
+                .map(|row| row as i64)
+                .collect();
+            Tensor::from_slice(&rows)
+        };
+        let (bank, queries) = (rows(false), rows(true));
+        let truth = split.labeled_labels.index_select(0, &queries);
+        for (count, &k) in correct.iter_mut().zip(&config.knn_k) {
+            let predicted = knn_classify(
+                &labeled.index_select(0, &bank),
+                &split.labeled_labels.index_select(0, &bank),
+                &labeled.index_select(0, &queries),
+                split.num_classes,
+                KnnConfig {
+                    k,
+                    temperature: config.knn_temperature,
+                },
+            );
+            *count += predicted
+                .eq_tensor(&truth)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+        }
+    }
+    let best = (0..correct.len()).rev().max_by_key(|&i| correct[i])?;
+    Some(config.knn_k[best])
 }
 
 /// The probe's result, printed as a table and written as JSON.
@@ -186,7 +243,11 @@ impl ProbeReport {
         for k in &ks {
             out.push_str(&format!(" {:>9}", format!("k-NN {k}")));
         }
-        out.push_str(&format!(" {:>9}\n", "linear"));
+        out.push_str(&format!(" {:>9} {:>8}", "linear", "L2 (CV)"));
+        if ks.len() > 1 {
+            out.push_str(&format!(" {:>7}", "k (CV)"));
+        }
+        out.push('\n');
         for row in &self.rows {
             out.push_str(&format!("{:<width$} {:>6}", row.name, row.dim));
             for (_, accuracy) in &row.knn {
@@ -195,8 +256,19 @@ impl ProbeReport {
             for _ in row.knn.len()..ks.len() {
                 out.push_str(&format!(" {:>9}", "-"));
             }
-            out.push_str(&format!(" {:>8.1}%\n", 100.0 * row.linear));
+            let l2 = row
+                .linear_l2
+                .map_or("-".to_string(), |l2| format!("{l2:.0e}"));
+            out.push_str(&format!(" {:>8.1}% {l2:>8}", 100.0 * row.linear));
+            if ks.len() > 1 {
+                let k = row.knn_cv_k.map_or("-".to_string(), |k| k.to_string());
+                out.push_str(&format!(" {k:>7}"));
+            }
+            out.push('\n');
         }
+        out.push_str(
+            "\nlinear: logistic regression, its L2 strength chosen by stratified 5-fold cross-validation on the labeled examples; k (CV): the neighbour count the same folds prefer\n",
+        );
         out
     }
 }
@@ -419,6 +491,8 @@ fn probe_rows(
                         dim: pool_rows.ncols() as i64,
                         knn: Vec::new(),
                         linear: accuracy,
+                        linear_l2: None,
+                        knn_cv_k: None,
                     });
                 }
             }
@@ -451,6 +525,8 @@ mod tests {
             dim: 384,
             knn: vec![(20, 0.5), (200, 0.25)],
             linear: 0.125,
+            linear_l2: Some(1e-3),
+            knn_cv_k: Some(20),
         };
         let report = ProbeReport {
             dataset: "austen".into(),
@@ -464,7 +540,7 @@ mod tests {
             ],
         };
         let table = report.table();
-        let lines: Vec<&str> = table.lines().skip(2).collect();
+        let lines: Vec<&str> = table.lines().skip(2).take(3).collect();
         assert_eq!(lines.len(), 3, "{table}");
         let widths: Vec<usize> = lines.iter().map(|line| line.chars().count()).collect();
         assert!(widths.iter().all(|&w| w == widths[0]), "{table}");
