@@ -205,11 +205,26 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Peak learning rate of the head; each encoder layer gets it times its decay factor.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 3e-4)]
     pub lr: f64,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 0.05)]
+    pub weight_decay: f64,
     /// Layer-wise learning-rate decay (1 = the same rate for every layer).
     #[arg(long, default_value_t = 0.75)]
     pub layer_decay: f64,
+    /// Start the head at random instead of from the linear probe on the frozen features
+    /// (by default fine-tuning starts where the probe ends: linear probe, then fine-tune).
+    #[arg(long)]
+    pub no_probe_init: bool,
+    /// Train on the images as they are, without the run's augmentations.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Choose the learning rate, weight decay and epochs by 3-fold cross-validation on the
+    /// labeled examples (lr 1e-3/3e-3 × weight decay 5e-4/0.05), then train on all of them;
+    /// --lr and --weight-decay are then ignored. What the study does for training from scratch.
+    #[arg(long)]
+    pub cross_validate: bool,
     /// Train the head alone on the frozen encoder for this many epochs first.
     #[arg(long, default_value_t = 0)]
     pub freeze_epochs: usize,

@@ -40,7 +40,11 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         epochs: args.epochs,
         batch_size: args.batch_size,
         lr: args.lr,
+        weight_decay: args.weight_decay,
         layer_decay: args.layer_decay,
+        probe_init: !args.no_probe_init,
+        augment: !args.no_augment,
+        cross_validate: args.cross_validate,
         freeze_epochs: args.freeze_epochs,
         patience: args.patience,
         from_scratch: args.from_scratch,
@@ -57,19 +61,53 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         device,
         &mut |line| eprintln!("{line}"),
     )?;
+    let validation = match report.best_validation_accuracy {
+        Some(accuracy) => format!(
+            " + {} validation examples; best epoch {} (validation {:.1}%)",
+            report.validation_examples,
+            report.best_epoch,
+            100.0 * accuracy
+        ),
+        None => format!(
+            " examples, no validation split; {} epochs",
+            report.epochs_run
+        ),
+    };
     println!(
-        "fine-tuned from {}: {} training + {} validation examples; best epoch {} (validation {:.1}%)",
-        report.start,
-        report.train_examples,
-        report.validation_examples,
-        report.best_epoch,
-        100.0 * report.best_validation_accuracy
+        "fine-tuned from {}: {} training{validation}; lr {:.0e}, weight decay {:.0e}",
+        report.start, report.train_examples, report.lr, report.weight_decay
     );
-    println!(
-        "test accuracy: {:.1}% on {} held-out examples",
-        100.0 * report.test_accuracy,
-        report.test_size
-    );
+    if let Some(search) = &report.search {
+        println!(
+            "chosen by cross-validation on the labeled examples: {}",
+            search.summary()
+        );
+    }
+    for round in &report.self_training {
+        println!(
+            "self-training round {}: {} pseudo-labels{}, test accuracy {:.1}%",
+            round.round,
+            round.pseudo_labeled,
+            round
+                .pseudo_label_accuracy
+                .map(|a| format!(" ({:.1}% right)", 100.0 * a))
+                .unwrap_or_else(|| " (the round adds none)".into()),
+            100.0 * round.test_accuracy
+        );
+    }
+    match (report.probe_accuracy, report.probe_l2) {
+        (Some(probe), Some(l2)) => println!(
+            "test accuracy on {} held-out examples: linear probe (the start, L2 {l2:.0e}) {:.1}% → fine-tuned {:.1}%",
+            report.test_size,
+            100.0 * probe,
+            100.0 * report.test_accuracy
+        ),
+        _ => println!(
+            "test accuracy: {:.1}% on {} held-out examples",
+            100.0 * report.test_accuracy,
+            report.test_size
+        ),
+    }
     for warning in &report.warnings {
         println!("{warning}");
     }

@@ -2,14 +2,21 @@
 //! against "over-aggressive fine-tuning" (Howard & Ruder 2018; Kumar et al. 2022; the MAE and
 //! BEiT recipes):
 //!
-//! - a linear head on the encoder's representation, trained with the encoder by AdamW at a
-//!   small learning rate with linear warmup and cosine decay;
+//! - **linear probe, then fine-tune** (LP-FT, the default): the head starts from the linear
+//!   probe fitted on the frozen encoder's features (its L2 strength cross-validated), so
+//!   fine-tuning starts where the probe ends; the report gives both, and a warning says when
+//!   fine-tuning ends below the probe it started from;
+//! - AdamW at a small learning rate with linear warmup and cosine decay, on one augmented
+//!   view of each image per epoch (the pretraining's own augmentations);
 //! - **layer-wise learning-rate decay**: a parameter at depth d of D gets lr · decay^(D + 1 − d),
 //!   so the layers nearest the input (the most general features) move least;
-//! - optional **freeze-then-unfreeze**: the first `freeze_epochs` train the head alone on
-//!   frozen features (a linear probe), then everything trains (LP-FT);
-//! - **early stopping** on a validation split carved from the labeled examples, keeping the
-//!   best epoch's weights;
+//! - optional **freeze-then-unfreeze**: the first `freeze_epochs` train the head alone;
+//! - **early stopping** on a validation split carved from the labeled examples — only when
+//!   that split holds at least `min_validation_per_class` examples per class; with fewer
+//!   labels every example trains for all epochs;
+//! - or, with `cross_validate` (the study's training from scratch), the learning rate,
+//!   weight decay and number of epochs chosen by stratified k-fold cross-validation on the
+//!   labeled examples (`search`), then one training on all of them;
 //! - **health**: a warning when the encoder's weights move more than 10% in the first
 //!   unfrozen epoch, or when validation accuracy collapses from its best.
 //!
@@ -25,12 +32,13 @@
 mod fit;
 mod layer_decay;
 mod report;
+mod search;
 mod settings;
 mod watch;
 
 pub use layer_decay::encoder_depth;
-pub use report::{EpochRecord, FinetuneReport, SelfTrainingRound};
-pub use settings::FinetuneConfig;
+pub use report::{EpochRecord, FinetuneReport, SearchPoint, SearchReport, SelfTrainingRound};
+pub use settings::{FinetuneConfig, FinetuneSearch};
 
 use pretext_data::{stratified_split, Samples, Splits};
 use pretext_train::{Checkpoint, Model, PretrainConfig, TrainError};
@@ -38,7 +46,7 @@ use tch::nn;
 use tch::{Device, Kind};
 
 use crate::probe::{ProbeConfig, ProbeSplit};
-use fit::{class_logits, fit_once};
+use fit::{class_logits, load_start, FitPlan, Fitted, Fitter};
 
 /// Fine-tunes the encoder of `checkpoint` (or a random one with `from_scratch`) on the
 /// labeled subset of `data.train` and measures it on `data.test`. `log` receives one line per
@@ -51,6 +59,10 @@ pub fn finetune(
     device: Device,
     log: &mut dyn FnMut(&str),
 ) -> Result<FinetuneReport, TrainError> {
+    settings.validate().map_err(|message| TrainError::Invalid {
+        field: "finetune".into(),
+        message,
+    })?;
     let probe_settings = ProbeConfig {
         labels: settings.labels.clone(),
         seed: settings.seed,
@@ -62,43 +74,98 @@ pub fn finetune(
         .labels()
         .expect("the probe split is labeled")
         .to_vec();
-    let (train_rows, validation_rows) =
-        stratified_split(&labels, settings.validation_fraction, settings.seed);
-    if train_rows.is_empty() || validation_rows.is_empty() {
-        return Err(TrainError::Invalid {
-            field: "finetune.labels".into(),
-            message: format!(
-                "{} labeled examples leave none for training or validation; use more labels",
-                labels.len()
-            ),
-        });
-    }
-    let train_set = labeled.subset(&train_rows);
-    let validation_set = labeled.subset(&validation_rows);
+    let fitter = Fitter {
+        config,
+        checkpoint,
+        data,
+        settings,
+        device,
+        split: &split,
+    };
+    let start = {
+        let mut model = Model::new(config, &data.train, device);
+        load_start(config, checkpoint, settings, &mut model)?
+    };
+    // Which labeled examples train (indices into data.train), which validate, and how.
+    let mut search_report = None;
+    let (train_indices, validation, lr, weight_decay, epochs, early_stopping) = if settings
+        .cross_validate
+    {
+        let report = search::search(&fitter, &labeled, log)?;
+        log(&format!("search chose {}", report.summary()));
+        let chosen = report.chosen.clone();
+        search_report = Some(report);
+        let every = split.labeled.clone();
+        (
+            every,
+            None,
+            chosen.lr,
+            chosen.weight_decay,
+            chosen.epochs,
+            false,
+        )
+    } else {
+        let classes = distinct(&labels);
+        let validation_count =
+            (labels.len() as f64 * settings.validation_fraction).round() as usize;
+        if settings.validation_fraction > 0.0
+            && validation_count >= settings.min_validation_per_class * classes
+        {
+            let (train_rows, validation_rows) =
+                stratified_split(&labels, settings.validation_fraction, settings.seed);
+            let train: Vec<usize> = train_rows.iter().map(|&r| split.labeled[r]).collect();
+            (
+                train,
+                Some(labeled.subset(&validation_rows)),
+                settings.lr,
+                settings.weight_decay,
+                settings.epochs,
+                true,
+            )
+        } else {
+            log(&format!(
+                    "{} labeled examples are too few for a validation split of {} per class: every one trains for all {} epochs (no early stopping)",
+                    labels.len(),
+                    settings.min_validation_per_class,
+                    settings.epochs
+                ));
+            let every = split.labeled.clone();
+            (
+                every,
+                None,
+                settings.lr,
+                settings.weight_decay,
+                settings.epochs,
+                false,
+            )
+        }
+    };
+    let train_set = data.train.subset(&train_indices);
     let fit = |train: &Samples, log: &mut dyn FnMut(&str)| {
-        fit_once(
-            config,
-            checkpoint,
-            data,
-            settings,
-            device,
+        fitter.fit(
+            &FitPlan {
+                train,
+                validation: validation.as_ref(),
+                lr,
+                weight_decay,
+                epochs,
+                early_stopping,
+                measure_test: true,
+            },
             log,
-            &split,
-            train,
-            &validation_set,
         )
     };
-    let (mut report, mut model, mut head) = fit(&train_set, log)?;
+    let mut fitted = fit(&train_set, log)?;
     let in_subset: std::collections::HashSet<usize> = split.labeled.iter().copied().collect();
     let pool: Vec<usize> = (0..data.train.len())
         .filter(|index| !in_subset.contains(index))
         .collect();
+    let first = (fitted.test_accuracy, fitted.probe_accuracy, fitted.probe_l2);
     let mut rounds = Vec::new();
-    let first_test_accuracy = report.test_accuracy;
     for round in 1..=settings.self_training_rounds {
         let (chosen, pseudo) = pseudo_labels(
-            &model,
-            &head,
+            &fitted.model,
+            &fitted.head,
             &data.train,
             &pool,
             settings.pseudo_label_threshold,
@@ -112,6 +179,20 @@ pub fn finetune(
                 .count();
             right as f64 / chosen.len().max(1) as f64
         });
+        if chosen.is_empty() {
+            log(&format!(
+                "self-training round {round}: none of the {} unlabeled examples reached confidence {}; the round adds nothing and the model stays as it was",
+                pool.len(),
+                settings.pseudo_label_threshold
+            ));
+            rounds.push(SelfTrainingRound {
+                round,
+                pseudo_labeled: 0,
+                pseudo_label_accuracy: None,
+                test_accuracy: fitted.test_accuracy.unwrap_or(0.0),
+            });
+            break;
+        }
         log(&format!(
             "self-training round {round}: {} of {} unlabeled examples pseudo-labeled (confidence ≥ {}){}",
             chosen.len(),
@@ -123,26 +204,94 @@ pub fn finetune(
         ));
         let mut labels = train_set.labels().expect("labeled").to_vec();
         labels.extend(&pseudo);
-        let mut indices: Vec<usize> = train_rows.iter().map(|&row| split.labeled[row]).collect();
+        let mut indices = train_indices.clone();
         indices.extend(&chosen);
         let augmented = data.train.subset(&indices).with_labels(labels);
-        (report, model, head) = fit(&augmented, log)?;
+        fitted = fit(&augmented, log)?;
+        let test_accuracy = fitted.test_accuracy.unwrap_or(0.0);
         log(&format!(
             "self-training round {round}: test accuracy {:.1}%",
-            100.0 * report.test_accuracy
+            100.0 * test_accuracy
         ));
         rounds.push(SelfTrainingRound {
             round,
             pseudo_labeled: chosen.len(),
             pseudo_label_accuracy,
-            test_accuracy: report.test_accuracy,
+            test_accuracy,
         });
     }
+    let mut report = report_of(
+        fitted,
+        &FitSummary {
+            dataset: &data.name,
+            start,
+            train_examples: train_set.len(),
+            validation_examples: validation.as_ref().map_or(0, Samples::len),
+            test_size: data.test.len(),
+            lr,
+            weight_decay,
+        },
+    );
+    (report.probe_accuracy, report.probe_l2) = (first.1, first.2);
     if !rounds.is_empty() {
-        report.before_self_training = Some(first_test_accuracy);
+        report.before_self_training = first.0;
     }
     report.self_training = rounds;
+    report.search = search_report;
+    if let Some(probe) = report.probe_accuracy {
+        if report.self_training.is_empty() && report.test_accuracy < probe {
+            let warning = format!(
+                "WARNING fine-tuning: it ended at {:.1}% on the held-out examples, below the linear probe it started from ({:.1}%); the probe's features are the better result here — lower --lr or --layer-decay, or train fewer --epochs",
+                100.0 * report.test_accuracy,
+                100.0 * probe
+            );
+            log(&warning);
+            report.warnings.push(warning);
+        }
+    }
     Ok(report)
+}
+
+/// What the report says beside the training's own results.
+struct FitSummary<'a> {
+    dataset: &'a str,
+    start: String,
+    train_examples: usize,
+    validation_examples: usize,
+    test_size: usize,
+    lr: f64,
+    weight_decay: f64,
+}
+
+fn report_of(fitted: Fitted, summary: &FitSummary<'_>) -> FinetuneReport {
+    FinetuneReport {
+        dataset: summary.dataset.to_string(),
+        start: summary.start.clone(),
+        train_examples: summary.train_examples,
+        validation_examples: summary.validation_examples,
+        test_size: summary.test_size,
+        best_epoch: fitted.best_epoch,
+        best_validation_accuracy: fitted.best_validation_accuracy,
+        test_accuracy: fitted.test_accuracy.unwrap_or(0.0),
+        lr: summary.lr,
+        weight_decay: summary.weight_decay,
+        epochs_run: fitted.records.len(),
+        probe_accuracy: fitted.probe_accuracy,
+        probe_l2: fitted.probe_l2,
+        search: None,
+        epochs: fitted.records,
+        warnings: fitted.warnings,
+        self_training: Vec::new(),
+        before_self_training: None,
+    }
+}
+
+/// The number of distinct labels.
+fn distinct(labels: &[u16]) -> usize {
+    labels
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len()
 }
 
 /// The `pool` examples of `samples` whose predicted class has probability ≥ `threshold`,

@@ -1,8 +1,10 @@
-//! One fine-tuning run: from the configured start, epochs of shuffled batches through the
-//! shared training step, validation after each, early stopping on the best epoch.
+//! One fine-tuning run: from the configured start (the head from the linear probe, with
+//! `probe_init`), epochs of shuffled — and, for images, augmented — batches through the
+//! shared training step, validation after each when there is a validation split, early
+//! stopping on the best epoch when asked.
 
 use pretext_data::{rng_stream, Samples, Splits};
-use pretext_methods::samples_to_tensor;
+use pretext_methods::{samples_to_tensor, ToDevice, ViewRecipe};
 use pretext_nn::Encoder;
 use pretext_train::{
     learning_rate, train_step, Checkpoint, Model, Optimizer, OptimizerConfig, PretrainConfig,
@@ -13,9 +15,10 @@ use tch::nn::{self, Module, VarStore};
 use tch::{Device, Kind, Tensor};
 
 use super::layer_decay::LayerDecay;
-use super::report::{EpochRecord, FinetuneReport};
+use super::report::EpochRecord;
 use super::settings::FinetuneConfig;
 use super::watch::{EncoderDrift, EpochWatch};
+use crate::linear_probe::{LinearProbe, LinearProbeConfig};
 use crate::probe::ProbeSplit;
 
 /// Where the head's variables live in the model's store.
@@ -24,93 +27,156 @@ const HEAD: &str = "finetune_head";
 /// Tag of the fine-tuning batch-order stream.
 const FINETUNE_STREAM: u64 = 0x4654_554e; // "FTUN"
 
-/// One fine-tuning from the configured start on `train_set`, early-stopped on
-/// `validation_set`; the report, the model at its best epoch and its head.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn fit_once(
-    config: &PretrainConfig,
-    checkpoint: Option<&Checkpoint>,
-    data: &Splits,
-    settings: &FinetuneConfig,
-    device: Device,
-    log: &mut dyn FnMut(&str),
-    split: &ProbeSplit,
-    train_set: &Samples,
-    validation_set: &Samples,
-) -> Result<(FinetuneReport, Model, nn::Linear), TrainError> {
-    let train_labels = label_tensor(train_set, device);
-    let validation_labels = label_tensor(validation_set, device);
-    let mut model = Model::new(config, &data.train, device);
-    let start = load_start(config, checkpoint, settings, &mut model)?;
-    let mut tuning = Tuning::new(config, settings, model, split.num_classes, train_set.len());
-    let encoder_names = trained_encoder_names(&tuning.model.store);
-    let layer_decay = LayerDecay::new(&encoder_names, settings.layer_decay);
-    let drift = EncoderDrift::new(&tuning.model.store, &encoder_names);
-    let mut watch = EpochWatch::new(settings.from_scratch);
-    let mut records: Vec<EpochRecord> = Vec::new();
-    for epoch in 1..=settings.epochs {
-        let frozen = epoch <= settings.freeze_epochs;
-        tuning.optimizer.set_lr_scales(|name| {
-            if name
-                .strip_prefix(HEAD)
-                .is_some_and(|rest| rest.starts_with('.'))
-            {
-                1.0
-            } else if frozen {
-                0.0
-            } else {
-                layer_decay.scale(name)
-            }
-        });
-        let loss = tuning.train_epoch(epoch, frozen, train_set, &train_labels, log)?;
-        let validation_accuracy = tuning.accuracy(validation_set, &validation_labels);
-        let record = EpochRecord {
-            epoch,
-            loss,
-            validation_accuracy,
-            encoder_trained: !frozen,
-            encoder_change: drift.relative_change(&tuning.model.store),
+/// What every training of one fine-tuning shares: the run, the data, the settings and the
+/// labeled subset.
+pub(super) struct Fitter<'a> {
+    pub(super) config: &'a PretrainConfig,
+    pub(super) checkpoint: Option<&'a Checkpoint>,
+    pub(super) data: &'a Splits,
+    pub(super) settings: &'a FinetuneConfig,
+    pub(super) device: Device,
+    pub(super) split: &'a ProbeSplit,
+}
+
+/// One training: on which examples, validated on which, at which rates, for how long.
+pub(super) struct FitPlan<'a> {
+    pub(super) train: &'a Samples,
+    pub(super) validation: Option<&'a Samples>,
+    pub(super) lr: f64,
+    pub(super) weight_decay: f64,
+    /// Epochs to run, at most `settings.epochs` (the learning-rate schedule's length).
+    pub(super) epochs: usize,
+    /// Stop after `patience` epochs without a better validation accuracy, and keep the best
+    /// epoch's weights.
+    pub(super) early_stopping: bool,
+    /// Measure the held-out split at the end (and the probe the head started from).
+    pub(super) measure_test: bool,
+}
+
+/// What one training reached.
+pub(super) struct Fitted {
+    pub(super) model: Model,
+    pub(super) head: nn::Linear,
+    pub(super) records: Vec<EpochRecord>,
+    /// The epoch whose weights the model holds, and its validation accuracy.
+    pub(super) best_epoch: usize,
+    pub(super) best_validation_accuracy: Option<f64>,
+    pub(super) test_accuracy: Option<f64>,
+    /// With `probe_init`: the probe's held-out accuracy (when measured) and L2 strength.
+    pub(super) probe_accuracy: Option<f64>,
+    pub(super) probe_l2: Option<f64>,
+    pub(super) warnings: Vec<String>,
+}
+
+impl Fitter<'_> {
+    /// Trains once as `plan` says; `log` gets one line per epoch and every warning.
+    pub(super) fn fit(
+        &self,
+        plan: &FitPlan<'_>,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Fitted, TrainError> {
+        let (settings, device) = (self.settings, self.device);
+        let train_labels = label_tensor(plan.train, device);
+        let validation_labels = plan.validation.map(|set| label_tensor(set, device));
+        let mut model = Model::new(self.config, &self.data.train, device);
+        load_start(self.config, self.checkpoint, settings, &mut model)?;
+        let mut tuning = Tuning::new(self, plan, model);
+        let (probe_accuracy, probe_l2) = if settings.probe_init && !settings.from_scratch {
+            let (accuracy, l2) = tuning.start_from_probe(self, plan, &train_labels);
+            (accuracy, Some(l2))
+        } else {
+            (None, None)
         };
-        log(&format!(
-            "epoch {epoch:>3}: loss {:.4}, validation accuracy {:.1}%{}, encoder moved {:.2}%",
-            record.loss,
-            100.0 * validation_accuracy,
-            if frozen { " (encoder frozen)" } else { "" },
-            100.0 * record.encoder_change
-        ));
-        watch.after_epoch(&record, &tuning.model.store, log);
-        records.push(record);
-        let best_epoch = watch.best_epoch_or(epoch);
-        if epoch - best_epoch >= settings.patience {
+        let encoder_names = trained_encoder_names(&tuning.model.store);
+        let layer_decay = LayerDecay::new(&encoder_names, settings.layer_decay);
+        let drift = EncoderDrift::new(&tuning.model.store, &encoder_names);
+        let mut watch = EpochWatch::new(settings.from_scratch);
+        let mut records: Vec<EpochRecord> = Vec::new();
+        for epoch in 1..=plan.epochs.min(settings.epochs) {
+            let frozen = epoch <= settings.freeze_epochs;
+            tuning.optimizer.set_lr_scales(|name| {
+                if name
+                    .strip_prefix(HEAD)
+                    .is_some_and(|rest| rest.starts_with('.'))
+                {
+                    1.0
+                } else if frozen {
+                    0.0
+                } else {
+                    layer_decay.scale(name)
+                }
+            });
+            let loss = tuning.train_epoch(epoch, frozen, plan.train, &train_labels, log)?;
+            let validation_accuracy = plan
+                .validation
+                .zip(validation_labels.as_ref())
+                .map(|(set, labels)| tuning.accuracy(set, labels));
+            let record = EpochRecord {
+                epoch,
+                loss,
+                validation_accuracy,
+                encoder_trained: !frozen,
+                encoder_change: drift.relative_change(&tuning.model.store),
+            };
             log(&format!(
-                "early stop: no better validation accuracy since epoch {best_epoch}"
+                "epoch {epoch:>3}: loss {:.4}{}{}, encoder moved {:.2}%",
+                record.loss,
+                validation_accuracy
+                    .map(|a| format!(", validation accuracy {:.1}%", 100.0 * a))
+                    .unwrap_or_default(),
+                if frozen { " (encoder frozen)" } else { "" },
+                100.0 * record.encoder_change
             ));
-            break;
+            if plan.early_stopping {
+                watch.after_epoch(&record, &tuning.model.store, log);
+            } else {
+                watch.after_epoch(
+                    &EpochRecord {
+                        validation_accuracy: None,
+                        ..record.clone()
+                    },
+                    &tuning.model.store,
+                    log,
+                );
+            }
+            records.push(record);
+            let best_epoch = watch.best_epoch_or(epoch);
+            if plan.early_stopping && epoch - best_epoch >= settings.patience {
+                log(&format!(
+                    "early stop: no better validation accuracy since epoch {best_epoch}"
+                ));
+                break;
+            }
         }
+        let (best, warnings) = watch.finish();
+        let last = records.last().expect("at least one epoch ran");
+        let (best_epoch, best_validation_accuracy) = match best {
+            Some(best) => {
+                best.restore(&tuning.model.store);
+                (best.epoch, Some(best.validation_accuracy))
+            }
+            None => (last.epoch, last.validation_accuracy),
+        };
+        let test_accuracy = plan
+            .measure_test
+            .then(|| tuning.accuracy(&self.data.test, &self.split.test_labels.to_device(device)));
+        Ok(Fitted {
+            model: tuning.model,
+            head: tuning.head,
+            records,
+            best_epoch,
+            best_validation_accuracy,
+            test_accuracy,
+            probe_accuracy,
+            probe_l2,
+            warnings,
+        })
     }
-    let (best, warnings) = watch.finish();
-    best.restore(&tuning.model.store);
-    let test_accuracy = tuning.accuracy(&data.test, &split.test_labels.to_device(device));
-    let report = FinetuneReport {
-        dataset: data.name.clone(),
-        start,
-        train_examples: train_set.len(),
-        validation_examples: validation_set.len(),
-        test_size: data.test.len(),
-        best_epoch: best.epoch,
-        best_validation_accuracy: best.validation_accuracy,
-        test_accuracy,
-        epochs: records,
-        warnings,
-        self_training: Vec::new(),
-        before_self_training: None,
-    };
-    Ok((report, tuning.model, tuning.head))
 }
 
 /// Loads the configured start into `model` (a downloaded checkpoint, the run's checkpoint,
 /// or nothing: random initialization); how the report names it.
-fn load_start(
+pub(super) fn load_start(
     config: &PretrainConfig,
     checkpoint: Option<&Checkpoint>,
     settings: &FinetuneConfig,
@@ -150,7 +216,7 @@ fn trained_encoder_names(store: &VarStore) -> Vec<String> {
 }
 
 /// The labels of `samples` as a tensor `[N]` on `device`.
-fn label_tensor(samples: &Samples, device: Device) -> Tensor {
+pub(super) fn label_tensor(samples: &Samples, device: Device) -> Tensor {
     let values: Vec<i64> = samples
         .labels()
         .expect("labeled")
@@ -167,6 +233,10 @@ struct Tuning<'a> {
     head: nn::Linear,
     optimizer: Optimizer,
     device: Device,
+    /// One augmented view per image, drawn with the run's view settings (None: the
+    /// examples as they are).
+    views: Option<ViewRecipe>,
+    lr: f64,
     total_steps: u64,
     warmup_steps: u64,
     /// Steps run so far (the schedule's clock).
@@ -177,43 +247,75 @@ struct Tuning<'a> {
 }
 
 impl<'a> Tuning<'a> {
-    /// Adds a linear head for `classes` to `model` (initialized from the fine-tuning seed)
-    /// and an AdamW over both, scheduled for `settings.epochs` over `train_len` examples.
-    fn new(
-        config: &PretrainConfig,
-        settings: &'a FinetuneConfig,
-        model: Model,
-        classes: i64,
-        train_len: usize,
-    ) -> Tuning<'a> {
+    /// Adds a linear head for the split's classes to `model` (initialized from the
+    /// fine-tuning seed) and an AdamW over both, scheduled for `settings.epochs` over the
+    /// plan's training examples.
+    fn new(fitter: &Fitter<'a>, plan: &FitPlan<'_>, model: Model) -> Tuning<'a> {
+        let settings = fitter.settings;
         tch::manual_seed(settings.seed as i64);
         let head = nn::linear(
             model.store.root() / HEAD,
             model.method.encoder().dim(),
-            classes,
+            fitter.split.num_classes,
             Default::default(),
         );
         let optimizer = Optimizer::new(
             &model.store,
             &OptimizerConfig {
-                weight_decay: settings.weight_decay,
+                weight_decay: plan.weight_decay,
                 ..OptimizerConfig::default()
             },
         );
-        let steps_per_epoch = train_len.div_ceil(settings.batch_size.max(1)) as u64;
+        let steps_per_epoch = plan.train.len().div_ceil(settings.batch_size.max(1)) as u64;
         let total_steps = steps_per_epoch * settings.epochs.max(1) as u64;
+        let views = (settings.augment && matches!(plan.train, Samples::Images(_)))
+            .then(|| ViewRecipe::OneView(fitter.config.views.clone()));
         Tuning {
             settings,
             device: model.store.device(),
             model,
             head,
             optimizer,
+            views,
+            lr: plan.lr,
             total_steps,
             warmup_steps: (settings.warmup_fraction * total_steps as f64).round() as u64,
             step: 0,
             nonfinite_steps: 0,
-            max_nonfinite_steps: config.train.max_nonfinite_steps,
+            max_nonfinite_steps: fitter.config.train.max_nonfinite_steps,
         }
+    }
+
+    /// Fits the linear probe on the frozen encoder's features of the training examples and
+    /// copies it into the head; the probe's held-out accuracy (when the plan measures the
+    /// held-out split) and its L2 strength.
+    fn start_from_probe(
+        &mut self,
+        fitter: &Fitter<'_>,
+        plan: &FitPlan<'_>,
+        train_labels: &Tensor,
+    ) -> (Option<f64>, f64) {
+        let encoder = self.model.method.encoder();
+        let train = encode_all(encoder, plan.train, self.device);
+        let probe = LinearProbe::fit(
+            &train,
+            train_labels,
+            fitter.split.num_classes,
+            &LinearProbeConfig::default(),
+            self.settings.seed,
+        );
+        let (weight, bias) = probe.as_linear();
+        tch::no_grad(|| {
+            self.head.ws.copy_(&weight.to_device(self.device));
+            if let Some(bs) = &mut self.head.bs {
+                bs.copy_(&bias.to_device(self.device));
+            }
+        });
+        let accuracy = plan.measure_test.then(|| {
+            let test = encode_all(encoder, &fitter.data.test, self.device);
+            probe.accuracy(&test, &fitter.split.test_labels)
+        });
+        (accuracy, probe.l2)
     }
 
     /// One pass over `train_set` in this epoch's shuffled order, the encoder frozen or not;
@@ -233,7 +335,20 @@ impl<'a> Tuning<'a> {
         ));
         let (mut loss_sum, mut batches) = (0.0, 0);
         for chunk in order.chunks(self.settings.batch_size.max(1)) {
-            let inputs = samples_to_tensor(train_set, chunk, self.device);
+            let inputs = match &self.views {
+                Some(views) => views
+                    .build(
+                        train_set,
+                        chunk,
+                        self.settings.seed,
+                        self.step,
+                        epoch as u64,
+                    )
+                    .to_inputs(self.device)
+                    .views
+                    .remove(0),
+                None => samples_to_tensor(train_set, chunk, self.device),
+            };
             let index = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>())
                 .to_device(self.device);
             let targets = train_labels.index_select(0, &index);
@@ -249,7 +364,7 @@ impl<'a> Tuning<'a> {
                 .cross_entropy_for_logits(&targets);
             let settings = StepSettings {
                 lr: learning_rate(
-                    self.settings.lr,
+                    self.lr,
                     self.step,
                     self.total_steps,
                     self.warmup_steps,
@@ -279,6 +394,25 @@ impl<'a> Tuning<'a> {
     fn accuracy(&self, samples: &Samples, labels: &Tensor) -> f64 {
         accuracy(&self.model, &self.head, samples, labels, self.device)
     }
+}
+
+/// The encoder's features `[N, D]` (on the CPU) of every example of `samples`, in inference
+/// mode, 256 at a time.
+fn encode_all(encoder: &dyn Encoder, samples: &Samples, device: Device) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    let indices: Vec<usize> = (0..samples.len()).collect();
+    let chunks: Vec<Tensor> = indices
+        .chunks(256)
+        .map(|chunk| {
+            encoder
+                .encode(&samples_to_tensor(samples, chunk, device), false)
+                .to_device(Device::Cpu)
+        })
+        .collect();
+    if chunks.is_empty() {
+        return Tensor::zeros([0, encoder.dim()], (Kind::Float, Device::Cpu));
+    }
+    Tensor::cat(&chunks, 0)
 }
 
 /// Accuracy of `head` over `model`'s encoder on `samples` against `labels`.

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 pub struct EpochRecord {
     pub epoch: usize,
     pub loss: f64,
-    pub validation_accuracy: f64,
+    /// Accuracy on the validation examples (None when every labeled example trains).
+    pub validation_accuracy: Option<f64>,
     /// Whether the encoder was trained this epoch (false while frozen).
     pub encoder_trained: bool,
     /// ‖θ − θ₀‖ / ‖θ₀‖ of the encoder's parameters after this epoch.
@@ -23,9 +24,25 @@ pub struct FinetuneReport {
     pub train_examples: usize,
     pub validation_examples: usize,
     pub test_size: usize,
+    /// The epoch whose weights were kept: the best on validation with early stopping, the
+    /// last one run otherwise.
     pub best_epoch: usize,
-    pub best_validation_accuracy: f64,
+    /// Its validation accuracy (None without a validation split).
+    pub best_validation_accuracy: Option<f64>,
     pub test_accuracy: f64,
+    /// The peak learning rate and weight decay trained with, and the epochs run.
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub epochs_run: usize,
+    /// With `probe_init`: test accuracy of the linear probe the head started from, and the L2
+    /// strength its cross-validation chose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_accuracy: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_l2: Option<f64>,
+    /// With `cross_validate`: what the search tried and chose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<SearchReport>,
     pub epochs: Vec<EpochRecord>,
     pub warnings: Vec<String>,
     /// Each self-training round (empty without self-training); the fields above describe
@@ -49,4 +66,44 @@ pub struct SelfTrainingRound {
     pub pseudo_label_accuracy: Option<f64>,
     /// Test accuracy of the model trained in this round.
     pub test_accuracy: f64,
+}
+
+/// What the cross-validated search of the learning rate, weight decay and epochs found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchReport {
+    /// Folds of the cross-validation (0: too few labeled examples of some class, so the
+    /// first grid values trained for all epochs).
+    pub folds: usize,
+    /// Labeled examples the search ran on.
+    pub examples: usize,
+    /// Every (lr, weight decay) tried: its best epoch and mean held-out accuracy there.
+    pub tried: Vec<SearchPoint>,
+    /// The chosen point.
+    pub chosen: SearchPoint,
+}
+
+/// One point of the search.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchPoint {
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub epochs: usize,
+    /// Mean held-out accuracy over the folds at `epochs` (None when nothing was
+    /// cross-validated).
+    pub accuracy: Option<f64>,
+}
+
+impl SearchReport {
+    /// "lr 3e-3, weight decay 5e-4, 24 epochs (3-fold CV 81.2%)".
+    pub fn summary(&self) -> String {
+        let chosen = &self.chosen;
+        let how = match chosen.accuracy {
+            Some(accuracy) => format!("{}-fold CV {:.1}%", self.folds, 100.0 * accuracy),
+            None => "too few labels per class to cross-validate".to_string(),
+        };
+        format!(
+            "lr {:.0e}, weight decay {:.0e}, {} epochs ({how})",
+            chosen.lr, chosen.weight_decay, chosen.epochs
+        )
+    }
 }

@@ -1,5 +1,5 @@
 //! What fine-tuning watches from epoch to epoch: how far the encoder moved from its start,
-//! the best epoch so far (early stopping keeps its weights) and the two warnings against
+//! the best epoch so far on validation (early stopping keeps its weights) and the two warnings against
 //! over-aggressive fine-tuning.
 
 use tch::nn::VarStore;
@@ -101,7 +101,10 @@ impl EpochWatch {
                 ), log);
             }
         }
-        let validation_accuracy = record.validation_accuracy;
+        let Some(validation_accuracy) = record.validation_accuracy else {
+            // No validation split: the last epoch is the result.
+            return;
+        };
         let improved = self
             .best
             .as_ref()
@@ -136,13 +139,13 @@ impl EpochWatch {
         self.warnings.push(warning);
     }
 
-    /// The best epoch so far, or `epoch` before any.
+    /// The best epoch so far, or `epoch` before any (or without validation).
     pub(super) fn best_epoch_or(&self, epoch: usize) -> usize {
         self.best.as_ref().map_or(epoch, |best| best.epoch)
     }
 
-    /// The best epoch and the warnings, once training ended.
-    pub(super) fn finish(self) -> (BestEpoch, Vec<String>) {
-        (self.best.expect("at least one epoch ran"), self.warnings)
+    /// The best epoch (None without validation) and the warnings, once training ended.
+    pub(super) fn finish(self) -> (Option<BestEpoch>, Vec<String>) {
+        (self.best, self.warnings)
     }
 }
