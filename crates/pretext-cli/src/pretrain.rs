@@ -94,7 +94,7 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
     run.write_data_files(tokenizer.as_ref(), &data.train)?;
     let mut progress = Progress::for_samples(&data.train);
     let outcome = pretrain(&config, &run, None, device, &data, &mut progress)?;
-    report(&run, &config, &outcome);
+    report(&run, &config, &outcome, data.train.len());
     Ok(())
 }
 
@@ -168,11 +168,13 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
         &data,
         &mut Progress::for_samples(&data.train),
     )?;
-    report(&run, &config, &outcome);
+    report(&run, &config, &outcome, data.train.len());
     Ok(())
 }
 
-fn report(run: &RunDir, config: &PretrainConfig, outcome: &PretrainOutcome) {
+/// The closing lines of a run; the suggested probe never asks for more labels than the
+/// `train_len` training examples hold.
+fn report(run: &RunDir, config: &PretrainConfig, outcome: &PretrainOutcome, train_len: usize) {
     eprintln!(
         "done: {} steps in {:.1} s (waited {:.1} s on data), final loss {:.4}, {} non-finite steps skipped",
         outcome.steps_run, outcome.seconds, outcome.data_wait_seconds, outcome.last_loss, outcome.nonfinite_steps
@@ -184,8 +186,18 @@ fn report(run: &RunDir, config: &PretrainConfig, outcome: &PretrainOutcome) {
             run.root.display()
         );
     } else {
-        eprintln!("next: pretext probe {} --labels 600", run.root.display());
+        eprintln!(
+            "next: pretext probe {} --labels {}",
+            run.root.display(),
+            suggested_labels(train_len)
+        );
     }
+}
+
+/// The label budget to suggest: 600, or half the training split when that is smaller (the
+/// rest stays unlabeled, as in a real few-label setting), at least 1.
+fn suggested_labels(train_len: usize) -> usize {
+    600.min(train_len / 2).max(1)
 }
 
 /// Takes the run directory's lock for this process, reporting a stale one it cleared.
@@ -198,4 +210,16 @@ pub fn lock(run: &RunDir) -> anyhow::Result<pretext_train::RunLock> {
         );
     }
     Ok(lock)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression: after pretraining on a 171-row table the suggested next step asked for
+    /// 600 labels, which the probe then refused.
+    #[test]
+    fn the_suggested_budget_fits_the_split() {
+        assert_eq!(super::suggested_labels(60_000), 600);
+        assert_eq!(super::suggested_labels(171), 85);
+        assert_eq!(super::suggested_labels(1), 1);
+    }
 }

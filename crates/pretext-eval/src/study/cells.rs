@@ -67,8 +67,49 @@ pub(super) fn slug(text: &str) -> String {
 /// A cell a job must produce: its series, budget index and seed.
 pub(super) type Wanted = (String, usize, u64);
 
-/// A measured cell: series, budget index, seed and accuracy.
-pub(super) type Measured = (String, usize, u64, f64);
+/// A measured cell: series, budget index, seed, accuracy and what the measurement chose.
+pub(super) struct Measured {
+    pub(super) series: String,
+    pub(super) budget: usize,
+    pub(super) seed: u64,
+    pub(super) accuracy: f64,
+    pub(super) note: String,
+    /// Why it could not be measured.
+    pub(super) unmeasured: Option<String>,
+}
+
+impl Measured {
+    pub(super) fn new(series: &str, budget: usize, seed: u64, accuracy: f64) -> Measured {
+        Measured {
+            series: series.to_string(),
+            budget,
+            seed,
+            accuracy,
+            note: String::new(),
+            unmeasured: None,
+        }
+    }
+
+    pub(super) fn noted(self, note: impl Into<String>) -> Measured {
+        Measured {
+            note: note.into(),
+            ..self
+        }
+    }
+}
+
+/// Whether an error is the cell's own (its settings do not fit its labels or data): the
+/// cell is marked unmeasured and the study goes on. Anything else (the disk, the device,
+/// another process) stops the study.
+fn cell_level(error: &TrainError) -> bool {
+    matches!(
+        error,
+        TrainError::Data(_)
+            | TrainError::Invalid { .. }
+            | TrainError::TooManyNonFinite { .. }
+            | TrainError::Torch(_)
+    )
+}
 
 /// The work of a job: measures the missing cells it is given.
 pub(super) type Work<'w> = dyn FnMut(&[Wanted]) -> Result<Vec<Measured>, TrainError> + 'w;
@@ -113,9 +154,32 @@ impl Runner<'_> {
         }
         self.progress.job(description, false);
         let started = Instant::now();
-        let measured = work(&missing)?;
+        let measured = match work(&missing) {
+            Ok(measured) => measured,
+            Err(error) if cell_level(&error) => {
+                self.progress.message(&format!(
+                    "could not measure {description}: {error}; the results mark it n/a and the study goes on"
+                ));
+                missing
+                    .iter()
+                    .map(|(series, budget, seed)| Measured {
+                        unmeasured: Some(error.to_string()),
+                        ..Measured::new(series, *budget, *seed, 0.0)
+                    })
+                    .collect()
+            }
+            Err(error) => return Err(error),
+        };
         let seconds = started.elapsed().as_secs_f64() / measured.len().max(1) as f64;
-        for (series, budget, seed, accuracy) in measured {
+        for measured in measured {
+            let Measured {
+                series,
+                budget,
+                seed,
+                accuracy,
+                note,
+                unmeasured,
+            } = measured;
             let cell = Cell {
                 series: series.clone(),
                 budget: self.budgets[budget].budget.clone(),
@@ -124,6 +188,8 @@ impl Runner<'_> {
                 accuracy,
                 seconds,
                 fingerprint: print.to_string(),
+                note,
+                unmeasured,
             };
             let path = self.cell_path(&series, budget, seed);
             let parent = path.parent().expect("cells/<series>/file");
@@ -144,10 +210,10 @@ impl Runner<'_> {
 pub(super) fn keep_missing(measured: Vec<Measured>, missing: &[Wanted]) -> Vec<Measured> {
     measured
         .into_iter()
-        .filter(|(series, budget, seed, _)| {
+        .filter(|cell| {
             missing
                 .iter()
-                .any(|m| &m.0 == series && m.1 == *budget && m.2 == *seed)
+                .any(|m| m.0 == cell.series && m.1 == cell.budget && m.2 == cell.seed)
         })
         .collect()
 }

@@ -4,10 +4,10 @@
 use pretext_data::Splits;
 use pretext_train::{Checkpoint, PretrainConfig, TrainError};
 
-use super::cells::{fingerprint, keep_missing, training_print, Wanted};
+use super::cells::{fingerprint, keep_missing, training_print, Measured, Wanted};
 use super::runner::{Runner, PROBE_BASELINES};
 use crate::classic::ClassicConfig;
-use crate::finetune::{finetune, FinetuneConfig};
+use crate::finetune::{finetune, FinetuneConfig, FinetuneReport};
 use crate::probe::{probe_baselines, probe_budgets, ProbeConfig};
 
 impl Runner<'_> {
@@ -54,8 +54,11 @@ impl Runner<'_> {
                         let mut out = Vec::new();
                         for (&budget, report) in indices.iter().zip(&reports) {
                             let row = &report.rows[0];
-                            out.push((knn.clone(), budget, seed, row.knn[0].1));
-                            out.push((linear.clone(), budget, seed, row.linear));
+                            out.push(Measured::new(&knn, budget, seed, row.knn[0].1));
+                            out.push(
+                                Measured::new(&linear, budget, seed, row.linear)
+                                    .noted(l2_note(row.linear_l2)),
+                            );
                         }
                         Ok(keep_missing(out, missing))
                     },
@@ -88,7 +91,19 @@ impl Runner<'_> {
                                 device,
                                 &mut |_| {},
                             )?;
-                            Ok(vec![(series.clone(), budget, seed, report.test_accuracy)])
+                            let note = report
+                                .probe_accuracy
+                                .map(|probe| {
+                                    format!("from its linear probe at {:.1}%", 100.0 * probe)
+                                })
+                                .unwrap_or_default();
+                            Ok(vec![Measured::new(
+                                &series,
+                                budget,
+                                seed,
+                                report.test_accuracy,
+                            )
+                            .noted(note)])
                         },
                     )?;
                 }
@@ -159,8 +174,12 @@ impl Runner<'_> {
                                     .iter()
                                     .find(|row| row.name == *row_name)
                                     .expect("every baseline row is computed");
-                                let accuracy = if *knn { row.knn[0].1 } else { row.linear };
-                                out.push((series.clone(), budget, seed, accuracy));
+                                out.push(if *knn {
+                                    Measured::new(series, budget, seed, row.knn[0].1)
+                                } else {
+                                    Measured::new(series, budget, seed, row.linear)
+                                        .noted(l2_note(row.linear_l2))
+                                });
                             }
                         }
                         Ok(keep_missing(out, missing))
@@ -177,6 +196,7 @@ impl Runner<'_> {
                     // learning rate, none frozen.
                     let settings = FinetuneConfig {
                         from_scratch: true,
+                        cross_validate: true,
                         layer_decay: 1.0,
                         freeze_epochs: 0,
                         self_training_rounds: if self_train {
@@ -236,14 +256,21 @@ impl Runner<'_> {
                         };
                         let report = finetune(config, None, data, &settings, device, &mut |_| {})?;
                         let first = report.before_self_training.unwrap_or(report.test_accuracy);
-                        let mut out = vec![("scratch".to_string(), budget, seed, first)];
+                        let chosen = report
+                            .search
+                            .as_ref()
+                            .map(|search| search.summary())
+                            .unwrap_or_default();
+                        let mut out =
+                            vec![Measured::new("scratch", budget, seed, first).noted(chosen)];
                         if settings.self_training_rounds > 0 {
-                            out.push((
-                                "self-training".to_string(),
-                                budget,
-                                seed,
-                                report.test_accuracy,
-                            ));
+                            out.push(
+                                Measured::new("self-training", budget, seed, report.test_accuracy)
+                                    .noted(self_training_note(
+                                        &report,
+                                        settings.pseudo_label_threshold,
+                                    )),
+                            );
                         }
                         Ok(keep_missing(out, missing))
                     })?;
@@ -271,4 +298,32 @@ fn budget_probes(
         })
         .collect();
     (indices, configs)
+}
+
+/// "L2 1e-3 (cross-validated)", or nothing when the probe could not cross-validate.
+fn l2_note(l2: Option<f64>) -> String {
+    l2.map(|l2| format!("L2 {l2:.0e} (cross-validated)"))
+        .unwrap_or_default()
+}
+
+/// Each self-training round's pseudo-labels: how many passed the threshold and how many
+/// were right, or that the round added none.
+fn self_training_note(report: &FinetuneReport, threshold: f64) -> String {
+    let rounds: Vec<String> = report
+        .self_training
+        .iter()
+        .map(|round| match round.pseudo_label_accuracy {
+            Some(right) if round.pseudo_labeled > 0 => format!(
+                "round {}: {} pseudo-labels (p ≥ {threshold}), {:.1}% right",
+                round.round,
+                round.pseudo_labeled,
+                100.0 * right
+            ),
+            _ => format!(
+                "round {}: no prediction reached p ≥ {threshold}, so it added no pseudo-label (the same model as scratch)",
+                round.round
+            ),
+        })
+        .collect();
+    rounds.join("; ")
 }

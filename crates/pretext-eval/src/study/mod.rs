@@ -18,6 +18,7 @@
 //! measures only what is new.
 
 mod cells;
+mod claims;
 pub mod config;
 mod jobs;
 pub mod plot;
@@ -26,6 +27,7 @@ mod run;
 mod runner;
 pub mod summary;
 
+pub use claims::Paired;
 pub use config::{StudyConfig, StudyMethod, BASELINES, EVALUATIONS};
 pub use report::MethodHealth;
 pub use run::{run_study, write_outputs, PlannedMethod, StudyOutput, StudyPlan, StudyProgress};

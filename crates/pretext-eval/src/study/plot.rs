@@ -134,12 +134,16 @@ fn draw_accuracy<DB: DrawingBackend>(
         .margin(16)
         .x_label_area_size(50)
         .y_label_area_size(60)
-        .build_cartesian_2d((x_min..x_max).log_scale(), y_min.min(y_max - 1.0)..y_max)?;
+        .build_cartesian_2d(
+            (x_min..x_max)
+                .log_scale()
+                .with_key_points(budget_ticks(results)),
+            y_min.min(y_max - 1.0)..y_max,
+        )?;
     chart
         .configure_mesh()
         .x_desc("labeled training examples (log scale)")
         .y_desc("held-out accuracy (%)")
-        .x_labels(6)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .label_style(("sans-serif", 14))
@@ -263,6 +267,19 @@ fn draw_curve<DB: DrawingBackend>(
     root.present()
 }
 
+/// The x-axis ticks of the accuracy plot: every budget's label count, so a study of two
+/// budgets shows both (a log axis's own ticks showed a single "100").
+fn budget_ticks(results: &StudyResults) -> Vec<f64> {
+    let mut ticks: Vec<f64> = results
+        .budgets
+        .iter()
+        .map(|budget| budget.labels as f64)
+        .collect();
+    ticks.sort_by(f64::total_cmp);
+    ticks.dedup();
+    ticks
+}
+
 /// A tick label with about three significant digits.
 fn format_tick(value: f64) -> String {
     let magnitude = value.abs();
@@ -311,6 +328,8 @@ mod tests {
                     accuracy: accuracy + 0.01 * seed as f64,
                     seconds: 0.0,
                     fingerprint: String::new(),
+                    note: String::new(),
+                    unmeasured: None,
                 });
             }
         }
@@ -334,6 +353,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&svg).unwrap(), text);
         for needle in ["simclr · linear", "scratch", "log scale", "plot test"] {
             assert!(text.contains(needle), "{needle} missing from the SVG");
+        }
+        // Regression: a two-budget study's log axis showed the single tick "100"; every
+        // budget is a tick now.
+        for tick in ["\n80\n</text>", "\n8000\n</text>"] {
+            assert!(text.contains(tick), "tick {tick:?} missing from the SVG");
         }
         let image = image::open(&png).unwrap();
         assert_eq!((image.width(), image.height()), ACCURACY_SIZE);

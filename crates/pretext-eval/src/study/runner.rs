@@ -169,6 +169,7 @@ impl Runner<'_> {
             &method.config.data.path,
             &method.config.data_options(run_dir),
         )?;
+        let method = &self.fit_batch(method, data.train.len());
         method.config.validate()?;
         method.config.check_data(&data.train)?;
         let config = method.config.resolved_for(&data.train)?;
@@ -238,6 +239,21 @@ impl Runner<'_> {
         ));
         self.progress.job_done();
         Ok((config, outcome.checkpoint, data))
+    }
+
+    /// `method` with a batch no larger than the `train_len` training examples (said once):
+    /// a small dataset should not stop the study.
+    fn fit_batch(&mut self, method: &PlannedMethod, train_len: usize) -> PlannedMethod {
+        let mut method = method.clone();
+        let batch = method.config.train.batch_size;
+        if train_len > 0 && batch > train_len {
+            self.progress.message(&format!(
+                "{}: train.batch_size {batch} is larger than the {train_len} training examples; using batches of {train_len}",
+                method.label
+            ));
+            method.config.train.batch_size = train_len;
+        }
+        method
     }
 
     pub(super) fn probe_config(&self, seed: u64) -> ProbeConfig {

@@ -21,6 +21,15 @@ pub struct Cell {
     /// Hash of every setting the result depends on: a cell whose settings changed is
     /// measured again.
     pub fingerprint: String,
+    /// What the measurement chose or saw: the cross-validated L2 strength of a probe, the
+    /// learning rate, weight decay and epochs of training from scratch, each self-training
+    /// round's pseudo-labels.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
+    /// Why the cell could not be measured (its accuracy is then meaningless and left out of
+    /// every statistic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmeasured: Option<String>,
 }
 
 /// A row of the tables: a pretrained encoder under one evaluation, or a baseline.
@@ -89,6 +98,7 @@ impl StudyResults {
                 let values: Vec<f64> = cells
                     .iter()
                     .filter(|cell| cell.series == row.name && cell.budget == budget.budget)
+                    .filter(|cell| cell.unmeasured.is_none())
                     .map(|cell| cell.accuracy)
                     .collect();
                 if let Some((mean, std)) = mean_std(&values) {
@@ -126,116 +136,6 @@ impl StudyResults {
             .find(|stat| stat.series == series && stat.budget == budget)
     }
 
-    /// Per budget: the best pretrained series against the best baseline; and how many labels
-    /// the supervised baseline needs to match the best pretrained result at each budget.
-    fn compare(&self) -> Vec<String> {
-        let best = |pretrained: bool, budget: &Budget| {
-            self.series
-                .iter()
-                .filter(|row| row.pretrained == pretrained)
-                .filter_map(|row| self.stat(&row.name, &budget.budget).map(|s| (row, s)))
-                .max_by(|a, b| a.1.mean.total_cmp(&b.1.mean))
-        };
-        let mut findings = Vec::new();
-        for budget in &self.budgets {
-            let (Some((ssl, ssl_stat)), Some((base, base_stat))) =
-                (best(true, budget), best(false, budget))
-            else {
-                continue;
-            };
-            let gap = 100.0 * (ssl_stat.mean - base_stat.mean);
-            let noise = 100.0 * (ssl_stat.std + base_stat.std);
-            let verdict = if gap.abs() <= noise {
-                "within the spread of the seeds"
-            } else if gap > 0.0 {
-                "pretraining wins"
-            } else {
-                "pretraining LOSES"
-            };
-            findings.push(format!(
-                "{} ({} labels): best pretrained {} {:.1} ± {:.1}% vs best baseline {} {:.1} ± {:.1}% — {:+.1} points, {verdict}.",
-                budget.budget,
-                budget.labels,
-                ssl.name,
-                100.0 * ssl_stat.mean,
-                100.0 * ssl_stat.std,
-                base.name,
-                100.0 * base_stat.mean,
-                100.0 * base_stat.std,
-                gap
-            ));
-        }
-        // The seed's claim: a few labels after pretraining vs many labels from scratch.
-        if self.series.iter().any(|row| row.name == "scratch") {
-            for budget in &self.budgets {
-                let Some((ssl, ssl_stat)) = best(true, budget) else {
-                    continue;
-                };
-                let scratch = |other: &Budget| self.stat("scratch", &other.budget);
-                let matched = self.budgets.iter().position(|other| {
-                    scratch(other).is_some_and(|stat| stat.mean >= ssl_stat.mean)
-                });
-                let matched = matched.map(|index| (index, &self.budgets[index]));
-                let mut finding = match matched {
-                    Some((index, other)) if other.labels > budget.labels => {
-                        // The largest budget below the match where scratch falls short: the
-                        // labels pretraining saves lie between the two.
-                        let short = self.budgets[..index]
-                            .iter()
-                            .rev()
-                            .find(|b| scratch(b).is_some())
-                            .map_or(budget.labels, |b| b.labels.max(budget.labels));
-                        format!(
-                            "{} with {} labels ({:.1}%) is first matched by training from scratch at {} labels ({:.1}%): pretraining is worth {} the labels.",
-                            ssl.name,
-                            budget.labels,
-                            100.0 * ssl_stat.mean,
-                            other.labels,
-                            100.0 * scratch(other).expect("found").mean,
-                            if short > budget.labels {
-                                format!(
-                                    "between {:.0}× and {:.0}×",
-                                    short as f64 / budget.labels as f64,
-                                    other.labels as f64 / budget.labels as f64
-                                )
-                            } else {
-                                format!("up to {:.0}×", other.labels as f64 / budget.labels as f64)
-                            }
-                        )
-                    }
-                    Some((_, other)) => format!(
-                        "{} with {} labels ({:.1}%): training from scratch reaches as much with {} labels.",
-                        ssl.name,
-                        budget.labels,
-                        100.0 * ssl_stat.mean,
-                        other.labels
-                    ),
-                    None => format!(
-                        "{} with {} labels ({:.1}%): training from scratch does not reach it at any budget of the study.",
-                        ssl.name,
-                        budget.labels,
-                        100.0 * ssl_stat.mean
-                    ),
-                };
-                // Beating scratch is not beating everything: say so when another baseline
-                // already does as well with the same labels.
-                if let Some((base, base_stat)) = best(false, budget) {
-                    if base_stat.mean >= ssl_stat.mean {
-                        finding.pop();
-                        finding.push_str(&format!(
-                            " — but {} reaches {:.1}% with the same {} labels.",
-                            base.name,
-                            100.0 * base_stat.mean,
-                            budget.labels
-                        ));
-                    }
-                }
-                findings.push(finding);
-            }
-        }
-        findings
-    }
-
     /// The summary table in Markdown: one row per series, one column per budget,
     /// "mean ± std" in percent; a blank cell was not measured (e.g. self-training with every
     /// label, which leaves nothing unlabeled).
@@ -269,10 +169,20 @@ impl StudyResults {
                         100.0 * stat.mean,
                         100.0 * stat.std
                     )),
+                    None if self.unmeasured(&row.name, &budget.budget).is_some() => {
+                        out.push_str(" n/a |")
+                    }
                     None => out.push_str(" — |"),
                 }
             }
             out.push('\n');
+        }
+        let unmeasured = self.unmeasured_reasons();
+        if !unmeasured.is_empty() {
+            out.push_str("\nn/a: not measured —\n");
+            for reason in unmeasured {
+                out.push_str(&format!("- {reason}\n"));
+            }
         }
         if !self.findings.is_empty() {
             out.push('\n');
@@ -280,7 +190,68 @@ impl StudyResults {
                 out.push_str(&format!("- {finding}\n"));
             }
         }
+        let notes = self.notes();
+        if !notes.is_empty() {
+            out.push_str("\nWhat the baselines chose (cross-validation on the labeled examples) and what self-training added:\n\n");
+            for note in notes {
+                out.push_str(&format!("- {note}\n"));
+            }
+        }
         out
+    }
+
+    /// Why a series was not measured at a budget (the first seed's reason).
+    pub fn unmeasured(&self, series: &str, budget: &str) -> Option<&str> {
+        self.cells
+            .iter()
+            .find(|c| c.series == series && c.budget == budget && c.unmeasured.is_some())
+            .and_then(|c| c.unmeasured.as_deref())
+    }
+
+    /// "series at budget (seeds …): reason", one line per distinct reason of a series.
+    fn unmeasured_reasons(&self) -> Vec<String> {
+        let mut lines: Vec<String> = Vec::new();
+        for cell in &self.cells {
+            let Some(reason) = &cell.unmeasured else {
+                continue;
+            };
+            let line = format!("{} at {} labels: {reason}", cell.series, cell.labels);
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        lines
+    }
+
+    /// The notes of the baselines that tune themselves and of self-training, per series and
+    /// budget: "scratch, 80 labels: seed 0 lr 1e-3, …; seed 1 …".
+    fn notes(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for row in self.series.iter().filter(|row| !row.pretrained) {
+            for budget in &self.budgets {
+                let mut cells: Vec<_> = self
+                    .cells
+                    .iter()
+                    .filter(|c| c.series == row.name && c.budget == budget.budget)
+                    .filter(|c| !c.note.is_empty())
+                    .collect();
+                if cells.is_empty() || !matches!(row.name.as_str(), "scratch" | "self-training") {
+                    continue;
+                }
+                cells.sort_by_key(|c| c.seed);
+                let per_seed: Vec<String> = cells
+                    .iter()
+                    .map(|c| format!("seed {} {}", c.seed, c.note))
+                    .collect();
+                lines.push(format!(
+                    "{}, {} labels: {}",
+                    row.name,
+                    budget.labels,
+                    per_seed.join("; ")
+                ));
+            }
+        }
+        lines
     }
 
     /// The summary as CSV: series, model, evaluation, pretrained, budget, labels, mean,
@@ -309,18 +280,29 @@ impl StudyResults {
         out
     }
 
-    /// Every cell as CSV: series, budget, labels, seed, accuracy (percent), seconds.
+    /// Every cell as CSV: series, budget, labels, seed, accuracy (percent; empty when not
+    /// measured), seconds, note (or why it was not measured).
     pub fn cells_csv(&self) -> String {
-        let mut out = String::from("series,budget,labels,seed,accuracy,seconds\n");
+        let mut out = String::from("series,budget,labels,seed,accuracy,seconds,note\n");
         for cell in &self.cells {
+            let accuracy = match &cell.unmeasured {
+                Some(_) => String::new(),
+                None => format!("{:.4}", 100.0 * cell.accuracy),
+            };
+            let note = cell
+                .unmeasured
+                .as_ref()
+                .map_or(cell.note.clone(), |reason| {
+                    format!("not measured: {reason}")
+                });
             out.push_str(&format!(
-                "{},{},{},{},{:.4},{:.2}\n",
+                "{},{},{},{},{accuracy},{:.2},{}\n",
                 csv_field(&cell.series),
                 csv_field(&cell.budget),
                 cell.labels,
                 cell.seed,
-                100.0 * cell.accuracy,
-                cell.seconds
+                cell.seconds,
+                csv_field(&note)
             ));
         }
         out
@@ -352,10 +334,10 @@ fn csv_field(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn series(name: &str, pretrained: bool) -> Series {
+    pub(crate) fn series(name: &str, pretrained: bool) -> Series {
         Series {
             name: name.into(),
             model: name.into(),
@@ -364,7 +346,13 @@ mod tests {
         }
     }
 
-    fn cell(series: &str, budget: &str, labels: usize, seed: u64, accuracy: f64) -> Cell {
+    pub(crate) fn cell(
+        series: &str,
+        budget: &str,
+        labels: usize,
+        seed: u64,
+        accuracy: f64,
+    ) -> Cell {
         Cell {
             series: series.into(),
             budget: budget.into(),
@@ -373,6 +361,8 @@ mod tests {
             accuracy,
             seconds: 1.0,
             fingerprint: String::new(),
+            note: String::new(),
+            unmeasured: None,
         }
     }
 
@@ -437,47 +427,6 @@ mod tests {
             "{csv}"
         );
         assert_eq!(results.cells_csv().lines().count(), 1 + 9);
-    }
-
-    #[test]
-    fn findings_say_who_wins_and_labels_to_match() {
-        let findings = results().findings;
-        // 60 ± 10 vs 40 ± 10: a gap of 20 points, no more than the summed spread.
-        assert!(
-            findings[0].contains("+20.0 points, within the spread"),
-            "{findings:?}"
-        );
-        // Scratch is measured at 1% (below 60%) and first reaches 60% at 100%: one budget
-        // apart, so the saving is anywhere up to 100×.
-        assert!(
-            findings[1].contains("first matched by training from scratch at 1000 labels"),
-            "{findings:?}"
-        );
-        assert!(
-            findings[1].contains("worth up to 100× the labels."),
-            "{findings:?}"
-        );
-        // A baseline that beats the pretrained series at its own budget is named.
-        let mut results = results();
-        for cell in &mut results.cells {
-            if cell.series == "scratch" && cell.budget == "1%" {
-                cell.accuracy += 0.3;
-            }
-        }
-        let rebuilt = StudyResults::new(
-            results.title,
-            results.dataset,
-            (results.train_size, results.test_size),
-            results.series,
-            results.budgets,
-            results.seeds,
-            results.cells,
-        );
-        assert!(
-            rebuilt.findings[1].ends_with("— but scratch reaches 70.0% with the same 10 labels."),
-            "{:?}",
-            rebuilt.findings
-        );
     }
 
     #[test]
