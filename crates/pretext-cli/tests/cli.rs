@@ -1301,6 +1301,31 @@ fn every_method_pretrains_probes_and_reports_health() {
             }
             assert!(run.join("finetune-100-seed0.json").exists());
             assert!(run.join("scratch-100-seed0.json").exists());
+            // Linear probe, then fine-tune: the report gives both, and a recipe that
+            // wrecks the features (lr 1 everywhere) is told it ended below its probe.
+            let wrecked = pretext(&[
+                "finetune",
+                arg(&run),
+                "--labels",
+                "100",
+                "--epochs",
+                "2",
+                "--lr",
+                "1",
+                "--layer-decay",
+                "1",
+                "--device",
+                "cpu",
+            ]);
+            assert_succeeds(&wrecked, "finetune at lr 1");
+            assert!(
+                wrecked.stdout.contains("linear probe (the start, L2 ")
+                    && wrecked
+                        .stdout
+                        .contains("below the linear probe it started from"),
+                "{}",
+                wrecked.stdout
+            );
         }
         let json = pretext(&["health", arg(&run), "--json"]);
         assert_succeeds(&json, "health --json");
@@ -1975,6 +2000,45 @@ fn study_cells(out: &Path) -> BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)
         }
     }
     cells
+}
+
+/// A cell that cannot be measured does not stop the study: here every fine-tuning step of
+/// the pretrained encoder diverges (lr 1e30, no non-finite step allowed), so its cells are
+/// n/a with the reason, while training from scratch (its own cross-validated rates) and
+/// the probes are measured.
+#[test]
+fn a_cell_that_cannot_be_measured_is_marked_and_the_study_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = embedded_slice(dir.path(), 300, 100);
+    let study = dir.path().join("study.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "labels = [\"20%\"]\nseeds = [0]\nbaselines = [\"scratch\"]\n\
+             [pretrain]\ndata.path = {:?}\ntrain.steps = 4\ntrain.batch_size = 32\n\
+             train.max_nonfinite_steps = 0\nhealth.knn_every = 0\n\
+             [finetune]\nepochs = 2\nlr = 1e30\nsearch.lr = [1e-3]\nsearch.weight_decay = [0.05]\n",
+            arg(&data)
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let outcome = pretext(&["study", "--config", arg(&study), "--out", arg(&out)]);
+    assert_succeeds(&outcome, "a study with a cell that cannot be measured");
+    let table = &outcome.stdout;
+    assert!(table.contains("| **simclr · fine-tuned** | n/a |"), "{table}");
+    assert!(
+        table.contains("n/a: not measured —\n- simclr · fine-tuned at 60 labels: ")
+            && table.contains("non-finite"),
+        "{table}"
+    );
+    assert!(!table.contains("| scratch | n/a |"), "{table}");
+    assert!(!table.contains("| **simclr · linear** | n/a |"), "{table}");
+    assert!(
+        outcome.stderr.contains("could not measure fine-tuning simclr"),
+        "{}",
+        outcome.stderr
+    );
 }
 
 /// A study killed (SIGKILL) in the middle continues where it stopped (a second study on the

@@ -132,12 +132,34 @@ pub fn html_report(
                     100.0 * stat.mean,
                     100.0 * stat.std
                 )),
-                None => out.push_str("<td>—</td>"),
+                None => match results.unmeasured(&row.name, &budget.budget) {
+                    Some(reason) => out.push_str(&format!(
+                        "<td title=\"{}\">n/a</td>",
+                        escape(reason)
+                    )),
+                    None => out.push_str("<td>—</td>"),
+                },
             }
         }
         out.push_str("</tr>\n");
     }
     out.push_str("</table>\n<p>A dash: not measured (self-training needs unlabeled examples, which 100% of the labels leaves none of). Files beside this report: results.csv, cells.csv, results.json, accuracy.png, accuracy.svg.</p>\n");
+    for (heading, items) in [
+        ("Not measured", results.unmeasured_reasons()),
+        (
+            "What the baselines chose (cross-validation on the labeled examples) and what self-training added",
+            results.notes(),
+        ),
+    ] {
+        if items.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("<h3>{heading}</h3>\n<ul>\n"));
+        for item in items {
+            out.push_str(&format!("<li>{}</li>\n", escape(&item)));
+        }
+        out.push_str("</ul>\n");
+    }
     out.push_str("<h2>Pretraining health</h2>\n");
     if health.is_empty() {
         out.push_str("<p>No method was pretrained in this study.</p>\n");

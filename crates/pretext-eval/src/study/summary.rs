@@ -209,7 +209,7 @@ impl StudyResults {
     }
 
     /// "series at budget (seeds …): reason", one line per distinct reason of a series.
-    fn unmeasured_reasons(&self) -> Vec<String> {
+    pub fn unmeasured_reasons(&self) -> Vec<String> {
         let mut lines: Vec<String> = Vec::new();
         for cell in &self.cells {
             let Some(reason) = &cell.unmeasured else {
@@ -225,7 +225,7 @@ impl StudyResults {
 
     /// The notes of the baselines that tune themselves and of self-training, per series and
     /// budget: "scratch, 80 labels: seed 0 lr 1e-3, …; seed 1 …".
-    fn notes(&self) -> Vec<String> {
+    pub fn notes(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for row in self.series.iter().filter(|row| !row.pretrained) {
             for budget in &self.budgets {

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The baselines of issue 19 before and after: the raw-feature linear probe (fixed weight
+# decay vs cross-validated L2) beside `--classic` raw + LR, training from scratch (early
+# stopping on 20% vs cross-validated lr / weight decay / epochs with augmentations) and
+# fine-tuning (random head, lr 1e-3 vs linear probe then fine-tune, lr 3e-4), on the shared
+# image, text, audio and table sets.
+#
+#   bench/baselines-before-after.sh BEFORE_BINARY AFTER_BINARY OUT_DIR
+#
+# BEFORE_BINARY is pretext built at commit 71ce938 (before the change), AFTER_BINARY the
+# current one. Each modality pretrains one short run with AFTER (the raw rows and scratch do
+# not depend on it; the fine-tuned rows do), then both binaries probe and fine-tune it.
+# Writes OUT_DIR/<modality>/*.txt (every command's output) and prints a summary.
+set -euo pipefail
+before="$1" after="$2" out="$3"
+shared="$(cd "$(dirname "$0")/../.." && pwd)/shared/data"
+mkdir -p "$out"
+
+pretrain() { # name, args...
+  local name="$1"; shift
+  [ -f "$out/$name/run/config.toml" ] && return
+  mkdir -p "$out/$name"
+  "$after" pretrain "$@" --out "$out/$name/run" --overwrite --device cpu > "$out/$name/pretrain.txt" 2>&1
+}
+
+compare() { # name, labels, seeds...
+  local name="$1" labels="$2"; shift 2
+  local run="$out/$name/run"
+  for seed in "$@"; do
+    for which in before after; do
+      local bin="$before"; [ "$which" = after ] && bin="$after"
+      "$bin" probe "$run" --labels "$labels" --seed "$seed" --classic --device cpu \
+        --json "$out/$name/probe-$which-$seed.json" > "$out/$name/probe-$which-$seed.txt" 2>&1
+      "$bin" finetune "$run" --labels "$labels" --seed "$seed" --device cpu \
+        --json "$out/$name/finetune-$which-$seed.json" > "$out/$name/finetune-$which-$seed.txt" 2>&1
+      local cv=""; [ "$which" = after ] && cv="--cross-validate"
+      "$bin" finetune "$run" --labels "$labels" --seed "$seed" --from-scratch $cv --device cpu \
+        --json "$out/$name/scratch-$which-$seed.json" > "$out/$name/scratch-$which-$seed.txt" 2>&1
+    done
+  done
+}
+
+pretrain images --method simclr --data embedded --steps 300
+compare images 80 0 1 2
+pretrain tables --method vime --backbone mlp --data "$shared/tabular/letter_recognition.csv" --steps 2000
+compare tables 1% 0 1 2
+pretrain audio --config "$(dirname "$0")/../configs/wav2vec2-spoken-words.toml" --steps 100
+compare audio 120 0
+pretrain text --method bert-mlm --backbone transformer --data "$shared/text/austen/austen_train.tsv" \
+  --set data.test_path="\"$shared/text/austen/austen_test.tsv\"" --steps 100
+compare text 120 0
+
+python3 - "$out" <<'PY'
+import json, pathlib, statistics, sys
+out = pathlib.Path(sys.argv[1])
+def mean(values):
+    return f"{100 * statistics.mean(values):.1f}" + (f" ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else "")
+print("| data | labels | seeds | raw · linear before | raw · linear after (CV) | raw + LR (classic) | scratch before | scratch after (CV) | fine-tuned before | fine-tuned after (LP-FT) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for name in ["images", "tables", "audio", "text"]:
+    folder = out / name
+    seeds = sorted(int(p.stem.split("-")[-1]) for p in folder.glob("probe-after-*.json"))
+    if not seeds:
+        continue
+    def probe(which, row_prefix, field):
+        values = []
+        for seed in seeds:
+            rows = json.loads((folder / f"probe-{which}-{seed}.json").read_text())["rows"]
+            row = next(r for r in rows if r["name"].startswith(row_prefix))
+            values.append(row[field])
+        return values
+    raw = json.loads((folder / f"probe-after-{seeds[0]}.json").read_text())["rows"]
+    raw_name = next(r["name"] for r in raw if r["name"] in ("raw pixels", "raw columns", "TF-IDF", "log-mel"))
+    labels = json.loads((folder / f"probe-after-{seeds[0]}.json").read_text())["labels"]
+    acc = lambda kind, which: [json.loads((folder / f"{kind}-{which}-{s}.json").read_text())["test_accuracy"] for s in seeds]
+    print(f"| {name} ({raw_name}) | {labels} | {len(seeds)} | {mean(probe('before', raw_name, 'linear'))} | {mean(probe('after', raw_name, 'linear'))} | "
+          f"{mean(probe('after', 'raw + logistic', 'linear'))} | {mean(acc('scratch', 'before'))} | {mean(acc('scratch', 'after'))} | "
+          f"{mean(acc('finetune', 'before'))} | {mean(acc('finetune', 'after'))} |")
+PY
