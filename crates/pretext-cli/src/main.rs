@@ -17,6 +17,7 @@ mod probe;
 mod progress;
 mod quickstart;
 mod reconstruct;
+mod run_data;
 mod study;
 mod text_bench;
 mod tokenizer_cmd;
