@@ -27,6 +27,7 @@ pub mod source;
 pub mod split;
 pub mod store;
 pub mod table;
+pub mod test_data;
 pub mod text;
 pub mod token_set;
 
