@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use npyz::WriterBuilder;
 use pretext_data::Samples;
 use pretext_eval::encode_samples;
@@ -11,6 +11,7 @@ use pretext_train::RunDir;
 use crate::args::EmbedArgs;
 use crate::cuda;
 use crate::probe::latest_checkpoint;
+use crate::run_data::open_for_run;
 use pretext_eval::load_model;
 
 pub fn run(args: &EmbedArgs) -> anyhow::Result<()> {
@@ -18,15 +19,24 @@ pub fn run(args: &EmbedArgs) -> anyhow::Result<()> {
     let config = run.read_config()?;
     let checkpoint = latest_checkpoint(&run)?;
     let device = cuda::device(&args.device)?;
-    let data = pretext_data::open(&args.data, &config.data_options(Some(&run.root)))
-        .context("loading the data")?
-        .splits;
+    let data = open_for_run(&run, &config, Some(&args.data))?;
     let sets: Vec<&Samples> = match args.split.as_str() {
         "train" => vec![&data.train],
         "test" => vec![&data.test],
         "all" => vec![&data.train, &data.test],
         other => bail!("--split {other}: expected train, test or all"),
     };
+    for (split, set) in [("train", &data.train), ("test", &data.test)] {
+        if set.is_empty() && sets.iter().any(|chosen| std::ptr::eq(*chosen, set)) {
+            let other = if split == "train" { "test" } else { "train" };
+            bail!(
+                "{}: the {split} split is empty ({} training and {} held-out samples); embed --split {other}",
+                args.data,
+                data.train.len(),
+                data.test.len()
+            );
+        }
+    }
     let model = load_model(&config, &checkpoint, &data.train, device)?;
     let encoder = model.method.encoder();
     let features: Vec<tch::Tensor> = sets

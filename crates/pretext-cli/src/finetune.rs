@@ -1,13 +1,13 @@
 //! `pretext finetune RUN --labels N`: end-to-end fine-tuning of a run's encoder (or the same
 //! architecture from scratch) with few labels.
 
-use anyhow::Context;
 use pretext_eval::{finetune, FinetuneConfig};
 use pretext_train::RunDir;
 
 use crate::args::FinetuneArgs;
 use crate::cuda;
 use crate::probe::latest_checkpoint;
+use crate::run_data::{open_for_run, require_test_split};
 
 pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.run);
@@ -24,10 +24,8 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         Some(latest_checkpoint(&run)?)
     };
     let device = cuda::device(&args.device)?;
-    let spec = args.data.as_deref().unwrap_or(&config.data.path);
-    let data = pretext_data::open(spec, &config.data_options(Some(&run.root)))
-        .context("loading the data")?
-        .splits;
+    let data = open_for_run(&run, &config, args.data.as_deref())?;
+    require_test_split(args.data.as_deref().unwrap_or(&config.data.path), &data)?;
     if !(args.pseudo_threshold > 0.0 && args.pseudo_threshold <= 1.0) {
         anyhow::bail!(
             "--pseudo-threshold {}: expected a probability in (0, 1]",

@@ -23,6 +23,16 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
             config.method.name.as_str()
         );
     }
+    let sampling = SamplingConfig {
+        temperature: args.temperature,
+        top_k: args.top_k,
+        top_p: args.top_p,
+        max_tokens: args.max_tokens,
+        seed: args.seed,
+    };
+    if let Err((field, message)) = sampling.validate() {
+        bail!("--{}: {message}", field.replace('_', "-"));
+    }
     let tokenizer = resolve_tokenizer(&config.data_options(Some(&run.root)))?;
     let checkpoint = latest_checkpoint(&run)?;
     let device = cuda::device(&args.device)?;
@@ -46,13 +56,6 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     if prompt.is_empty() {
         bail!("--prompt: the prompt has no tokens; give some text to continue");
     }
-    let sampling = SamplingConfig {
-        temperature: args.temperature,
-        top_k: args.top_k,
-        top_p: args.top_p,
-        max_tokens: args.max_tokens,
-        seed: args.seed,
-    };
     let mut stdout = std::io::stdout().lock();
     write!(stdout, "{}", args.prompt)?;
     stdout.flush()?;

@@ -113,7 +113,37 @@ fn has_option(table: &Table, key: &str) -> bool {
 /// Turns the layered table into a config; unknown keys are named.
 pub fn finish(table: Table, origin: &str) -> anyhow::Result<PretrainConfig> {
     let text = toml::to_string(&table).expect("a TOML table serializes");
-    // The text is ours, not the user's: report the message without its line and snippet.
-    toml::from_str::<PretrainConfig>(&text)
-        .map_err(|error| anyhow::anyhow!("{origin}: {}", error.message()))
+    // The text is ours, not the user's: report the message and the dotted key it is about,
+    // without the line and snippet.
+    toml::from_str::<PretrainConfig>(&text).map_err(|error| {
+        match error
+            .span()
+            .and_then(|span| dotted_key_at(&text, span.start))
+        {
+            Some(key) => anyhow::anyhow!("{origin}: {key}: {}", error.message()),
+            None => anyhow::anyhow!("{origin}: {}", error.message()),
+        }
+    })
+}
+
+/// The dotted key (`section.key`) of the `key = value` line of `text` holding byte `offset`.
+fn dotted_key_at(text: &str, offset: usize) -> Option<String> {
+    let mut section = String::new();
+    let mut start = 0;
+    for line in text.lines() {
+        let end = start + line.len();
+        let trimmed = line.trim();
+        if let Some(header) = trimmed.strip_prefix('[') {
+            section = header.trim_end_matches(']').trim().to_string();
+        } else if (start..=end).contains(&offset) {
+            let key = trimmed.split_once('=')?.0.trim();
+            return Some(if section.is_empty() {
+                key.to_string()
+            } else {
+                format!("{section}.{key}")
+            });
+        }
+        start = end + 1;
+    }
+    None
 }

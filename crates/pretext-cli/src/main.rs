@@ -17,6 +17,7 @@ mod probe;
 mod progress;
 mod quickstart;
 mod reconstruct;
+mod run_data;
 mod study;
 mod text_bench;
 mod tokenizer_cmd;
@@ -27,7 +28,10 @@ use crate::args::{Cli, Command, TokenizerCommand};
 
 fn main() -> std::process::ExitCode {
     allocator::tune_for_training();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return usage_error(error),
+    };
     let result = match cli.command {
         Command::Pretrain(args) => pretrain::run(&args),
         Command::Probe(args) => probe::run(&args),
@@ -42,11 +46,53 @@ fn main() -> std::process::ExitCode {
         Command::Reconstruct(args) => reconstruct::run(&args),
         Command::Attention(args) => attention::run(&args),
     };
+    report(result)
+}
+
+/// Help and version requests print as clap prints them; a wrong argument is an error like
+/// any other: one line, `error: ...`, exit code 1.
+fn usage_error(error: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if !error.use_stderr() || error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        error.exit();
+    }
+    // clap's first paragraph names the problem (and, indented below it, the missing
+    // arguments); its tips and usage follow after a blank line.
+    let text = error.to_string();
+    let problem: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let problem = problem.join(" ");
+    let problem = problem.trim_start_matches("error: ");
+    report(Err(anyhow::anyhow!("{problem} (see --help)")))
+}
+
+fn report(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&format!("{error:#}")));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// An error message on one line: a TOML parse error's source excerpt (`1 | labels = [`
+/// and the caret line under it) is dropped, and its other lines are joined with ": ".
+fn one_line(message: &str) -> String {
+    let excerpt = |line: &str| {
+        let line = line.trim_start();
+        line.starts_with('|')
+            || line
+                .split_once(" |")
+                .is_some_and(|(number, _)| number.chars().all(|c| c.is_ascii_digit()))
+    };
+    message
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !excerpt(line))
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(": ")
 }

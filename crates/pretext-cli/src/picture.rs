@@ -12,6 +12,7 @@ use pretext_train::{PretrainConfig, RunDir};
 use tch::{Kind, Tensor};
 
 use crate::args::PictureArgs;
+use crate::run_data::open_for_run;
 
 /// The images `args` asks for, as the run's encoder reads them: the given files resized to
 /// the run's image size and channels, or else the first `--count` held-out images.
@@ -20,10 +21,7 @@ pub fn chosen_images(
     run: &RunDir,
     config: &PretrainConfig,
 ) -> anyhow::Result<(pretext_data::Splits, ImageSet)> {
-    let spec = args.data.as_deref().unwrap_or(&config.data.path);
-    let data = pretext_data::open(spec, &config.data_options(Some(&run.root)))
-        .context("loading the data")?
-        .splits;
+    let data = open_for_run(run, config, args.data.as_deref())?;
     let (Samples::Images(train), Samples::Images(test)) = (&data.train, &data.test) else {
         bail!(
             "{}: this run reads text; the pictures need an image run",

@@ -3,8 +3,8 @@
 use anyhow::{bail, Context};
 use pretext_methods::MethodName;
 use pretext_train::{
-    ensure_steps_left, pretrain, total_steps, Checkpoint, PretrainConfig, PretrainOutcome, RunDir,
-    RunMode,
+    check_pretraining, ensure_steps_left, pretrain, total_steps, Checkpoint, PretrainConfig,
+    PretrainOutcome, RunDir, RunMode,
 };
 
 use crate::args::PretrainArgs;
@@ -68,8 +68,8 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
         tokenizer,
     } = pretext_data::open(&config.data.path, &config.data_options(None))
         .context("loading the data")?;
-    config.check_data(&data.train)?;
-    let config = config.resolved_for(&data.train)?;
+    // Everything `pretrain` checks, checked before the run folder is made.
+    let config = check_pretraining(&config, &data)?;
     eprintln!(
         "data: {} — {} for training, {} held out",
         data.name,

@@ -2,22 +2,21 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use pretext_eval::{probe_budgets, ProbeConfig, ProbeReport};
 use pretext_train::{Checkpoint, RunDir};
 
 use crate::args::ProbeArgs;
 use crate::cuda;
+use crate::run_data::{open_for_run, require_test_split};
 
 pub fn run(args: &ProbeArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.run);
     let config = run.read_config()?;
     let checkpoint = latest_checkpoint(&run)?;
     let device = cuda::device(&args.device)?;
-    let spec = args.data.as_deref().unwrap_or(&config.data.path);
-    let data = pretext_data::open(spec, &config.data_options(Some(&run.root)))
-        .context("loading the data")?
-        .splits;
+    let data = open_for_run(&run, &config, args.data.as_deref())?;
+    require_test_split(args.data.as_deref().unwrap_or(&config.data.path), &data)?;
     let budgets: Vec<&str> = args.labels.split(',').map(str::trim).collect();
     if budgets.iter().any(|budget| budget.is_empty()) {
         bail!(

@@ -4,7 +4,7 @@
 use anyhow::anyhow;
 use pretext_eval::ProbeConfig;
 use pretext_methods::MethodName;
-use pretext_train::{pretrain, PretrainConfig, RunDir, RunMode};
+use pretext_train::{check_pretraining, pretrain, PretrainConfig, RunDir, RunMode};
 
 use crate::args::QuickstartArgs;
 use crate::cuda;
@@ -44,6 +44,9 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
     let device = cuda::device(&config.device)?;
     let data: pretext_data::Splits =
         pretext_data::load_images(&config.data.path, &config.data.source_options())?.into();
+    // Refused before the run folder is touched: the settings, and the probes' label budget.
+    check_pretraining(&config, &data)?;
+    pretext_data::parse_label_budget(&args.labels, data.train.len())?;
     eprintln!(
         "pretext quickstart: {method} ({} backbone) on {} — {} training images, {} held out, device {}",
         config.backbone.kind.as_str(), data.name, data.train.len(), data.test.len(), pretext_train::device_name(device)

@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use toml::{Table, Value};
 
 mod common;
-use common::{austen_slice, embedded_slice, small_text_run, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC};
+use common::{
+    austen_slice, embedded_slice, shared_data, small_text_run, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
+};
 
 /// What one invocation of the binary did.
 struct Outcome {
@@ -1667,12 +1669,10 @@ fn mae_reconstructions_and_vit_attention_maps_are_drawn() {
 /// method, or with a CNN, is refused naming both sides.
 #[test]
 fn table_methods_pretrain_and_probe_a_csv() {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/tabular/letter_recognition.csv");
-    let Ok(text) = std::fs::read_to_string(&source) else {
-        eprintln!("skipped: {} is absent", source.display());
+    let Some(source) = shared_data("tabular/letter_recognition.csv") else {
         return;
     };
+    let text = std::fs::read_to_string(source).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let table = dir.path().join("letters.csv");
     let rows: Vec<&str> = text.lines().take(1001).collect();
@@ -1783,11 +1783,10 @@ fn table_methods_pretrain_and_probe_a_csv() {
 /// refused naming the problem.
 #[test]
 fn wav2vec2_pretrains_on_wav_folders_and_probes_against_log_mel() {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/audio");
-    let Ok(labels) = std::fs::read_to_string(shared.join("spoken-words/labels.csv")) else {
-        eprintln!("skipped: {} is absent", shared.display());
+    let Some(shared) = shared_data("audio") else {
         return;
     };
+    let labels = std::fs::read_to_string(shared.join("spoken-words/labels.csv")).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let words = shared.join("spoken-words");
     let mut per_split = std::collections::BTreeMap::new();

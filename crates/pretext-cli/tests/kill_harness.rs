@@ -724,14 +724,11 @@ fn cases(data: &Path) -> Vec<Result<PretrainCase, String>> {
             };
             vec![Ok(bert("wordpiece")), Ok(given)]
         }
-        _ => vec![Err(format!(
-            "skipped: {} is absent",
-            shared_data("text/austen").display()
-        ))],
+        _ => vec![Err("skipped: ../shared/data/text/austen is absent".into())],
     };
-    let letters = shared_data("tabular/letter_recognition.csv");
-    let table = match std::fs::read_to_string(&letters) {
-        Ok(text) => {
+    let table = match shared_data("tabular/letter_recognition.csv") {
+        Some(letters) => {
+            let text = std::fs::read_to_string(letters).unwrap();
             let path = data.join("letters.csv");
             let rows: Vec<&str> = text.lines().take(1001).collect();
             std::fs::write(&path, rows.join("\n") + "\n").unwrap();
@@ -748,7 +745,7 @@ fn cases(data: &Path) -> Vec<Result<PretrainCase, String>> {
                 ],
             ))
         }
-        Err(_) => Err(format!("skipped: {} is absent", letters.display())),
+        None => Err("skipped: ../shared/data/tabular/letter_recognition.csv is absent".into()),
     };
     let mut cases = vec![
         Ok(case("simclr", 24, &embedded)),
@@ -1203,8 +1200,8 @@ fn a_kill_while_a_new_run_is_set_up_leaves_a_folder_that_starts_again() {
         run.join(".config.toml.tmp"),
         again,
     ));
-    let letters = shared_data("tabular/letter_recognition.csv");
-    if let Ok(text) = std::fs::read_to_string(&letters) {
+    if let Some(letters) = shared_data("tabular/letter_recognition.csv") {
+        let text = std::fs::read_to_string(letters).unwrap();
         let table = dir.path().join("letters.csv");
         let rows: Vec<&str> = text.lines().take(1001).collect();
         std::fs::write(&table, rows.join("\n") + "\n").unwrap();
@@ -1226,7 +1223,7 @@ fn a_kill_while_a_new_run_is_set_up_leaves_a_folder_that_starts_again() {
             again,
         ));
     } else {
-        eprintln!("skipped the vime scenario: {} is absent", letters.display());
+        eprintln!("skipped the vime scenario: ../shared/data/tabular is absent");
     }
     let study = dir.path().join("study.toml");
     std::fs::write(

@@ -134,6 +134,32 @@ impl DataConfig {
         (!self.test_path.is_empty()).then(|| Path::new(&self.test_path))
     }
 
+    /// Refuses `unlabeled` folders that [`Self::pretraining_samples`] would refuse without
+    /// reading their audio: folders given for data that is not audio, and folders with no
+    /// `.wav` file.
+    pub fn check_unlabeled(&self, train: &Samples) -> Result<(), DataError> {
+        if self.unlabeled.is_empty() {
+            return Ok(());
+        }
+        if !matches!(train, Samples::Audio(_)) {
+            return Err(self.unlabeled_for_other_data());
+        }
+        for folder in &self.unlabeled {
+            crate::list_wav_files(Path::new(folder))?;
+        }
+        Ok(())
+    }
+
+    fn unlabeled_for_other_data(&self) -> DataError {
+        DataError::InvalidSetting {
+            field: "data.unlabeled".into(),
+            message: format!(
+                "unlabeled folders are read for audio only, and `{}` is not audio",
+                self.path
+            ),
+        }
+    }
+
     /// The samples pretraining reads: `train` followed by the clips of every `unlabeled`
     /// folder, without labels; `train` itself when there are none.
     pub fn pretraining_samples(&self, train: &Samples) -> Result<Samples, DataError> {
@@ -141,13 +167,7 @@ impl DataConfig {
             return Ok(train.clone());
         }
         let Samples::Audio(set) = train else {
-            return Err(DataError::InvalidSetting {
-                field: "data.unlabeled".into(),
-                message: format!(
-                    "unlabeled folders are read for audio only, and `{}` is not audio",
-                    self.path
-                ),
-            });
+            return Err(self.unlabeled_for_other_data());
         };
         // `unlabeled` is not empty, so at least one join drops the labels.
         let mut all = set.clone();

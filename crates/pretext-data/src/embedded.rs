@@ -99,13 +99,10 @@ mod tests {
 
     #[test]
     fn embedded_subset_is_the_start_of_the_real_dataset() {
-        let shared =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/vision/fashion-mnist");
-        let images = shared.join("t10k-images-idx3-ubyte.gz");
-        if !images.exists() {
-            eprintln!("skipping: {} not found", images.display());
+        let Some(shared) = crate::test_data::shared_data("vision/fashion-mnist") else {
             return;
-        }
+        };
+        let images = shared.join("t10k-images-idx3-ubyte.gz");
         let full =
             crate::idx::read_idx_pair(&images, &shared.join("t10k-labels-idx1-ubyte.gz")).unwrap();
         let embedded = embedded_fashion_mnist().unwrap().test;

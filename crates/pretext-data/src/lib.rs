@@ -27,6 +27,7 @@ pub mod source;
 pub mod split;
 pub mod store;
 pub mod table;
+pub mod test_data;
 pub mod text;
 pub mod token_set;
 
@@ -46,7 +47,7 @@ pub use idx::{
 pub use image_folder::{read_image_bytes, read_image_files, read_image_folder};
 pub use image_set::{ImageSet, ImageSplits};
 pub use logmel::{log_mel_features, log_mel_spectrogram, mel_filterbank, LogMelConfig};
-pub use open::{is_table_path, is_text_path, open, DataOptions, OpenedData};
+pub use open::{is_table_path, is_text_path, modality, open, DataOptions, OpenedData};
 pub use prefetch::Prefetcher;
 pub use rng_stream::rng_stream;
 pub use samples::{Samples, Splits};

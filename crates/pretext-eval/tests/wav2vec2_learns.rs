@@ -4,8 +4,6 @@
 //! margin with a linear probe on 240 labels (20 per word), measured on the 306 held-out clips
 //! of other speakers. Skipped with a note when ../shared/data/audio is absent.
 
-use std::path::Path;
-
 use pretext_eval::{probe, ProbeConfig};
 use pretext_methods::MethodName;
 use pretext_nn::{BackboneKind, Wav2VecConfig};
@@ -14,11 +12,9 @@ use tch::Device;
 
 #[test]
 fn wav2vec2_features_beat_the_random_init_network_on_keywords() {
-    let audio = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/audio");
-    if !audio.exists() {
-        eprintln!("skipped: {} is absent", audio.display());
+    let Some(audio) = pretext_data::test_data::shared_data("audio") else {
         return;
-    }
+    };
     let mut config = PretrainConfig::default();
     config.data.path = audio.join("spoken-words").to_string_lossy().into_owned();
     config.data.unlabeled = vec![audio

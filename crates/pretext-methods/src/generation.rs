@@ -39,6 +39,30 @@ impl Default for SamplingConfig {
     }
 }
 
+impl SamplingConfig {
+    /// Checks the settings; the error is (field, what was expected and found).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
+            let found = self.temperature;
+            return Err((
+                "temperature",
+                format!("expected 0 (greedy) or more, found {found}"),
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            let found = self.top_p;
+            return Err((
+                "top_p",
+                format!("expected a probability in (0, 1], found {found}"),
+            ));
+        }
+        if self.max_tokens == 0 {
+            return Err(("max_tokens", "expected at least 1 token, found 0".into()));
+        }
+        Ok(())
+    }
+}
+
 /// The probabilities of the next token after temperature, top-k and top-p, `[V]`, as f64.
 pub fn next_token_probabilities(logits: &Tensor, config: &SamplingConfig) -> Vec<f64> {
     let logits = Vec::<f64>::try_from(logits.to_kind(Kind::Double).view([-1]))

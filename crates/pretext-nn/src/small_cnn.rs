@@ -27,6 +27,34 @@ impl Default for SmallCnnConfig {
     }
 }
 
+impl SmallCnnConfig {
+    /// Checks what would fail at build or run time; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.widths.is_empty() || self.widths.iter().any(|&width| width <= 0) {
+            return Err(format!(
+                "widths must be one or more positive channel counts, found {:?}",
+                self.widths
+            ));
+        }
+        if let Some(index) = self.pool_after.iter().find(|&&i| i >= self.widths.len()) {
+            return Err(format!(
+                "pool_after names layer {index}, but there are {} layers (0-based)",
+                self.widths.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The smallest image side the network takes: each 2x2 max-pool halves it, and the last
+    /// one needs at least 2 pixels.
+    pub fn min_image_size(&self) -> usize {
+        let pools = (0..self.widths.len())
+            .filter(|index| self.pool_after.contains(index))
+            .count();
+        1 << pools.min(16)
+    }
+}
+
 /// The network built from a [`SmallCnnConfig`].
 #[derive(Debug)]
 pub struct SmallCnn {

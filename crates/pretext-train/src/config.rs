@@ -5,7 +5,7 @@ use std::path::Path;
 
 use pretext_augment::ViewConfig;
 pub use pretext_data::{DataConfig, TableConfig};
-use pretext_data::{DataOptions, Samples};
+use pretext_data::{DataOptions, LogMelConfig, Samples};
 use pretext_methods::{MethodConfig, ViewRecipe};
 use pretext_nn::BackboneConfig;
 use serde::{Deserialize, Serialize};
@@ -173,6 +173,23 @@ impl PretrainConfig {
                 return invalid("backbone.vit", &message);
             }
         }
+        if self.backbone.kind == pretext_nn::BackboneKind::SmallCnn {
+            if let Err(message) = self.backbone.small_cnn.validate() {
+                return invalid("backbone.small_cnn", &message);
+            }
+        }
+        if self.backbone.kind == pretext_nn::BackboneKind::Transformer {
+            if let Err(message) = self.backbone.transformer.validate() {
+                return invalid("backbone.transformer", &message);
+            }
+            // GPT predicts each next token, so one token leaves nothing to predict.
+            if self.data.seq_len < 2 {
+                return invalid(
+                    "data.seq_len",
+                    &format!("must be at least 2 tokens, found {}", self.data.seq_len),
+                );
+            }
+        }
         if self.backbone.kind == pretext_nn::BackboneKind::Mlp {
             if let Err(message) = self.backbone.mlp.validate() {
                 return invalid("backbone.mlp", &message);
@@ -302,6 +319,73 @@ impl PretrainConfig {
                 self.data.path,
                 self.backbone.kind.as_str(),
             ));
+        }
+        if let Samples::Tokens(set) = train {
+            let masks = matches!(
+                self.method.view_recipe(&self.views),
+                ViewRecipe::MaskedTokens(_)
+            );
+            if masks && set.mask_id.is_none() {
+                return Err(TrainError::Invalid {
+                    field: "data.tokenizer".into(),
+                    message: format!(
+                        "method `{}` replaces tokens with a mask token, and the tokenizer `{}` has none ([MASK] or <mask>); use \"wordpiece\" or \"bpe\", or a tokenizer.json with a mask token",
+                        self.method.name.as_str(),
+                        self.data.tokenizer
+                    ),
+                });
+            }
+        }
+        if let Samples::Images(set) = train {
+            let sizes = self.method.view_recipe(&self.views).view_sizes(set.height);
+            let smallest = match self.backbone.kind {
+                pretext_nn::BackboneKind::SmallCnn => self.backbone.small_cnn.min_image_size(),
+                pretext_nn::BackboneKind::Vit => self.backbone.vit.patch_size.max(1) as usize,
+                _ => 1,
+            };
+            // The encoder sees the views while training, and whole images for the health
+            // signals and the probes.
+            let too_small = sizes
+                .iter()
+                .copied()
+                .chain([set.height])
+                .find(|&size| size < smallest);
+            if let Some(size) = too_small {
+                return Err(TrainError::Invalid {
+                    field: "data.image_size".into(),
+                    message: format!(
+                        "backbone `{}` needs images and views of at least {smallest} px, found {size}: the images are {} px and method `{}` makes views of {sizes:?} px; use larger images (--image-size)",
+                        self.backbone.kind.as_str(),
+                        set.height,
+                        self.method.name.as_str(),
+                    ),
+                });
+            }
+        }
+        if let Samples::Audio(set) = train {
+            // Audio is always compared with its log-mel features (the probe's baseline), whose
+            // 25 ms windows every 10 ms need at least one sample each.
+            if let Err(error) = LogMelConfig::default().validate(set.sample_rate) {
+                return Err(TrainError::Invalid {
+                    field: "data.audio.sample_rate".into(),
+                    message: format!(
+                        "{} Hz is too low for the log-mel baseline ({error}); expected 50 Hz or more",
+                        set.sample_rate
+                    ),
+                });
+            }
+            if self.backbone.kind == pretext_nn::BackboneKind::Wav2vec {
+                let frames = self.backbone.wav2vec.frames(set.clip_samples as i64);
+                if frames < 2 {
+                    return Err(TrainError::Invalid {
+                        field: "data.audio.clip_seconds".into(),
+                        message: format!(
+                            "clips of {} samples ({} s at {} Hz) give the wav2vec feature encoder {frames} frames; it needs at least 2 (about 45 ms at 16 kHz)",
+                            set.clip_samples, self.data.audio.clip_seconds, set.sample_rate
+                        ),
+                    });
+                }
+            }
         }
         if let (Samples::Images(set), pretext_nn::BackboneKind::Vit) = (train, self.backbone.kind) {
             let patch = self.backbone.vit.patch_size.max(1) as usize;

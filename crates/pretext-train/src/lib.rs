@@ -32,4 +32,4 @@ pub use resume::ensure_steps_left;
 pub use run_dir::{RunDir, RunLock, RunMode, LOCK_FILE};
 pub use schedule::learning_rate;
 pub use step::{train_step, StepOutcome, StepSettings};
-pub use trainer::{pretrain, total_steps, Model, PretrainOutcome};
+pub use trainer::{check_pretraining, pretrain, total_steps, Model, PretrainOutcome};

@@ -105,6 +105,32 @@ fn planned_steps(config: &PretrainConfig, plan: &BatchPlan) -> u64 {
 /// Tag of the stream that re-seeds libtorch at every step.
 const STEP_SEED: u64 = 0x5354_4550; // "STEP"
 
+/// Every check [`pretrain`] makes before it writes anything: the settings, the data against
+/// the method and backbone, the unlabeled folders, and a batch size the training split can
+/// fill. Returns the config resolved for the data ([`PretrainConfig::resolved_for`]). Call it
+/// before creating a run directory, so that a refused run leaves nothing behind.
+pub fn check_pretraining(
+    config: &PretrainConfig,
+    data: &Splits,
+) -> Result<PretrainConfig, TrainError> {
+    config.validate()?;
+    config.check_data(&data.train)?;
+    let resolved = config.resolved_for(&data.train)?;
+    config.data.check_unlabeled(&data.train)?;
+    // Unlabeled clips only add samples; without them the training split is all there is.
+    let samples = data.train.len();
+    if config.data.unlabeled.is_empty() && config.train.batch_size > samples {
+        return Err(TrainError::Invalid {
+            field: "train.batch_size".into(),
+            message: format!(
+                "{} is more than the {samples} training samples of `{}`; lower --batch-size or give more data",
+                config.train.batch_size, config.data.path
+            ),
+        });
+    }
+    Ok(resolved)
+}
+
 /// Runs (or resumes) pretraining into `run`, on `data.train` (and `data.unlabeled`'s clips).
 ///
 /// It seeds libtorch's process-wide random generator (at initialization and before every
@@ -117,9 +143,7 @@ pub fn pretrain(
     data: &Splits,
     progress: &mut dyn ProgressSink,
 ) -> Result<PretrainOutcome, TrainError> {
-    config.validate()?;
-    config.check_data(&data.train)?;
-    let config = &config.resolved_for(&data.train)?;
+    let config = &check_pretraining(config, data)?;
     let train = Arc::new(config.data.pretraining_samples(&data.train)?);
     announce_unlabeled(config, &data.train, &train, progress);
     let plan = BatchPlan::new(train.len(), config.train.batch_size, config.seed)?;

@@ -11,22 +11,18 @@ use std::path::{Path, PathBuf};
 pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
 pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 
-/// `relative` under ../shared/data (which may be absent: CI has none).
-pub fn shared_data(relative: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join(relative)
+/// `relative` under ../shared/data, or None with a note where it is absent (a failure under
+/// `PRETEXT_REQUIRE_DATA=1`: see [`pretext_data::test_data`]).
+pub fn shared_data(relative: &str) -> Option<PathBuf> {
+    pretext_data::test_data::shared_data(relative)
 }
 
 /// The first `rows` data lines of a labeled Austen TSV (with its header), evenly spaced so
 /// that all six books (in book order in the file) appear, or None (with a note) when
 /// ../shared/data is absent.
 pub fn austen_slice(name: &str, rows: usize, out: &Path) -> Option<PathBuf> {
-    let source = shared_data("text/austen").join(name);
-    let Ok(text) = std::fs::read_to_string(&source) else {
-        eprintln!("skipped: {} is absent", source.display());
-        return None;
-    };
+    let source = shared_data(&format!("text/austen/{name}"))?;
+    let text = std::fs::read_to_string(&source).unwrap();
     let mut lines = text.lines();
     let header = lines.next().unwrap();
     let all: Vec<&str> = lines.collect();

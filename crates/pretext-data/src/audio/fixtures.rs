@@ -82,11 +82,5 @@ pub(super) fn tiny_options() -> AudioOptions {
 }
 
 pub(super) fn shared_audio() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/audio");
-    if dir.exists() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: {} is absent", dir.display());
-        None
-    }
+    crate::test_data::shared_data("audio")
 }

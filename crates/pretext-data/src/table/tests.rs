@@ -336,11 +336,9 @@ fn parquet_reads_like_the_same_csv() {
 /// The shared UCI tables load with their documented shapes and classes.
 #[test]
 fn shared_tables_load() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/tabular");
-    if !dir.exists() {
-        eprintln!("skipped: {} is absent", dir.display());
+    let Some(dir) = crate::test_data::shared_data("tabular") else {
         return;
-    }
+    };
     for (file, rows, width, classes, missing) in [
         ("letter_recognition.csv", 20000, 16, 26, 0),
         ("satellite.csv", 6435, 36, 6, 0),
