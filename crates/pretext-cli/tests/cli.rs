@@ -2025,7 +2025,10 @@ fn a_cell_that_cannot_be_measured_is_marked_and_the_study_goes_on() {
     let outcome = pretext(&["study", "--config", arg(&study), "--out", arg(&out)]);
     assert_succeeds(&outcome, "a study with a cell that cannot be measured");
     let table = &outcome.stdout;
-    assert!(table.contains("| **simclr · fine-tuned** | n/a |"), "{table}");
+    assert!(
+        table.contains("| **simclr · fine-tuned** | n/a |"),
+        "{table}"
+    );
     assert!(
         table.contains("n/a: not measured —\n- simclr · fine-tuned at 60 labels: ")
             && table.contains("non-finite"),
@@ -2034,7 +2037,9 @@ fn a_cell_that_cannot_be_measured_is_marked_and_the_study_goes_on() {
     assert!(!table.contains("| scratch | n/a |"), "{table}");
     assert!(!table.contains("| **simclr · linear** | n/a |"), "{table}");
     assert!(
-        outcome.stderr.contains("could not measure fine-tuning simclr"),
+        outcome
+            .stderr
+            .contains("could not measure fine-tuning simclr"),
         "{}",
         outcome.stderr
     );

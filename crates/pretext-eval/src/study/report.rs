@@ -133,10 +133,9 @@ pub fn html_report(
                     100.0 * stat.std
                 )),
                 None => match results.unmeasured(&row.name, &budget.budget) {
-                    Some(reason) => out.push_str(&format!(
-                        "<td title=\"{}\">n/a</td>",
-                        escape(reason)
-                    )),
+                    Some(reason) => {
+                        out.push_str(&format!("<td title=\"{}\">n/a</td>", escape(reason)))
+                    }
                     None => out.push_str("<td>—</td>"),
                 },
             }
