@@ -204,9 +204,10 @@ pub struct FinetuneArgs {
     /// Examples per step.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
-    /// Peak learning rate of the head; each encoder layer gets it times its decay factor.
-    #[arg(long, default_value_t = 3e-4)]
-    pub lr: f64,
+    /// Peak learning rate of the head; each encoder layer gets it times its decay factor
+    /// [default: 3e-4; 1e-3 with --from-scratch, whose random encoder has nothing to protect].
+    #[arg(long)]
+    pub lr: Option<f64>,
     /// AdamW weight decay.
     #[arg(long, default_value_t = 0.05)]
     pub weight_decay: f64,

@@ -37,7 +37,9 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         seed: args.seed,
         epochs: args.epochs,
         batch_size: args.batch_size,
-        lr: args.lr,
+        lr: args
+            .lr
+            .unwrap_or(if args.from_scratch { 1e-3 } else { 3e-4 }),
         weight_decay: args.weight_decay,
         layer_decay: args.layer_decay,
         probe_init: !args.no_probe_init,
