@@ -1022,10 +1022,6 @@ fn every_other_subcommand_refuses_wrong_arguments_in_one_line() {
             &["label budget"],
         ),
         (
-            &["finetune", "image-run", "--labels", "10"],
-            &["10 labeled examples"],
-        ),
-        (
             &[
                 "finetune",
                 "image-run",
@@ -1039,10 +1035,6 @@ fn every_other_subcommand_refuses_wrong_arguments_in_one_line() {
         (
             &["finetune", "image-run", "--from-pretrained"],
             &["--from-pretrained"],
-        ),
-        (
-            &["finetune", "audio-run", "--labels", "2"],
-            &["labeled examples"],
         ),
         (
             &[

@@ -281,9 +281,10 @@ impl StudyResults {
     }
 
     /// Every cell as CSV: series, budget, labels, seed, accuracy (percent; empty when not
-    /// measured), seconds, note (or why it was not measured).
+    /// measured), note (or why it was not measured), seconds (last, so that comparisons of
+    /// two runs can drop it).
     pub fn cells_csv(&self) -> String {
-        let mut out = String::from("series,budget,labels,seed,accuracy,seconds,note\n");
+        let mut out = String::from("series,budget,labels,seed,accuracy,note,seconds\n");
         for cell in &self.cells {
             let accuracy = match &cell.unmeasured {
                 Some(_) => String::new(),
@@ -296,13 +297,13 @@ impl StudyResults {
                     format!("not measured: {reason}")
                 });
             out.push_str(&format!(
-                "{},{},{},{},{accuracy},{:.2},{}\n",
+                "{},{},{},{},{accuracy},{},{:.2}\n",
                 csv_field(&cell.series),
                 csv_field(&cell.budget),
                 cell.labels,
                 cell.seed,
-                cell.seconds,
-                csv_field(&note)
+                csv_field(&note),
+                cell.seconds
             ));
         }
         out
