@@ -18,6 +18,7 @@ use super::layer_decay::LayerDecay;
 use super::report::EpochRecord;
 use super::settings::FinetuneConfig;
 use super::watch::{EncoderDrift, EpochWatch};
+use crate::features::encode_samples;
 use crate::linear_probe::{LinearProbe, LinearProbeConfig};
 use crate::probe::ProbeSplit;
 
@@ -296,7 +297,7 @@ impl<'a> Tuning<'a> {
         train_labels: &Tensor,
     ) -> (Option<f64>, f64) {
         let encoder = self.model.method.encoder();
-        let train = encode_all(encoder, plan.train, self.device);
+        let train = encode_samples(encoder, plan.train, self.device, 256);
         let probe = LinearProbe::fit(
             &train,
             train_labels,
@@ -312,7 +313,7 @@ impl<'a> Tuning<'a> {
             }
         });
         let accuracy = plan.measure_test.then(|| {
-            let test = encode_all(encoder, &fitter.data.test, self.device);
+            let test = encode_samples(encoder, &fitter.data.test, self.device, 256);
             probe.accuracy(&test, &fitter.split.test_labels)
         });
         (accuracy, probe.l2)
@@ -394,25 +395,6 @@ impl<'a> Tuning<'a> {
     fn accuracy(&self, samples: &Samples, labels: &Tensor) -> f64 {
         accuracy(&self.model, &self.head, samples, labels, self.device)
     }
-}
-
-/// The encoder's features `[N, D]` (on the CPU) of every example of `samples`, in inference
-/// mode, 256 at a time.
-fn encode_all(encoder: &dyn Encoder, samples: &Samples, device: Device) -> Tensor {
-    let _guard = tch::no_grad_guard();
-    let indices: Vec<usize> = (0..samples.len()).collect();
-    let chunks: Vec<Tensor> = indices
-        .chunks(256)
-        .map(|chunk| {
-            encoder
-                .encode(&samples_to_tensor(samples, chunk, device), false)
-                .to_device(Device::Cpu)
-        })
-        .collect();
-    if chunks.is_empty() {
-        return Tensor::zeros([0, encoder.dim()], (Kind::Float, Device::Cpu));
-    }
-    Tensor::cat(&chunks, 0)
 }
 
 /// Accuracy of `head` over `model`'s encoder on `samples` against `labels`.
