@@ -150,6 +150,10 @@ pub struct PretrainArgs {
     /// auto, cpu, cuda or cuda:N (device).
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
+    /// fp32, or bf16: the forward pass under bfloat16 autocast, weights, optimizer state and
+    /// losses in float32 (train.precision).
+    #[arg(long, value_name = "P", value_parser = ["fp32", "bf16"])]
+    pub precision: Option<String>,
     /// Set any option by its dotted key, e.g. --set views.flip_probability=0.0 (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -412,6 +416,18 @@ pub struct BenchArgs {
     /// Clips per step in the audio benchmark.
     #[arg(long, default_value_t = 32)]
     pub audio_batch: i64,
+    /// Also time one training step of GPU-sized networks ("all" or some of
+    /// simclr-resnet18, mae-vit-s16, bert-base) in each --precision, beside
+    /// bench/reference/gpu_step.py, with the GPU memory each held.
+    #[arg(long, value_name = "LIST")]
+    pub large: Option<String>,
+    /// Precisions of the --large benchmarks: fp32, bf16 or both (comma-separated).
+    #[arg(long, default_value = "fp32,bf16", value_name = "LIST")]
+    pub precision: String,
+    /// Images (sequences for BERT) per step in the --large benchmarks (default: 512 for
+    /// SimCLR, 128 for MAE and BERT).
+    #[arg(long, value_name = "N")]
+    pub large_batch: Option<i64>,
     /// Tokens generated in the generation benchmark (at most 255: one context window).
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub generate_tokens: usize,

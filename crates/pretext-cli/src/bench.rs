@@ -14,6 +14,7 @@ use tch::{nn::VarStore, Device, Kind, Tensor};
 
 use crate::args::BenchArgs;
 use crate::cuda;
+use crate::large_bench::{large_step, parse_large, parse_precisions};
 use crate::method_bench::{audio_step_seconds, method_step_seconds, parse_methods};
 use crate::progress::Progress;
 use crate::text_bench::{generation_tokens_per_second, text_step_seconds, TextModel};
@@ -27,7 +28,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
 
     if !args.skip_step {
-        let ours = step_benchmark(device, args.warmup, args.iters);
+        let ours = step_benchmark(device, args.warmup, args.iters)?;
         let script_args = step_script_args(args, &[], device_name, threads);
         results.push(compare_step(
             args,
@@ -70,7 +71,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         for method in parse_methods(list)? {
             let name = method.as_str();
             let ours =
-                method_step_seconds(method, device, args.method_batch, args.warmup, args.iters);
+                method_step_seconds(method, device, args.method_batch, args.warmup, args.iters)?;
             let batch = args.method_batch.to_string();
             let script_args = step_script_args(
                 args,
@@ -99,7 +100,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         results.extend(text_benchmarks(args, device, device_name, threads)?);
     }
     if args.audio {
-        let ours = audio_step_seconds(device, args.audio_batch, args.warmup, args.iters);
+        let ours = audio_step_seconds(device, args.audio_batch, args.warmup, args.iters)?;
         let batch = args.audio_batch.to_string();
         let script_args = step_script_args(args, &["--batch", &batch], device_name, threads);
         results.push(compare_step(
@@ -110,6 +111,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "wav2vec2 step",
             ours,
         )?);
+    }
+    if let Some(list) = &args.large {
+        results.extend(large_benchmarks(args, list, device, device_name, threads)?);
     }
     if let Some(path) = &args.json {
         std::fs::write(
@@ -122,6 +126,72 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The --large networks in each --precision, beside gpu_step.py on the same device.
+fn large_benchmarks(
+    args: &BenchArgs,
+    list: &str,
+    device: Device,
+    device_name: &str,
+    threads: i32,
+) -> anyhow::Result<Vec<Value>> {
+    let models = parse_large(list)?;
+    let precisions = parse_precisions(&args.precision)?;
+    if let Some(batch) = args.large_batch {
+        if batch < 2 {
+            bail!("--large-batch must be at least 2, found {batch}");
+        }
+    }
+    let mut results = Vec::new();
+    for model in models {
+        let batch = args.large_batch.unwrap_or(model.default_batch());
+        for &precision in &precisions {
+            let ours = large_step(model, precision, device, batch, args.warmup, args.iters)?;
+            let batch_text = batch.to_string();
+            let script_args = step_script_args(
+                args,
+                &[
+                    "--model",
+                    model.name(),
+                    "--batch",
+                    &batch_text,
+                    "--precision",
+                    precision.as_str(),
+                ],
+                device_name,
+                threads,
+            );
+            let reference = reference(args, "gpu_step.py", &as_strs(&script_args), false)?;
+            let theirs = reference["median_s"].as_f64().unwrap_or(f64::NAN);
+            let memory = |mb: Option<f64>| mb.map_or("n/a".to_string(), |mb| format!("{mb:.0} MB"));
+            println!(
+                "{} in {}: pretext {:.1} ms, {}; PyTorch {:.1} ms, {} (ratio {:.2}x; GPU memory in use after the steps)",
+                model.describe(batch),
+                precision.as_str(),
+                ours.median_s * 1e3,
+                memory(ours.gpu_used_mb),
+                theirs * 1e3,
+                memory(reference["gpu_used_mb"].as_f64()),
+                ours.median_s / theirs,
+            );
+            if let Some(count) = reference["parameters"].as_i64() {
+                if count != ours.parameters {
+                    println!(
+                        "  note: the networks differ: pretext trains {} parameters, the reference {count}",
+                        ours.parameters
+                    );
+                }
+            }
+            results.push(
+                json!({"name": format!("{} {}", model.name(), precision.as_str()),
+                "batch": batch, "pretext_median_s": ours.median_s, "pytorch_median_s": theirs,
+                "ratio": ours.median_s / theirs, "pretext_gpu_used_mb": ours.gpu_used_mb,
+                "pretext_parameters": ours.parameters, "pytorch": reference}),
+            );
+        }
+    }
+    Ok(results)
 }
 
 /// A step reference script's arguments: `specific` ones, then the timing and device settings.
@@ -165,7 +235,7 @@ fn text_benchmarks(
     }
     let mut results = Vec::new();
     for model in [TextModel::BertMini, TextModel::CharGpt] {
-        let ours = text_step_seconds(model, device, args.warmup, args.iters);
+        let ours = text_step_seconds(model, device, args.warmup, args.iters)?;
         let script_args = step_script_args(args, &["--model", model.name()], device_name, threads);
         let description = match model {
             TextModel::BertMini => "BERT-mini masked-LM step (4x256, batch 32x128 tokens, AdamW)",
@@ -209,7 +279,7 @@ fn text_benchmarks(
 }
 
 /// Median seconds of one SimCLR step of the reference network (see bench/reference/simclr_step.py).
-fn step_benchmark(device: Device, warmup: usize, iters: usize) -> f64 {
+fn step_benchmark(device: Device, warmup: usize, iters: usize) -> anyhow::Result<f64> {
     tch::manual_seed(0);
     let store = VarStore::new(device);
     let root = store.root();
@@ -244,9 +314,9 @@ fn step_benchmark(device: Device, warmup: usize, iters: usize) -> f64 {
         let started = Instant::now();
         let z = head.forward_t(&encoder.encode(&inputs, true), true); // [2N, 128]
         let loss = nt_xent(&z.narrow(0, 0, 128), &z.narrow(0, 128, 128), 0.5);
-        optimizer.zero_grad();
+        optimizer.zero_grad()?;
         loss.backward();
-        optimizer.step(1e-3);
+        optimizer.step(1e-3)?;
         if device.is_cuda() {
             tch::Cuda::synchronize(0);
         }
@@ -254,7 +324,7 @@ fn step_benchmark(device: Device, warmup: usize, iters: usize) -> f64 {
             times.push(started.elapsed().as_secs_f64());
         }
     }
-    median(&mut times)
+    Ok(median(&mut times))
 }
 
 /// The real job: pretrain() on Fashion-MNIST for an epoch (or `--epoch-steps`), images/s.

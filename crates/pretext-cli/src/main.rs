@@ -9,6 +9,7 @@ mod embed;
 mod finetune;
 mod generate;
 mod health;
+mod large_bench;
 mod layered_config;
 mod method_bench;
 mod picture;

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::anyhow;
 use pretext_methods::{FrameMasking, Method, MethodName, MethodSetup, StepClock, StepInputs};
+use pretext_nn::Precision;
 use pretext_train::{Optimizer, OptimizerConfig, OptimizerKind, PretrainConfig};
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
@@ -53,7 +54,7 @@ pub fn method_step_seconds(
     batch: i64,
     warmup: usize,
     iters: usize,
-) -> f64 {
+) -> anyhow::Result<f64> {
     let mut config = PretrainConfig::default();
     config.method.name = method;
     if method == MethodName::Mae {
@@ -84,14 +85,27 @@ pub fn method_step_seconds(
             )
         }),
     };
-    median_step_seconds(&store, &mut model, &inputs, device, warmup, iters)
+    median_step_seconds(
+        &store,
+        &mut model,
+        &inputs,
+        device,
+        Precision::Fp32,
+        warmup,
+        iters,
+    )
 }
 
 /// Median seconds of one wav2vec 2.0 training step on `batch` random one-second waveforms
 /// (16000 samples), with the default wav2vec network and method settings, as
 /// bench/reference/audio_step.py measures (which fixes the Gumbel temperature at 2, the
 /// value at step 0 here).
-pub fn audio_step_seconds(device: Device, batch: i64, warmup: usize, iters: usize) -> f64 {
+pub fn audio_step_seconds(
+    device: Device,
+    batch: i64,
+    warmup: usize,
+    iters: usize,
+) -> anyhow::Result<f64> {
     let mut config = PretrainConfig::default();
     config.method.name = MethodName::Wav2vec2;
     config.backbone.kind = pretext_nn::BackboneKind::Wav2vec;
@@ -117,7 +131,15 @@ pub fn audio_step_seconds(device: Device, batch: i64, warmup: usize, iters: usiz
         ],
         targets: None,
     };
-    median_step_seconds(&store, &mut model, &inputs, device, warmup, iters)
+    median_step_seconds(
+        &store,
+        &mut model,
+        &inputs,
+        device,
+        Precision::Fp32,
+        warmup,
+        iters,
+    )
 }
 
 /// The method `config` names, built as `pretrain` builds it from seed 0: its trained
@@ -136,16 +158,17 @@ pub fn build_method(
 }
 
 /// Median seconds of one complete training step of `method` on fixed `inputs`: forward,
-/// loss (read back, as the training loop does), backward, AdamW (lr 1e-3, no weight decay)
-/// and the method's post-step update; `warmup` untimed steps first.
+/// loss (read back, as the training loop does) in `precision`, backward, AdamW (lr 1e-3, no
+/// weight decay) and the method's post-step update; `warmup` untimed steps first.
 pub fn median_step_seconds(
     store: &VarStore,
     method: &mut Method,
     inputs: &StepInputs,
     device: Device,
+    precision: Precision,
     warmup: usize,
     iters: usize,
-) -> f64 {
+) -> anyhow::Result<f64> {
     let optimizer_config = OptimizerConfig {
         kind: OptimizerKind::Adamw,
         lr: 1e-3,
@@ -160,11 +183,11 @@ pub fn median_step_seconds(
             total_steps: 1000,
         };
         let started = Instant::now();
-        let output = method.loss(inputs, clock);
+        let output = precision.run(device, || method.loss(inputs, clock))?;
         let _loss = output.loss.double_value(&[]);
-        optimizer.zero_grad();
+        optimizer.zero_grad()?;
         output.loss.backward();
-        optimizer.step(1e-3);
+        optimizer.step(1e-3)?;
         method.after_step(clock);
         if device.is_cuda() {
             tch::Cuda::synchronize(0);
@@ -174,7 +197,7 @@ pub fn median_step_seconds(
         }
     }
     times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    Ok(times[times.len() / 2])
 }
 
 #[cfg(test)]
@@ -203,7 +226,7 @@ mod tests {
     /// inputs must carry them.
     #[test]
     fn the_audio_step_runs_with_its_span_masks() {
-        let seconds = audio_step_seconds(Device::Cpu, 2, 0, 1);
+        let seconds = audio_step_seconds(Device::Cpu, 2, 0, 1).unwrap();
         assert!(seconds.is_finite() && seconds > 0.0, "{seconds}");
     }
 }

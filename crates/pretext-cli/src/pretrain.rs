@@ -20,7 +20,7 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
         MethodName::parse(name).map_err(|message| anyhow::anyhow!("--method: {message}"))?;
     }
     let mut table = base_table(args.config.as_deref())?;
-    let flags: [(&str, Option<String>); 11] = [
+    let flags: [(&str, Option<String>); 12] = [
         ("method.name", args.method.as_deref().map(quoted)),
         ("data.path", args.data.as_deref().map(quoted)),
         ("backbone.kind", args.backbone.as_deref().map(quoted)),
@@ -32,6 +32,7 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
         ("data.image_size", args.image_size.map(|v| v.to_string())),
         ("data.workers", args.workers.map(|v| v.to_string())),
         ("device", args.device.as_deref().map(quoted)),
+        ("train.precision", args.precision.as_deref().map(quoted)),
     ];
     for (key, value) in flags {
         if let Some(value) = value {
@@ -107,6 +108,7 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
         ("--lr", args.lr.is_some()),
         ("--seed", args.seed.is_some()),
         ("--image-size", args.image_size.is_some()),
+        ("--precision", args.precision.is_some()),
         ("--set", !args.set.is_empty()),
     ]
     .into_iter()

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use pretext_augment::mask_tokens;
 use pretext_methods::{Gpt, Method, MethodName, MethodSetup, SamplingConfig, StepInputs};
-use pretext_nn::{BackboneConfig, BackboneKind, InputSpec, TransformerConfig};
+use pretext_nn::{BackboneConfig, BackboneKind, InputSpec, Precision, TransformerConfig};
 use pretext_train::PretrainConfig;
 use rand::{Rng, SeedableRng};
 use tch::{nn::VarStore, Device, Tensor};
@@ -101,35 +101,68 @@ fn build(model: TextModel, device: Device) -> (VarStore, VarStore, Method) {
 
 /// Median seconds of one training step (forward, loss, backward, AdamW) of `model` on fixed
 /// random token ids (BERT: masked once with BERT's rates), as text_step.py measures.
-pub fn text_step_seconds(model: TextModel, device: Device, warmup: usize, iters: usize) -> f64 {
+pub fn text_step_seconds(
+    model: TextModel,
+    device: Device,
+    warmup: usize,
+    iters: usize,
+) -> anyhow::Result<f64> {
     let (store, _state, mut method) = build(model, device);
-    let vocab = model.transformer().vocab_size as u32;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let ids: Vec<u32> = (0..BATCH * SEQUENCE)
-        .map(|_| rng.random_range(SPECIAL..vocab))
-        .collect();
-    let as_tensor = |values: Vec<i64>| Tensor::from_slice(&values).view([BATCH, SEQUENCE]);
+    let vocab = model.transformer().vocab_size;
     let inputs = match model {
-        TextModel::BertMini => {
-            let masked = mask_tokens(
-                &ids,
-                |id| id < SPECIAL,
-                MASK_ID,
+        TextModel::BertMini => masked_lm_inputs(vocab, BATCH, SEQUENCE, device),
+        TextModel::CharGpt => {
+            let ids = random_ids(
                 vocab,
-                &Default::default(),
-                &mut rng,
+                BATCH * SEQUENCE,
+                &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
             );
             StepInputs {
-                views: vec![as_tensor(masked.inputs).to_device(device)],
-                targets: Some(as_tensor(masked.labels).to_device(device)),
+                views: vec![Tensor::from_slice(
+                    &ids.iter().map(|&id| i64::from(id)).collect::<Vec<_>>(),
+                )
+                .view([BATCH, SEQUENCE])
+                .to_device(device)],
+                targets: None,
             }
         }
-        TextModel::CharGpt => StepInputs {
-            views: vec![as_tensor(ids.iter().map(|&id| i64::from(id)).collect()).to_device(device)],
-            targets: None,
-        },
     };
-    median_step_seconds(&store, &mut method, &inputs, device, warmup, iters)
+    median_step_seconds(
+        &store,
+        &mut method,
+        &inputs,
+        device,
+        Precision::Fp32,
+        warmup,
+        iters,
+    )
+}
+
+/// `count` random ordinary token ids (no special token) of a `vocab`-word vocabulary.
+fn random_ids(vocab: i64, count: i64, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<u32> {
+    (0..count)
+        .map(|_| rng.random_range(SPECIAL..vocab as u32))
+        .collect()
+}
+
+/// A masked-LM step's inputs: `batch` × `sequence` random token ids from seed 0, masked once
+/// with BERT's rates (15% chosen; 80/10/10), and their labels.
+pub fn masked_lm_inputs(vocab: i64, batch: i64, sequence: i64, device: Device) -> StepInputs {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let ids = random_ids(vocab, batch * sequence, &mut rng);
+    let masked = mask_tokens(
+        &ids,
+        |id| id < SPECIAL,
+        MASK_ID,
+        vocab as u32,
+        &Default::default(),
+        &mut rng,
+    );
+    let as_tensor = |values: Vec<i64>| Tensor::from_slice(&values).view([batch, sequence]);
+    StepInputs {
+        views: vec![as_tensor(masked.inputs).to_device(device)],
+        targets: Some(as_tensor(masked.labels).to_device(device)),
+    }
 }
 
 /// Positions the benchmarked GPT may read (its position table; `--generate-tokens` < 256).
@@ -189,7 +222,7 @@ mod tests {
     #[test]
     fn both_steps_and_generation_run() {
         for model in [TextModel::BertMini, TextModel::CharGpt] {
-            let seconds = text_step_seconds(model, Device::Cpu, 0, 1);
+            let seconds = text_step_seconds(model, Device::Cpu, 0, 1).unwrap();
             assert!(seconds > 0.0 && seconds.is_finite(), "{model:?}: {seconds}");
         }
         let rate = generation_tokens_per_second(Device::Cpu, 8);

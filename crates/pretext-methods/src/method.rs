@@ -6,7 +6,7 @@
 use std::any::Any;
 
 use pretext_augment::ViewConfig;
-use pretext_nn::{Backbone, BackboneConfig, BackboneKind};
+use pretext_nn::{fp32, Backbone, BackboneConfig, BackboneKind};
 use tch::nn;
 
 use crate::bert_mlm::BertMlmConfig;
@@ -192,9 +192,16 @@ impl Method {
         self.0.encoder()
     }
 
-    /// Forward pass and loss on one step's views.
+    /// Forward pass and loss on one step's views; the loss, representations and projections
+    /// come back in float32 also when the forward pass ran under bf16 autocast.
     pub fn loss(&mut self, inputs: &StepInputs, clock: StepClock) -> StepOutput {
-        self.0.step_loss(inputs, clock)
+        let output = self.0.step_loss(inputs, clock);
+        StepOutput {
+            loss: fp32(&output.loss),
+            representations: output.representations.iter().map(fp32).collect(),
+            projections: output.projections.as_ref().map(fp32),
+            metrics: output.metrics,
+        }
     }
 
     /// [`PretextMethod::held_out_loss`] (bert-mlm, gpt) as a number, computed without gradients.

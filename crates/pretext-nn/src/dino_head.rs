@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use crate::batch_norm::BatchNorm;
 use crate::loss::l2_normalize;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,11 +66,7 @@ impl DinoHead {
             ));
             if index + 1 < layers {
                 if config.batch_norm {
-                    mlp = mlp.add(nn::batch_norm1d(
-                        path / format!("bn{index}"),
-                        out,
-                        Default::default(),
-                    ));
+                    mlp = mlp.add(BatchNorm::new_1d(path / format!("bn{index}"), out));
                 }
                 mlp = mlp.add_fn(|xs| xs.gelu("none"));
             }

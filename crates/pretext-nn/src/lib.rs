@@ -8,7 +8,9 @@
 
 pub mod audio_encoder;
 pub mod backbone;
+pub mod batch_norm;
 pub mod center;
+pub mod collective;
 pub mod dino_head;
 pub mod ema;
 pub mod encoder;
@@ -16,6 +18,7 @@ pub mod hf_bert;
 pub mod knn;
 pub mod loss;
 pub mod patches;
+pub mod precision;
 pub mod projector;
 pub mod queue;
 pub mod resnet;
@@ -27,17 +30,22 @@ pub mod wav2vec;
 
 pub use audio_encoder::{Wav2VecConfig, Wav2VecEncoder};
 pub use backbone::{Backbone, BackboneConfig, BackboneKind, InputSpec, Pooling, TextEncoder};
+pub use batch_norm::BatchNorm;
 pub use center::Center;
+pub use collective::{collective, set_collective, take_collective_error, Collective, RowGather};
 pub use dino_head::{DinoHead, DinoHeadConfig};
 pub use ema::{cosine_momentum, Ema};
 pub use encoder::Encoder;
 pub use hf_bert::{load_hf_bert, load_hf_bert_weights, read_hf_bert_config, CheckpointError};
 pub use knn::{knn_classify, KnnConfig};
-pub use loss::{dino_loss, info_nce, l2_normalize, normalized_mse, nt_xent, DinoLossParts};
+pub use loss::{
+    dino_loss, info_nce, l2_normalize, normalized_mse, nt_xent, nt_xent_share, DinoLossParts,
+};
 pub use patches::{
     flat_patch_loss, gather_tokens, masked_patch_loss, patchify, random_masking, unpatchify,
     RandomMask,
 };
+pub use precision::{fp32, full_precision, Precision};
 pub use projector::{Projector, ProjectorConfig};
 pub use queue::NegativeQueue;
 pub use resnet::ResNet18;

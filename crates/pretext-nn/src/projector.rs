@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use crate::batch_norm::BatchNorm;
+
 /// Sizes of the projection MLP.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -61,10 +63,9 @@ impl Projector {
                 Default::default(),
             ));
             if config.batch_norm {
-                layers = layers.add(nn::batch_norm1d(
+                layers = layers.add(BatchNorm::new_1d(
                     path / format!("bn{index}"),
                     config.hidden_dim,
-                    Default::default(),
                 ));
             }
             layers = layers.add_fn(|xs| xs.relu());

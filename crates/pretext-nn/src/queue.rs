@@ -45,7 +45,7 @@ impl NegativeQueue {
     /// Writes `new_keys` (`[B, D]`, normalized here) over the oldest rows, wrapping around.
     pub fn enqueue(&mut self, new_keys: &Tensor) {
         let _guard = tch::no_grad_guard();
-        let new_keys = l2_normalize(&new_keys.detach());
+        let new_keys = l2_normalize(&crate::fp32(&new_keys.detach()));
         let size = self.len();
         let batch = new_keys.size()[0];
         let start = self.position.int64_value(&[0]);

@@ -5,6 +5,7 @@
 use tch::nn;
 use tch::Tensor;
 
+use crate::batch_norm::BatchNorm;
 use crate::encoder::Encoder;
 
 fn conv3x3(path: nn::Path, in_channels: i64, out_channels: i64, stride: i64) -> nn::Conv2D {
@@ -20,10 +21,10 @@ fn conv3x3(path: nn::Path, in_channels: i64, out_channels: i64, stride: i64) -> 
 #[derive(Debug)]
 struct BasicBlock {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    shortcut: Option<(nn::Conv2D, nn::BatchNorm)>,
+    bn2: BatchNorm,
+    shortcut: Option<(nn::Conv2D, BatchNorm)>,
 }
 
 impl BasicBlock {
@@ -36,14 +37,14 @@ impl BasicBlock {
             };
             (
                 nn::conv2d(path / "shortcut_conv", in_channels, out_channels, 1, config),
-                nn::batch_norm2d(path / "shortcut_bn", out_channels, Default::default()),
+                BatchNorm::new_2d(path / "shortcut_bn", out_channels),
             )
         });
         BasicBlock {
             conv1: conv3x3(path / "conv1", in_channels, out_channels, stride),
-            bn1: nn::batch_norm2d(path / "bn1", out_channels, Default::default()),
+            bn1: BatchNorm::new_2d(path / "bn1", out_channels),
             conv2: conv3x3(path / "conv2", out_channels, out_channels, 1),
-            bn2: nn::batch_norm2d(path / "bn2", out_channels, Default::default()),
+            bn2: BatchNorm::new_2d(path / "bn2", out_channels),
             shortcut,
         }
     }
@@ -63,7 +64,7 @@ impl BasicBlock {
 #[derive(Debug)]
 pub struct ResNet18 {
     stem: nn::Conv2D,
-    stem_bn: nn::BatchNorm,
+    stem_bn: BatchNorm,
     blocks: Vec<BasicBlock>,
 }
 
@@ -81,7 +82,7 @@ impl ResNet18 {
         }
         ResNet18 {
             stem: conv3x3(path / "stem_conv", in_channels, 64, 1),
-            stem_bn: nn::batch_norm2d(path / "stem_bn", 64, Default::default()),
+            stem_bn: BatchNorm::new_2d(path / "stem_bn", 64),
             blocks,
         }
     }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use crate::batch_norm::BatchNorm;
 use crate::encoder::Encoder;
 
 /// Layer widths and where to pool.
@@ -79,11 +80,7 @@ impl SmallCnn {
                     3,
                     conv_config,
                 ))
-                .add(nn::batch_norm2d(
-                    path / format!("bn{index}"),
-                    width,
-                    Default::default(),
-                ))
+                .add(BatchNorm::new_2d(path / format!("bn{index}"), width))
                 .add_fn(|xs| xs.relu());
             if config.pool_after.contains(&index) {
                 layers = layers.add_fn(|xs| xs.max_pool2d_default(2));

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::TrainError;
 use crate::health::HealthContext;
 use crate::optimizer::OptimizerConfig;
+use pretext_nn::Precision;
 
 /// `[train]`: length of the run, logging and checkpoints.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,6 +34,13 @@ pub struct LoopConfig {
     pub keep_checkpoints: usize,
     /// Stop after this many steps with a non-finite loss or gradient (each is skipped).
     pub max_nonfinite_steps: u64,
+    /// Arithmetic of the forward pass: "fp32", or "bf16" (autocast on CUDA and the CPU:
+    /// matrix multiplies and convolutions in bfloat16; weights, optimizer state, losses,
+    /// EMA updates and health signals in float32; checkpoints stay float32).
+    pub precision: Precision,
+    /// On CUDA, let float32 matrix multiplies and convolutions use TF32 tensor cores (as
+    /// PyTorch's `allow_tf32`); false keeps them in full float32.
+    pub tf32: bool,
 }
 
 impl Default for LoopConfig {
@@ -45,6 +53,8 @@ impl Default for LoopConfig {
             checkpoint_every: 250,
             keep_checkpoints: 2,
             max_nonfinite_steps: 20,
+            precision: Precision::Fp32,
+            tf32: true,
         }
     }
 }

@@ -42,6 +42,8 @@ pub enum TrainError {
     Pretrained(#[from] pretext_nn::CheckpointError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    #[error("{0}")]
+    TorchExt(#[from] pretext_nn::precision::TorchError),
     #[error("device `{0}` is not available: {1}")]
     Device(String, String),
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use pretext_sys::TorchError;
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Tensor};
 
@@ -63,6 +64,9 @@ impl Default for OptimizerConfig {
     }
 }
 
+/// A parameter in a fused update: its name, the tensor and its gradient.
+type Member = (String, Tensor, Tensor);
+
 /// One trained tensor with its settings.
 #[derive(Debug)]
 struct Param {
@@ -118,18 +122,48 @@ impl Optimizer {
         }
     }
 
-    pub fn zero_grad(&mut self) {
+    /// Whether the parameters live on a CUDA device, where multi-tensor kernels replace
+    /// the per-parameter loops (the CPU keeps the loops its recorded results came from).
+    fn on_cuda(&self) -> bool {
+        self.params
+            .first()
+            .is_some_and(|param| param.tensor.device().is_cuda())
+    }
+
+    /// The gradients that exist (a parameter the loss did not reach has none).
+    fn grads(&self) -> Vec<Tensor> {
+        self.params
+            .iter()
+            .map(|param| param.tensor.grad())
+            .filter(Tensor::defined)
+            .collect()
+    }
+
+    pub fn zero_grad(&mut self) -> Result<(), TorchError> {
+        if self.on_cuda() {
+            let grads = self.grads();
+            return pretext_sys::zero_all(&grads.iter().collect::<Vec<_>>());
+        }
         for param in &mut self.params {
             let mut grad = param.tensor.grad();
             if grad.defined() {
                 let _ = grad.zero_();
             }
         }
+        Ok(())
     }
 
     /// The global L2 norm of all gradients.
-    pub fn grad_norm(&self) -> f64 {
+    pub fn grad_norm(&self) -> Result<f64, TorchError> {
         let _guard = tch::no_grad_guard();
+        if self.on_cuda() {
+            let grads = self.grads();
+            if grads.is_empty() {
+                return Ok(0.0);
+            }
+            let norm = pretext_sys::total_norm(&grads.iter().collect::<Vec<_>>())?;
+            return Ok(norm.double_value(&[]));
+        }
         let squares: Vec<Tensor> = self
             .params
             .iter()
@@ -138,17 +172,21 @@ impl Optimizer {
             .map(|grad| grad.pow_tensor_scalar(2).sum(tch::Kind::Float))
             .collect();
         if squares.is_empty() {
-            return 0.0;
+            return Ok(0.0);
         }
-        Tensor::stack(&squares, 0)
+        Ok(Tensor::stack(&squares, 0)
             .sum(tch::Kind::Float)
             .sqrt()
-            .double_value(&[])
+            .double_value(&[]))
     }
 
     /// Scales all gradients by `factor` (gradient clipping).
-    pub fn scale_grads(&mut self, factor: f64) {
+    pub fn scale_grads(&mut self, factor: f64) -> Result<(), TorchError> {
         let _guard = tch::no_grad_guard();
+        if self.on_cuda() {
+            let grads = self.grads();
+            return pretext_sys::scale_all(&grads.iter().collect::<Vec<_>>(), factor);
+        }
         for param in &self.params {
             let mut grad = param.tensor.grad();
             if grad.defined() {
@@ -156,6 +194,7 @@ impl Optimizer {
                 grad.copy_(&scaled);
             }
         }
+        Ok(())
     }
 
     fn slot(&mut self, slot: &str, name: &str, like: &Tensor) -> Tensor {
@@ -166,9 +205,12 @@ impl Optimizer {
     }
 
     /// Applies one update with learning rate `lr`.
-    pub fn step(&mut self, lr: f64) {
+    pub fn step(&mut self, lr: f64) -> Result<(), TorchError> {
         let _guard = tch::no_grad_guard();
         self.steps_taken += 1;
+        if self.config.kind == OptimizerKind::Adamw && self.on_cuda() {
+            return self.fused_adamw_step(lr);
+        }
         let config = self.config.clone();
         let names_and_tensors: Vec<(String, Tensor, bool, f64)> = self
             .params
@@ -251,6 +293,46 @@ impl Optimizer {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// AdamW on CUDA: libtorch's fused kernel, once per group of parameters that share a
+    /// learning rate and weight decay (the same rule as the loop, a few launches in all).
+    fn fused_adamw_step(&mut self, lr: f64) -> Result<(), TorchError> {
+        let config = self.config.clone();
+        // Keyed by (learning-rate multiplier's bits, decayed): (name, parameter, gradient).
+        let mut groups: BTreeMap<(u64, bool), Vec<Member>> = BTreeMap::new();
+        for param in &self.params {
+            let grad = param.tensor.grad();
+            if grad.defined() && param.lr_scale != 0.0 {
+                groups
+                    .entry((param.lr_scale.to_bits(), param.decay))
+                    .or_default()
+                    .push((param.name.clone(), param.tensor.shallow_clone(), grad));
+            }
+        }
+        for ((lr_scale, decay), members) in groups {
+            let mut moments = Vec::with_capacity(members.len());
+            for (name, tensor, _) in &members {
+                moments.push((
+                    self.slot("exp_avg", name, tensor),
+                    self.slot("exp_avg_sq", name, tensor),
+                ));
+            }
+            let params: Vec<&Tensor> = members.iter().map(|(_, tensor, _)| tensor).collect();
+            let grads: Vec<&Tensor> = members.iter().map(|(_, _, grad)| grad).collect();
+            let exp_avgs: Vec<&Tensor> = moments.iter().map(|(m, _)| m).collect();
+            let exp_avg_sqs: Vec<&Tensor> = moments.iter().map(|(_, v)| v).collect();
+            let hyper = pretext_sys::AdamwStep {
+                step: self.steps_taken,
+                lr: lr * f64::from_bits(lr_scale),
+                betas: config.betas,
+                weight_decay: if decay { config.weight_decay } else { 0.0 },
+                eps: config.eps,
+            };
+            pretext_sys::fused_adamw(&params, &grads, &exp_avgs, &exp_avg_sqs, hyper)?;
+        }
+        Ok(())
     }
 
     /// State tensors to checkpoint, keyed by "<slot>/<param name>".
@@ -318,7 +400,7 @@ mod tests {
             ..Default::default()
         };
         let mut optimizer = Optimizer::new(&store, &config);
-        optimizer.step(0.1);
+        optimizer.step(0.1).unwrap();
         assert_close(&values(&weight), &[0.899, 1.898, 2.897, 3.896]);
         // The bias is excluded from weight decay.
         assert_close(&values(&bias), &[0.4, -0.6]);
@@ -332,9 +414,9 @@ mod tests {
             ..Default::default()
         };
         let mut optimizer = Optimizer::new(&store, &config);
-        optimizer.step(0.1);
+        optimizer.step(0.1).unwrap();
         // Same gradient again: m = 0.19g, v = 0.001999g²; m̂ = g, v̂ = g² → step of lr again.
-        optimizer.step(0.1);
+        optimizer.step(0.1).unwrap();
         assert_close(&values(&weight), &[0.8, 1.8, 2.8, 3.8]);
     }
 
@@ -348,9 +430,9 @@ mod tests {
             ..Default::default()
         };
         let mut optimizer = Optimizer::new(&store, &config);
-        optimizer.step(0.1); // b = g = 2w → w − 0.2w
+        optimizer.step(0.1).unwrap(); // b = g = 2w → w − 0.2w
         assert_close(&values(&weight), &[0.8, 1.6, 2.4, 3.2]);
-        optimizer.step(0.1); // b = 0.9·2w₀ + 2w₀ (same grad tensor) = 3.8w₀ → w − 0.38w₀
+        optimizer.step(0.1).unwrap(); // b = 0.9·2w₀ + 2w₀ (same grad tensor) = 3.8w₀ → w − 0.38w₀
         assert_close(&values(&weight), &[0.42, 0.84, 1.26, 1.68]);
         assert_close(&values(&bias), &[0.5 - 0.1 - 0.19, -0.5 - 0.1 - 0.19]);
     }
@@ -365,7 +447,7 @@ mod tests {
             ..Default::default()
         };
         let mut optimizer = Optimizer::new(&store, &config);
-        optimizer.step(1.0);
+        optimizer.step(1.0).unwrap();
         // ‖w‖ = √30, ‖g‖ = 2√30 → trust = 0.0005; w ← w − 0.0005·2w = 0.999w
         assert_close(&values(&weight), &[0.999, 1.998, 2.997, 3.996]);
         // Bias: no adaptation, plain momentum SGD with lr 1: b − 1.
@@ -376,7 +458,7 @@ mod tests {
     fn state_round_trips() {
         let (store, _, _) = store_with_grads();
         let mut optimizer = Optimizer::new(&store, &OptimizerConfig::default());
-        optimizer.step(0.1);
+        optimizer.step(0.1).unwrap();
         let saved = optimizer.state_tensors();
         assert_eq!(saved.len(), 4, "exp_avg and exp_avg_sq for w and b");
         let mut restored = Optimizer::new(&store, &OptimizerConfig::default());

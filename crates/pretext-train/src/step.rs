@@ -43,12 +43,15 @@ pub fn train_step(
     notify: &mut dyn FnMut(&str),
     after_step: impl FnOnce(),
 ) -> Result<StepOutcome, TrainError> {
+    // Backward runs before the loss is read, so that on a GPU the loop waits for the device
+    // once per step (for the gradient norm), not also between forward and backward. A
+    // non-finite loss gives non-finite gradients, and the step is skipped as before.
+    optimizer.zero_grad()?;
+    loss.backward();
+    let mut grad_norm = optimizer.grad_norm()?;
     let loss_value = loss.double_value(&[]);
-    optimizer.zero_grad();
-    let mut grad_norm = f64::NAN;
-    if loss_value.is_finite() {
-        loss.backward();
-        grad_norm = optimizer.grad_norm();
+    if !loss_value.is_finite() {
+        grad_norm = f64::NAN;
     }
     let outcome = |taken| StepOutcome {
         loss: loss_value,
@@ -57,7 +60,7 @@ pub fn train_step(
     };
     if !grad_norm.is_finite() {
         *nonfinite_steps += 1;
-        optimizer.zero_grad();
+        optimizer.zero_grad()?;
         let what = if loss_value.is_finite() {
             "gradient"
         } else {
@@ -75,9 +78,9 @@ pub fn train_step(
         return Ok(outcome(false));
     }
     if settings.grad_clip > 0.0 && grad_norm > settings.grad_clip {
-        optimizer.scale_grads(settings.grad_clip / grad_norm);
+        optimizer.scale_grads(settings.grad_clip / grad_norm)?;
     }
-    optimizer.step(settings.lr);
+    optimizer.step(settings.lr)?;
     after_step();
     Ok(outcome(true))
 }
@@ -130,9 +133,9 @@ mod tests {
             .unwrap();
             assert!(outcome.taken);
             let by_hand = loss(&reference, 0.5);
-            reference_optimizer.zero_grad();
+            reference_optimizer.zero_grad().unwrap();
             by_hand.backward();
-            reference_optimizer.step(SETTINGS.lr);
+            reference_optimizer.step(SETTINGS.lr).unwrap();
             assert_eq!(outcome.loss, by_hand.double_value(&[]));
         }
         assert_eq!(weights(&store), weights(&reference));

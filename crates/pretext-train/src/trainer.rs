@@ -144,6 +144,7 @@ pub fn pretrain(
     progress: &mut dyn ProgressSink,
 ) -> Result<PretrainOutcome, TrainError> {
     let config = &check_pretraining(config, data)?;
+    set_up_device(config, device)?;
     let train = Arc::new(config.data.pretraining_samples(&data.train)?);
     announce_unlabeled(config, &data.train, &train, progress);
     let plan = BatchPlan::new(train.len(), config.train.batch_size, config.seed)?;
@@ -184,7 +185,10 @@ pub fn pretrain(
             total_steps: total,
         };
         let settings = step_settings(config, step, total);
-        let output = model.method.loss(&inputs, clock);
+        let output = config
+            .train
+            .precision
+            .run(device, || model.method.loss(&inputs, clock))?;
         let outcome = train_step(
             &output.loss,
             &mut optimizer,
@@ -226,6 +230,16 @@ pub fn pretrain(
         data_wait_seconds: batches.waited().as_secs_f64(),
         steps_run: state.step - steps_before,
     })
+}
+
+/// On CUDA: TF32 as `train.tf32` says, and cuDNN's autotuner (every step has the same
+/// shapes, so the fastest convolution algorithm is found once per shape).
+pub fn set_up_device(config: &PretrainConfig, device: Device) -> Result<(), TrainError> {
+    if device.is_cuda() {
+        pretext_nn::precision::set_tf32(config.train.tf32)?;
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    Ok(())
 }
 
 /// The learning rate of `step` of `total` on the schedule, the clipping and the non-finite

@@ -4,9 +4,9 @@
 //! methods on the embedded Fashion-MNIST subset, the text, table and audio methods on small
 //! files written here (what is checked is the run, not what it learns).
 
-use std::path::Path;
+mod common;
 
-use pretext_data::embedded_fashion_mnist;
+use common::data_for;
 use pretext_methods::MethodName;
 use pretext_train::{
     pretrain, Checkpoint, NoProgress, PretrainConfig, ProgressSink, RunDir, RunMode, StepReport,
@@ -101,107 +101,6 @@ fn resumed_scarf_vime_and_corruption_runs_are_bit_identical() {
 #[test]
 fn resumed_wav2vec2_run_is_bit_identical() {
     assert_resume_is_bit_identical(MethodName::Wav2vec2);
-}
-
-/// Small data of the method's modality, and the config changes it needs: 200 embedded
-/// images (6 steps per epoch: the kill at step 10 falls mid-epoch 1), 200 lines of text, a
-/// 200-row table, 64 short clips (8 steps per epoch at the batch of 8).
-fn data_for(method: MethodName, dir: &Path) -> (pretext_data::Splits, PretrainConfig) {
-    let mut config = PretrainConfig::default();
-    let path = match method.modality() {
-        "images" => {
-            let data = embedded_fashion_mnist().unwrap();
-            let data = pretext_data::ImageSplits {
-                name: data.name,
-                train: data.train.subset(&(0..200).collect::<Vec<_>>()),
-                test: data.test,
-            };
-            return (data.into(), config);
-        }
-        "text" => {
-            let words = [
-                "the", "morning", "letter", "came", "from", "her", "sister", "who", "was", "never",
-                "kind", "to", "any", "man", "in", "town",
-            ];
-            let lines: String = (0..250)
-                .map(|i| {
-                    let text: Vec<&str> = (0..12).map(|j| words[(i * 7 + j * j) % 16]).collect();
-                    format!("{}\t{}\n", i % 3, text.join(" "))
-                })
-                .collect();
-            let path = dir.join("lines.tsv");
-            std::fs::write(&path, lines).unwrap();
-            config.backbone.kind = pretext_nn::BackboneKind::Transformer;
-            config.backbone.transformer.layers = 1;
-            config.data.seq_len = 16;
-            config.data.vocab_size = 100;
-            path
-        }
-        "tables" => {
-            let rows: String = (0..250)
-                .map(|i| {
-                    format!(
-                        "{},{},{},{}\n",
-                        i % 17,
-                        (i * 7) % 11,
-                        ["a", "b", "c"][i % 3],
-                        i % 2
-                    )
-                })
-                .collect();
-            let path = dir.join("rows.csv");
-            std::fs::write(&path, format!("x,y,kind,label\n{rows}")).unwrap();
-            config.backbone.kind = pretext_nn::BackboneKind::Mlp;
-            path
-        }
-        _ => {
-            let clips = dir.join("clips");
-            std::fs::create_dir(&clips).unwrap();
-            let mut labels = String::from("file,label\n");
-            for i in 0..80usize {
-                let samples: Vec<i16> = (0..4000)
-                    .map(|t| (((t * (3 + i % 5)) % 160) as i16 - 80) * 50)
-                    .collect();
-                write_wav(&clips.join(format!("clip{i}.wav")), &samples);
-                labels.push_str(&format!("clip{i}.wav,{}\n", i % 2));
-            }
-            std::fs::write(clips.join("labels.csv"), labels).unwrap();
-            config.backbone.kind = pretext_nn::BackboneKind::Wav2vec;
-            config.backbone.wav2vec = pretext_nn::Wav2VecConfig {
-                conv_channels: vec![16; 7],
-                hidden_dim: 32,
-                layers: 1,
-                heads: 2,
-                mlp_dim: 64,
-                position_groups: 4,
-                ..Default::default()
-            };
-            config.data.audio.clip_seconds = 0.15;
-            clips
-        }
-    };
-    config.data.path = path.to_str().unwrap().into();
-    let data = pretext_data::open(&config.data.path, &config.data_options(None))
-        .unwrap()
-        .splits;
-    (data, config)
-}
-
-/// A mono 16-bit PCM WAV file of `samples` at 16 kHz.
-fn write_wav(path: &Path, samples: &[i16]) {
-    let data_bytes = (samples.len() * 2) as u32;
-    let mut bytes = Vec::new();
-    bytes.extend(b"RIFF");
-    bytes.extend((36 + data_bytes).to_le_bytes());
-    bytes.extend(b"WAVEfmt ");
-    for field in [16u32, 1 | (1 << 16), 16_000, 32_000, 2 | (16 << 16)] {
-        // fmt chunk size; PCM, mono; rate; bytes per second; bytes per frame, bits.
-        bytes.extend(field.to_le_bytes());
-    }
-    bytes.extend(b"data");
-    bytes.extend(data_bytes.to_le_bytes());
-    bytes.extend(samples.iter().flat_map(|sample| sample.to_le_bytes()));
-    std::fs::write(path, bytes).unwrap();
 }
 
 fn assert_resume_is_bit_identical(method: MethodName) {
@@ -360,7 +259,7 @@ fn the_number_of_data_workers_does_not_change_the_run() {
     let _turn = ONE_RUN_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let data: pretext_data::Splits = embedded_fashion_mnist().unwrap().into();
+    let data: pretext_data::Splits = pretext_data::embedded_fashion_mnist().unwrap().into();
     let dir = tempfile::tempdir().unwrap();
     let weights = |workers: usize| {
         let mut config = config(8);

@@ -6,6 +6,8 @@
 
 use tch::{Kind, Tensor};
 
+use crate::precision::{fp32, full_precision};
+
 /// The loss and the teacher's distribution statistics of one step.
 #[derive(Debug)]
 pub struct DinoLossParts {
@@ -22,7 +24,29 @@ pub struct DinoLossParts {
 /// `student`: logits per crop, global crops first, `[N, K]` each; `teacher`: logits per
 /// global crop `[N, K]` (computed without gradients); `center`: `[1, K]`. Teacher crop `i`
 /// is never paired with student crop `i` (the same view).
+///
+/// Computed in float32 whatever autocast the caller runs under.
 pub fn dino_loss(
+    student: &[Tensor],
+    teacher: &[Tensor],
+    center: &Tensor,
+    student_temperature: f64,
+    teacher_temperature: f64,
+) -> DinoLossParts {
+    full_precision(|| {
+        let student: Vec<Tensor> = student.iter().map(fp32).collect();
+        let teacher: Vec<Tensor> = teacher.iter().map(fp32).collect();
+        dino_loss_fp32(
+            &student,
+            &teacher,
+            &fp32(center),
+            student_temperature,
+            teacher_temperature,
+        )
+    })
+}
+
+fn dino_loss_fp32(
     student: &[Tensor],
     teacher: &[Tensor],
     center: &Tensor,

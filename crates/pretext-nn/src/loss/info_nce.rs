@@ -9,11 +9,30 @@
 use tch::{Kind, Tensor};
 
 use super::l2_normalize;
+use crate::precision::{fp32, full_precision};
 
 /// InfoNCE of queries `[N, D]` against their positive keys `[N, D]` and the negatives
 /// `[K, D]` (all rows normalized here). Returns `(loss, accuracy)`: the scalar loss and the
 /// fraction of queries whose positive scored above every negative.
+///
+/// Computed in float32 whatever autocast the caller runs under.
 pub fn info_nce(
+    queries: &Tensor,
+    positive_keys: &Tensor,
+    negatives: &Tensor,
+    temperature: f64,
+) -> (Tensor, f64) {
+    full_precision(|| {
+        info_nce_fp32(
+            &fp32(queries),
+            &fp32(positive_keys),
+            &fp32(negatives),
+            temperature,
+        )
+    })
+}
+
+fn info_nce_fp32(
     queries: &Tensor,
     positive_keys: &Tensor,
     negatives: &Tensor,

@@ -8,7 +8,7 @@ mod nt_xent;
 pub use dino::{dino_loss, DinoLossParts};
 pub use info_nce::info_nce;
 pub use normalized_mse::normalized_mse;
-pub use nt_xent::nt_xent;
+pub use nt_xent::{nt_xent, nt_xent_share};
 
 use tch::Tensor;
 

@@ -4,10 +4,17 @@
 use tch::Tensor;
 
 use super::l2_normalize;
+use crate::precision::{fp32, full_precision};
 
 /// `2 − 2·cos(prediction, target)` per row of `[N, D]`, averaged. The target is not detached
 /// here: callers pass a target network's output, computed without gradients.
+///
+/// Computed in float32 whatever autocast the caller runs under.
 pub fn normalized_mse(prediction: &Tensor, target: &Tensor) -> Tensor {
+    full_precision(|| normalized_mse_fp32(&fp32(prediction), &fp32(target)))
+}
+
+fn normalized_mse_fp32(prediction: &Tensor, target: &Tensor) -> Tensor {
     let cosine = (l2_normalize(prediction) * l2_normalize(target)).sum_dim_intlist(
         &[1i64][..],
         false,

@@ -7,6 +7,7 @@
 use tch::{Device, Kind, Tensor};
 
 use crate::loss::l2_normalize;
+use crate::precision::{fp32, full_precision};
 
 /// One masked frame's prediction task: find the target of frame `frame` of utterance
 /// `utterance` among it and the targets of the `distractors` frames (same utterance).
@@ -68,7 +69,20 @@ pub fn sample_negatives(mask: &[Vec<bool>], num_negatives: usize) -> Vec<MaskedF
 /// Returns `(loss, accuracy)`, accuracy being the share of tasks whose true target scored
 /// strictly above every distractor. With no task at all, the loss is a zero attached to
 /// `context`'s graph and the accuracy 0.
+///
+/// Computed in float32 whatever autocast the caller runs under.
 pub fn contrastive_loss_with_negatives(
+    context: &Tensor,
+    targets: &Tensor,
+    tasks: &[MaskedFrame],
+    temperature: f64,
+) -> (Tensor, f64) {
+    full_precision(|| {
+        contrastive_loss_with_negatives_fp32(&fp32(context), &fp32(targets), tasks, temperature)
+    })
+}
+
+fn contrastive_loss_with_negatives_fp32(
     context: &Tensor,
     targets: &Tensor,
     tasks: &[MaskedFrame],
