@@ -3,9 +3,10 @@
 use anyhow::{bail, Context};
 use pretext_methods::MethodName;
 use pretext_train::{
-    check_pretraining, ensure_steps_left, pretrain, total_steps, Checkpoint, PretrainConfig,
-    PretrainOutcome, RunDir, RunMode,
+    check_pretraining, ensure_steps_left, parallel, pretrain, total_steps, Checkpoint, NoProgress,
+    PretrainConfig, PretrainOutcome, RunDir, RunMode,
 };
+use tch::Device;
 
 use crate::args::PretrainArgs;
 use crate::cuda;
@@ -62,8 +63,11 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
     } else {
         RunMode::New
     };
-    run.check_new(mode)?;
-    let device = cuda::device(&config.device)?;
+    let device = join_launch(cuda::device(&config.device)?)?;
+    let writer = parallel::is_writer();
+    if writer {
+        run.check_new(mode)?;
+    }
     let pretext_data::OpenedData {
         splits: data,
         tokenizer,
@@ -71,12 +75,18 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
         .context("loading the data")?;
     // Everything `pretrain` checks, checked before the run folder is made.
     let config = check_pretraining(&config, &data)?;
+    if !writer {
+        // Rank 0 makes the run folder, writes it and prints; this process only trains.
+        pretrain(&config, &run, None, device, &data, &mut NoProgress)?;
+        return Ok(());
+    }
     eprintln!(
         "data: {} — {} for training, {} held out",
         data.name,
         data.train.describe(),
         data.test.len()
     );
+    announce_processes();
     if !config.backbone.pretrained.is_empty() && config.optimizer.lr > 1e-4 {
         eprintln!(
             "warning: continuing from {} at learning rate {}: pretrained transformers are usually \
@@ -146,13 +156,25 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
             path.display()
         );
     };
-    let device = cuda::device(&config.device)?;
+    let device = join_launch(cuda::device(&config.device)?)?;
     let data = pretext_data::open(&config.data.path, &config.data_options(Some(&run.root)))
         .context("loading the data")?
         .splits;
     // Checked before config.toml is rewritten, so a refused resume changes nothing.
     let total = total_steps(&config, data.train.len())?;
     ensure_steps_left(&run, &checkpoint, total)?;
+    if !parallel::is_writer() {
+        pretrain(
+            &config,
+            &run,
+            Some(checkpoint),
+            device,
+            &data,
+            &mut NoProgress,
+        )?;
+        return Ok(());
+    }
+    announce_processes();
     let _lock = lock(&run)?;
     // Under the lock, the newest checkpoint (a process that held the lock may have written
     // more since).
@@ -172,6 +194,30 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
     )?;
     report(&run, &config, &outcome, data.train.len());
     Ok(())
+}
+
+/// Under torchrun or SLURM: joins the other processes (on CUDA, this process drives the GPU
+/// of its local rank) and returns the device to train on.
+fn join_launch(device: Device) -> anyhow::Result<Device> {
+    let Some(launch) = parallel::launch()? else {
+        return Ok(device);
+    };
+    let device = match device {
+        Device::Cuda(_) => Device::Cuda(launch.local_rank),
+        other => other,
+    };
+    parallel::join(&launch, device)?;
+    Ok(device)
+}
+
+/// Says how the global batch is shared when several processes train.
+fn announce_processes() {
+    let (_, world) = parallel::placement();
+    if world > 1 {
+        eprintln!(
+            "data parallel: {world} processes; train.batch_size is the global batch, each process takes an equal share"
+        );
+    }
 }
 
 /// The closing lines of a run; the suggested probe never asks for more labels than the

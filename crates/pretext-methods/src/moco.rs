@@ -213,6 +213,11 @@ impl PretextMethod for Moco {
     fn after_step(&mut self, _clock: StepClock) {
         self.ema.update(self.config.momentum);
         if let Some(keys) = self.pending_keys.take() {
+            // Several processes: every process's keys, in rank order (the global batch's
+            // order), so that every queue stays the same.
+            let keys = pretext_nn::collective()
+                .and_then(|collective| collective.gather_rows(&keys))
+                .unwrap_or(keys);
             self.queue.enqueue(&keys);
         }
     }

@@ -13,7 +13,8 @@
 
 use pretext_augment::ViewConfig;
 use pretext_nn::{
-    nt_xent, Backbone, BackboneConfig, Encoder, InputSpec, Projector, ProjectorConfig,
+    nt_xent, nt_xent_share, Backbone, BackboneConfig, Encoder, InputSpec, Projector,
+    ProjectorConfig,
 };
 use serde::{Deserialize, Serialize};
 use tch::{nn, Tensor};
@@ -91,11 +92,21 @@ impl SimClr {
         let h = self.encoder.encode(&Tensor::cat(views, 0), true); // [2N, D]
         let z = self.projector.forward_t(&h, true); // [2N, P]
         let (h_i, h_j) = (h.narrow(0, 0, n), h.narrow(0, n, n));
-        let loss = nt_xent(
-            &z.narrow(0, 0, n),
-            &z.narrow(0, n, n),
-            self.config.temperature,
-        );
+        let (z_i, z_j) = (z.narrow(0, 0, n), z.narrow(0, n, n));
+        // Several processes: the negatives are every process's views (the paper's global
+        // batch), each process computing the loss of its own views.
+        let global = pretext_nn::collective().and_then(|collective| {
+            let all_i = collective.gather_rows(&z_i)?;
+            let all_j = collective.gather_rows(&z_j)?;
+            Some(nt_xent_share(
+                &all_i,
+                &all_j,
+                collective.rank,
+                n,
+                self.config.temperature,
+            ))
+        });
+        let loss = global.unwrap_or_else(|| nt_xent(&z_i, &z_j, self.config.temperature));
         StepOutput {
             loss,
             representations: vec![h_i.detach(), h_j.detach()],

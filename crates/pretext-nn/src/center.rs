@@ -30,10 +30,17 @@ impl Center {
     /// Moves the center toward the mean over the rows of every tensor in `teacher_outputs`.
     pub fn update(&mut self, teacher_outputs: &[Tensor]) {
         let _guard = tch::no_grad_guard();
-        let batch_center =
+        let mut batch_center =
             Tensor::cat(teacher_outputs, 0)
                 .detach()
                 .mean_dim(&[0i64][..], true, Kind::Float);
+        // Several processes (equal shares): the mean over the whole batch, so that every
+        // process keeps the same center.
+        if let Some(collective) = crate::collective::collective() {
+            if let Some(all) = collective.gather_rows(&batch_center) {
+                batch_center = all.mean_dim(&[0i64][..], true, Kind::Float);
+            }
+        }
         let _ = self.value.g_mul_scalar_(self.momentum);
         let _ = self.value.g_add_(&(batch_center * (1.0 - self.momentum)));
     }

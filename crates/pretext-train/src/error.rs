@@ -44,6 +44,8 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error("{0}")]
     TorchExt(#[from] pretext_nn::precision::TorchError),
+    #[error("data-parallel training: {0}")]
+    Distributed(String),
     #[error("device `{0}` is not available: {1}")]
     Device(String, String),
 }

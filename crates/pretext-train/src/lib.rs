@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod metrics_record;
 pub mod monitors;
 pub mod optimizer;
+pub mod parallel;
 pub mod progress;
 pub mod resume;
 pub mod run_dir;

@@ -131,7 +131,7 @@ impl Optimizer {
     }
 
     /// The gradients that exist (a parameter the loss did not reach has none).
-    fn grads(&self) -> Vec<Tensor> {
+    pub(crate) fn grads(&self) -> Vec<Tensor> {
         self.params
             .iter()
             .map(|param| param.tensor.grad())

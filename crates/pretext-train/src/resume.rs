@@ -59,7 +59,7 @@ pub(crate) fn resume(
     // Settings changed on resuming (more steps, another device) are recorded only now that
     // the checkpoint has loaded: a refused resume leaves config.toml as it was.
     let recorded = run.read_config().ok();
-    if recorded.as_ref() != Some(config) {
+    if recorded.as_ref() != Some(config) && crate::parallel::is_writer() {
         run.write_config(config)?;
     }
     progress.message(&format!(

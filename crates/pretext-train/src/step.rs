@@ -48,8 +48,14 @@ pub fn train_step(
     // non-finite loss gives non-finite gradients, and the step is skipped as before.
     optimizer.zero_grad()?;
     loss.backward();
+    crate::parallel::take_layer_error()?;
+    // Several processes: the gradients and the loss of the whole batch, on every process.
+    let loss_value = match crate::parallel::placement().1 {
+        1 => None,
+        _ => Some(crate::parallel::average(&optimizer.grads(), loss)?),
+    };
     let mut grad_norm = optimizer.grad_norm()?;
-    let loss_value = loss.double_value(&[]);
+    let loss_value = loss_value.unwrap_or_else(|| loss.double_value(&[]));
     if !loss_value.is_finite() {
         grad_norm = f64::NAN;
     }

@@ -13,7 +13,8 @@ use crate::checkpoint::{Checkpoint, TrainState};
 use crate::config::PretrainConfig;
 use crate::error::TrainError;
 use crate::optimizer::Optimizer;
-use crate::progress::ProgressSink;
+use crate::parallel;
+use crate::progress::{NoProgress, ProgressSink};
 use crate::resume::resume;
 use crate::run_dir::RunDir;
 use crate::schedule::learning_rate;
@@ -145,6 +146,20 @@ pub fn pretrain(
 ) -> Result<PretrainOutcome, TrainError> {
     let config = &check_pretraining(config, data)?;
     set_up_device(config, device)?;
+    let (rank, world) = parallel::placement();
+    if config.train.batch_size % world != 0 {
+        return Err(TrainError::Invalid {
+            field: "train.batch_size".into(),
+            message: format!(
+                "{} (the global batch) must be a multiple of the {world} processes",
+                config.train.batch_size
+            ),
+        });
+    }
+    // Only rank 0 prints and writes; the other processes train in silence.
+    let mut silent = NoProgress;
+    let writer = rank == 0;
+    let progress: &mut dyn ProgressSink = if writer { progress } else { &mut silent };
     let train = Arc::new(config.data.pretraining_samples(&data.train)?);
     announce_unlabeled(config, &data.train, &train, progress);
     let plan = BatchPlan::new(train.len(), config.train.batch_size, config.seed)?;
@@ -152,6 +167,9 @@ pub fn pretrain(
     let mut model = Model::new(config, &train, device);
     if resume_from.is_none() {
         model.load_pretrained(config)?;
+    }
+    if world > 1 {
+        parallel::broadcast_from_first(&[&model.store, &model.state])?;
     }
     let mut optimizer = Optimizer::new(&model.store, &config.optimizer);
     let mut state = match &resume_from {
@@ -167,8 +185,11 @@ pub fn pretrain(
         None => TrainState::new(config.seed),
     };
     let resumed_at = resume_from.as_ref().map(|checkpoint| checkpoint.state.step);
-    let mut log = StepLog::open(config, run, resumed_at, data, &model, total)?;
-    let mut batches = batch_stream(config, plan, &train, state.step, total);
+    let mut log = match writer {
+        true => Some(StepLog::open(config, run, resumed_at, data, &model, total)?),
+        false => None,
+    };
+    let mut batches = batch_stream(config, plan, &train, state.step, total, (rank, world));
 
     progress.started(state.step, total);
     let started = Instant::now();
@@ -189,6 +210,7 @@ pub fn pretrain(
             .train
             .precision
             .run(device, || model.method.loss(&inputs, clock))?;
+        parallel::take_layer_error()?;
         let outcome = train_step(
             &output.loss,
             &mut optimizer,
@@ -197,6 +219,7 @@ pub fn pretrain(
             &mut |notice| progress.message(&format!("step {}: {notice}", step + 1)),
             || model.method.after_step(clock),
         )?;
+        parallel::take_layer_error()?;
         if outcome.taken {
             state.optimizer_steps += 1;
             last_loss = outcome.loss;
@@ -212,9 +235,19 @@ pub fn pretrain(
             nonfinite_steps: state.nonfinite_steps,
             data_wait_seconds: batches.waited().as_secs_f64(),
         };
-        log.step(&finished, &model, progress)?;
+        if let Some(log) = &mut log {
+            log.step(&finished, &model, progress)?;
+        }
         if state.step == total || due(state.step, config.train.checkpoint_every, total) {
-            last_checkpoint = Some(save_checkpoint(run, config, &model, &optimizer, &state)?);
+            last_checkpoint = Some(match writer {
+                true => save_checkpoint(run, config, &model, &optimizer, &state)?,
+                // Rank 0 writes it; the others know where.
+                false => Checkpoint {
+                    dir: run.checkpoints_dir().join(format!("step-{}", state.step)),
+                    state: state.clone(),
+                    config: Some(config.clone()),
+                },
+            });
         }
     }
     progress.finished();
@@ -285,6 +318,7 @@ fn batch_stream(
     train: &Arc<Samples>,
     first: u64,
     total: u64,
+    (rank, world): (usize, usize),
 ) -> Prefetcher<HostBatch> {
     let recipe = config.view_recipe(train);
     let seed = config.seed;
@@ -296,6 +330,11 @@ fn batch_stream(
         config.data.prefetch,
         move |step| {
             let (epoch, indices) = plan.batch(step);
+            // Several processes: this one's contiguous share of the global batch.
+            let indices = match world {
+                1 => indices,
+                _ => parallel::share(&indices, rank, world),
+            };
             recipe.build(&worker_set, &indices, seed, step, epoch)
         },
     )

@@ -1,0 +1,261 @@
+//! Data parallelism on PyTorch's c10d, checked as a user would launch it: two `pretext`
+//! processes with torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+//! MASTER_PORT), Gloo on the CPU, one libtorch thread each. With the same global batch, two
+//! processes train what one does: the same loss at every step, the same weights after a
+//! step (to float rounding; Adam then amplifies rounding in parameters whose gradient is
+//! pure rounding noise, such as biases before batch norm), MoCo's queue and DINO's center
+//! kept equal on both ranks and to the single process's. Only rank 0 writes and prints.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tch::Tensor;
+
+fn pretext() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pretext"));
+    command.env("OMP_NUM_THREADS", "1");
+    for variable in [
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+    ] {
+        command.env_remove(variable);
+    }
+    command
+}
+
+/// A TCP port nobody listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `pretext ARGS` as `world` processes of one launch; their outputs in rank order.
+fn launch(world: usize, args: &[&str]) -> Vec<Output> {
+    let port = free_port().to_string();
+    let children: Vec<_> = (0..world)
+        .map(|rank| {
+            pretext()
+                .args(args)
+                .env("RANK", rank.to_string())
+                .env("WORLD_SIZE", world.to_string())
+                .env("LOCAL_RANK", rank.to_string())
+                .env("MASTER_ADDR", "127.0.0.1")
+                .env("MASTER_PORT", &port)
+                .env("PRETEXT_DIST_TIMEOUT_S", "120")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|child| child.wait_with_output().unwrap())
+        .collect()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// 20 steps of `method` with global batch 64 on 512 embedded images, a checkpoint after
+/// every step.
+fn run_args(method: &str, data: &Path, out: &Path) -> Vec<String> {
+    [
+        "pretrain",
+        "--method",
+        method,
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "20",
+        "--batch-size",
+        "64",
+        "--workers",
+        "1",
+        "--set",
+        "train.log_every=1",
+        "--set",
+        "train.checkpoint_every=1",
+        "--set",
+        "train.keep_checkpoints=30",
+        "--set",
+        "health.knn_every=0",
+    ]
+    .iter()
+    .map(|arg| arg.to_string())
+    .collect()
+}
+
+fn losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str::<serde_json::Value>(line).unwrap()["loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn tensors(run: &Path, step: u64, file: &str) -> Vec<(String, Tensor)> {
+    let path = run.join(format!("checkpoints/step-{step}/{file}.safetensors"));
+    let mut named = Tensor::read_safetensors(&path).unwrap();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
+}
+
+/// Whether `name` is the bias of a layer that feeds a batch norm (`…conv2.bias` beside
+/// `…bn2.weight`, `…fc0.bias` beside `…bn0.weight`): the norm subtracts it again, so its
+/// gradient is zero up to rounding, and Adam's first step (±lr whatever the gradient's size)
+/// turns that rounding into its sign.
+fn feeds_batch_norm(name: &str, all: &[(String, Tensor)]) -> bool {
+    let Some(layer) = name.strip_suffix(".bias") else {
+        return false;
+    };
+    let (prefix, last) = layer.rsplit_once('.').unwrap_or(("", layer));
+    let index = last.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+    let norm = format!("{prefix}.bn{index}.weight");
+    (last.starts_with("conv") || last.starts_with("fc"))
+        && all.iter().any(|(other, _)| *other == norm)
+}
+
+/// The largest difference between two checkpoints' float tensors, as the L2 norm of the
+/// difference relative to the tensor's (at least 0.01), and the tensor it is in; biases that
+/// feed a batch norm are left out (see [`feeds_batch_norm`]). A norm, not the largest
+/// element: Adam's first step moves every element by ±lr, so an element whose gradient is
+/// near zero can move either way.
+fn largest_difference(one: &[(String, Tensor)], other: &[(String, Tensor)]) -> (f64, String) {
+    assert_eq!(one.len(), other.len());
+    one.iter()
+        .zip(other)
+        .filter(|((name, a), _)| a.is_floating_point() && !feeds_batch_norm(name, one))
+        .map(|((name, a), (other_name, b))| {
+            assert_eq!(name, other_name);
+            let gap = (a - b).norm().double_value(&[]);
+            let scale = a.norm().double_value(&[]).max(1e-2);
+            (gap / scale, name.clone())
+        })
+        .fold((0.0, String::new()), |worst, next| {
+            if next.0 > worst.0 {
+                next
+            } else {
+                worst
+            }
+        })
+}
+
+fn compare(method: &str, dir: &Path, data: &Path) -> (PathBuf, PathBuf) {
+    let single = dir.join(format!("{method}-1"));
+    let double = dir.join(format!("{method}-2"));
+    let args = run_args(method, data, &single);
+    let output = pretext().args(&args).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let args = run_args(method, data, &double);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outputs = launch(2, &args);
+    for (rank, output) in outputs.iter().enumerate() {
+        assert!(
+            output.status.success(),
+            "rank {rank}: {}",
+            text(&output.stderr)
+        );
+    }
+    // Rank 0 prints; rank 1 says nothing.
+    assert!(text(&outputs[0].stderr).contains("data parallel: 2 processes"));
+    assert!(text(&outputs[0].stderr).contains("done: 20 steps"));
+    assert_eq!(text(&outputs[1].stderr), "", "rank 1 printed");
+
+    let (one, two) = (losses(&single), losses(&double));
+    assert_eq!(one.len(), 20);
+    for (step, (a, b)) in one.iter().zip(&two).enumerate() {
+        let gap = (a - b).abs() / a.abs();
+        eprintln!(
+            "{method} step {}: loss {a:.6} vs {b:.6} ({gap:.1e})",
+            step + 1
+        );
+        assert!(gap < 1e-4, "{method} step {}: {a} vs {b}", step + 1);
+    }
+    for file in ["weights", "method_state"] {
+        let (gap, name) =
+            largest_difference(&tensors(&single, 1, file), &tensors(&double, 1, file));
+        eprintln!("{method} after 1 step, {file}: largest difference {gap:.1e} ({name})");
+        assert!(gap < 1e-4, "{method} {file} after 1 step: {gap} in {name}");
+    }
+    (single, double)
+}
+
+#[test]
+fn two_processes_train_simclr_moco_and_dino_as_one_does_with_the_same_global_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::embedded_slice(dir.path(), 512, 64);
+    compare("simclr", dir.path(), &data);
+    let (single, double) = compare("moco", dir.path(), &data);
+    let queue = |run: &Path| {
+        tensors(run, 20, "method_state")
+            .into_iter()
+            .find(|(name, _)| name.contains("queue") && name.ends_with("keys"))
+            .unwrap()
+            .1
+    };
+    let gap = (queue(&single) - queue(&double))
+        .abs()
+        .max()
+        .double_value(&[]);
+    eprintln!("moco queue after 20 steps: largest difference {gap:.1e}");
+    assert!(gap < 1e-2, "{gap}");
+    let (single, double) = compare("dino", dir.path(), &data);
+    let center = |run: &Path| {
+        tensors(run, 20, "method_state")
+            .into_iter()
+            .find(|(name, _)| name.contains("center"))
+            .unwrap()
+            .1
+    };
+    let gap = (center(&single) - center(&double))
+        .abs()
+        .max()
+        .double_value(&[]);
+    let scale = center(&single).abs().max().double_value(&[]);
+    eprintln!("dino center after 20 steps: largest difference {gap:.1e} of {scale:.1e}");
+    assert!(gap < 1e-2 * scale, "{gap} of {scale}");
+}
+
+/// The global batch must split evenly: both processes refuse with the same clear error
+/// before any training, and no run folder is left.
+#[test]
+fn a_global_batch_that_does_not_split_evenly_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let outputs = launch(
+        2,
+        &[
+            "pretrain",
+            "--steps",
+            "2",
+            "--batch-size",
+            "63",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    for (rank, output) in outputs.iter().enumerate() {
+        assert!(!output.status.success(), "rank {rank} succeeded");
+    }
+    let message = text(&outputs[0].stderr);
+    assert!(
+        message.contains("train.batch_size") && message.contains("multiple of the 2 processes"),
+        "{message}"
+    );
+}

@@ -1,0 +1,169 @@
+//! Data parallelism over PyTorch's c10d (pretext-dist): one process per device, launched by
+//! torchrun or SLURM. `train.batch_size` is the global batch: every process takes its
+//! contiguous share of each step's examples (the same epoch permutation everywhere), starts
+//! from rank 0's weights and untrained state, and after backward the gradients are summed
+//! over the processes and divided by their number, so every process takes the same optimizer
+//! step. Layers and losses that need the whole batch (batch norm, SimCLR's negatives) see
+//! the other processes through [`pretext_nn::Collective`]. Only rank 0 writes the run
+//! directory and prints.
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use pretext_dist::{Backend, DistError, Launch, ProcessGroup};
+use tch::{nn::VarStore, Device, Tensor};
+
+use crate::error::TrainError;
+
+static GROUP: OnceLock<Mutex<ProcessGroup>> = OnceLock::new();
+
+/// How long a collective may wait for the other processes before the run stops:
+/// `PRETEXT_DIST_TIMEOUT_S`, else 10 minutes.
+fn timeout() -> Duration {
+    let seconds = std::env::var("PRETEXT_DIST_TIMEOUT_S")
+        .ok()
+        .and_then(|value| value.parse::<u64>().ok())
+        .filter(|&seconds| seconds > 0)
+        .unwrap_or(600);
+    Duration::from_secs(seconds)
+}
+
+fn distributed(error: DistError) -> TrainError {
+    TrainError::Distributed(error.to_string())
+}
+
+/// The launch this process is part of (torchrun's or SLURM's variables), when there are
+/// several processes; `None` for a single process.
+pub fn launch() -> Result<Option<Launch>, TrainError> {
+    Ok(Launch::from_env()
+        .map_err(distributed)?
+        .filter(|launch| launch.world_size > 1))
+}
+
+/// Joins the other processes of `launch` (Gloo on the CPU, NCCL on CUDA), once per process,
+/// and shows them to layers and losses.
+pub fn join(launch: &Launch, device: Device) -> Result<(), TrainError> {
+    if GROUP.get().is_some() {
+        return Ok(());
+    }
+    let backend = if device.is_cuda() {
+        Backend::Nccl
+    } else {
+        Backend::Gloo
+    };
+    let group = ProcessGroup::init(launch, backend, timeout()).map_err(distributed)?;
+    let (rank, world_size) = (group.rank(), group.world_size());
+    let _ = GROUP.set(Mutex::new(group));
+    pretext_nn::set_collective(Some(pretext_nn::Collective {
+        rank,
+        world_size,
+        gather: Arc::new(|tensor: &Tensor| {
+            with_group(|group| group.all_gather_with_grad(tensor))
+                .unwrap_or_else(|| {
+                    Err(DistError::Operation {
+                        rank: 0,
+                        operation: "all_gather",
+                        message: "no process group".into(),
+                    })
+                })
+                .map_err(|error| error.to_string())
+        }),
+    }));
+    Ok(())
+}
+
+fn with_group<T>(f: impl FnOnce(&ProcessGroup) -> T) -> Option<T> {
+    let group = GROUP.get()?;
+    let group = group
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Some(f(&group))
+}
+
+/// `(rank, world size)` of this process; `(0, 1)` alone.
+pub fn placement() -> (usize, usize) {
+    with_group(|group| (group.rank(), group.world_size())).unwrap_or((0, 1))
+}
+
+/// Whether this process writes the run directory, logs and progress (rank 0, or alone).
+pub fn is_writer() -> bool {
+    placement().0 == 0
+}
+
+/// This process's share of a step's examples: the `rank`-th of `world` equal contiguous
+/// parts (the step loop checks that the batch divides evenly).
+pub fn share<T: Clone>(items: &[T], rank: usize, world: usize) -> Vec<T> {
+    let part = items.len() / world.max(1);
+    items[rank * part..(rank + 1) * part].to_vec()
+}
+
+/// Overwrites every variable of `stores` with rank 0's (in name order: the order of
+/// `VarStore::variables()` differs between processes).
+pub fn broadcast_from_first(stores: &[&VarStore]) -> Result<(), TrainError> {
+    let tensors: Vec<Tensor> = stores
+        .iter()
+        .flat_map(|store| {
+            let mut named: Vec<(String, Tensor)> = store.variables().into_iter().collect();
+            named.sort_by(|a, b| a.0.cmp(&b.0));
+            named.into_iter().map(|(_, tensor)| tensor)
+        })
+        .collect();
+    let _guard = tch::no_grad_guard();
+    with_group(|group| group.broadcast(&tensors.iter().collect::<Vec<_>>(), 0))
+        .unwrap_or(Ok(()))
+        .map_err(distributed)
+}
+
+/// Sums `grads` and `loss` over the processes, then divides by their number (Gloo has no
+/// average): every process then holds the gradient and loss of the whole batch. `loss`
+/// comes back as the mean loss.
+pub fn average(grads: &[Tensor], loss: &Tensor) -> Result<f64, TrainError> {
+    let _guard = tch::no_grad_guard();
+    let loss = loss.detach().to_kind(tch::Kind::Float).reshape([1]).copy();
+    let Some(result) = with_group(|group| {
+        let mut all: Vec<&Tensor> = grads.iter().collect();
+        all.push(&loss);
+        group.all_reduce_sum(&all).map(|()| group.world_size())
+    }) else {
+        return Ok(loss.double_value(&[0]));
+    };
+    let world = result.map_err(distributed)? as f64;
+    for grad in grads {
+        let _ = grad.shallow_clone().g_div_scalar_(world);
+    }
+    Ok(loss.double_value(&[0]) / world)
+}
+
+/// Waits until every process gets here.
+pub fn barrier() -> Result<(), TrainError> {
+    with_group(|group| group.barrier())
+        .unwrap_or(Ok(()))
+        .map_err(distributed)
+}
+
+/// The error of a collective inside a layer or loss since the last step, as a run error.
+pub fn take_layer_error() -> Result<(), TrainError> {
+    match pretext_nn::take_collective_error() {
+        Some(message) => Err(TrainError::Distributed(message)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_are_contiguous_equal_parts_in_rank_order() {
+        let items: Vec<usize> = (0..8).collect();
+        assert_eq!(share(&items, 0, 2), vec![0, 1, 2, 3]);
+        assert_eq!(share(&items, 1, 2), vec![4, 5, 6, 7]);
+        assert_eq!(share(&items, 0, 1), items);
+    }
+
+    #[test]
+    fn alone_this_process_is_rank_0_of_1_and_writes() {
+        assert_eq!(placement(), (0, 1));
+        assert!(is_writer());
+    }
+}
