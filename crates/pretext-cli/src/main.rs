@@ -33,6 +33,11 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
     };
+    if !matches!(cli.command, Command::Pretrain(_)) {
+        if let Err(error) = one_process_only(&cli.command) {
+            return report(Err(error));
+        }
+    }
     let result = match cli.command {
         Command::Pretrain(args) => pretrain::run(&args),
         Command::Probe(args) => probe::run(&args),
@@ -48,6 +53,33 @@ fn main() -> std::process::ExitCode {
         Command::Attention(args) => attention::run(&args),
     };
     report(result)
+}
+
+/// Every command but `pretrain` runs as one process: launched by torchrun or SLURM with
+/// several, each would do all the work and write the same files, so it is refused.
+fn one_process_only(command: &Command) -> anyhow::Result<()> {
+    if let Some(launch) = pretext_train::parallel::launch()? {
+        let name = match command {
+            Command::Probe(_) => "probe",
+            Command::Embed(_) => "embed",
+            Command::Finetune(_) => "finetune",
+            Command::Health(_) => "health",
+            Command::Generate(_) => "generate",
+            Command::Tokenizer(_) => "tokenizer",
+            Command::Quickstart(_) => "quickstart",
+            Command::Study(_) => "study",
+            Command::Bench(_) => "bench",
+            Command::Reconstruct(_) => "reconstruct",
+            Command::Attention(_) => "attention",
+            Command::Pretrain(_) => return Ok(()),
+        };
+        anyhow::bail!(
+            "`pretext {name}` runs as one process, and this one is rank {} of {} (WORLD_SIZE or SLURM_NTASKS is set); only `pretext pretrain` trains data parallel — run {name} without torchrun or srun",
+            launch.rank,
+            launch.world_size
+        );
+    }
+    Ok(())
 }
 
 /// Help and version requests print as clap prints them; a wrong argument is an error like

@@ -39,8 +39,16 @@ fn free_port() -> u16 {
 
 /// `pretext ARGS` as `world` processes of one launch; their outputs in rank order.
 fn launch(world: usize, args: &[&str]) -> Vec<Output> {
+    spawn(world, args)
+        .into_iter()
+        .map(|child| child.wait_with_output().unwrap())
+        .collect()
+}
+
+/// The processes of one launch of `pretext ARGS`, started.
+fn spawn(world: usize, args: &[&str]) -> Vec<std::process::Child> {
     let port = free_port().to_string();
-    let children: Vec<_> = (0..world)
+    (0..world)
         .map(|rank| {
             pretext()
                 .args(args)
@@ -55,10 +63,6 @@ fn launch(world: usize, args: &[&str]) -> Vec<Output> {
                 .spawn()
                 .unwrap()
         })
-        .collect();
-    children
-        .into_iter()
-        .map(|child| child.wait_with_output().unwrap())
         .collect()
 }
 
@@ -258,4 +262,193 @@ fn a_global_batch_that_does_not_split_evenly_is_refused() {
         message.contains("train.batch_size") && message.contains("multiple of the 2 processes"),
         "{message}"
     );
+}
+
+/// A two-process run killed (SIGKILL, both processes) after its step-10 checkpoint and
+/// resumed by two processes ends byte for byte as the uninterrupted two-process run; resumed
+/// by one process instead, it says the continuation is not bit-identical.
+#[test]
+fn a_killed_two_process_run_resumes_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::embedded_slice(dir.path(), 512, 64);
+    let args = |out: &Path| {
+        let mut args = run_args("simclr", &data, out);
+        for (flag, value) in [("--steps", "40"), ("--set", "train.checkpoint_every=5")] {
+            let at = args.iter().position(|arg| arg == flag).unwrap();
+            args[at + 1] = value.to_string();
+        }
+        args
+    };
+    let whole = dir.path().join("whole");
+    let whole_args = args(&whole);
+    let outputs = launch(
+        2,
+        &whole_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    assert!(outputs.iter().all(|output| output.status.success()));
+
+    let killed = dir.path().join("killed");
+    let killed_args = args(&killed);
+    let mut children = spawn(
+        2,
+        &killed_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let waited = std::time::Instant::now();
+    while !killed.join("checkpoints/step-10/meta.json").exists() {
+        assert!(waited.elapsed().as_secs() < 120, "no step-10 checkpoint");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for child in &mut children {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(
+        !killed.join("checkpoints/step-40").exists(),
+        "the run ended before the kill"
+    );
+    let other_world = dir.path().join("other-world");
+    copy_folder(&killed, &other_world);
+
+    let resume = ["pretrain", "--resume", killed.to_str().unwrap()];
+    let outputs = launch(2, &resume);
+    for (rank, output) in outputs.iter().enumerate() {
+        assert!(
+            output.status.success(),
+            "rank {rank}: {}",
+            text(&output.stderr)
+        );
+    }
+    for file in ["weights", "method_state", "optimizer"] {
+        let path = |run: &Path| run.join(format!("checkpoints/step-40/{file}.safetensors"));
+        assert!(
+            std::fs::read(path(&whole)).unwrap() == std::fs::read(path(&killed)).unwrap(),
+            "{file} differs after the resume"
+        );
+    }
+    assert_eq!(losses(&whole), losses(&killed));
+
+    let output = pretext()
+        .args([
+            "pretrain",
+            "--resume",
+            other_world.to_str().unwrap(),
+            "--steps",
+            "12",
+        ])
+        .output()
+        .unwrap();
+    let message = text(&output.stderr);
+    assert!(output.status.success(), "{message}");
+    assert!(
+        message.contains("trained by 2 process(es) and this run has 1")
+            && message.contains("not bit-identical"),
+        "{message}"
+    );
+}
+
+fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_folder(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// torchrun from the project's Python environment (`./x env` puts it on PATH), or None with
+/// a note (a failure under `PRETEXT_REQUIRE_DATA=1`, as CI runs).
+fn torchrun() -> Option<Command> {
+    let found = Command::new("torchrun")
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("PRETEXT_REQUIRE_DATA").is_none(),
+            "torchrun is not on PATH (run the tests through ./x test)"
+        );
+        eprintln!("note: torchrun is not on PATH; skipped");
+        return None;
+    }
+    let mut command = Command::new("torchrun");
+    command.env("OMP_NUM_THREADS", "1");
+    for variable in [
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+    ] {
+        command.env_remove(variable);
+    }
+    Some(command)
+}
+
+/// Launched by torchrun, as users do: two processes on one machine, and two "machines"
+/// (two torchrun agents, `--nnodes 2`, different `--node-rank`, one `--rdzv-endpoint`) of
+/// one process each, end with the same weights byte for byte.
+#[test]
+fn torchrun_on_one_machine_and_on_two_simulated_machines_trains_the_same_model() {
+    let Some(_) = torchrun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::embedded_slice(dir.path(), 512, 64);
+    let binary = env!("CARGO_BIN_EXE_pretext");
+    let run = |out: &Path| -> Vec<String> {
+        let mut args = vec!["--no-python".to_string(), binary.to_string()];
+        args.extend(run_args("simclr", &data, out));
+        let at = args.iter().position(|arg| arg == "--steps").unwrap();
+        args[at + 1] = "10".into();
+        args
+    };
+    let one = dir.path().join("one-machine");
+    let output = torchrun()
+        .unwrap()
+        .args(["--nproc-per-node", "2"])
+        .args(run(&one))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let two = dir.path().join("two-machines");
+    let endpoint = format!("127.0.0.1:{}", free_port());
+    let agents: Vec<_> = (0..2)
+        .map(|node| {
+            torchrun()
+                .unwrap()
+                .args([
+                    "--nnodes",
+                    "2",
+                    "--nproc-per-node",
+                    "1",
+                    "--rdzv-backend",
+                    "c10d",
+                ])
+                .args([
+                    "--node-rank",
+                    &node.to_string(),
+                    "--rdzv-endpoint",
+                    &endpoint,
+                ])
+                .args(run(&two))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for agent in agents {
+        let output = agent.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    let weights =
+        |run: &Path| std::fs::read(run.join("checkpoints/step-10/weights.safetensors")).unwrap();
+    assert!(
+        weights(&one) == weights(&two),
+        "the two launches trained different weights"
+    );
+    assert_eq!(losses(&one), losses(&two));
 }

@@ -40,6 +40,14 @@ pub struct TrainState {
     pub nonfinite_steps: u64,
     /// The run's seed, checked on resume.
     pub seed: u64,
+    /// Processes that trained the last steps (data parallel; 1 alone, and for checkpoints
+    /// written before this was kept): a resume with another number is not bit-identical.
+    #[serde(default = "one_process")]
+    pub processes: u64,
+}
+
+fn one_process() -> u64 {
+    1
 }
 
 impl TrainState {
@@ -50,6 +58,7 @@ impl TrainState {
             optimizer_steps: 0,
             nonfinite_steps: 0,
             seed,
+            processes: 1,
         }
     }
 }
@@ -312,6 +321,7 @@ mod tests {
             optimizer_steps: step,
             nonfinite_steps: 0,
             seed: 1,
+            processes: 1,
         }
     }
 

@@ -62,6 +62,13 @@ pub(crate) fn resume(
     if recorded.as_ref() != Some(config) && crate::parallel::is_writer() {
         run.write_config(config)?;
     }
+    let processes = crate::parallel::placement().1 as u64;
+    if checkpoint.state.processes != processes {
+        progress.message(&format!(
+            "warning: the checkpoint was trained by {} process(es) and this run has {processes}: the continuation is not bit-identical to an uninterrupted run (each process's share of the batch and the order of the sums change)",
+            checkpoint.state.processes
+        ));
+    }
     progress.message(&format!(
         "resuming from {} (step {})",
         checkpoint.dir.display(),

@@ -184,6 +184,7 @@ pub fn pretrain(
         )?,
         None => TrainState::new(config.seed),
     };
+    state.processes = world as u64;
     let resumed_at = resume_from.as_ref().map(|checkpoint| checkpoint.state.step);
     let mut log = match writer {
         true => Some(StepLog::open(config, run, resumed_at, data, &model, total)?),
