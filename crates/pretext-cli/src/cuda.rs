@@ -4,7 +4,9 @@
 //! loaded `libtorch_cpu.so` came from.
 
 use std::ffi::CString;
+
 use std::path::PathBuf;
+use tch::Device;
 
 /// Loads libtorch_cuda.so beside libtorch_cpu.so when present; returns whether it loaded.
 pub fn load_torch_cuda() -> bool {
@@ -38,4 +40,18 @@ pub fn device(name: &str) -> anyhow::Result<tch::Device> {
         load_torch_cuda();
     }
     Ok(pretext_train::resolve_device(name)?)
+}
+
+/// Under torchrun or SLURM: joins the other processes (on CUDA, this process drives the GPU
+/// of its local rank) and returns the device to train on.
+pub fn join_launch(device: Device) -> anyhow::Result<Device> {
+    let Some(launch) = pretext_train::parallel::launch()? else {
+        return Ok(device);
+    };
+    let device = match device {
+        Device::Cuda(_) => Device::Cuda(launch.local_rank),
+        other => other,
+    };
+    pretext_train::parallel::join(&launch, device)?;
+    Ok(device)
 }

@@ -33,7 +33,7 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),
     };
-    if !matches!(cli.command, Command::Pretrain(_)) {
+    if !matches!(cli.command, Command::Pretrain(_) | Command::Study(_)) {
         if let Err(error) = one_process_only(&cli.command) {
             return report(Err(error));
         }
@@ -55,8 +55,8 @@ fn main() -> std::process::ExitCode {
     report(result)
 }
 
-/// Every command but `pretrain` runs as one process: launched by torchrun or SLURM with
-/// several, each would do all the work and write the same files, so it is refused.
+/// Every command but `pretrain` and `study` runs as one process: launched by torchrun or
+/// SLURM with several, each would do all the work and write the same files, so it is refused.
 fn one_process_only(command: &Command) -> anyhow::Result<()> {
     if let Some(launch) = pretext_train::parallel::launch()? {
         let name = match command {
@@ -67,14 +67,13 @@ fn one_process_only(command: &Command) -> anyhow::Result<()> {
             Command::Generate(_) => "generate",
             Command::Tokenizer(_) => "tokenizer",
             Command::Quickstart(_) => "quickstart",
-            Command::Study(_) => "study",
             Command::Bench(_) => "bench",
             Command::Reconstruct(_) => "reconstruct",
             Command::Attention(_) => "attention",
-            Command::Pretrain(_) => return Ok(()),
+            Command::Pretrain(_) | Command::Study(_) => return Ok(()),
         };
         anyhow::bail!(
-            "`pretext {name}` runs as one process, and this one is rank {} of {} (WORLD_SIZE or SLURM_NTASKS is set); only `pretext pretrain` trains data parallel — run {name} without torchrun or srun",
+            "`pretext {name}` runs as one process, and this one is rank {} of {} (WORLD_SIZE or SLURM_NTASKS is set); only `pretext pretrain` and `pretext study` share their work among processes — run {name} without torchrun or srun",
             launch.rank,
             launch.world_size
         );

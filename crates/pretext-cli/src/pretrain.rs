@@ -6,7 +6,6 @@ use pretext_train::{
     check_pretraining, ensure_steps_left, parallel, pretrain, total_steps, Checkpoint, NoProgress,
     PretrainConfig, PretrainOutcome, RunDir, RunMode,
 };
-use tch::Device;
 
 use crate::args::PretrainArgs;
 use crate::cuda;
@@ -63,7 +62,7 @@ pub fn run(args: &PretrainArgs) -> anyhow::Result<()> {
     } else {
         RunMode::New
     };
-    let device = join_launch(cuda::device(&config.device)?)?;
+    let device = cuda::join_launch(cuda::device(&config.device)?)?;
     let writer = parallel::is_writer();
     if writer {
         run.check_new(mode)?;
@@ -156,7 +155,7 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
             path.display()
         );
     };
-    let device = join_launch(cuda::device(&config.device)?)?;
+    let device = cuda::join_launch(cuda::device(&config.device)?)?;
     let data = pretext_data::open(&config.data.path, &config.data_options(Some(&run.root)))
         .context("loading the data")?
         .splits;
@@ -194,20 +193,6 @@ fn resume(args: &PretrainArgs, path: &std::path::Path) -> anyhow::Result<()> {
     )?;
     report(&run, &config, &outcome, data.train.len());
     Ok(())
-}
-
-/// Under torchrun or SLURM: joins the other processes (on CUDA, this process drives the GPU
-/// of its local rank) and returns the device to train on.
-fn join_launch(device: Device) -> anyhow::Result<Device> {
-    let Some(launch) = parallel::launch()? else {
-        return Ok(device);
-    };
-    let device = match device {
-        Device::Cuda(_) => Device::Cuda(launch.local_rank),
-        other => other,
-    };
-    parallel::join(&launch, device)?;
-    Ok(device)
 }
 
 /// Says how the global batch is shared when several processes train.

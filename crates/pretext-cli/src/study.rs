@@ -68,7 +68,22 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
             finish(table, &format!("{origin}: [pretrain]"))?
         }
     };
-    let device = cuda::device(&study.device)?;
+    let device = cuda::join_launch(cuda::device(&study.device)?)?;
+    if !pretext_train::parallel::is_writer() {
+        // Another process of a multi-process study: it pretrains and measures its share of
+        // the cells in silence; rank 0 prints and writes the results.
+        run_study(
+            &StudyPlan {
+                study,
+                methods,
+                baseline,
+                out: args.out.clone(),
+            },
+            device,
+            &mut Silent::default(),
+        )?;
+        return Ok(());
+    }
     let plan = StudyPlan {
         study,
         methods,
@@ -80,7 +95,10 @@ pub fn run(args: &StudyArgs) -> anyhow::Result<()> {
         plan.out.display()
     );
     let mut progress = StudyBar::new();
-    let output = run_study(&plan, device, &mut progress)?;
+    let Some(output) = run_study(&plan, device, &mut progress)? else {
+        // Another process of a multi-process study: rank 0 writes and prints the results.
+        return Ok(());
+    };
     println!();
     print!("{}", output.results.markdown());
     println!();
@@ -228,5 +246,29 @@ impl ProgressSink for PretrainLine {
         }
     }
 
+    fn finished(&mut self) {}
+}
+
+/// The progress of a process other than rank 0: nothing shown.
+struct Silent {
+    pretraining: pretext_train::NoProgress,
+}
+
+impl Default for Silent {
+    fn default() -> Self {
+        Silent {
+            pretraining: pretext_train::NoProgress,
+        }
+    }
+}
+
+impl StudyProgress for Silent {
+    fn planned(&mut self, _jobs: usize) {}
+    fn job(&mut self, _description: &str, _reused: bool) {}
+    fn job_done(&mut self) {}
+    fn message(&mut self, _text: &str) {}
+    fn pretraining(&mut self) -> &mut dyn pretext_train::ProgressSink {
+        &mut self.pretraining
+    }
     fn finished(&mut self) {}
 }

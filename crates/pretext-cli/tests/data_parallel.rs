@@ -452,3 +452,73 @@ fn torchrun_on_one_machine_and_on_two_simulated_machines_trains_the_same_model()
     );
     assert_eq!(losses(&one), losses(&two));
 }
+
+/// The cell files of a study folder.
+fn cell_files(out: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(out.join("cells"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A study launched as two processes pretrains data parallel, spreads its cells over both,
+/// and writes one results folder holding the same cells as a one-process study; run again,
+/// it reuses every cell.
+#[test]
+fn a_study_shared_by_two_processes_writes_one_results_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::embedded_slice(dir.path(), 1000, 300);
+    let study = dir.path().join("study.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "labels = [\"5%\", \"20%\"]\nseeds = [0, 1]\nbaselines = [\"raw\", \"scratch\"]\n\
+             [pretrain]\ndata.path = {:?}\ntrain.steps = 12\ntrain.batch_size = 32\n\
+             data.workers = 1\nhealth.knn_every = 0\n[finetune]\nepochs = 2\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let args = |out: &Path| {
+        vec![
+            "study".to_string(),
+            "--config".into(),
+            study.to_str().unwrap().into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+        ]
+    };
+    let alone = dir.path().join("alone");
+    let output = pretext().args(args(&alone)).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    let shared = dir.path().join("shared");
+    let shared_args = args(&shared);
+    let shared_args: Vec<&str> = shared_args.iter().map(String::as_str).collect();
+    let outputs = launch(2, &shared_args);
+    for (rank, output) in outputs.iter().enumerate() {
+        assert!(
+            output.status.success(),
+            "rank {rank}: {}",
+            text(&output.stderr)
+        );
+    }
+    let said = text(&outputs[0].stderr);
+    assert!(said.contains("the 2 processes measured"), "{said}");
+    assert_eq!(text(&outputs[1].stderr), "", "rank 1 printed");
+    assert_eq!(text(&outputs[1].stdout), "", "rank 1 printed");
+    assert!(
+        text(&outputs[0].stdout).contains("| scratch"),
+        "{}",
+        text(&outputs[0].stdout)
+    );
+    assert!(shared.join("report.html").exists() && shared.join("results.csv").exists());
+    assert_eq!(cell_files(&alone), cell_files(&shared));
+
+    let again = launch(2, &shared_args);
+    let said = text(&again[0].stderr);
+    assert!(again.iter().all(|output| output.status.success()), "{said}");
+    assert!(said.contains("the 2 processes measured 0 cells"), "{said}");
+}

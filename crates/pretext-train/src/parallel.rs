@@ -7,15 +7,21 @@
 //! the other processes through [`pretext_nn::Collective`]. Only rank 0 writes the run
 //! directory and prints.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pretext_dist::{Backend, DistError, Launch, ProcessGroup};
+use pretext_methods::StepOutput;
 use tch::{nn::VarStore, Device, Tensor};
 
 use crate::error::TrainError;
 
 static GROUP: OnceLock<Mutex<ProcessGroup>> = OnceLock::new();
+/// What layers and losses see of the group (kept to restore it after [`alone`]).
+static COLLECTIVE: OnceLock<pretext_nn::Collective> = OnceLock::new();
+/// Inside [`alone`]: this process works by itself.
+static ALONE: AtomicBool = AtomicBool::new(false);
 
 /// How long a collective may wait for the other processes before the run stops:
 /// `PRETEXT_DIST_TIMEOUT_S`, else 10 minutes.
@@ -54,7 +60,7 @@ pub fn join(launch: &Launch, device: Device) -> Result<(), TrainError> {
     let group = ProcessGroup::init(launch, backend, timeout()).map_err(distributed)?;
     let (rank, world_size) = (group.rank(), group.world_size());
     let _ = GROUP.set(Mutex::new(group));
-    pretext_nn::set_collective(Some(pretext_nn::Collective {
+    let _ = COLLECTIVE.set(pretext_nn::Collective {
         rank,
         world_size,
         gather: Arc::new(|tensor: &Tensor| {
@@ -68,11 +74,33 @@ pub fn join(launch: &Launch, device: Device) -> Result<(), TrainError> {
                 })
                 .map_err(|error| error.to_string())
         }),
-    }));
+    });
+    pretext_nn::set_collective(COLLECTIVE.get().cloned());
     Ok(())
 }
 
+/// Runs `f` as if this process were alone: no gradient averaging, no synchronized batch
+/// norm, no barrier (a study's cells, each measured by one process).
+pub fn alone<T>(f: impl FnOnce() -> T) -> T {
+    if GROUP.get().is_none() || ALONE.swap(true, Ordering::SeqCst) {
+        return f();
+    }
+    pretext_nn::set_collective(None);
+    struct Rejoin;
+    impl Drop for Rejoin {
+        fn drop(&mut self) {
+            pretext_nn::set_collective(COLLECTIVE.get().cloned());
+            ALONE.store(false, Ordering::SeqCst);
+        }
+    }
+    let _rejoin = Rejoin;
+    f()
+}
+
 fn with_group<T>(f: impl FnOnce(&ProcessGroup) -> T) -> Option<T> {
+    if ALONE.load(Ordering::SeqCst) {
+        return None;
+    }
     let group = GROUP.get()?;
     let group = group
         .lock()
@@ -132,6 +160,34 @@ pub fn average(grads: &[Tensor], loss: &Tensor) -> Result<f64, TrainError> {
         let _ = grad.shallow_clone().g_div_scalar_(world);
     }
     Ok(loss.double_value(&[0]) / world)
+}
+
+/// `output` with its representations and projections gathered from every process (rank
+/// order, no gradient): what one process would have seen of the whole batch.
+pub fn whole_batch(output: StepOutput) -> Result<StepOutput, TrainError> {
+    let gather = |tensor: &Tensor| -> Result<Tensor, TrainError> {
+        with_group(|group| group.all_gather(&tensor.detach().contiguous()))
+            .unwrap_or_else(|| Ok(tensor.shallow_clone()))
+            .map_err(distributed)
+    };
+    Ok(StepOutput {
+        representations: output
+            .representations
+            .iter()
+            .map(gather)
+            .collect::<Result<_, _>>()?,
+        projections: output.projections.as_ref().map(gather).transpose()?,
+        ..output
+    })
+}
+
+/// `count` summed over the processes (`count` alone).
+pub fn sum_count(count: usize) -> Result<usize, TrainError> {
+    let total = Tensor::from_slice(&[count as i64]);
+    with_group(|group| group.all_reduce_sum(&[&total]))
+        .unwrap_or(Ok(()))
+        .map_err(distributed)?;
+    Ok(total.int64_value(&[0]) as usize)
 }
 
 /// Waits until every process gets here.

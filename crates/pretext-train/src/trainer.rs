@@ -226,10 +226,18 @@ pub fn pretrain(
             last_loss = outcome.loss;
         }
         state.step += 1;
+        // Several processes: the health signals describe the whole batch (every process
+        // takes part in the gather; rank 0 logs).
+        let output = match world > 1 && crate::step_log::due(state.step, config.health.every, total)
+        {
+            true => parallel::whole_batch(output)?,
+            false => output,
+        };
         let finished = FinishedStep {
             done: state.step,
             epoch: batch.epoch,
-            examples: batch.indices.len(),
+            // The whole step's examples, for images/s.
+            examples: batch.indices.len() * world,
             lr: settings.lr,
             outcome,
             output: &output,
@@ -252,6 +260,8 @@ pub fn pretrain(
         }
     }
     progress.finished();
+    // Several processes: return together, once rank 0 has written the last checkpoint.
+    parallel::barrier()?;
     let checkpoint = match (last_checkpoint, resume_from) {
         (Some(checkpoint), _) | (None, Some(checkpoint)) => checkpoint,
         (None, None) => unreachable!("a run of at least one step always checkpoints at its end"),

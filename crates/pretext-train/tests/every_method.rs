@@ -9,8 +9,19 @@ use pretext_nn::{BackboneKind, Encoder};
 use pretext_train::{pretrain, Model, NoProgress, PretrainConfig, RunDir, RunMode};
 use tch::Device;
 
+/// `pretrain` seeds libtorch's process-wide generator, from which MAE draws its masks: two
+/// runs at once in one process would draw each other's numbers, so the tests take turns.
+static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_RUN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn every_method_trains_with_the_small_cnn_resnet18_and_vit() {
+    let _turn = turn();
     let data = embedded_fashion_mnist().unwrap();
     let data = pretext_data::ImageSplits {
         name: data.name,
@@ -66,6 +77,7 @@ fn every_method_trains_with_the_small_cnn_resnet18_and_vit() {
 /// setting.
 #[test]
 fn mae_trains_with_the_vit_and_is_refused_with_cnns() {
+    let _turn = turn();
     let data = embedded_fashion_mnist().unwrap();
     let data = pretext_data::ImageSplits {
         name: data.name,

@@ -138,6 +138,13 @@ impl Runner<'_> {
         wanted: Vec<Wanted>,
         work: &mut Work<'_>,
     ) -> Result<(), TrainError> {
+        if let Some((rank, world)) = self.spread {
+            let number = self.jobs_seen;
+            self.jobs_seen += 1;
+            if number % world != rank {
+                return Ok(());
+            }
+        }
         let mut missing = Vec::new();
         for (series, budget, seed) in wanted {
             match self.saved_cell(&series, budget, seed, print) {
@@ -154,7 +161,8 @@ impl Runner<'_> {
         }
         self.progress.job(description, false);
         let started = Instant::now();
-        let measured = match work(&missing) {
+        // A cell is one process's work, also when several share the study.
+        let measured = match pretext_train::parallel::alone(|| work(&missing)) {
             Ok(measured) => measured,
             Err(error) if cell_level(&error) => {
                 self.progress.message(&format!(

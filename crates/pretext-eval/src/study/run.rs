@@ -6,7 +6,8 @@ use pretext_data::{open, Splits};
 use pretext_train::health::{overall, review, Level};
 use pretext_train::metrics::read_metrics;
 use pretext_train::{
-    total_steps, write_atomic, Checkpoint, PretrainConfig, ProgressSink, RunDir, TrainError,
+    parallel, total_steps, write_atomic, Checkpoint, PretrainConfig, ProgressSink, RunDir,
+    TrainError,
 };
 use tch::Device;
 
@@ -61,11 +62,46 @@ pub struct StudyOutput {
 }
 
 /// Runs (or continues) a study and writes its tables, plots and report.
+///
+/// Several processes (torchrun, SLURM): every method pretrains data parallel over all of
+/// them, each process measures its share of the cells (job `j` on rank `j mod world`) and
+/// writes their files, then rank 0 gathers every cell from the folder and writes the
+/// results; it alone returns them (the others return None).
 pub fn run_study(
     plan: &StudyPlan,
     device: Device,
     progress: &mut dyn StudyProgress,
-) -> Result<StudyOutput, TrainError> {
+) -> Result<Option<StudyOutput>, TrainError> {
+    let (rank, world) = parallel::placement();
+    if world == 1 {
+        return Ok(study_pass(plan, device, progress, None)?.0);
+    }
+    let (_, measured) = study_pass(plan, device, progress, Some((rank, world)))?;
+    // Also a barrier: every cell file is written once this returns.
+    let measured = parallel::sum_count(measured)?;
+    if rank != 0 {
+        return Ok(None);
+    }
+    progress.message(&format!(
+        "the {world} processes measured {measured} cells; gathering every cell of the study"
+    ));
+    let output = parallel::alone(|| study_pass(plan, device, progress, None))?.0;
+    Ok(output.map(|output| StudyOutput {
+        reused: output.reused.saturating_sub(measured),
+        measured,
+        ..output
+    }))
+}
+
+/// One pass over the study: with `spread`, this process's share of the pretraining and of
+/// the cells, writing nothing else; without, every cell (measured or found) and the results.
+fn study_pass(
+    plan: &StudyPlan,
+    device: Device,
+    progress: &mut dyn StudyProgress,
+    spread: Option<(usize, usize)>,
+) -> Result<(Option<StudyOutput>, usize), TrainError> {
+    let writer = parallel::is_writer();
     let invalid = |field: &str, message: String| TrainError::Invalid {
         field: field.into(),
         message,
@@ -100,21 +136,29 @@ pub fn run_study(
                 .into(),
         });
     }
-    // One process at a time: the lock is held until the study returns.
-    let lock = out.lock()?;
-    if let Some(pid) = lock.stale_pid {
-        progress.message(&format!(
-            "cleared a stale lock: process {pid} stopped without finishing this study"
-        ));
-    }
-    std::fs::create_dir_all(plan.out.join("cells")).map_err(TrainError::io(&plan.out))?;
-    write_atomic(
-        &settings_path,
-        format!(
-            "# The study's settings, every default written out.\n{}",
-            plan.study.to_toml()
-        ),
-    )?;
+    // One study at a time: the lock is held until the pass returns (by rank 0 alone when
+    // several processes share the study).
+    let _lock = if writer {
+        let lock = out.lock()?;
+        if let Some(pid) = lock.stale_pid {
+            progress.message(&format!(
+                "cleared a stale lock: process {pid} stopped without finishing this study"
+            ));
+        }
+        std::fs::create_dir_all(plan.out.join("cells")).map_err(TrainError::io(&plan.out))?;
+        write_atomic(
+            &settings_path,
+            format!(
+                "# The study's settings, every default written out.\n{}",
+                plan.study.to_toml()
+            ),
+        )?;
+        Some(lock)
+    } else {
+        None
+    };
+    // The others write cells only once rank 0 has made the folder.
+    parallel::barrier()?;
     let mut runner = Runner {
         plan,
         device,
@@ -123,6 +167,8 @@ pub fn run_study(
         cells: Vec::new(),
         measured: 0,
         reused: 0,
+        spread,
+        jobs_seen: 0,
     };
     runner.progress.planned(runner.job_count());
     let mut health = Vec::new();
@@ -133,7 +179,9 @@ pub fn run_study(
     for (index, method) in plan.methods.iter().enumerate() {
         let (config, checkpoint, data) = runner.pretrain(method)?;
         runner.resolve_budgets(&data)?;
-        health.push(method_health(method, &config, &checkpoint, &data)?);
+        if spread.is_none() {
+            health.push(method_health(method, &config, &checkpoint, &data)?);
+        }
         runner.evaluate_method(index, &config, &checkpoint, &data)?;
         dataset.get_or_insert_with(|| (data.name.clone(), data.train.len(), data.test.len()));
         raw_features.get_or_insert(crate::features::raw_features_name(&data.test));
@@ -156,6 +204,9 @@ pub fn run_study(
         raw_features.get_or_insert(crate::features::raw_features_name(&data.test));
     }
     runner.progress.finished();
+    if spread.is_some() {
+        return Ok((None, runner.measured));
+    }
     let (name, train_size, test_size) = dataset.expect("a study has methods or baselines");
     let title = if plan.study.title.is_empty() {
         format!("Label efficiency on {name}")
@@ -176,12 +227,15 @@ pub fn run_study(
         std::mem::take(&mut runner.cells),
     );
     let files = write_outputs(&results, &health, &plan.out, &plan.study.to_toml())?;
-    Ok(StudyOutput {
-        results,
-        files,
-        measured: runner.measured,
-        reused: runner.reused,
-    })
+    Ok((
+        Some(StudyOutput {
+            results,
+            files,
+            measured: runner.measured,
+            reused: runner.reused,
+        }),
+        runner.measured,
+    ))
 }
 
 /// Writes the tables, the plots and the HTML report into `out`.

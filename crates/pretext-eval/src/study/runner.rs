@@ -3,7 +3,7 @@
 
 use pretext_data::{open, parse_label_budget, OpenedData, Splits};
 use pretext_train::{
-    pretrain, total_steps, Checkpoint, PretrainConfig, RunDir, RunMode, TrainError,
+    parallel, pretrain, total_steps, Checkpoint, PretrainConfig, RunDir, RunMode, TrainError,
 };
 use tch::Device;
 
@@ -51,6 +51,11 @@ pub(super) struct Runner<'a> {
     pub(super) cells: Vec<Cell>,
     pub(super) measured: usize,
     pub(super) reused: usize,
+    /// Several processes measuring the cells: `(rank, world)`; each measures the jobs whose
+    /// number modulo `world` is its rank, and writes their cell files.
+    pub(super) spread: Option<(usize, usize)>,
+    /// Jobs met so far (the numbering `spread` uses: the same order on every process).
+    pub(super) jobs_seen: usize,
 }
 
 impl Runner<'_> {
@@ -207,11 +212,17 @@ impl Runner<'_> {
             }
         }
         self.progress.job(&description, false);
+        // Several processes: every one has decided the above from the same files; rank 0
+        // alone prepares the run folder, and all pretrain together once it has.
+        parallel::barrier()?;
+        let writer = parallel::is_writer();
         let (config, data) = if resume_from.is_some() {
             (config, data)
         } else {
-            run.check_new(RunMode::Overwrite)?;
-            run.prepare_new(RunMode::Overwrite)?;
+            if writer {
+                run.check_new(RunMode::Overwrite)?;
+                run.prepare_new(RunMode::Overwrite)?;
+            }
             // Start from fresh data when an old run's tokenizer was read.
             let (data, tokenizer) = if existing {
                 let fresh = open(&method.config.data.path, &method.config.data_options(None))?;
@@ -221,10 +232,13 @@ impl Runner<'_> {
             };
             let config = method.config.resolved_for(&data.train)?;
             // config.toml first, so a kill during the set-up leaves a run to overwrite.
-            run.write_config(&config)?;
-            run.write_data_files(tokenizer.as_ref(), &data.train)?;
+            if writer {
+                run.write_config(&config)?;
+                run.write_data_files(tokenizer.as_ref(), &data.train)?;
+            }
             (config, data)
         };
+        parallel::barrier()?;
         let outcome = pretrain(
             &config,
             &run,
