@@ -14,7 +14,12 @@ use std::process::{Command, Output, Stdio};
 use tch::Tensor;
 
 fn pretext() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pretext"));
+    outside_any_launch(Command::new(env!("CARGO_BIN_EXE_pretext")))
+}
+
+/// `command` with one libtorch thread and none of a launcher's variables (the test itself
+/// may run under one).
+fn outside_any_launch(mut command: Command) -> Command {
     command.env("OMP_NUM_THREADS", "1");
     for variable in [
         "RANK",
@@ -374,18 +379,7 @@ fn torchrun() -> Option<Command> {
         eprintln!("note: torchrun is not on PATH; skipped");
         return None;
     }
-    let mut command = Command::new("torchrun");
-    command.env("OMP_NUM_THREADS", "1");
-    for variable in [
-        "RANK",
-        "WORLD_SIZE",
-        "LOCAL_RANK",
-        "MASTER_ADDR",
-        "MASTER_PORT",
-    ] {
-        command.env_remove(variable);
-    }
-    Some(command)
+    Some(outside_any_launch(Command::new("torchrun")))
 }
 
 /// Launched by torchrun, as users do: two processes on one machine, and two "machines"

@@ -4,21 +4,12 @@
 
 mod common;
 
-use common::data_for;
+use common::{data_for, one_run_at_a_time as turn};
 use pretext_data::embedded_fashion_mnist;
 use pretext_methods::MethodName;
 use pretext_nn::Precision;
 use pretext_train::{pretrain, NoProgress, PretrainConfig, RunDir, RunMode};
 use tch::{Device, Kind, Tensor};
-
-/// `pretrain` seeds libtorch's process-wide generator: the tests of this file take turns.
-static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 #[test]
 fn every_method_trains_in_bf16_and_saves_float32_checkpoints() {
@@ -37,16 +28,6 @@ fn every_method_trains_in_bf16_and_saves_float32_checkpoints() {
         config.train.batch_size = if method.modality() == "images" { 32 } else { 8 };
         config.health.every = 3;
         config.health.knn_every = 0;
-        if method == MethodName::Mae {
-            config.backbone.kind = pretext_nn::BackboneKind::Vit;
-            config.backbone.vit = pretext_nn::VitConfig {
-                hidden_dim: 32,
-                layers: 1,
-                heads: 2,
-                mlp_dim: 64,
-                ..Default::default()
-            };
-        }
         let name = method.as_str();
         let run = RunDir::new(&dir.path().join("run"));
         run.prepare_new(RunMode::New).unwrap();

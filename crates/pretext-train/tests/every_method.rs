@@ -3,21 +3,14 @@
 //! The ViT is a 1-block, 32-wide one (the shape does not change the code paths); jigsaw's
 //! 14-px tiles need 7-px patches.
 
+mod common;
+
+use common::one_run_at_a_time as turn;
 use pretext_data::embedded_fashion_mnist;
 use pretext_methods::MethodName;
 use pretext_nn::{BackboneKind, Encoder};
 use pretext_train::{pretrain, Model, NoProgress, PretrainConfig, RunDir, RunMode};
 use tch::Device;
-
-/// `pretrain` seeds libtorch's process-wide generator, from which MAE draws its masks: two
-/// runs at once in one process would draw each other's numbers, so the tests take turns.
-static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn turn() -> std::sync::MutexGuard<'static, ()> {
-    ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 #[test]
 fn every_method_trains_with_the_small_cnn_resnet18_and_vit() {

@@ -6,17 +6,13 @@
 
 mod common;
 
-use common::data_for;
+use common::{data_for, one_run_at_a_time};
 use pretext_methods::MethodName;
 use pretext_train::{
     pretrain, Checkpoint, NoProgress, PretrainConfig, ProgressSink, RunDir, RunMode, StepReport,
 };
 use serde_json::Value;
 use tch::Device;
-
-/// `pretrain` seeds libtorch's process-wide generator, so runs in one process must not
-/// overlap: the tests of this file take turns.
-static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn config(steps: u64) -> PretrainConfig {
     let mut config = PretrainConfig::default();
@@ -104,9 +100,7 @@ fn resumed_wav2vec2_run_is_bit_identical() {
 }
 
 fn assert_resume_is_bit_identical(method: MethodName) {
-    let _turn = ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = one_run_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let (data, base) = data_for(method, dir.path());
     // 20 steps killed after 10 for the images; 10 killed after 5 for the rest, whose data
@@ -124,16 +118,6 @@ fn assert_resume_is_bit_identical(method: MethodName) {
         if method.modality() != "images" {
             config.train.batch_size = 8;
             config.health.knn_slice = 20;
-        }
-        if method == MethodName::Mae {
-            config.backbone.kind = pretext_nn::BackboneKind::Vit;
-            config.backbone.vit = pretext_nn::VitConfig {
-                hidden_dim: 32,
-                layers: 1,
-                heads: 2,
-                mlp_dim: 64,
-                ..Default::default()
-            };
         }
         config
     };
@@ -256,9 +240,7 @@ fn run_until(config: &PretrainConfig, run: &RunDir, data: &pretext_data::Splits,
 /// workers train to the same weights.
 #[test]
 fn the_number_of_data_workers_does_not_change_the_run() {
-    let _turn = ONE_RUN_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _turn = one_run_at_a_time();
     let data: pretext_data::Splits = pretext_data::embedded_fashion_mnist().unwrap().into();
     let dir = tempfile::tempdir().unwrap();
     let weights = |workers: usize| {

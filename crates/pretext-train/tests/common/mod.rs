@@ -1,5 +1,8 @@
 //! Data shared by the integration tests of pretext-train: small data of each modality.
 
+// Each test binary uses its own share of these.
+#![allow(dead_code)]
+
 use std::path::Path;
 
 use pretext_data::embedded_fashion_mnist;
@@ -19,6 +22,17 @@ pub fn data_for(method: MethodName, dir: &Path) -> (pretext_data::Splits, Pretra
                 train: data.train.subset(&(0..200).collect::<Vec<_>>()),
                 test: data.test,
             };
+            if method == MethodName::Mae {
+                // MAE needs a ViT: a 1-block, 32-wide one.
+                config.backbone.kind = pretext_nn::BackboneKind::Vit;
+                config.backbone.vit = pretext_nn::VitConfig {
+                    hidden_dim: 32,
+                    layers: 1,
+                    heads: 2,
+                    mlp_dim: 64,
+                    ..Default::default()
+                };
+            }
             return (data.into(), config);
         }
         "text" => {
@@ -105,4 +119,11 @@ fn write_wav(path: &Path, samples: &[i16]) {
     bytes.extend(data_bytes.to_le_bytes());
     bytes.extend(samples.iter().flat_map(|sample| sample.to_le_bytes()));
     std::fs::write(path, bytes).unwrap();
+}
+
+/// `pretrain` seeds libtorch's process-wide generator (MAE draws its masks from it): the
+/// runs of one test binary take turns.
+pub fn one_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
