@@ -132,7 +132,8 @@ pub struct PretrainArgs {
     /// Passes over the training split; overrides --steps (train.epochs).
     #[arg(long, value_name = "E")]
     pub epochs: Option<f64>,
-    /// Images per step (train.batch_size).
+    /// Examples per step (train.batch_size); under torchrun or SLURM the global batch, shared
+    /// evenly by the processes.
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
     /// Peak learning rate (optimizer.lr).

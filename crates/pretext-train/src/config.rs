@@ -19,7 +19,8 @@ use pretext_nn::Precision;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoopConfig {
-    /// Images per step (each gives the method's views).
+    /// Examples per step (each gives the method's views); with several processes (torchrun,
+    /// SLURM) the global batch, shared evenly by them.
     pub batch_size: usize,
     /// Optimizer steps in the run; used when `epochs` is 0.
     pub steps: u64,
