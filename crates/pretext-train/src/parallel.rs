@@ -63,16 +63,11 @@ pub fn join(launch: &Launch, device: Device) -> Result<(), TrainError> {
     let _ = COLLECTIVE.set(pretext_nn::Collective {
         rank,
         world_size,
-        gather: Arc::new(|tensor: &Tensor| {
-            with_group(|group| group.all_gather_with_grad(tensor))
-                .unwrap_or_else(|| {
-                    Err(DistError::Operation {
-                        rank: 0,
-                        operation: "all_gather",
-                        message: "no process group".into(),
-                    })
-                })
-                .map_err(|error| error.to_string())
+        gather: Arc::new(move |tensor: &Tensor| {
+            match with_group(|group| group.all_gather_with_grad(tensor)) {
+                Some(result) => result.map_err(|error| error.to_string()),
+                None => Err(format!("rank {rank}: all_gather outside the process group")),
+            }
         }),
     });
     pretext_nn::set_collective(COLLECTIVE.get().cloned());
