@@ -38,7 +38,7 @@ pub fn run(args: &AttentionArgs) -> anyhow::Result<()> {
         .expect("checked: the backbone is a ViT");
     let indices: Vec<usize> = (0..images.len).collect();
     let inputs = images_to_tensor(&images, &indices, device);
-    let grid_side = images.height as i64 / config.backbone.vit.patch_size;
+    let grid_side = vit.grid_for(images.height as i64);
     let heads = config.backbone.vit.heads;
     // [B, heads, g, g]: what [CLS] reads from each patch.
     let maps = tch::no_grad(|| {

@@ -5,7 +5,8 @@ use tch::{nn, Kind, Tensor};
 
 use crate::audio_encoder::{Wav2VecConfig, Wav2VecEncoder};
 use crate::encoder::Encoder;
-use crate::resnet::ResNet18;
+use crate::input_adapter::{InputAdapter, InputAdapterConfig};
+use crate::resnet::{ResNet, ResNetConfig, ResNetDepth};
 use crate::small_cnn::{SmallCnn, SmallCnnConfig};
 use crate::table_mlp::{MlpConfig, TableMlp};
 use crate::transformer::{mean_pool, Transformer, TransformerConfig};
@@ -86,8 +87,11 @@ pub enum Pooling {
 pub enum BackboneKind {
     /// [`SmallCnn`]: a few conv-BN-ReLU layers, for 28–32 px images on CPU.
     SmallCnn,
-    /// [`ResNet18`] with the small-image (CIFAR) stem.
+    /// [`ResNet`]-18: basic blocks, 512-d (the CIFAR stem unless `resnet.stem` says
+    /// otherwise).
     Resnet18,
+    /// [`ResNet`]-50: bottleneck blocks, 2048-d.
+    Resnet50,
     /// A [`Transformer`] over token ids, pooled to one vector (text).
     Transformer,
     /// A vision transformer ([`Vit`]) over image patches.
@@ -105,6 +109,7 @@ impl BackboneKind {
         match self {
             BackboneKind::SmallCnn => "small-cnn",
             BackboneKind::Resnet18 => "resnet18",
+            BackboneKind::Resnet50 => "resnet50",
             BackboneKind::Transformer => "transformer",
             BackboneKind::Vit => "vit",
             BackboneKind::Mlp => "mlp",
@@ -126,17 +131,37 @@ impl BackboneKind {
     pub fn reads_audio(self) -> bool {
         self == BackboneKind::Wav2vec
     }
+
+    /// Whether the backbone can start from an image checkpoint (timm, torchvision or Hugging
+    /// Face: [`crate::image_checkpoint`]) and read its input through `backbone.input`.
+    pub fn loads_image_checkpoints(self) -> bool {
+        matches!(
+            self,
+            BackboneKind::Resnet18 | BackboneKind::Resnet50 | BackboneKind::Vit
+        )
+    }
+
+    /// The depth of a ResNet kind.
+    pub fn resnet_depth(self) -> Option<ResNetDepth> {
+        match self {
+            BackboneKind::Resnet18 => Some(ResNetDepth::ResNet18),
+            BackboneKind::Resnet50 => Some(ResNetDepth::ResNet50),
+            _ => None,
+        }
+    }
 }
 
 /// The backbone section of a run's config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackboneConfig {
-    /// "small-cnn", "resnet18", "vit" (images), "transformer" (text), "mlp" (tables) or
-    /// "wav2vec" (audio).
+    /// "small-cnn", "resnet18", "resnet50", "vit" (images), "transformer" (text), "mlp"
+    /// (tables) or "wav2vec" (audio).
     pub kind: BackboneKind,
     /// Layers of the small CNN (kind = "small-cnn").
     pub small_cnn: SmallCnnConfig,
+    /// The stem of the ResNets (kind = "resnet18" or "resnet50").
+    pub resnet: ResNetConfig,
     /// Shape of the transformer (kind = "transformer"; vocab_size comes from the tokenizer).
     pub transformer: TransformerConfig,
     /// Shape of the vision transformer (kind = "vit"; ViT-Tiny on 4-px patches by default).
@@ -147,9 +172,15 @@ pub struct BackboneConfig {
     pub wav2vec: Wav2VecConfig,
     /// How the transformer's token states are pooled: "mean", "cls" or "last".
     pub pooling: Pooling,
-    /// A Hugging Face BERT-family folder (config.json + model.safetensors + tokenizer.json)
-    /// to start the transformer from; its config.json replaces `transformer`'s shape.
+    /// A folder to start the backbone from: for "transformer", a Hugging Face BERT-family
+    /// folder (config.json + model.safetensors + tokenizer.json), whose config.json replaces
+    /// `transformer`'s shape; for "resnet18", "resnet50" and "vit", an image model's
+    /// model.safetensors in timm / torchvision or Hugging Face ViT names (+ config.json),
+    /// which sets `resnet.stem` or `vit`'s shape and fills `input`.
     pub pretrained: String,
+    /// The pixels an image backbone reads, when not pretext's own: mean, std and resolution
+    /// (filled from `pretrained`; saved in the run, so its checkpoints reload without it).
+    pub input: InputAdapterConfig,
 }
 
 impl Default for BackboneConfig {
@@ -157,12 +188,14 @@ impl Default for BackboneConfig {
         BackboneConfig {
             kind: BackboneKind::SmallCnn,
             small_cnn: SmallCnnConfig::default(),
+            resnet: ResNetConfig::default(),
             transformer: TransformerConfig::default(),
             vit: VitConfig::default(),
             mlp: MlpConfig::default(),
             wav2vec: Wav2VecConfig::default(),
             pooling: Pooling::Mean,
             pretrained: String::new(),
+            input: InputAdapterConfig::default(),
         }
     }
 }
@@ -172,7 +205,8 @@ impl BackboneConfig {
     pub fn output_dim(&self) -> i64 {
         match self.kind {
             BackboneKind::SmallCnn => self.small_cnn.widths.last().copied().unwrap_or(0),
-            BackboneKind::Resnet18 => 512,
+            BackboneKind::Resnet18 => ResNetDepth::ResNet18.dim(),
+            BackboneKind::Resnet50 => ResNetDepth::ResNet50.dim(),
             BackboneKind::Transformer => self.transformer.hidden_dim,
             BackboneKind::Vit => self.vit.hidden_dim,
             BackboneKind::Mlp => self.mlp.hidden_dim,
@@ -185,7 +219,7 @@ impl BackboneConfig {
 #[derive(Debug)]
 pub enum Backbone {
     SmallCnn(SmallCnn),
-    Resnet18(Box<ResNet18>),
+    Resnet(Box<ResNet>),
     Transformer(Box<TextEncoder>),
     Vit(Box<Vit>),
     Mlp(TableMlp),
@@ -193,13 +227,21 @@ pub enum Backbone {
 }
 
 impl Backbone {
+    /// The backbone `config` describes for inputs of `input`'s shape, under `path`. Image
+    /// backbones that load checkpoints read their images through `config.input`.
     pub fn new(path: &nn::Path, input: &InputSpec, config: &BackboneConfig) -> Backbone {
+        let image_input = || InputAdapter::new(&config.input, input, path.device());
         match config.kind {
             BackboneKind::SmallCnn => {
                 Backbone::SmallCnn(SmallCnn::new(path, input.channels, &config.small_cnn))
             }
-            BackboneKind::Resnet18 => {
-                Backbone::Resnet18(Box::new(ResNet18::new(path, input.channels)))
+            BackboneKind::Resnet18 | BackboneKind::Resnet50 => {
+                Backbone::Resnet(Box::new(ResNet::new(
+                    path,
+                    config.kind.resnet_depth().expect("a ResNet kind"),
+                    &config.resnet,
+                    image_input(),
+                )))
             }
             BackboneKind::Transformer => {
                 let transformer = TransformerConfig {
@@ -212,12 +254,9 @@ impl Backbone {
                     pad_id: input.pad_id,
                 }))
             }
-            BackboneKind::Vit => Backbone::Vit(Box::new(Vit::new(
-                path,
-                input.channels,
-                input.image_size,
-                &config.vit,
-            ))),
+            BackboneKind::Vit => {
+                Backbone::Vit(Box::new(Vit::with_input(path, image_input(), &config.vit)))
+            }
             BackboneKind::Mlp => Backbone::Mlp(TableMlp::new(path, &config.mlp)),
             BackboneKind::Wav2vec => {
                 Backbone::Wav2vec(Box::new(Wav2VecEncoder::new(path, &config.wav2vec)))
@@ -229,6 +268,14 @@ impl Backbone {
     pub fn wav2vec(&self) -> Option<&Wav2VecEncoder> {
         match self {
             Backbone::Wav2vec(network) => Some(network),
+            _ => None,
+        }
+    }
+
+    /// The ResNet inside (its depth, stem and input, for exports).
+    pub fn resnet(&self) -> Option<&ResNet> {
+        match self {
+            Backbone::Resnet(network) => Some(network),
             _ => None,
         }
     }
@@ -292,7 +339,7 @@ impl Encoder for Backbone {
     fn encode(&self, images: &Tensor, train: bool) -> Tensor {
         match self {
             Backbone::SmallCnn(network) => network.encode(images, train),
-            Backbone::Resnet18(network) => network.encode(images, train),
+            Backbone::Resnet(network) => network.encode(images, train),
             Backbone::Transformer(encoder) => {
                 let (states, mask) = encoder.states(images, train);
                 encoder.pool(&states, &mask)
@@ -306,7 +353,7 @@ impl Encoder for Backbone {
     fn dim(&self) -> i64 {
         match self {
             Backbone::SmallCnn(network) => network.dim(),
-            Backbone::Resnet18(network) => network.dim(),
+            Backbone::Resnet(network) => network.dim(),
             Backbone::Transformer(encoder) => encoder.transformer.config.hidden_dim,
             Backbone::Vit(network) => network.dim(),
             Backbone::Mlp(network) => network.dim(),

@@ -15,6 +15,8 @@ pub mod dino_head;
 pub mod ema;
 pub mod encoder;
 pub mod hf_bert;
+pub mod image_checkpoint;
+pub mod input_adapter;
 pub mod knn;
 pub mod loss;
 pub mod patches;
@@ -37,6 +39,11 @@ pub use dino_head::{DinoHead, DinoHeadConfig};
 pub use ema::{cosine_momentum, Ema};
 pub use encoder::Encoder;
 pub use hf_bert::{load_hf_bert, load_hf_bert_weights, read_hf_bert_config, CheckpointError};
+pub use image_checkpoint::{
+    load_image_checkpoint, read_image_checkpoint, timm_config, timm_state_dict, ImageArchitecture,
+    ImageCheckpoint, ImageCheckpointError,
+};
+pub use input_adapter::{InputAdapter, InputAdapterConfig};
 pub use knn::{knn_classify, KnnConfig};
 pub use loss::{
     dino_loss, info_nce, l2_normalize, normalized_mse, nt_xent, nt_xent_share, DinoLossParts,
@@ -48,7 +55,7 @@ pub use patches::{
 pub use precision::{fp32, full_precision, Precision};
 pub use projector::{Projector, ProjectorConfig};
 pub use queue::NegativeQueue;
-pub use resnet::ResNet18;
+pub use resnet::{ResNet, ResNetConfig, ResNetDepth, ResNetStem};
 pub use small_cnn::{SmallCnn, SmallCnnConfig};
 pub use table_mlp::{MlpConfig, TableMlp};
 pub use transformer::{mean_pool, KvCache, Transformer, TransformerBlocks, TransformerConfig};

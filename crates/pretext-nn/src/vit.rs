@@ -13,6 +13,12 @@
 //! 768 / 12 / 12 / 3072 (`VitConfig::small`, `VitConfig::base`). Views of another size than
 //! the one the model was built for (DINO's local crops) get the learned position embeddings
 //! resized bicubically to their patch grid, as DINO does.
+//!
+//! With learned positions and [CLS] pooling the forward pass is timm's `VisionTransformer`
+//! (and Hugging Face's `ViTModel`): the [CLS] state after the final norm is timm's pre-logits
+//! feature, exact GELU, layer-norm epsilon `layer_norm_eps`; timm's fused `qkv` projection is
+//! held here as separate query, key and value projections. Checkpoints of both load by name
+//! ([`crate::image_checkpoint`]).
 
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
@@ -20,6 +26,7 @@ use tch::{Kind, Tensor};
 
 use crate::backbone::Pooling;
 use crate::encoder::Encoder;
+use crate::input_adapter::InputAdapter;
 use crate::transformer::{TransformerBlocks, TransformerConfig};
 
 /// How patches know where they are.
@@ -52,6 +59,8 @@ pub struct VitConfig {
     pub positions: PositionEmbedding,
     /// The representation: "cls" (the [CLS] token's state) or "mean" (of the patch states).
     pub pooling: Pooling,
+    /// Epsilon of every layer norm (timm's 1e-6; Hugging Face's ViT checkpoints say 1e-12).
+    pub layer_norm_eps: f64,
 }
 
 impl Default for VitConfig {
@@ -66,6 +75,7 @@ impl Default for VitConfig {
             dropout: 0.0,
             positions: PositionEmbedding::Learned,
             pooling: Pooling::Cls,
+            layer_norm_eps: 1e-6,
         }
     }
 }
@@ -110,10 +120,16 @@ impl VitConfig {
         if self.pooling == Pooling::Last {
             return Err("pooling must be \"cls\" or \"mean\" for a ViT".into());
         }
+        if self.layer_norm_eps.is_nan() || self.layer_norm_eps <= 0.0 {
+            return Err(format!(
+                "layer_norm_eps must be above 0, found {}",
+                self.layer_norm_eps
+            ));
+        }
         self.blocks().validate()
     }
 
-    /// The settings of the shared transformer blocks (pre-LN, bidirectional, eps 1e-6).
+    /// The settings of the shared transformer blocks (pre-LN, bidirectional).
     fn blocks(&self) -> TransformerConfig {
         TransformerConfig {
             vocab_size: 1,
@@ -124,7 +140,7 @@ impl VitConfig {
             heads: self.heads,
             mlp_dim: self.mlp_dim,
             dropout: self.dropout,
-            layer_norm_eps: 1e-6,
+            layer_norm_eps: self.layer_norm_eps,
             norm_first: true,
             causal: false,
         }
@@ -134,6 +150,9 @@ impl VitConfig {
 /// A built vision transformer.
 #[derive(Debug)]
 pub struct Vit {
+    /// What turns pretext's pixels into the ones the network reads (the identity unless
+    /// `backbone.input` says otherwise).
+    input: InputAdapter,
     patch_embed: nn::Conv2D,
     cls_token: Tensor,
     /// Positions of [CLS] and the native patch grid, `[1, 1 + grid², H]`: a variable when
@@ -148,6 +167,13 @@ pub struct Vit {
 impl Vit {
     /// A ViT for `channels`-channel images of `image_size` pixels (a multiple of the patch).
     pub fn new(path: &nn::Path, channels: i64, image_size: i64, config: &VitConfig) -> Vit {
+        Vit::with_input(path, InputAdapter::identity(channels, image_size), config)
+    }
+
+    /// A ViT for the images `input` makes of pretext's (its channels, and its resolution,
+    /// which sizes the position table), `input` being the first thing it computes.
+    pub fn with_input(path: &nn::Path, input: InputAdapter, config: &VitConfig) -> Vit {
+        let (channels, image_size) = (input.channels(), input.image_size());
         let h = config.hidden_dim;
         let patch_embed = nn::conv2d(
             path / "patch_embed",
@@ -172,6 +198,7 @@ impl Vit {
             PositionEmbedding::SinCos => sincos_positions(h, grid, path.device()),
         };
         Vit {
+            input,
             patch_embed,
             cls_token,
             position_embed,
@@ -179,6 +206,28 @@ impl Vit {
             blocks: TransformerBlocks::new(path, &config.blocks()),
             config: config.clone(),
         }
+    }
+
+    /// What turns pretext's pixels into the ones the network reads.
+    pub fn input(&self) -> &InputAdapter {
+        &self.input
+    }
+
+    /// Patches per side of the full-size images the network reads.
+    pub fn grid(&self) -> i64 {
+        self.grid
+    }
+
+    /// Patches per side of images of `side` px, as the network sees them (after the input
+    /// adapter's resize).
+    pub fn grid_for(&self, side: i64) -> i64 {
+        self.input.side_for(side) / self.config.patch_size
+    }
+
+    /// The native position table `[1, 1 + grid², H]` ([CLS] first): the learned variable, or
+    /// the fixed sine-cosine table.
+    pub fn position_table(&self) -> &Tensor {
+        &self.position_embed
     }
 
     /// Position embeddings `[1, 1 + g², H]` for a `g` × `g` patch grid.
@@ -230,7 +279,8 @@ impl Vit {
 
     /// [CLS] and the (visible) patch embeddings, with their positions, after dropout.
     fn tokens(&self, images: &Tensor, visible: Option<&Tensor>, train: bool) -> Tensor {
-        let patches = self.patch_embed.forward(images); // [B, H, g, g]
+        let images = self.input.adapt(images);
+        let patches = self.patch_embed.forward(&images); // [B, H, g, g]
         let (batch, _, g, g_w) = patches.size4().expect("[B, H, g, g]");
         assert_eq!(g, g_w, "ViT views must be square");
         let positions = self.positions(g); // [1, 1 + g², H]

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use pretext_augment::ViewConfig;
 pub use pretext_data::{DataConfig, TableConfig};
-use pretext_data::{DataOptions, LogMelConfig, Samples};
+use pretext_data::{DataOptions, ImageSet, LogMelConfig, Samples};
 use pretext_methods::{MethodConfig, ViewRecipe};
 use pretext_nn::BackboneConfig;
 use serde::{Deserialize, Serialize};
@@ -211,6 +211,19 @@ impl PretrainConfig {
                 return invalid("backbone.wav2vec", &message);
             }
         }
+        if let Err(message) = self.backbone.input.validate() {
+            return invalid("backbone.input", &message);
+        }
+        if self.backbone.input.is_active() && !self.backbone.kind.loads_image_checkpoints() {
+            return invalid(
+                "backbone.input",
+                &format!(
+                    "adapts the pixels of the resnet18, resnet50 and vit backbones, not `{}`; \
+                     leave it empty",
+                    self.backbone.kind.as_str()
+                ),
+            );
+        }
         if let Err(message) = self.method.name.check_backbone(self.backbone.kind) {
             return invalid("backbone.kind", &message);
         }
@@ -248,9 +261,26 @@ impl PretrainConfig {
     }
 
     /// The config with what the data decides written in: the transformer's vocabulary size
-    /// from the tokenizer, and a pretrained backbone's shape from its config.json.
+    /// from the tokenizer, a pretrained backbone's shape from its config.json and, for an
+    /// image checkpoint, the ResNet's stem or the ViT's shape and the pixels it expects
+    /// (`backbone.input`), so that the saved config rebuilds the model without the folder.
     pub fn resolved_for(&self, train: &Samples) -> Result<PretrainConfig, TrainError> {
         let mut config = self.clone();
+        if let Samples::Images(set) = train {
+            if !config.backbone.pretrained.is_empty() {
+                let checkpoint =
+                    pretext_nn::read_image_checkpoint(Path::new(&config.backbone.pretrained))?;
+                config.backbone =
+                    checkpoint
+                        .configure(&config.backbone)
+                        .map_err(|(field, message)| TrainError::Invalid {
+                            field: field.into(),
+                            message,
+                        })?;
+                config.check_image_sizes(set)?;
+            }
+            config.check_image_input(set)?;
+        }
         if let Samples::Tokens(set) = train {
             if !config.backbone.pretrained.is_empty() {
                 let pretrained =
@@ -348,29 +378,10 @@ impl PretrainConfig {
             }
         }
         if let Samples::Images(set) = train {
-            let sizes = self.method.view_recipe(&self.views).view_sizes(set.height);
-            let smallest = match self.backbone.kind {
-                pretext_nn::BackboneKind::SmallCnn => self.backbone.small_cnn.min_image_size(),
-                pretext_nn::BackboneKind::Vit => self.backbone.vit.patch_size.max(1) as usize,
-                _ => 1,
-            };
-            // The encoder sees the views while training, and whole images for the health
-            // signals and the probes.
-            let too_small = sizes
-                .iter()
-                .copied()
-                .chain([set.height])
-                .find(|&size| size < smallest);
-            if let Some(size) = too_small {
-                return Err(TrainError::Invalid {
-                    field: "data.image_size".into(),
-                    message: format!(
-                        "backbone `{}` needs images and views of at least {smallest} px, found {size}: the images are {} px and method `{}` makes views of {sizes:?} px; use larger images (--image-size)",
-                        self.backbone.kind.as_str(),
-                        set.height,
-                        self.method.name.as_str(),
-                    ),
-                });
+            // A pretrained backbone's shape and input are known once `resolved_for` has read
+            // its folder; it checks the sizes then.
+            if self.backbone.pretrained.is_empty() {
+                self.check_image_sizes(set)?;
             }
         }
         if let Samples::Audio(set) = train {
@@ -398,18 +409,100 @@ impl PretrainConfig {
                 }
             }
         }
-        if let (Samples::Images(set), pretext_nn::BackboneKind::Vit) = (train, self.backbone.kind) {
+        Ok(())
+    }
+
+    /// Refuses views the image backbone cannot read, at the size the network sees them
+    /// (after `backbone.input`'s resize): smaller than the small CNN's pooling or a ViT's
+    /// patch, or not tiled by the ViT's patches.
+    fn check_image_sizes(&self, set: &ImageSet) -> Result<(), TrainError> {
+        let sizes = self.method.view_recipe(&self.views).view_sizes(set.height);
+        let input = &self.backbone.input;
+        let seen = |size: usize| input.view_side(size as i64, set.height as i64) as usize;
+        let resized = match input.resolution {
+            0 => String::new(),
+            _ => {
+                let seen: Vec<usize> = sizes.iter().map(|&size| seen(size)).collect();
+                format!(", which backbone.input resizes to {seen:?} px")
+            }
+        };
+        let smallest = match self.backbone.kind {
+            pretext_nn::BackboneKind::SmallCnn => self.backbone.small_cnn.min_image_size(),
+            pretext_nn::BackboneKind::Vit => self.backbone.vit.patch_size.max(1) as usize,
+            _ => 1,
+        };
+        // The encoder sees the views while training, and whole images for the health
+        // signals and the probes.
+        let too_small = sizes
+            .iter()
+            .copied()
+            .chain([set.height])
+            .find(|&size| seen(size) < smallest);
+        if let Some(size) = too_small {
+            return Err(TrainError::Invalid {
+                field: "data.image_size".into(),
+                message: format!(
+                    "backbone `{}` needs images and views of at least {smallest} px, found {}: the images are {} px and method `{}` makes views of {sizes:?} px{resized}; use larger images (--image-size)",
+                    self.backbone.kind.as_str(),
+                    seen(size),
+                    set.height,
+                    self.method.name.as_str(),
+                ),
+            });
+        }
+        if self.backbone.kind == pretext_nn::BackboneKind::Vit {
             let patch = self.backbone.vit.patch_size.max(1) as usize;
-            let sizes = self.method.view_recipe(&self.views).view_sizes(set.height);
-            if let Some(size) = sizes.iter().find(|&&size| size % patch != 0) {
+            if let Some(size) = sizes
+                .iter()
+                .map(|&size| seen(size))
+                .find(|size| size % patch != 0)
+            {
                 return Err(TrainError::Invalid {
                     field: "backbone.vit.patch_size".into(),
                     message: format!(
-                        "{patch}-px patches do not tile the {size}-px views of method `{}` (views of {sizes:?} px); choose a patch size that divides each",
+                        "{patch}-px patches do not tile the {size}-px views of method `{}` (views of {sizes:?} px{resized}); choose a patch size that divides each",
                         self.method.name.as_str()
                     ),
                 });
             }
+        }
+        Ok(())
+    }
+
+    /// Refuses a `backbone.input` the images do not fit: channels other than one (repeated)
+    /// or the network's, or a resize under MAE, which reconstructs the pixels it is given.
+    fn check_image_input(&self, set: &ImageSet) -> Result<(), TrainError> {
+        let input = &self.backbone.input;
+        let invalid = |field: &str, message: String| {
+            Err(TrainError::Invalid {
+                field: field.into(),
+                message,
+            })
+        };
+        if let Err(message) = input.validate() {
+            return invalid("backbone.input", message);
+        }
+        let (channels, network) = (set.channels as i64, input.channels(set.channels as i64));
+        if channels != 1 && channels != network {
+            return invalid(
+                "backbone.input.mean",
+                format!(
+                    "the network reads {network}-channel images and `{}` has {channels} channels; only one-channel images are repeated to fill the network's",
+                    self.data.path
+                ),
+            );
+        }
+        let side = set.height as i64;
+        if self.method.name == pretext_methods::MethodName::Mae
+            && input.view_side(side, side) != side
+        {
+            return invalid(
+                "backbone.input.resolution",
+                format!(
+                    "method `mae` reconstructs the patches of the images it is given, so they must be the ViT's {} px, and they are {side} px; use --image-size {}",
+                    input.resolution, input.resolution
+                ),
+            );
         }
         Ok(())
     }

@@ -40,6 +40,8 @@ pub enum TrainError {
     TooManyNonFinite { count: u64, limit: u64 },
     #[error(transparent)]
     Pretrained(#[from] pretext_nn::CheckpointError),
+    #[error(transparent)]
+    PretrainedImages(#[from] pretext_nn::ImageCheckpointError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     #[error("{0}")]

@@ -76,14 +76,28 @@ impl Model {
         }
     }
 
-    /// Loads `backbone.pretrained` (a Hugging Face BERT-family folder) into the encoder.
+    /// Loads `backbone.pretrained` into the encoder: a Hugging Face BERT-family folder for
+    /// "transformer"; an image checkpoint (timm, torchvision or Hugging Face ViT names) for
+    /// "resnet18", "resnet50" and "vit", into the trained encoder and into the EMA copy a
+    /// method keeps of it (BYOL's target, MoCo's key encoder, DINO's teacher), which starts
+    /// as the same network.
     pub fn load_pretrained(&mut self, config: &PretrainConfig) -> Result<(), TrainError> {
-        if !config.backbone.pretrained.is_empty() {
-            pretext_nn::load_hf_bert_weights(
-                std::path::Path::new(&config.backbone.pretrained),
-                &self.store,
-                "encoder.",
-            )?;
+        if config.backbone.pretrained.is_empty() {
+            return Ok(());
+        }
+        let dir = std::path::Path::new(&config.backbone.pretrained);
+        if !config.backbone.kind.loads_image_checkpoints() {
+            pretext_nn::load_hf_bert_weights(dir, &self.store, "encoder.")?;
+            return Ok(());
+        }
+        pretext_nn::load_image_checkpoint(dir, &self.store, "encoder.")?;
+        let state_has_encoder = self
+            .state
+            .variables()
+            .keys()
+            .any(|name| name.starts_with("encoder."));
+        if state_has_encoder {
+            pretext_nn::load_image_checkpoint(dir, &self.state, "encoder.")?;
         }
         Ok(())
     }

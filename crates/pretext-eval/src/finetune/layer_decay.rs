@@ -44,23 +44,46 @@ pub(super) struct LayerDecay {
     /// The deepest block among the encoder's parameters (D).
     deepest: usize,
     decay: f64,
+    /// Whether the encoder is a ResNet with torchvision's names, whose stem is `conv1` and
+    /// `bn1` (the small CNN's `conv1` is its second layer).
+    torchvision_stem: bool,
 }
 
 impl LayerDecay {
     /// The decay over the parameters named `encoder_names`.
     pub(super) fn new(encoder_names: &[String], decay: f64) -> LayerDecay {
-        let deepest = encoder_names
+        let torchvision_stem = encoder_names
             .iter()
-            .filter_map(|name| encoder_depth(name))
+            .any(|name| name.starts_with("encoder.layer1."))
+            && encoder_names
+                .iter()
+                .any(|name| name.starts_with("encoder.conv1."));
+        let mut layer_decay = LayerDecay {
+            deepest: 0,
+            decay,
+            torchvision_stem,
+        };
+        layer_decay.deepest = encoder_names
+            .iter()
+            .filter_map(|name| layer_decay.depth(name))
             .filter(|&depth| depth != usize::MAX)
             .max()
             .unwrap_or(0);
-        LayerDecay { deepest, decay }
+        layer_decay
+    }
+
+    /// [`encoder_depth`], with a torchvision ResNet's stem at 0.
+    fn depth(&self, name: &str) -> Option<usize> {
+        let stem = ["encoder.conv1.", "encoder.bn1."];
+        if self.torchvision_stem && stem.iter().any(|prefix| name.starts_with(prefix)) {
+            return Some(0);
+        }
+        encoder_depth(name)
     }
 
     /// The multiplier of the parameter `name`.
     pub(super) fn scale(&self, name: &str) -> f64 {
-        match encoder_depth(name) {
+        match self.depth(name) {
             None => 1.0,
             Some(depth) => {
                 let depth = depth.min(self.deepest + 1);
@@ -113,5 +136,27 @@ mod tests {
         let scales: Vec<f64> = names.iter().map(|name| decay.scale(name)).collect();
         assert_eq!(scales, [0.125, 0.25, 0.5, 1.0]);
         assert_eq!(decay.scale("finetune_head.weight"), 1.0);
+    }
+
+    /// An ImageNet ResNet's `conv1` / `bn1` are its stem, below `layer1`; the small CNN's
+    /// `conv1` is its second layer.
+    #[test]
+    fn a_torchvision_resnets_stem_decays_most() {
+        let resnet: Vec<String> = [
+            "encoder.conv1.weight",
+            "encoder.bn1.bias",
+            "encoder.layer1.0.conv1.weight",
+            "encoder.layer4.1.bn2.weight",
+        ]
+        .map(String::from)
+        .to_vec();
+        let decay = LayerDecay::new(&resnet, 0.5);
+        let scales: Vec<f64> = resnet.iter().map(|name| decay.scale(name)).collect();
+        assert_eq!(scales, [0.03125, 0.03125, 0.0625, 0.5]);
+        let small_cnn: Vec<String> = ["encoder.conv0.weight", "encoder.conv1.weight"]
+            .map(String::from)
+            .to_vec();
+        let decay = LayerDecay::new(&small_cnn, 0.5);
+        assert_eq!(decay.scale("encoder.conv1.weight"), 0.5);
     }
 }

@@ -130,17 +130,23 @@ fn misfits(file: &HashMap<String, Tensor>, model: &HashMap<String, Tensor>) -> V
 /// "key = theirs (checkpoint) vs ours (this run)".
 fn config_differences(made_with: &PretrainConfig, config: &PretrainConfig) -> Vec<String> {
     let (theirs, ours) = (flatten(made_with), flatten(config));
-    // The sections in use on either side: `backbone.<kind>.*` and `method.<name>.*`.
+    // The sections in use on either side: `backbone.<kind>.*` (`backbone.resnet.*` for both
+    // ResNets) and `method.<name>.*`.
     let section = |name: &str| name.replace('-', "_") + ".";
+    let backbone_section = |kind: pretext_nn::BackboneKind| match kind.resnet_depth() {
+        Some(_) => "backbone.resnet.".to_string(),
+        None => format!("backbone.{}", section(kind.as_str())),
+    };
     let in_use = [
-        format!("backbone.{}", section(made_with.backbone.kind.as_str())),
-        format!("backbone.{}", section(config.backbone.kind.as_str())),
+        backbone_section(made_with.backbone.kind),
+        backbone_section(config.backbone.kind),
         format!("method.{}", section(made_with.method.name.as_str())),
         format!("method.{}", section(config.method.name.as_str())),
     ];
     let decides_shape = |key: &str| {
         in_use.iter().any(|prefix| key.starts_with(prefix.as_str()))
             || key.starts_with("data.audio.")
+            || key.starts_with("backbone.input.")
             || [
                 "backbone.kind",
                 "backbone.pooling",
@@ -298,6 +304,41 @@ mod tests {
         checkpoint.load_weights(&made_with, &mut fitting).unwrap();
         let b = Vec::<f32>::try_from(fitting.variables()["b"].shallow_clone()).unwrap();
         assert_eq!(b, [7.0, 7.0]);
+    }
+
+    /// A ResNet's stem and the input adapter decide its tensors (the stem's kernel, the
+    /// channels the network reads), so they are offered as the cause.
+    #[test]
+    fn a_resnets_stem_and_input_are_named_as_the_difference() {
+        let dir = tempfile::tempdir().unwrap();
+        let made_with = config(|c| c.backbone.kind = pretext_nn::BackboneKind::Resnet50);
+        Checkpoint::save(
+            dir.path(),
+            &shaped(&[3, 4]),
+            &empty(),
+            &[],
+            &state(5),
+            &made_with,
+            1,
+        )
+        .unwrap();
+        let (checkpoint, _) = Checkpoint::latest(dir.path()).unwrap();
+        let this_run = config(|c| {
+            c.backbone.kind = pretext_nn::BackboneKind::Resnet50;
+            c.backbone.resnet.stem = pretext_nn::ResNetStem::Imagenet;
+            c.backbone.input = pretext_nn::InputAdapterConfig::imagenet(224);
+        });
+        let error = checkpoint
+            .unwrap()
+            .load_weights(&this_run, &mut shaped(&[3, 5]))
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "backbone.resnet.stem = \"cifar\" (checkpoint) vs \"imagenet\" (this run)",
+            "backbone.input.resolution = 0 (checkpoint) vs 224 (this run)",
+        ] {
+            assert!(error.contains(needle), "{needle}: {error}");
+        }
     }
 
     #[test]
