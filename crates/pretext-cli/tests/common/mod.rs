@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 // IDX files (http://yann.lecun.com/exdb/mnist/): big-endian u32 magic, counts, then bytes.
 
@@ -86,4 +87,72 @@ pub fn small_text_run(train: &Path, test: &Path, tokenizer: &str) -> Vec<String>
         "backbone.transformer.layers=1".into(),
     ]
     .into()
+}
+
+/// What one invocation of the binary did.
+pub struct Outcome {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `pretext ARGS` with no terminal (stdin null, output captured) and a fixed help width,
+/// so the output does not depend on who runs the tests where.
+pub fn pretext(args: &[&str]) -> Outcome {
+    let output = Command::new(env!("CARGO_BIN_EXE_pretext"))
+        .args(args)
+        .env("COLUMNS", "100")
+        .env_remove("LINES")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the pretext binary starts");
+    Outcome {
+        success: output.status.success(),
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// A path as a command-line argument (temporary paths are UTF-8 on the machines we test on).
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Asserts a clean failure: exit code 1 (not a crash or a signal), no panic, and stderr
+/// containing every one of `needles`.
+pub fn assert_fails_naming(outcome: &Outcome, needles: &[&str]) {
+    assert!(
+        !outcome.success,
+        "expected a failure, got success\nstdout:\n{}\nstderr:\n{}",
+        outcome.stdout, outcome.stderr
+    );
+    assert_eq!(
+        outcome.code,
+        Some(1),
+        "expected exit code 1 (an error, not a crash)\nstderr:\n{}",
+        outcome.stderr
+    );
+    assert!(
+        !outcome.stderr.contains("panicked"),
+        "panicked instead of reporting an error:\n{}",
+        outcome.stderr
+    );
+    for needle in needles {
+        assert!(
+            outcome.stderr.contains(needle),
+            "stderr does not mention {needle:?}:\n{}",
+            outcome.stderr
+        );
+    }
+}
+
+pub fn assert_succeeds(outcome: &Outcome, what: &str) {
+    assert!(
+        outcome.success,
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        outcome.code, outcome.stdout, outcome.stderr
+    );
 }
