@@ -223,6 +223,15 @@ fn embed_model_gives_the_minilm_reference_embeddings_in_every_format() {
         arg(&npy),
     ]);
     assert_fails_naming(&outcome, &["pytorch_model.bin", "never loaded"]);
+    let gpt = dir.path().join("gpt2");
+    std::fs::create_dir(&gpt).unwrap();
+    let config = std::fs::read_to_string(model.join("config.json"))
+        .unwrap()
+        .replace("\"bert\"", "\"gpt2\"");
+    std::fs::write(gpt.join("config.json"), config).unwrap();
+    std::fs::copy(model.join("tokenizer.json"), gpt.join("tokenizer.json")).unwrap();
+    let outcome = pretext(&["embed", "--model", arg(&gpt), arg(&texts), "-o", arg(&npy)]);
+    assert_fails_naming(&outcome, &["gpt2", "config.json", "model_type"]);
     let outcome = pretext(&[
         "embed",
         "--model",
