@@ -13,8 +13,8 @@ use toml::{Table, Value};
 
 mod common;
 use common::{
-    arg, assert_fails_naming, assert_succeeds, austen_slice, embedded_slice, pretext, shared_data,
-    small_text_run, Outcome, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
+    arg, assert_fails_naming, assert_succeeds, austen_slice, embedded_slice, keyword_clips,
+    pretext, shared_data, small_text_run, Outcome, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
 
 /// Every file under `dir` (relative path -> bytes), to check a folder was left untouched.
@@ -1724,28 +1724,10 @@ fn wav2vec2_pretrains_on_wav_folders_and_probes_against_log_mel() {
     let Some(shared) = shared_data("audio") else {
         return;
     };
-    let labels = std::fs::read_to_string(shared.join("spoken-words/labels.csv")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let words = shared.join("spoken-words");
-    let mut per_split = std::collections::BTreeMap::new();
-    let mut rows = vec!["file,label,split".to_string()];
-    for line in labels.lines().skip(1) {
-        let fields: Vec<&str> = line.split(',').collect();
-        let count = per_split.entry((fields[1], fields[2])).or_insert(0);
-        let wanted = if fields[2] == "train" { 5 } else { 2 };
-        if *count < wanted {
-            *count += 1;
-            rows.push(format!(
-                "{},{},{}",
-                words.join(fields[0]).display(),
-                fields[1],
-                fields[2]
-            ));
-        }
-    }
-    let data = dir.path().join("keywords");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("labels.csv"), rows.join("\n") + "\n").unwrap();
+    let Some(data) = keyword_clips(dir.path()) else {
+        return;
+    };
     let sentences = dir.path().join("sentences");
     std::fs::create_dir_all(&sentences).unwrap();
     for index in 0..4 {
@@ -1869,7 +1851,7 @@ fn wav2vec2_pretrains_on_wav_folders_and_probes_against_log_mel() {
         data.join("labels.csv"),
         format!(
             "file,label\n{},yes\nmissing.wav,no\n",
-            words.join("clips/yes_000.wav").display()
+            shared.join("spoken-words/clips/yes_000.wav").display()
         ),
     )
     .unwrap();

@@ -14,11 +14,13 @@
 //! PyTorch comes from `python3` on PATH (`./x test` puts the venv's first). Without it the
 //! TorchScript test says so and passes, unless PRETEXT_REQUIRE_DATA=1 (CI), where it fails.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 mod common;
-use common::{arg, assert_fails_naming, assert_succeeds, austen_slice, embedded_slice, pretext};
+use common::{
+    arg, assert_fails_naming, assert_succeeds, austen_slice, embedded_slice, keyword_clips, pretext,
+};
 use pretext_data::test_data::{data_required, minilm_checkpoint, shared_data};
 
 /// The largest difference allowed between two float32 embeddings of the same input.
@@ -242,31 +244,6 @@ fn embed_model_gives_the_minilm_reference_embeddings_in_every_format() {
         arg(&npy),
     ]);
     assert_fails_naming(&outcome, &["embeds DATA alone"]);
-}
-
-/// Keyword clips (5 per word for training, 2 for testing) from ../shared/data as a labels.csv.
-fn keyword_clips(dir: &Path) -> Option<PathBuf> {
-    let words = shared_data("audio/spoken-words")?;
-    let labels = std::fs::read_to_string(words.join("labels.csv")).unwrap();
-    let mut per_split = std::collections::BTreeMap::new();
-    let mut rows = vec!["file,label,split".to_string()];
-    for line in labels.lines().skip(1) {
-        let fields: Vec<&str> = line.split(',').collect();
-        let count = per_split.entry((fields[1], fields[2])).or_insert(0);
-        if *count < if fields[2] == "train" { 5 } else { 2 } {
-            *count += 1;
-            rows.push(format!(
-                "{},{},{}",
-                words.join(fields[0]).display(),
-                fields[1],
-                fields[2]
-            ));
-        }
-    }
-    let data = dir.join("keywords");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("labels.csv"), rows.join("\n") + "\n").unwrap();
-    Some(data)
 }
 
 #[test]

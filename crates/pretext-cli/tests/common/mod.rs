@@ -89,6 +89,33 @@ pub fn small_text_run(train: &Path, test: &Path, tokenizer: &str) -> Vec<String>
     .into()
 }
 
+/// Keyword clips from ../shared/data/audio/spoken-words, 5 per word for training and 2 for
+/// testing, as a labels.csv of absolute paths in `dir/keywords`; None (with a note) where the
+/// data is absent.
+pub fn keyword_clips(dir: &Path) -> Option<PathBuf> {
+    let words = shared_data("audio/spoken-words")?;
+    let labels = std::fs::read_to_string(words.join("labels.csv")).unwrap();
+    let mut per_split = std::collections::BTreeMap::new();
+    let mut rows = vec!["file,label,split".to_string()];
+    for line in labels.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let count = per_split.entry((fields[1], fields[2])).or_insert(0);
+        if *count < if fields[2] == "train" { 5 } else { 2 } {
+            *count += 1;
+            rows.push(format!(
+                "{},{},{}",
+                words.join(fields[0]).display(),
+                fields[1],
+                fields[2]
+            ));
+        }
+    }
+    let data = dir.join("keywords");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("labels.csv"), rows.join("\n") + "\n").unwrap();
+    Some(data)
+}
+
 /// What one invocation of the binary did.
 pub struct Outcome {
     pub success: bool,
