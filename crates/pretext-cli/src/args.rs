@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::embedding_output::EmbeddingFormat;
+
 /// Self-supervised learning: pretrain an encoder on unlabeled data while logging health
 /// signals, then transfer it with few labels.
 #[derive(Debug, Parser)]
@@ -22,8 +24,12 @@ pub enum Command {
     /// Fine-tune a run's encoder end to end with few labels (small learning rate, warmup,
     /// layer-wise decay, optional freeze-then-unfreeze, early stopping).
     Finetune(FinetuneArgs),
-    /// Write the features of a run's encoder for a dataset to a .npy file.
+    /// Write the features of a run's encoder, or of a downloaded Hugging Face text model
+    /// (--model), for a dataset: .npy, Parquet or JSON Lines.
     Embed(EmbedArgs),
+    /// Save a run's encoder for use outside pretext: TorchScript (torch.jit.load, libtorch),
+    /// a Hugging Face BERT folder (text) or safetensors weights with a config (images).
+    Export(ExportArgs),
     /// Continue a prompt with a run's causal language model (method gpt), streaming the text.
     Generate(GenerateArgs),
     /// Train a tokenizer (BPE, WordPiece or character-level) on a text corpus.
@@ -122,7 +128,7 @@ pub struct PretrainArgs {
     /// Replace --out if it already holds a run.
     #[arg(long)]
     pub overwrite: bool,
-    /// Backbone: small-cnn, resnet18 or vit (images), transformer (text), mlp (tables),
+    /// Backbone: small-cnn, resnet18, resnet50 or vit (images), transformer (text), mlp (tables),
     /// wav2vec (audio) (backbone.kind).
     #[arg(long, value_name = "NAME")]
     pub backbone: Option<String>,
@@ -263,19 +269,70 @@ pub struct FinetuneArgs {
 
 #[derive(Debug, Args)]
 pub struct EmbedArgs {
-    /// Run directory written by `pretext pretrain`.
-    pub run: PathBuf,
-    /// Data to embed (same forms as pretrain --data).
-    pub data: String,
-    /// Output .npy file (float32 [N, D]); labels, where known, go to <stem>.labels.npy (int64).
+    /// RUN DATA: a run directory written by `pretext pretrain` and the data to embed (same
+    /// forms as pretrain --data). With --model, DATA alone.
+    #[arg(value_name = "RUN_OR_DATA", num_args = 1..=2, required = true)]
+    pub inputs: Vec<String>,
+    /// Embed with a downloaded Hugging Face BERT-family folder (config.json,
+    /// model.safetensors, tokenizer.json; pooling and normalization from its
+    /// sentence-transformers files when present, else the mean) instead of a run; DATA is a
+    /// .txt (one text per line), .tsv or .jsonl file, embedded in file order.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Output file: float32 [N, D] embeddings (.npy, with labels where known in
+    /// <stem>.labels.npy), or rows with an id column (.parquet, .jsonl).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    /// Which split: train, test or all (train then test).
+    /// Output format; by default the output's extension decides (.parquet, .jsonl, else
+    /// npy).
+    #[arg(long, value_enum)]
+    pub format: Option<EmbeddingFormat>,
+    /// L2-normalize every embedding (with --model, on already when the model's
+    /// modules.json ends with a Normalize module).
+    #[arg(long)]
+    pub normalize: bool,
+    /// With --model: the most tokens read of a text, special tokens included (default: the
+    /// model's max_seq_length, else its max_position_embeddings). Longer texts lose their
+    /// end, and a notice says how many.
+    #[arg(long, value_name = "TOKENS")]
+    pub max_length: Option<usize>,
+    /// Samples encoded at once.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Which split of a run's data: train, test or all (train then test).
     #[arg(long, default_value = "all")]
     pub split: String,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Run directory written by `pretext pretrain`.
+    pub run: PathBuf,
+    /// torchscript: the encoder with its input normalization, traced by libtorch, raw inputs
+    /// in (uint8 pixels, token ids, table rows, waveforms); hf: a Hugging Face BERT folder
+    /// with tokenizer and sentence-transformers pooling (BERT-shaped text transformers);
+    /// safetensors: image backbone weights (timm names where they match) and a config.json.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Output: a file for torchscript (a <stem>.json beside it describes the input), a
+    /// folder for hf and safetensors.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: PathBuf,
+    /// The run's data (default: what it was trained on): it gives the input shape, and
+    /// torchscript is checked against the run's encoder on its first samples.
+    #[arg(long, value_name = "DATA")]
+    pub data: Option<String>,
+}
+
+/// What `pretext export` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Torchscript,
+    Hf,
+    Safetensors,
 }
 
 #[derive(Debug, Args)]

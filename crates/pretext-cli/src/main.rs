@@ -6,6 +6,9 @@ mod attention;
 mod bench;
 mod cuda;
 mod embed;
+mod embed_model;
+mod embedding_output;
+mod export;
 mod finetune;
 mod generate;
 mod health;
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Pretrain(args) => pretrain::run(&args),
         Command::Probe(args) => probe::run(&args),
         Command::Embed(args) => embed::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Finetune(args) => finetune::run(&args),
         Command::Health(args) => health::run(&args),
         Command::Generate(args) => generate::run(&args),
@@ -62,6 +66,7 @@ fn one_process_only(command: &Command) -> anyhow::Result<()> {
         let name = match command {
             Command::Probe(_) => "probe",
             Command::Embed(_) => "embed",
+            Command::Export(_) => "export",
             Command::Finetune(_) => "finetune",
             Command::Health(_) => "health",
             Command::Generate(_) => "generate",

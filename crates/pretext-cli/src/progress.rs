@@ -97,3 +97,67 @@ impl ProgressSink for Progress {
         }
     }
 }
+
+/// Progress through a known number of items (texts embedded, samples checked): a bar on a
+/// terminal; otherwise a line every 10% when there are 1,000 items or more.
+pub struct ItemProgress {
+    bar: Option<ProgressBar>,
+    what: &'static str,
+    done: u64,
+    total: u64,
+    started: std::time::Instant,
+}
+
+impl ItemProgress {
+    /// Progress through `total` items, each called `what` ("texts", "samples").
+    pub fn new(what: &'static str, total: u64) -> ItemProgress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} {msg} ETA {eta}",
+                )
+                .expect("the template is valid"),
+            );
+            bar.set_message(what);
+            bar
+        });
+        ItemProgress {
+            bar,
+            what,
+            done: 0,
+            total,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// `count` more items are done.
+    pub fn advance(&mut self, count: u64) {
+        let before = self.done;
+        self.done = (self.done + count).min(self.total);
+        match &self.bar {
+            Some(bar) => bar.set_position(self.done),
+            // Short work prints nothing in logs; long work a line per tenth.
+            None if self.total < 1000 => {}
+            None => {
+                let tenth = self.total / 10;
+                if self.done / tenth > before / tenth || self.done == self.total {
+                    eprintln!(
+                        "{}/{} {} ({:.0} s)",
+                        self.done,
+                        self.total,
+                        self.what,
+                        self.started.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        }
+    }
+
+    /// Clears the bar.
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -13,76 +13,9 @@ use toml::{Table, Value};
 
 mod common;
 use common::{
-    austen_slice, embedded_slice, shared_data, small_text_run, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
+    arg, assert_fails_naming, assert_succeeds, austen_slice, embedded_slice, keyword_clips,
+    pretext, shared_data, small_text_run, Outcome, IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC,
 };
-
-/// What one invocation of the binary did.
-struct Outcome {
-    success: bool,
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `pretext ARGS` with no terminal (stdin null, output captured) and a fixed help width,
-/// so the output does not depend on who runs the tests where.
-fn pretext(args: &[&str]) -> Outcome {
-    let output = Command::new(env!("CARGO_BIN_EXE_pretext"))
-        .args(args)
-        .env("COLUMNS", "100")
-        .env_remove("LINES")
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the pretext binary starts");
-    Outcome {
-        success: output.status.success(),
-        code: output.status.code(),
-        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-    }
-}
-
-/// A path as a command-line argument (temporary paths are UTF-8 on the machines we test on).
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-/// Asserts a clean failure: exit code 1 (not a crash or a signal), no panic, and stderr
-/// containing every one of `needles`.
-fn assert_fails_naming(outcome: &Outcome, needles: &[&str]) {
-    assert!(
-        !outcome.success,
-        "expected a failure, got success\nstdout:\n{}\nstderr:\n{}",
-        outcome.stdout, outcome.stderr
-    );
-    assert_eq!(
-        outcome.code,
-        Some(1),
-        "expected exit code 1 (an error, not a crash)\nstderr:\n{}",
-        outcome.stderr
-    );
-    assert!(
-        !outcome.stderr.contains("panicked"),
-        "panicked instead of reporting an error:\n{}",
-        outcome.stderr
-    );
-    for needle in needles {
-        assert!(
-            outcome.stderr.contains(needle),
-            "stderr does not mention {needle:?}:\n{}",
-            outcome.stderr
-        );
-    }
-}
-
-fn assert_succeeds(outcome: &Outcome, what: &str) {
-    assert!(
-        outcome.success,
-        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        outcome.code, outcome.stdout, outcome.stderr
-    );
-}
 
 /// Every file under `dir` (relative path -> bytes), to check a folder was left untouched.
 fn folder_contents(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
@@ -210,6 +143,11 @@ fn probe_help_snapshot() {
 #[test]
 fn embed_help_snapshot() {
     assert_help_snapshot("embed_help", &["embed", "--help"]);
+}
+
+#[test]
+fn export_help_snapshot() {
+    assert_help_snapshot("export_help", &["export", "--help"]);
 }
 
 #[test]
@@ -1786,28 +1724,10 @@ fn wav2vec2_pretrains_on_wav_folders_and_probes_against_log_mel() {
     let Some(shared) = shared_data("audio") else {
         return;
     };
-    let labels = std::fs::read_to_string(shared.join("spoken-words/labels.csv")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let words = shared.join("spoken-words");
-    let mut per_split = std::collections::BTreeMap::new();
-    let mut rows = vec!["file,label,split".to_string()];
-    for line in labels.lines().skip(1) {
-        let fields: Vec<&str> = line.split(',').collect();
-        let count = per_split.entry((fields[1], fields[2])).or_insert(0);
-        let wanted = if fields[2] == "train" { 5 } else { 2 };
-        if *count < wanted {
-            *count += 1;
-            rows.push(format!(
-                "{},{},{}",
-                words.join(fields[0]).display(),
-                fields[1],
-                fields[2]
-            ));
-        }
-    }
-    let data = dir.path().join("keywords");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(data.join("labels.csv"), rows.join("\n") + "\n").unwrap();
+    let Some(data) = keyword_clips(dir.path()) else {
+        return;
+    };
     let sentences = dir.path().join("sentences");
     std::fs::create_dir_all(&sentences).unwrap();
     for index in 0..4 {
@@ -1931,7 +1851,7 @@ fn wav2vec2_pretrains_on_wav_folders_and_probes_against_log_mel() {
         data.join("labels.csv"),
         format!(
             "file,label\n{},yes\nmissing.wav,no\n",
-            words.join("clips/yes_000.wav").display()
+            shared.join("spoken-words/clips/yes_000.wav").display()
         ),
     )
     .unwrap();

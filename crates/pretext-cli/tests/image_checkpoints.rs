@@ -5,38 +5,19 @@
 //! from the folder as downloaded; and `embed` works from the run alone, the folder gone.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use pretext_nn::{Backbone, BackboneConfig, BackboneKind, InputAdapterConfig, InputSpec};
 use pretext_nn::{ResNetConfig, ResNetStem};
 use tch::{nn::VarStore, Device, Tensor};
 
 mod common;
-use common::embedded_slice;
+use common::{arg, assert_succeeds, embedded_slice};
 
 /// Runs `pretext ARGS`; panics with its output unless it succeeds. Returns stdout.
 fn pretext(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_pretext"))
-        .args(args)
-        .env("COLUMNS", "100")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the pretext binary starts");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    );
-    assert!(
-        output.status.success(),
-        "pretext {} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        args.join(" "),
-        output.status.code()
-    );
-    stdout
-}
-
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
+    let outcome = common::pretext(args);
+    assert_succeeds(&outcome, &format!("pretext {}", args.join(" ")));
+    outcome.stdout
 }
 
 /// A random ImageNet-stem ResNet-18 in timm's names, with a timm config.json.

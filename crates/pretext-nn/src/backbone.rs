@@ -9,7 +9,7 @@ use crate::input_adapter::{InputAdapter, InputAdapterConfig};
 use crate::resnet::{ResNet, ResNetConfig, ResNetDepth};
 use crate::small_cnn::{SmallCnn, SmallCnnConfig};
 use crate::table_mlp::{MlpConfig, TableMlp};
-use crate::transformer::{mean_pool, Transformer, TransformerConfig};
+use crate::transformer::{Transformer, TransformerConfig};
 use crate::vit::{Vit, VitConfig};
 
 /// What the backbone reads: image channels (and side, which a ViT's position table needs),
@@ -317,21 +317,7 @@ impl TextEncoder {
 
     /// Token states `[B, T, H]` pooled to `[B, H]`.
     pub fn pool(&self, states: &Tensor, mask: &Tensor) -> Tensor {
-        match self.pooling {
-            Pooling::Mean => mean_pool(states, mask),
-            Pooling::Cls => states.select(1, 0),
-            Pooling::Last => {
-                let last = (mask.sum_dim_intlist(&[1i64][..], false, Kind::Int64) - 1).clamp_min(0); // [B]
-                let hidden = states.size()[2];
-                states
-                    .gather(
-                        1,
-                        &last.view([-1, 1, 1]).expand([-1, 1, hidden], false),
-                        false,
-                    )
-                    .squeeze_dim(1)
-            }
-        }
+        crate::sentence_model::TokenPooling::from(self.pooling).pool(states, mask)
     }
 }
 

@@ -24,6 +24,7 @@ pub mod precision;
 pub mod projector;
 pub mod queue;
 pub mod resnet;
+pub mod sentence_model;
 pub mod small_cnn;
 pub mod table_mlp;
 pub mod transformer;
@@ -56,6 +57,9 @@ pub use precision::{fp32, full_precision, Precision};
 pub use projector::{Projector, ProjectorConfig};
 pub use queue::NegativeQueue;
 pub use resnet::{ResNet, ResNetConfig, ResNetDepth, ResNetStem};
+pub use sentence_model::{
+    read_sentence_settings, sentence_transformers_files, SentenceSettings, TokenPooling,
+};
 pub use small_cnn::{SmallCnn, SmallCnnConfig};
 pub use table_mlp::{MlpConfig, TableMlp};
 pub use transformer::{mean_pool, KvCache, Transformer, TransformerBlocks, TransformerConfig};

@@ -281,15 +281,17 @@ impl Vit {
     fn tokens(&self, images: &Tensor, visible: Option<&Tensor>, train: bool) -> Tensor {
         let images = self.input.adapt(images);
         let patches = self.patch_embed.forward(&images); // [B, H, g, g]
-        let (batch, _, g, g_w) = patches.size4().expect("[B, H, g, g]");
+        let (_, _, g, g_w) = patches.size4().expect("[B, H, g, g]");
         assert_eq!(g, g_w, "ViT views must be square");
         let positions = self.positions(g); // [1, 1 + g², H]
         let mut patches = patches.flatten(2, 3).transpose(1, 2) + positions.narrow(1, 1, g * g);
         if let Some(visible) = visible {
             patches = crate::patches::gather_tokens(&patches, visible);
         }
-        let cls = (&self.cls_token + positions.narrow(1, 0, 1))
-            .expand([batch, 1, self.config.hidden_dim], false);
+        // Broadcast over the batch by adding zeros shaped like one token per image (not
+        // expanded to a batch size read off the tensor), so a traced export takes any batch.
+        let cls =
+            (&self.cls_token + positions.narrow(1, 0, 1)) + patches.narrow(1, 0, 1).zeros_like(); // [B, 1, H]
         Tensor::cat(&[cls, patches], 1).dropout(self.config.dropout, train)
     }
 }

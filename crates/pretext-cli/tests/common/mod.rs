@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 // IDX files (http://yann.lecun.com/exdb/mnist/): big-endian u32 magic, counts, then bytes.
 
@@ -86,4 +87,99 @@ pub fn small_text_run(train: &Path, test: &Path, tokenizer: &str) -> Vec<String>
         "backbone.transformer.layers=1".into(),
     ]
     .into()
+}
+
+/// Keyword clips from ../shared/data/audio/spoken-words, 5 per word for training and 2 for
+/// testing, as a labels.csv of absolute paths in `dir/keywords`; None (with a note) where the
+/// data is absent.
+pub fn keyword_clips(dir: &Path) -> Option<PathBuf> {
+    let words = shared_data("audio/spoken-words")?;
+    let labels = std::fs::read_to_string(words.join("labels.csv")).unwrap();
+    let mut per_split = std::collections::BTreeMap::new();
+    let mut rows = vec!["file,label,split".to_string()];
+    for line in labels.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let count = per_split.entry((fields[1], fields[2])).or_insert(0);
+        if *count < if fields[2] == "train" { 5 } else { 2 } {
+            *count += 1;
+            rows.push(format!(
+                "{},{},{}",
+                words.join(fields[0]).display(),
+                fields[1],
+                fields[2]
+            ));
+        }
+    }
+    let data = dir.join("keywords");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("labels.csv"), rows.join("\n") + "\n").unwrap();
+    Some(data)
+}
+
+/// What one invocation of the binary did.
+pub struct Outcome {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `pretext ARGS` with no terminal (stdin null, output captured) and a fixed help width,
+/// so the output does not depend on who runs the tests where.
+pub fn pretext(args: &[&str]) -> Outcome {
+    let output = Command::new(env!("CARGO_BIN_EXE_pretext"))
+        .args(args)
+        .env("COLUMNS", "100")
+        .env_remove("LINES")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the pretext binary starts");
+    Outcome {
+        success: output.status.success(),
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+/// A path as a command-line argument (temporary paths are UTF-8 on the machines we test on).
+pub fn arg(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Asserts a clean failure: exit code 1 (not a crash or a signal), no panic, and stderr
+/// containing every one of `needles`.
+pub fn assert_fails_naming(outcome: &Outcome, needles: &[&str]) {
+    assert!(
+        !outcome.success,
+        "expected a failure, got success\nstdout:\n{}\nstderr:\n{}",
+        outcome.stdout, outcome.stderr
+    );
+    assert_eq!(
+        outcome.code,
+        Some(1),
+        "expected exit code 1 (an error, not a crash)\nstderr:\n{}",
+        outcome.stderr
+    );
+    assert!(
+        !outcome.stderr.contains("panicked"),
+        "panicked instead of reporting an error:\n{}",
+        outcome.stderr
+    );
+    for needle in needles {
+        assert!(
+            outcome.stderr.contains(needle),
+            "stderr does not mention {needle:?}:\n{}",
+            outcome.stderr
+        );
+    }
+}
+
+pub fn assert_succeeds(outcome: &Outcome, what: &str) {
+    assert!(
+        outcome.success,
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        outcome.code, outcome.stdout, outcome.stderr
+    );
 }

@@ -6,6 +6,7 @@ pub mod blocks;
 pub mod corpus;
 pub mod labeled;
 pub mod run_tokenizer;
+pub mod texts_to_embed;
 pub mod token_splits;
 pub mod tokenizer;
 pub mod tokenizer_training;
@@ -19,6 +20,7 @@ pub use labeled::{
     load_labeled_text, load_labeled_text_splits, LabeledText, LabeledTextSplits, TSV_HEADER,
 };
 pub use run_tokenizer::{resolve_tokenizer, RUN_TOKENIZER};
+pub use texts_to_embed::{read_texts_to_embed, TextToEmbed};
 pub use token_splits::load_text_splits;
 pub use tokenizer::TextTokenizer;
 pub use tokenizer_training::{

@@ -161,6 +161,40 @@ impl TextTokenizer {
             .collect())
     }
 
+    /// [`Self::encode_batch`] cut to at most `max_length` ids each the way Hugging Face
+    /// truncates (the end of the text is dropped, the post-processor's special tokens such
+    /// as the closing `[SEP]` are kept), with how many texts were cut.
+    pub fn encode_batch_truncated<S: AsRef<str>>(
+        &self,
+        texts: &[S],
+        max_length: usize,
+    ) -> Result<(Vec<Vec<u32>>, usize), DataError> {
+        let inputs: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        let operation = || format!("encode a batch of {} texts", texts.len());
+        let mut truncating = self.inner.clone();
+        truncating
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length,
+                ..Default::default()
+            }))
+            .map_err(|source| DataError::Tokenizer {
+                operation: operation(),
+                source,
+            })?;
+        let encodings = guarded(operation, || truncating.encode_batch_fast(inputs, true))?;
+        let truncated = encodings
+            .iter()
+            .filter(|encoding| !encoding.get_overflowing().is_empty())
+            .count();
+        Ok((
+            encodings
+                .iter()
+                .map(|encoding| encoding.get_ids().to_vec())
+                .collect(),
+            truncated,
+        ))
+    }
+
     /// Decodes ids to text, leaving out special tokens. Ids outside the vocabulary are
     /// skipped.
     pub fn decode(&self, ids: &[u32]) -> Result<String, DataError> {

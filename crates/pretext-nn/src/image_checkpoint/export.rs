@@ -23,9 +23,7 @@ fn timm_layout(encoder: &Backbone) -> Result<Layout, ImageCheckpointError> {
         Ok(Layout::TimmVit)
     } else {
         Err(ImageCheckpointError::Export(
-            "only ResNet-18, ResNet-50 and ViT encoders have timm names; export this encoder \
-             with pretext's own names"
-                .into(),
+            "only ResNet-18, ResNet-50 and ViT encoders have timm names".into(),
         ))
     }
 }

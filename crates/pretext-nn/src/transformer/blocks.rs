@@ -122,13 +122,15 @@ impl TransformerBlocks {
         train: bool,
     ) -> Tensor {
         let dropout = if train { self.config.dropout } else { 0.0 };
+        // Shapes come from the tensors themselves (unflatten/flatten, never a view to
+        // [B, T, …] read off the sizes), so a traced export takes any batch and length.
         let attend = |input: &Tensor| {
-            let (b, t, h) = input.size3().expect("[B, T, H]");
             let heads = self.config.heads;
+            let head_dim = self.config.hidden_dim / heads;
             let split = |projection: &nn::Linear| {
                 projection
                     .forward(input)
-                    .view([b, t, heads, h / heads])
+                    .unflatten(-1, [heads, head_dim])
                     .transpose(1, 2) // [B, heads, T, d]
             };
             let context = Tensor::scaled_dot_product_attention(
@@ -141,7 +143,7 @@ impl TransformerBlocks {
                 None,
                 false,
             ); // [B, heads, T, d]
-            let merged = context.transpose(1, 2).contiguous().view([b, t, h]);
+            let merged = context.transpose(1, 2).flatten(2, 3); // [B, T, H]
             block
                 .attention_out
                 .forward(&merged)

@@ -81,28 +81,23 @@ impl Transformer {
         attention_mask: Option<&Tensor>,
         train: bool,
     ) -> Tensor {
-        let length = token_ids.size()[1];
-        let device = token_ids.device();
         let x = self.embed(token_ids, 0).dropout(self.config.dropout, train);
-        let mask = self.attention_mask(attention_mask, length, device); // [B|1, 1, T|1, T] bool
+        let mask = self.attention_mask(attention_mask, token_ids); // [B|1, 1, T|1, T] bool
         self.stack.forward(&x, mask.as_ref(), train)
     }
 
     /// Token + position (+ segment) embeddings of `token_ids` `[B, t]` placed at positions
     /// `first_position..`, normalized for post-LN models: `[B, t, H]`.
     pub(super) fn embed(&self, token_ids: &Tensor, first_position: i64) -> Tensor {
-        let (batch, length) = token_ids.size2().expect("token ids are [B, t]");
-        let device = token_ids.device();
-        let positions = Tensor::arange_start(
-            first_position,
-            first_position + length,
-            (Kind::Int64, device),
-        )
-        .unsqueeze(0); // [1, t]
+        // Positions and segments are made from the ids' own shape (a cumulative sum, zeros
+        // like them), not from sizes read off them, so a traced export takes any batch and
+        // length.
+        let ones = token_ids.ones_like().to_kind(Kind::Int64);
+        let positions = ones.cumsum(1, Kind::Int64) + (first_position - 1); // [B, t]
         let mut x = self.embeddings.words.forward(token_ids)
             + self.embeddings.positions.forward(&positions);
         if let Some(segments) = &self.embeddings.segments {
-            x += segments.forward(&Tensor::zeros([batch, length], (Kind::Int64, device)));
+            x += segments.forward(&ones.zeros_like());
         }
         match &self.embeddings.norm {
             Some(norm) => norm.forward(&x),
@@ -112,15 +107,13 @@ impl Transformer {
 
     /// Boolean mask (true = may attend) combining padding and causality, or None when every
     /// position may attend everywhere.
-    fn attention_mask(
-        &self,
-        padding: Option<&Tensor>,
-        length: i64,
-        device: tch::Device,
-    ) -> Option<Tensor> {
+    fn attention_mask(&self, padding: Option<&Tensor>, token_ids: &Tensor) -> Option<Tensor> {
         let padding = padding.map(|m| m.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1)); // [B, 1, 1, T]
         let causal = self.config.causal.then(|| {
-            Tensor::ones([length, length], (Kind::Bool, device))
+            // [T, T] of ones made from the ids' shape (see `embed`), lower triangle kept.
+            let row = token_ids.select(0, 0).ones_like().to_kind(Kind::Bool); // [T]
+            row.unsqueeze(1)
+                .logical_and(&row.unsqueeze(0))
                 .tril(0)
                 .unsqueeze(0)
                 .unsqueeze(0) // [1, 1, T, T]
