@@ -459,6 +459,85 @@ fn data_error_prints_its_cause_once() {
     );
 }
 
+/// The first `count` embedded Fashion-MNIST training images as PNGs, one subfolder per
+/// class (`class-L/NNNN.png`).
+fn fashion_png_folder(dir: &Path, count: usize) -> PathBuf {
+    let train = pretext_data::embedded_fashion_mnist().unwrap().train;
+    let data = dir.join("fashion-pngs");
+    for (index, label) in train.labels.as_ref().unwrap()[..count].iter().enumerate() {
+        let class = data.join(format!("class-{label}"));
+        std::fs::create_dir_all(&class).unwrap();
+        image::GrayImage::from_raw(28, 28, train.image(index).to_vec())
+            .unwrap()
+            .save(class.join(format!("{index:04}.png")))
+            .unwrap();
+    }
+    data
+}
+
+/// Images past `data.memory_limit_mb` live in mapped temporary files: 20 SimCLR steps on a
+/// folder of PNGs, with the k-NN monitor reading its held-out slice, log the same records
+/// (timings aside), print the same final loss and save the same weights as in memory.
+#[test]
+fn an_image_folder_past_the_memory_limit_trains_exactly_as_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fashion_png_folder(dir.path(), 300);
+    let pretrain = |name: &str, limit: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "pretrain",
+            "--data",
+            arg(&data),
+            "--out",
+            arg(&out),
+            "--steps",
+            "20",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--set",
+            "health.knn_every=10",
+        ];
+        args.extend(limit);
+        let outcome = pretext(&args);
+        assert_succeeds(&outcome, &format!("pretrain {limit:?}"));
+        let final_loss = outcome
+            .stderr
+            .split("final loss ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next())
+            .unwrap_or_else(|| panic!("no final loss in:\n{}", outcome.stderr))
+            .to_string();
+        let records: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+                let record_map = record.as_object_mut().unwrap();
+                record_map.remove("images_per_second");
+                record_map.remove("data_wait_seconds");
+                record
+            })
+            .collect();
+        let weights = std::fs::read(out.join("checkpoints/step-20/weights.safetensors")).unwrap();
+        (final_loss, records, weights)
+    };
+    let in_memory = pretrain("memory", &[]);
+    let mapped = pretrain("mapped", &["--set", "data.memory_limit_mb=0"]);
+    assert!(
+        in_memory
+            .1
+            .iter()
+            .any(|record| record.get("knn_accuracy").is_some()),
+        "{:?}",
+        in_memory.1
+    );
+    assert_eq!(mapped.0, in_memory.0);
+    assert_eq!(mapped.1, in_memory.1);
+    assert!(mapped.2 == in_memory.2, "the weights differ");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Run directories: never replaced or changed by mistake.
 

@@ -40,11 +40,11 @@ pub struct DataConfig {
     pub workers: usize,
     /// Batches built ahead of the step that needs them.
     pub prefetch: usize,
-    /// Tables, text and audio: decoded data (table values, token ids, audio samples) beyond
-    /// this many MB is kept in a temporary file mapped into memory rather than in the
-    /// process's own memory, so that a dataset larger than RAM is paged in as batches read
-    /// it; the file needs as much free disk under the temporary folder (`TMPDIR`). Audio
-    /// takes the smaller of this and `data.audio.memory_limit_mb`.
+    /// Decoded data (pixels, table values, token ids, audio samples) beyond this many MB
+    /// is kept in a temporary file mapped into memory rather than in the process's own
+    /// memory, so that a dataset larger than RAM is paged in as batches read it; the file
+    /// needs as much free disk under the temporary folder (`TMPDIR`). Audio takes the
+    /// smaller of this and `data.audio.memory_limit_mb`.
     pub memory_limit_mb: u64,
     /// Tables: which column is the label, and columns whose kind is declared rather than
     /// detected.
@@ -100,12 +100,13 @@ impl Default for DataConfig {
 }
 
 impl DataConfig {
-    /// How images are read: this section's size and split settings.
+    /// How images are read: this section's size, split and memory settings.
     pub fn source_options(&self) -> SourceOptions {
         SourceOptions {
             image_size: (self.image_size > 0).then_some(self.image_size),
             holdout_fraction: self.holdout_fraction,
             split_seed: self.split_seed,
+            memory_limit_mb: self.memory_limit_mb,
         }
     }
 

@@ -103,8 +103,8 @@ mod tests {
             return;
         };
         let images = shared.join("t10k-images-idx3-ubyte.gz");
-        let full =
-            crate::idx::read_idx_pair(&images, &shared.join("t10k-labels-idx1-ubyte.gz")).unwrap();
+        let labels = shared.join("t10k-labels-idx1-ubyte.gz");
+        let full = crate::idx::read_idx_pair(&images, &labels, u64::MAX).unwrap();
         let embedded = embedded_fashion_mnist().unwrap().test;
         assert_eq!(embedded.pixels[..], full.pixels[..2000 * 784]);
         assert_eq!(embedded.labels.unwrap()[..], full.labels.unwrap()[..2000]);

@@ -36,25 +36,29 @@ pub(crate) fn idx_images_prefix(file_name: &str) -> Option<(String, Vec<String>)
         })
 }
 
-/// Reads an IDX images file with its labels file (if found by the naming rule) and class
-/// names (if a classes file is found); validates labels against class names.
-pub(crate) fn read_idx_with_neighbours(images: &Path) -> Result<ImageSet, DataError> {
+/// Reads an IDX images file (into a store under `memory_limit_bytes`) with its labels file
+/// (if found by the naming rule) and class names (if a classes file is found); validates
+/// labels against class names.
+pub(crate) fn read_idx_with_neighbours(
+    images: &Path,
+    memory_limit_bytes: u64,
+) -> Result<ImageSet, DataError> {
     let folder = images.parent().unwrap_or(Path::new("."));
     let file_name = images
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
     let Some((prefix, label_candidates)) = idx_images_prefix(&file_name) else {
-        return read_idx_images(images);
+        return read_idx_images(images, memory_limit_bytes);
     };
     let Some(labels) = label_candidates
         .iter()
         .map(|name| folder.join(name))
         .find(|path| path.is_file())
     else {
-        return read_idx_images(images);
+        return read_idx_images(images, memory_limit_bytes);
     };
-    let mut set = read_idx_pair(images, &labels)?;
+    let mut set = read_idx_pair(images, &labels, memory_limit_bytes)?;
     let classes_files = [
         folder.join(format!("{prefix}.classes.txt")),
         folder.join("classes.txt"),

@@ -9,9 +9,16 @@ use rayon::prelude::*;
 
 use crate::error::DataError;
 use crate::image_set::ImageSet;
+use crate::store::{Store, StoreWriter};
 
 /// File extensions read as images (case-insensitive); other files are skipped.
 pub const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// About how many bytes of decoded images a folder holds at once besides its store: images
+/// are decoded (in parallel) and stored this much at a time.
+const DECODED_BYTES_IN_FLIGHT: usize = 16 << 20;
+/// At most this many images are decoded at a time.
+const MAX_IMAGES_IN_FLIGHT: usize = 1024;
 
 /// One decoded image, reduced to 8-bit grayscale or 8-bit RGB.
 enum DecodedImage {
@@ -26,6 +33,10 @@ impl DecodedImage {
             DecodedImage::Rgb(image) => image.dimensions(),
         }
     }
+
+    fn is_color(&self) -> bool {
+        matches!(self, DecodedImage::Rgb(_))
+    }
 }
 
 /// Reads a folder of images.
@@ -36,13 +47,20 @@ impl DecodedImage {
 /// * Without subfolders: the images in `dir` form an unlabeled set (`labels` is `None`).
 ///
 /// Images are the files with a png/jpg/jpeg extension (other files are skipped), in order
-/// of class, then file name; they are decoded in parallel. A file with such an extension
-/// that fails to decode is an error naming it. With `size = Some(s)` every image is resized
-/// to `s x s` (`image::imageops::resize`, `FilterType::Triangle`); with `None` all images
-/// must have the first image's size. The set has 1 channel if every image is grayscale
+/// of class, then file name; they are decoded in parallel, a few MB at a time, straight
+/// into the set's store: in memory up to `memory_limit_bytes`, else a mapped temporary
+/// file, so the process never holds more than that and the images in flight. A file with
+/// such an extension that fails to decode is an error naming it. With `size = Some(s)`
+/// every image is resized to `s x s` (`image::imageops::resize`, `FilterType::Triangle`);
+/// with `None` all images must have the first image's size (a file that fails to decode is
+/// reported before one of another size). The set has 1 channel if every image is grayscale
 /// (with or without alpha), else 3 (all converted to RGB); alpha is dropped and 16-bit
 /// images are scaled to 8 bits. No images at all is [`DataError::EmptyDataset`].
-pub fn read_image_folder(dir: &Path, size: Option<usize>) -> Result<ImageSet, DataError> {
+pub fn read_image_folder(
+    dir: &Path,
+    size: Option<usize>,
+    memory_limit_bytes: u64,
+) -> Result<ImageSet, DataError> {
     let target = match size {
         None => None,
         Some(size) => Some(image_size(size)?),
@@ -92,52 +110,125 @@ pub fn read_image_folder(dir: &Path, size: Option<usize>) -> Result<ImageSet, Da
         });
     }
 
-    let decoded: Vec<DecodedImage> = files
-        .par_iter()
-        .map(|path| decode(path, target))
-        .collect::<Result<_, _>>()?;
-
-    let (width, height) = decoded[0].dimensions();
-    if let Some((index, image)) = decoded
-        .iter()
-        .enumerate()
-        .find(|(_, image)| image.dimensions() != (width, height))
-    {
-        let (found_width, found_height) = image.dimensions();
-        return Err(DataError::ShapeMismatch {
-            path: files[index].clone(),
-            expected: format!(
-                "{width}x{height} (the size of {}; pass an image size to resize)",
-                files[0].display()
-            ),
-            found: format!("{found_width}x{found_height}"),
-        });
+    // The first images decoded tell the size; one per thread, then a few MB at a time.
+    let mut in_flight = rayon::current_num_threads();
+    let mut stored: Option<StoredImages> = None;
+    let mut odd_size: Option<DataError> = None;
+    let mut start = 0;
+    while start < files.len() {
+        let chunk = &files[start..(start + in_flight).min(files.len())];
+        let decoded: Vec<DecodedImage> = chunk
+            .par_iter()
+            .map(|path| decode(path, target))
+            .collect::<Result<_, _>>()?;
+        // After an image of another size, the rest is decoded only for its errors.
+        if odd_size.is_none() {
+            let stored = stored.get_or_insert_with(|| {
+                StoredImages::new(&decoded, files.len(), memory_limit_bytes)
+            });
+            let (width, height) = stored.dimensions;
+            match decoded
+                .iter()
+                .position(|image| image.dimensions() != (width, height))
+            {
+                Some(offset) => {
+                    let (found_width, found_height) = decoded[offset].dimensions();
+                    odd_size = Some(DataError::ShapeMismatch {
+                        path: chunk[offset].clone(),
+                        expected: format!(
+                            "{width}x{height} (the size of {}; pass an image size to resize)",
+                            files[0].display()
+                        ),
+                        found: format!("{found_width}x{found_height}"),
+                    });
+                }
+                None => stored.push(&decoded)?,
+            }
+            let image_len = (3 * width as usize * height as usize).max(1);
+            in_flight = (DECODED_BYTES_IN_FLIGHT / image_len)
+                .clamp(rayon::current_num_threads(), MAX_IMAGES_IN_FLIGHT);
+        }
+        start += chunk.len();
     }
-    let channels = if decoded
-        .iter()
-        .all(|image| matches!(image, DecodedImage::Gray(_)))
-    {
-        1
-    } else {
-        3
-    };
-    let (height, width) = (height as usize, width as usize);
-    let image_len = channels * height * width;
-    let mut pixels = vec![0u8; decoded.len() * image_len];
-    pixels
-        .par_chunks_mut(image_len)
-        .zip(decoded.par_iter())
-        .for_each(|(out, image)| write_chw(image, channels, out));
-
+    if let Some(error) = odd_size {
+        return Err(error);
+    }
+    let stored = stored.expect("files is not empty");
+    let (width, height) = stored.dimensions;
+    let channels = stored.channels;
     Ok(ImageSet {
-        pixels: Arc::new(pixels),
-        len: decoded.len(),
+        pixels: Arc::new(stored.writer.finish()?),
+        memory_limit_bytes,
+        len: files.len(),
         channels,
-        height,
-        width,
+        height: height as usize,
+        width: width as usize,
         labels,
         class_names,
     })
+}
+
+/// A folder's images stored as they are decoded, in order: with 1 channel while every image
+/// so far is gray, with 3 from the first color image on (the gray ones before it replicated
+/// into R, G and B, as if the folder's channels had been known from the start).
+struct StoredImages {
+    writer: StoreWriter<u8>,
+    /// Images in the folder.
+    total: usize,
+    channels: usize,
+    /// (width, height) of every image.
+    dimensions: (u32, u32),
+    limit_bytes: u64,
+}
+
+impl StoredImages {
+    /// Room for `total` images of the first `decoded` ones' size, with 3 channels when one of
+    /// them is in color.
+    fn new(decoded: &[DecodedImage], total: usize, limit_bytes: u64) -> StoredImages {
+        let dimensions = decoded[0].dimensions();
+        let channels = if decoded.iter().any(DecodedImage::is_color) {
+            3
+        } else {
+            1
+        };
+        let image_len = channels * dimensions.0 as usize * dimensions.1 as usize;
+        StoredImages {
+            writer: StoreWriter::with_capacity(limit_bytes, total * image_len),
+            total,
+            channels,
+            dimensions,
+            limit_bytes,
+        }
+    }
+
+    /// Appends `decoded` (all of the stored images' size) in CHW order.
+    fn push(&mut self, decoded: &[DecodedImage]) -> Result<(), DataError> {
+        if self.channels == 1 && decoded.iter().any(DecodedImage::is_color) {
+            self.widen_to_rgb()?;
+        }
+        let channels = self.channels;
+        let image_len = channels * self.dimensions.0 as usize * self.dimensions.1 as usize;
+        let mut pixels = vec![0u8; decoded.len() * image_len];
+        pixels
+            .par_chunks_mut(image_len.max(1))
+            .zip(decoded.par_iter())
+            .for_each(|(out, image)| write_chw(image, channels, out));
+        self.writer.extend_from_slice(&pixels)
+    }
+
+    /// Rewrites the gray images stored so far with 3 channels.
+    fn widen_to_rgb(&mut self) -> Result<(), DataError> {
+        let plane = self.dimensions.0 as usize * self.dimensions.1 as usize;
+        let widened = StoreWriter::with_capacity(self.limit_bytes, self.total * 3 * plane);
+        let gray: Store<u8> = std::mem::replace(&mut self.writer, widened).finish()?;
+        for image in gray.chunks_exact(plane.max(1)) {
+            for _ in 0..3 {
+                self.writer.extend_from_slice(image)?;
+            }
+        }
+        self.channels = 3;
+        Ok(())
+    }
 }
 
 /// Reads the image `files` (PNG/JPEG) as one unlabeled set of `channels` (1 or 3) ×
@@ -167,15 +258,13 @@ pub fn read_image_files(
         };
         write_chw(&decoded, channels, out);
     }
-    Ok(ImageSet {
-        pixels: Arc::new(pixels),
-        len: files.len(),
+    Ok(ImageSet::in_memory(
+        pixels,
+        files.len(),
         channels,
-        height: size,
-        width: size,
-        labels: None,
-        class_names: Vec::new(),
-    })
+        size,
+        size,
+    ))
 }
 
 fn file_name(path: &Path) -> String {
@@ -247,15 +336,13 @@ pub fn read_image_bytes(
     };
     let mut pixels = vec![0u8; channels * height as usize * width as usize];
     write_chw(&decoded, channels, &mut pixels);
-    Ok(ImageSet {
-        pixels: Arc::new(pixels),
-        len: 1,
+    Ok(ImageSet::in_memory(
+        pixels,
+        1,
         channels,
-        height: height as usize,
-        width: width as usize,
-        labels: None,
-        class_names: Vec::new(),
-    })
+        height as usize,
+        width as usize,
+    ))
 }
 
 /// `size` as a resize target: 1 to `u32::MAX`.
@@ -373,7 +460,7 @@ mod tests {
     #[test]
     fn gray_and_rgb_mix_gives_three_channels_in_class_then_name_order() {
         let dir = two_class_folder();
-        let set = read_image_folder(dir.path(), None).unwrap();
+        let set = read_image_folder(dir.path(), None, u64::MAX).unwrap();
         assert_eq!((set.len, set.channels, set.height, set.width), (3, 3, 3, 4));
         assert_eq!(set.class_names, vec!["cat", "dog"]);
         assert_eq!(set.labels.as_deref(), Some(&[0u16, 1, 1][..]));
@@ -390,6 +477,55 @@ mod tests {
         assert_eq!(set.image(2)[0], 0);
     }
 
+    /// Images are stored a few at a time as they are decoded: a color image after gray ones
+    /// already stored widens them to RGB. In memory or past the limit (a mapped file), the
+    /// pixels are those of each file decoded alone, gray replicated into R, G and B.
+    #[test]
+    fn a_late_color_image_widens_the_gray_ones_stored_before_it_in_memory_or_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ants, bees) = (dir.path().join("ant"), dir.path().join("bee"));
+        std::fs::create_dir_all(&ants).unwrap();
+        std::fs::create_dir_all(&bees).unwrap();
+        for index in 0..30u8 {
+            gray(5, 4, index * 8)
+                .save(ants.join(format!("{index:02}.png")))
+                .unwrap();
+            gray(5, 4, index)
+                .save(bees.join(format!("{index:02}.png")))
+                .unwrap();
+        }
+        RgbImage::from_fn(5, 4, |x, y| Rgb([x as u8, y as u8, 77]))
+            .save(ants.join("99-color.png"))
+            .unwrap();
+        let (_, ant_files) = list_folder(&ants).unwrap();
+        let (_, bee_files) = list_folder(&bees).unwrap();
+        let mut expected = Vec::new();
+        for file in ant_files.iter().chain(&bee_files) {
+            let alone = read_image_bytes(&std::fs::read(file).unwrap(), "x.png", None).unwrap();
+            for _ in 0..3 / alone.channels {
+                expected.extend_from_slice(&alone.pixels);
+            }
+        }
+        // Two threads: the first two images are stored gray before the color one is seen.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for limit in [u64::MAX, 0] {
+            let set = pool
+                .install(|| read_image_folder(dir.path(), None, limit))
+                .unwrap();
+            assert_eq!(
+                (set.len, set.channels, set.height, set.width),
+                (61, 3, 4, 5)
+            );
+            assert_eq!(set.pixels.is_mapped(), limit == 0);
+            assert_eq!(set.pixels.as_slice(), expected.as_slice());
+            assert_eq!(set.labels.as_deref().unwrap()[30..32], [0, 1]);
+            assert_eq!(set.memory_limit_bytes, limit);
+        }
+    }
+
     #[test]
     fn all_gray_folder_has_one_channel_and_alpha_or_16_bit_is_converted() {
         let dir = tempfile::tempdir().unwrap();
@@ -399,14 +535,14 @@ mod tests {
         image::ImageBuffer::from_pixel(2, 2, Luma([65535u16]))
             .save(class.join("b.png"))
             .unwrap();
-        let set = read_image_folder(dir.path(), None).unwrap();
+        let set = read_image_folder(dir.path(), None, u64::MAX).unwrap();
         assert_eq!((set.len, set.channels), (2, 1));
         assert_eq!(set.image(1), &[255, 255, 255, 255]);
 
         image::RgbaImage::from_pixel(2, 2, Rgba([9, 8, 7, 0]))
             .save(class.join("c.png"))
             .unwrap();
-        let set = read_image_folder(dir.path(), None).unwrap();
+        let set = read_image_folder(dir.path(), None, u64::MAX).unwrap();
         assert_eq!(set.channels, 3);
         assert_eq!(set.image(2), &[9, 9, 9, 9, 8, 8, 8, 8, 7, 7, 7, 7]);
     }
@@ -417,7 +553,7 @@ mod tests {
         gray(9, 7, 3)
             .save(dir.path().join("dog").join("c.png"))
             .unwrap();
-        let set = read_image_folder(dir.path(), Some(6)).unwrap();
+        let set = read_image_folder(dir.path(), Some(6), u64::MAX).unwrap();
         assert_eq!((set.len, set.channels, set.height, set.width), (4, 3, 6, 6));
         assert_eq!(set.pixels.len(), 4 * 3 * 36);
         // Blue of the cat image is constant 200, and stays so after resizing.
@@ -430,7 +566,7 @@ mod tests {
         gray(5, 5, 0)
             .save(dir.path().join("dog").join("c.png"))
             .unwrap();
-        let error = read_image_folder(dir.path(), None).unwrap_err();
+        let error = read_image_folder(dir.path(), None, u64::MAX).unwrap_err();
         assert!(
             matches!(error, DataError::ShapeMismatch { .. }),
             "{error:?}"
@@ -446,7 +582,7 @@ mod tests {
         let dir = two_class_folder();
         let broken = dir.path().join("cat").join("broken.png");
         std::fs::write(&broken, b"this is not a png").unwrap();
-        let error = read_image_folder(dir.path(), None).unwrap_err();
+        let error = read_image_folder(dir.path(), None, u64::MAX).unwrap_err();
         assert!(matches!(error, DataError::Decode { .. }), "{error:?}");
         assert!(error.to_string().contains("broken.png"), "{error}");
     }
@@ -455,14 +591,14 @@ mod tests {
     fn empty_folder_is_empty_dataset_naming_it() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("readme.md"), "no images").unwrap();
-        let error = read_image_folder(dir.path(), None).unwrap_err();
+        let error = read_image_folder(dir.path(), None, u64::MAX).unwrap_err();
         assert!(matches!(error, DataError::EmptyDataset { .. }), "{error:?}");
         assert!(error
             .to_string()
             .contains(&dir.path().display().to_string()));
         std::fs::create_dir(dir.path().join("empty-class")).unwrap();
         assert!(matches!(
-            read_image_folder(dir.path(), None),
+            read_image_folder(dir.path(), None, u64::MAX),
             Err(DataError::EmptyDataset { .. })
         ));
     }
@@ -472,11 +608,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         gray(2, 2, 1).save(dir.path().join("a.PNG")).unwrap();
         gray(2, 2, 2).save(dir.path().join("b.png")).unwrap();
-        let set = read_image_folder(dir.path(), None).unwrap();
+        let set = read_image_folder(dir.path(), None, u64::MAX).unwrap();
         assert_eq!((set.len, set.channels), (2, 1));
         assert!(set.labels.is_none() && set.class_names.is_empty());
         std::fs::create_dir(dir.path().join("class")).unwrap();
-        let error = read_image_folder(dir.path(), None).unwrap_err();
+        let error = read_image_folder(dir.path(), None, u64::MAX).unwrap_err();
         assert!(
             matches!(error, DataError::UnknownLayout { .. }),
             "{error:?}"
@@ -519,7 +655,9 @@ mod tests {
         assert_eq!((set.len, set.channels, set.height, set.width), (1, 1, 3, 5));
         assert_eq!(
             set.pixels,
-            read_image_folder(dir.path(), None).unwrap().pixels
+            read_image_folder(dir.path(), None, u64::MAX)
+                .unwrap()
+                .pixels
         );
         let resized = read_image_bytes(&bytes, "a.png", Some(4)).unwrap();
         assert_eq!((resized.height, resized.width), (4, 4));
@@ -556,7 +694,7 @@ mod tests {
     fn zero_image_size_is_rejected() {
         let dir = two_class_folder();
         assert!(matches!(
-            read_image_folder(dir.path(), Some(0)),
+            read_image_folder(dir.path(), Some(0), u64::MAX),
             Err(DataError::BadOption { .. })
         ));
     }

@@ -1,4 +1,5 @@
-//! In-memory image datasets: `ImageSet` (pixels, labels, class names) and `ImageSplits`.
+//! Image datasets: `ImageSet` (pixels in memory or in a mapped file, labels, class names)
+//! and `ImageSplits`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use image::GrayImage;
 use rayon::prelude::*;
 
 use crate::error::DataError;
+use crate::store::Store;
 
 /// A set of equally sized `u8` images, optionally labeled.
 ///
@@ -15,8 +17,12 @@ use crate::error::DataError;
 /// channel-major (CHW), each channel row-major.
 #[derive(Clone, Debug)]
 pub struct ImageSet {
-    /// `len * channels * height * width` bytes, CHW per image, row-major.
-    pub pixels: Arc<Vec<u8>>,
+    /// `len * channels * height * width` bytes, CHW per image, row-major: in memory, or past
+    /// a memory limit (`data.memory_limit_mb`) in a mapped temporary file.
+    pub pixels: Arc<Store<u8>>,
+    /// Where copies of these images (subsets, resized or RGB copies) go to a mapped file
+    /// instead of memory.
+    pub memory_limit_bytes: u64,
     /// Number of images.
     pub len: usize,
     /// 1 (grayscale) or 3 (RGB).
@@ -32,6 +38,49 @@ pub struct ImageSet {
 }
 
 impl ImageSet {
+    /// A set held in memory (its copies too): `pixels` as [`ImageSet::pixels`] describes.
+    pub fn in_memory(
+        pixels: Vec<u8>,
+        len: usize,
+        channels: usize,
+        height: usize,
+        width: usize,
+    ) -> ImageSet {
+        ImageSet {
+            pixels: Arc::new(Store::Memory(pixels)),
+            memory_limit_bytes: u64::MAX,
+            len,
+            channels,
+            height,
+            width,
+            labels: None,
+            class_names: Vec::new(),
+        }
+    }
+
+    /// This set with its copies kept under `limit_bytes`, its own pixels moved to a mapped
+    /// temporary file when they are in memory and take more.
+    pub fn under_memory_limit(self, limit_bytes: u64) -> Result<ImageSet, DataError> {
+        let pixels = if !self.pixels.is_mapped() && self.pixels.len() as u64 > limit_bytes {
+            Arc::new(Store::build(self.pixels.len(), limit_bytes, |out| {
+                out.copy_from_slice(&self.pixels);
+                Ok::<_, DataError>(())
+            })?)
+        } else {
+            Arc::clone(&self.pixels)
+        };
+        Ok(ImageSet {
+            pixels,
+            memory_limit_bytes: limit_bytes,
+            ..self
+        })
+    }
+
+    /// A new store of `len` bytes under this set's memory limit that `copy` fills.
+    fn store_copied(&self, len: usize, copy: impl FnOnce(&mut [u8])) -> Store<u8> {
+        Store::copied(len, self.memory_limit_bytes, copy)
+    }
+
     /// The `C*H*W` bytes of image `index`. Panics if `index >= len` (a caller bug).
     pub fn image(&self, index: usize) -> &[u8] {
         let size = self.image_len();
@@ -52,12 +101,14 @@ impl ImageSet {
     /// Panics if an index is out of range (a caller bug).
     pub fn subset(&self, indices: &[usize]) -> ImageSet {
         let size = self.image_len();
-        let mut pixels = Vec::with_capacity(indices.len() * size);
-        for &index in indices {
-            pixels.extend_from_slice(self.image(index));
-        }
+        let pixels = self.store_copied(indices.len() * size, |out| {
+            for (image, &index) in out.chunks_exact_mut(size.max(1)).zip(indices) {
+                image.copy_from_slice(self.image(index));
+            }
+        });
         ImageSet {
             pixels: Arc::new(pixels),
+            memory_limit_bytes: self.memory_limit_bytes,
             len: indices.len(),
             channels: self.channels,
             height: self.height,
@@ -140,19 +191,29 @@ impl ImageSet {
         }
         let plane = self.height * self.width;
         let new_plane = height * width;
-        let mut pixels = vec![0u8; self.len * self.channels * new_plane];
-        if plane > 0 {
-            pixels
-                .par_chunks_mut(new_plane)
-                .zip(self.pixels.par_chunks(plane))
-                .for_each(|(out, input)| {
-                    let source = GrayImage::from_raw(old_width, old_height, input.to_vec())
-                        .expect("plane length equals width * height");
-                    let resized =
-                        imageops::resize(&source, new_width, new_height, FilterType::Triangle);
-                    out.copy_from_slice(resized.as_raw());
-                });
-        }
+        let pixels = Store::build(
+            self.len * self.channels * new_plane,
+            self.memory_limit_bytes,
+            |pixels| {
+                if plane > 0 {
+                    pixels
+                        .par_chunks_mut(new_plane)
+                        .zip(self.pixels.par_chunks(plane))
+                        .for_each(|(out, input)| {
+                            let source = GrayImage::from_raw(old_width, old_height, input.to_vec())
+                                .expect("plane length equals width * height");
+                            let resized = imageops::resize(
+                                &source,
+                                new_width,
+                                new_height,
+                                FilterType::Triangle,
+                            );
+                            out.copy_from_slice(resized.as_raw());
+                        });
+                }
+                Ok::<_, DataError>(())
+            },
+        )?;
         Ok(ImageSet {
             pixels: Arc::new(pixels),
             height,
@@ -167,13 +228,16 @@ impl ImageSet {
             return self.clone();
         }
         let plane = self.height * self.width;
-        let mut pixels = Vec::with_capacity(self.len * 3 * plane);
-        for index in 0..self.len {
-            let gray = self.image(index);
-            for _ in 0..3 {
-                pixels.extend_from_slice(gray);
+        let pixels = self.store_copied(self.len * 3 * plane, |out| {
+            for (rgb, gray) in out
+                .chunks_exact_mut(3 * plane.max(1))
+                .zip(self.pixels.chunks_exact(plane.max(1)))
+            {
+                for channel in rgb.chunks_exact_mut(plane.max(1)) {
+                    channel.copy_from_slice(gray);
+                }
             }
-        }
+        });
         ImageSet {
             pixels: Arc::new(pixels),
             channels: 3,
@@ -206,13 +270,8 @@ mod tests {
 
     fn four_gray_images() -> ImageSet {
         ImageSet {
-            pixels: Arc::new((0..4 * 6).map(|value| value as u8).collect()),
-            len: 4,
-            channels: 1,
-            height: 2,
-            width: 3,
             labels: Some(vec![0, 2, 1, 2]),
-            class_names: Vec::new(),
+            ..ImageSet::in_memory((0..4 * 6).map(|value| value as u8).collect(), 4, 1, 2, 3)
         }
     }
 
@@ -226,6 +285,35 @@ mod tests {
         assert_eq!(picked.image(1), &[0, 1, 2, 3, 4, 5]);
         assert_eq!(picked.labels.as_deref(), Some(&[2u16, 0, 2][..]));
         assert!(set.subset(&[]).is_empty());
+    }
+
+    /// Under a limit of 0 bytes every copy — subset, resized, RGB, and the set itself moved
+    /// under the limit — is a mapped file holding the bytes of the in-memory copy.
+    #[test]
+    fn copies_past_the_memory_limit_are_mapped_and_hold_the_same_pixels() {
+        let memory = four_gray_images();
+        let mapped = four_gray_images().under_memory_limit(0).unwrap();
+        assert!(mapped.pixels.is_mapped() && !memory.pixels.is_mapped());
+        assert_eq!(mapped.pixels, memory.pixels);
+        let copies = |set: &ImageSet| {
+            [
+                set.subset(&[3, 0, 3]),
+                set.resized(5, 4).unwrap(),
+                set.to_rgb(),
+                set.subset(&[]),
+            ]
+        };
+        for (in_memory, in_file) in copies(&memory).iter().zip(&copies(&mapped)) {
+            assert!(!in_memory.pixels.is_mapped());
+            assert_eq!(in_file.pixels.is_mapped(), !in_file.is_empty());
+            assert_eq!(in_file.pixels, in_memory.pixels);
+            assert_eq!(in_file.labels, in_memory.labels);
+            assert_eq!(in_file.memory_limit_bytes, 0);
+        }
+        assert_eq!(
+            copies(&mapped)[2].image(1),
+            &[6, 7, 8, 9, 10, 11].repeat(3)[..]
+        );
     }
 
     #[test]
@@ -257,15 +345,7 @@ mod tests {
 
     #[test]
     fn resized_keeps_constant_images_constant_and_to_rgb_replicates() {
-        let set = ImageSet {
-            pixels: Arc::new([vec![7u8; 4], vec![200u8; 4]].concat()),
-            len: 2,
-            channels: 1,
-            height: 2,
-            width: 2,
-            labels: None,
-            class_names: Vec::new(),
-        };
+        let set = ImageSet::in_memory([vec![7u8; 4], vec![200u8; 4]].concat(), 2, 1, 2, 2);
         let big = set.resized(5, 4).unwrap();
         assert_eq!((big.height, big.width, big.pixels.len()), (5, 4, 40));
         assert!(big.image(0).iter().all(|&value| value == 7));

@@ -19,7 +19,11 @@
 //! known to be < 256. The held-out split is [`stratified_split`] (labeled) or
 //! [`random_split`] (unlabeled) with `holdout_fraction` and `split_seed`; it shuffles, so
 //! data sorted by label (MNIST-5k) is split fairly. When `image_size` is set, every source
-//! is resized to `image_size x image_size`.
+//! is resized to `image_size x image_size` (image folders as each file is decoded).
+//!
+//! Pixels, of the files and of every copy made from them (splits, resized or RGB copies,
+//! label subsets), are kept in memory up to `memory_limit_mb` per set and past it in mapped
+//! temporary files, so the process's own memory does not grow with the number of images.
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +33,7 @@ use crate::idx_naming::{idx_images_prefix, read_idx_with_neighbours};
 use crate::image_folder::read_image_folder;
 use crate::image_set::{ImageSet, ImageSplits};
 use crate::split::{random_split, stratified_split};
+use crate::store::megabytes;
 
 /// How to load a `--data` spec.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,15 +44,20 @@ pub struct SourceOptions {
     pub holdout_fraction: f64,
     /// Seed of that held-out split.
     pub split_seed: u64,
+    /// Decoded pixels beyond this many MB (1 byte a pixel and channel) are kept in a
+    /// temporary file mapped into memory rather than in the process's own memory; the file
+    /// needs as much free disk under the temporary folder (`TMPDIR`).
+    pub memory_limit_mb: u64,
 }
 
 impl Default for SourceOptions {
-    /// Native size, 20% held out, seed 0.
+    /// Native size, 20% held out, seed 0, pixels in memory up to 4096 MB.
     fn default() -> Self {
         SourceOptions {
             image_size: None,
             holdout_fraction: 0.2,
             split_seed: 0,
+            memory_limit_mb: 4096,
         }
     }
 }
@@ -68,8 +78,14 @@ pub fn load_images(spec: &str, options: &SourceOptions) -> Result<ImageSplits, D
             reason: "expected a size >= 1, found 0".to_string(),
         });
     }
+    let limit = megabytes(options.memory_limit_mb);
     let splits = if spec == "embedded" || spec == "embedded:fashion-mnist" {
-        embedded_fashion_mnist()?
+        let splits = embedded_fashion_mnist()?;
+        ImageSplits {
+            train: splits.train.under_memory_limit(limit)?,
+            test: splits.test.under_memory_limit(limit)?,
+            name: splits.name,
+        }
     } else if let Some(name) = spec.strip_prefix("embedded:") {
         return Err(DataError::UnknownLayout {
             path: PathBuf::from(spec),
@@ -116,7 +132,7 @@ fn display_name(path: &Path) -> String {
 }
 
 fn load_idx_file(path: &Path, options: &SourceOptions) -> Result<ImageSplits, DataError> {
-    let set = read_idx_with_neighbours(path)?;
+    let set = read_idx_with_neighbours(path, megabytes(options.memory_limit_mb))?;
     let file_name = display_name(path);
     let name = idx_images_prefix(&file_name).map_or(file_name, |(prefix, _)| prefix);
     Ok(held_out(name, set, options))
@@ -124,6 +140,7 @@ fn load_idx_file(path: &Path, options: &SourceOptions) -> Result<ImageSplits, Da
 
 fn load_folder(dir: &Path, options: &SourceOptions) -> Result<ImageSplits, DataError> {
     let name = display_name(dir);
+    let limit = megabytes(options.memory_limit_mb);
     let io_error = |source| DataError::Io {
         path: dir.to_path_buf(),
         source,
@@ -148,10 +165,10 @@ fn load_folder(dir: &Path, options: &SourceOptions) -> Result<ImageSplits, DataE
                 .map(|(_, path)| path)
         };
         if let Some(train) = find("train") {
-            let train = read_idx_with_neighbours(train)?;
+            let train = read_idx_with_neighbours(train, limit)?;
             return match find("t10k").or_else(|| find("test")) {
                 Some(test_path) => {
-                    let test = read_idx_with_neighbours(test_path)?;
+                    let test = read_idx_with_neighbours(test_path, limit)?;
                     let test = matched_test(&train, test, test_path)?;
                     Ok(ImageSplits { name, train, test })
                 }
@@ -159,7 +176,11 @@ fn load_folder(dir: &Path, options: &SourceOptions) -> Result<ImageSplits, DataE
             };
         }
         if let [(_, only)] = idx_images.as_slice() {
-            return Ok(held_out(name, read_idx_with_neighbours(only)?, options));
+            return Ok(held_out(
+                name,
+                read_idx_with_neighbours(only, limit)?,
+                options,
+            ));
         }
         return Err(DataError::UnknownLayout {
             path: dir.to_path_buf(),
@@ -171,8 +192,8 @@ fn load_folder(dir: &Path, options: &SourceOptions) -> Result<ImageSplits, DataE
     }
     let (train_dir, test_dir) = (dir.join("train"), dir.join("test"));
     if train_dir.is_dir() && test_dir.is_dir() && has_subfolder(&train_dir) {
-        let train = read_image_folder(&train_dir, options.image_size)?;
-        let test = read_image_folder(&test_dir, options.image_size)?;
+        let train = read_image_folder(&train_dir, options.image_size, limit)?;
+        let test = read_image_folder(&test_dir, options.image_size, limit)?;
         let (train, test) = if train.channels == test.channels {
             (train, test)
         } else {
@@ -183,7 +204,7 @@ fn load_folder(dir: &Path, options: &SourceOptions) -> Result<ImageSplits, DataE
     }
     Ok(held_out(
         name,
-        read_image_folder(dir, options.image_size)?,
+        read_image_folder(dir, options.image_size, limit)?,
         options,
     ))
 }
@@ -499,6 +520,84 @@ mod tests {
         .unwrap();
         assert_eq!((splits.train.len, splits.test.len), (4, 2));
         assert_eq!(splits.test.labels.as_deref(), Some(&[0u16, 1][..]));
+    }
+
+    /// The first `count` embedded Fashion-MNIST training images as PNGs in one folder per
+    /// class (`class-L/NNNN.png`, NNNN the image's index) and as a gzipped IDX pair.
+    fn fashion_png_and_idx(dir: &Path, count: usize) -> (PathBuf, PathBuf, ImageSet) {
+        let embedded = embedded_fashion_mnist()
+            .unwrap()
+            .train
+            .subset(&Vec::from_iter(0..count));
+        let (pngs, idx) = (dir.join("pngs"), dir.join("idx"));
+        std::fs::create_dir_all(&idx).unwrap();
+        let labels = embedded.labels.as_deref().unwrap();
+        for (index, &label) in labels.iter().enumerate() {
+            let class = pngs.join(format!("class-{label}"));
+            std::fs::create_dir_all(&class).unwrap();
+            GrayImage::from_raw(28, 28, embedded.image(index).to_vec())
+                .unwrap()
+                .save(class.join(format!("{index:04}.png")))
+                .unwrap();
+        }
+        let gzip = |bytes: Vec<u8>| {
+            use std::io::Write;
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(&bytes).unwrap();
+            encoder.finish().unwrap()
+        };
+        let header = |words: &[u32]| -> Vec<u8> {
+            words.iter().flat_map(|word| word.to_be_bytes()).collect()
+        };
+        let images = [
+            header(&[IDX_IMAGES_MAGIC, count as u32, 28, 28]),
+            embedded.pixels.to_vec(),
+        ]
+        .concat();
+        let label_bytes = labels.iter().map(|&label| label as u8).collect::<Vec<_>>();
+        let label_file = [header(&[IDX_LABELS_MAGIC, count as u32]), label_bytes].concat();
+        std::fs::write(idx.join("fashion-images-idx3-ubyte.gz"), gzip(images)).unwrap();
+        std::fs::write(idx.join("fashion-labels-idx1-ubyte.gz"), gzip(label_file)).unwrap();
+        (pngs, idx, embedded)
+    }
+
+    /// Past `memory_limit_mb` (here 0) a folder of real PNGs, an IDX pair and the embedded
+    /// set, their held-out splits, resized copies and label subsets, live in mapped files and
+    /// hold exactly the images and labels of the in-memory sets, which are the PNGs' pixels.
+    #[test]
+    fn images_past_the_memory_limit_are_mapped_and_read_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pngs, idx, embedded) = fashion_png_and_idx(dir.path(), 120);
+        let load = |spec: &Path, memory_limit_mb, image_size| {
+            let options = SourceOptions {
+                memory_limit_mb,
+                image_size,
+                ..SourceOptions::default()
+            };
+            load_images(spec.to_str().unwrap(), &options).unwrap()
+        };
+        // In memory, the folder's images are the PNGs' pixels, in class then file order.
+        let whole = read_image_folder(&pngs, None, u64::MAX).unwrap();
+        let mut by_class = Vec::from_iter(0..120);
+        by_class.sort_by_key(|&index| embedded.labels.as_ref().unwrap()[index]);
+        assert_eq!(whole.pixels, embedded.subset(&by_class).pixels);
+        for spec in [pngs.as_path(), idx.as_path(), Path::new("embedded")] {
+            for image_size in [None, Some(20)] {
+                let (memory, mapped) = (load(spec, 4096, image_size), load(spec, 0, image_size));
+                for (a, b) in [(&memory.train, &mapped.train), (&memory.test, &mapped.test)] {
+                    assert!(!a.pixels.is_mapped() && b.pixels.is_mapped(), "{spec:?}");
+                    assert_eq!(a.pixels, b.pixels, "{spec:?} {image_size:?}");
+                    assert_eq!((a.len, a.channels, a.height), (b.len, b.channels, b.height));
+                    assert_eq!((&a.labels, &a.class_names), (&b.labels, &b.class_names));
+                }
+                let labels = memory.train.labels.as_deref().unwrap();
+                let picked = crate::split::stratified_subset(labels, 30, 7);
+                let subset = mapped.train.subset(&picked);
+                assert!(subset.pixels.is_mapped());
+                assert_eq!(subset.pixels, memory.train.subset(&picked).pixels);
+            }
+        }
     }
 
     #[test]

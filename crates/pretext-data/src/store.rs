@@ -133,6 +133,18 @@ impl<T: Pod> StoreWriter<T> {
         }
     }
 
+    /// [`StoreWriter::new`] for about `len` elements: room for them is reserved when they
+    /// fit under the limit (`len` must be known to exist: nothing checks it against the
+    /// data, so never pass a count read from a file's header).
+    pub fn with_capacity(limit_bytes: u64, len: usize) -> StoreWriter<T> {
+        let mut writer = StoreWriter::new(limit_bytes);
+        let bytes = len as u64 * std::mem::size_of::<T>() as u64;
+        if bytes <= limit_bytes {
+            writer.memory.reserve_exact(len);
+        }
+        writer
+    }
+
     /// Appends `elements`.
     pub fn extend_from_slice(&mut self, elements: &[T]) -> Result<(), DataError> {
         if self.spilled.is_none() {

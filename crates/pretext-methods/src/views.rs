@@ -68,15 +68,7 @@ mod tests {
     #[test]
     fn images_tokens_and_masks_reach_the_device_with_their_shapes_and_kinds() {
         let pixels: Vec<u8> = (0..3 * 28 * 28).map(|i| (i * 7 % 251) as u8).collect();
-        let images = Samples::Images(ImageSet {
-            pixels: Arc::new(pixels),
-            len: 3,
-            channels: 1,
-            height: 28,
-            width: 28,
-            labels: None,
-            class_names: Vec::new(),
-        });
+        let images = Samples::Images(ImageSet::in_memory(pixels, 3, 1, 28, 28));
         let recipe = ViewRecipe::MultiCrop {
             global: ViewConfig::default(),
             local: ViewConfig::default(),

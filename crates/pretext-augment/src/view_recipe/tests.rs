@@ -9,15 +9,7 @@ use pretext_data::Vocabulary;
 fn tiny_set() -> Samples {
     let len = 3;
     let pixels: Vec<u8> = (0..len * 28 * 28).map(|i| (i * 7 % 251) as u8).collect();
-    Samples::Images(ImageSet {
-        pixels: Arc::new(pixels),
-        len,
-        channels: 1,
-        height: 28,
-        width: 28,
-        labels: None,
-        class_names: Vec::new(),
-    })
+    Samples::Images(ImageSet::in_memory(pixels, len, 1, 28, 28))
 }
 
 /// `len` clips of 4 samples each.

@@ -15,7 +15,7 @@ fn idx_header(words: &[u32]) -> Vec<u8> {
 /// IDX files of the first Fashion-MNIST images and labels, and PNG/JPEG images of them.
 pub(super) fn idx_and_image_seeds(shared: &Path, corpus: &mut Corpus) -> Result<(), String> {
     let dir = shared.join("vision/fashion-mnist");
-    let images = read_idx_images(&dir.join("train-images-idx3-ubyte.gz"))
+    let images = read_idx_images(&dir.join("train-images-idx3-ubyte.gz"), u64::MAX)
         .map_err(|error| error.to_string())?;
     let labels = read_idx_labels(&dir.join("train-labels-idx1-ubyte.gz"))
         .map_err(|error| error.to_string())?;
