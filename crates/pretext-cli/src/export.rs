@@ -43,6 +43,18 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let run = RunDir::new(&args.run);
     let config = run.read_config()?;
     let checkpoint = latest_checkpoint(&run)?;
+    // Refused before anything is traced or written (libtorch's own message is a backtrace).
+    let parent = match args.output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        bail!(
+            "-o {}: the folder {} does not exist",
+            args.output.display(),
+            parent.display()
+        );
+    }
     let data = open_for_run(&run, &config, args.data.as_deref())?;
     // Exports are made on the CPU: a traced module keeps the device it was traced on.
     let mut model = load_model(&config, &checkpoint, &data.train, Device::Cpu)?;
@@ -394,10 +406,7 @@ fn export_hf(
     if named.is_empty() {
         bail!("the run's checkpoint holds no encoder weights");
     }
-    let partial = output.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&partial);
-    std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
-    let written = (|| -> anyhow::Result<()> {
+    write_folder(output, |partial| {
         Tensor::write_safetensors(&named, partial.join("model.safetensors"))
             .context("writing model.safetensors")?;
         let tokenizer_source = run.root.join(pretext_data::text::RUN_TOKENIZER);
@@ -448,12 +457,7 @@ fn export_hf(
             })?;
         }
         Ok(())
-    })();
-    if let Err(error) = written {
-        let _ = std::fs::remove_dir_all(&partial);
-        return Err(error);
-    }
-    replace_folder(&partial, output)?;
+    })?;
     eprintln!(
         "wrote {} (Hugging Face BERT: {} layers of {}, {} pooling; load it with AutoModel.from_pretrained or SentenceTransformer, or pretext embed --model)",
         output.display(),
@@ -475,10 +479,7 @@ fn export_safetensors(
         anyhow::anyhow!("--format safetensors: {error} (--format torchscript takes every backbone)")
     })?;
     let config = pretext_nn::timm_config(encoder)?;
-    let partial = output.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&partial);
-    std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
-    let written = (|| -> anyhow::Result<()> {
+    write_folder(output, |partial| {
         Tensor::write_safetensors(&named, partial.join("model.safetensors"))
             .context("writing model.safetensors")?;
         pretext_train::write_atomic_with(&partial.join("config.json"), |file| {
@@ -486,12 +487,7 @@ fn export_safetensors(
             Ok(())
         })?;
         Ok(())
-    })();
-    if let Err(error) = written {
-        let _ = std::fs::remove_dir_all(&partial);
-        return Err(error);
-    }
-    replace_folder(&partial, output)?;
+    })?;
     eprintln!(
         "wrote {} (model.safetensors with timm's names, {} tensors; config.json: {})",
         output.display(),
@@ -535,6 +531,23 @@ fn bert_config(transformer: &TransformerConfig, pad_id: u32) -> Value {
         "initializer_range": 0.02,
         "torch_dtype": "float32",
     })
+}
+
+/// Fills a folder through `fill` in `<output>.partial`, then puts it at `output` (replacing
+/// an earlier export there); a failure removes the partial folder and leaves `output` as it
+/// was.
+fn write_folder(
+    output: &Path,
+    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let partial = output.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    if let Err(error) = fill(&partial) {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(error);
+    }
+    replace_folder(&partial, output)
 }
 
 /// Puts the finished folder `partial` at `output`, replacing an earlier export there.

@@ -602,4 +602,17 @@ fn hf_export_of_minilm_after_continued_mlm_reads_back_with_embed_model() {
     ]);
     assert_fails_naming(&outcome, &["norm_first", "--format torchscript"]);
     assert!(!dir.path().join("x").exists());
+    // An output folder that does not exist is named before anything is traced (libtorch's own
+    // message was a one-line backtrace).
+    let missing = dir.path().join("missing/encoder.pt");
+    let outcome = pretext(&[
+        "export",
+        arg(&prenorm),
+        "--format",
+        "torchscript",
+        "-o",
+        arg(&missing),
+    ]);
+    assert_fails_naming(&outcome, &["missing", "does not exist"]);
+    assert!(!outcome.stderr.contains("frame #"), "{}", outcome.stderr);
 }

@@ -173,8 +173,10 @@ pub fn load_hf_bert_weights(
 
 /// How many values of a floating-point tensor are NaN or infinite, and the flat index of
 /// the first; None when all are finite (or the tensor holds integers).
-fn non_finite(tensor: &Tensor) -> Option<(i64, i64)> {
-    if !tensor.is_floating_point() {
+pub(crate) fn non_finite(tensor: &Tensor) -> Option<(i64, i64)> {
+    // One pass for the usual case: a float64 sum of float32 values cannot overflow, so it
+    // is finite exactly when every value is.
+    if !tensor.is_floating_point() || tensor.sum(tch::Kind::Double).double_value(&[]).is_finite() {
         return None;
     }
     let bad = tensor.isfinite().logical_not().flatten(0, -1);

@@ -4,10 +4,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use tch::nn::VarStore;
-use tch::Tensor;
 
 use super::error::ImageCheckpointError;
 use super::folder::read_tensors;
+use crate::hf_bert::non_finite;
 
 /// How many problems one message lists before counting the rest.
 const PROBLEMS_SHOWN: usize = 8;
@@ -120,24 +120,4 @@ pub fn load_image_checkpoint(
         }
     });
     Ok(())
-}
-
-/// How many values of a floating-point tensor are NaN or infinite, and the flat index of
-/// the first; None when all are finite (or the tensor holds integers).
-fn non_finite(tensor: &Tensor) -> Option<(i64, i64)> {
-    // One pass for the usual case: a float64 sum of float32 values cannot overflow, so it
-    // is finite exactly when every value is.
-    if !tensor.is_floating_point() || tensor.sum(tch::Kind::Double).double_value(&[]).is_finite() {
-        return None;
-    }
-    let bad = tensor.isfinite().logical_not().flatten(0, -1);
-    let count = bad.sum(tch::Kind::Int64).int64_value(&[]);
-    (count > 0).then(|| {
-        (
-            count,
-            bad.to_kind(tch::Kind::Uint8)
-                .argmax(0, false)
-                .int64_value(&[]),
-        )
-    })
 }
