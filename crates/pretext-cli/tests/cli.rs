@@ -2044,6 +2044,46 @@ fn a_cell_that_cannot_be_measured_is_marked_and_the_study_goes_on() {
     );
 }
 
+/// A method whose pretraining fails does not stop the study either: BYOL at lr 1e30
+/// diverges at once (no non-finite step allowed), so its cells are n/a with the reason,
+/// while SimCLR and the raw-feature baseline are measured.
+#[test]
+fn a_method_whose_pretraining_fails_is_marked_and_the_study_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = embedded_slice(dir.path(), 300, 100);
+    let study = dir.path().join("study.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "labels = [\"20%\"]\nseeds = [0]\nevaluations = [\"knn\", \"linear\"]\n\
+             baselines = [\"raw\"]\n\
+             [pretrain]\ndata.path = {:?}\ntrain.steps = 4\ntrain.batch_size = 32\n\
+             train.max_nonfinite_steps = 0\nhealth.knn_every = 0\n\
+             [[methods]]\nname = \"byol\"\nset = [\"optimizer.lr=1e30\"]\n\
+             [[methods]]\nname = \"simclr\"\n",
+            arg(&data)
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let outcome = pretext(&["study", "--config", arg(&study), "--out", arg(&out)]);
+    assert_succeeds(&outcome, "a study with a method that cannot pretrain");
+    let table = &outcome.stdout;
+    assert!(table.contains("| **byol · linear** | n/a |"), "{table}");
+    assert!(
+        table.contains("- byol · linear at 60 labels: pretraining failed: ")
+            && table.contains("non-finite"),
+        "{table}"
+    );
+    assert!(!table.contains("| **simclr · linear** | n/a |"), "{table}");
+    assert!(!table.contains("| raw + LR | n/a |"), "{table}");
+    assert!(
+        outcome.stderr.contains("could not pretrain byol"),
+        "{}",
+        outcome.stderr
+    );
+}
+
 /// A study killed (SIGKILL) in the middle continues where it stopped (a second study on the
 /// same folder is refused while the first runs): pretraining and the
 /// cells measured before the kill are reused untouched, the rest is measured, and a third

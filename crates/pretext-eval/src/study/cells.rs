@@ -101,7 +101,7 @@ impl Measured {
 /// Whether an error is the cell's own (its settings do not fit its labels or data): the
 /// cell is marked unmeasured and the study goes on. Anything else (the disk, the device,
 /// another process) stops the study.
-fn cell_level(error: &TrainError) -> bool {
+pub(super) fn cell_level(error: &TrainError) -> bool {
     matches!(
         error,
         TrainError::Data(_)

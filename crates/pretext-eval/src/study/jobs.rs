@@ -6,6 +6,7 @@ use pretext_train::{Checkpoint, PretrainConfig, TrainError};
 
 use super::cells::{fingerprint, keep_missing, training_print, Measured, Wanted};
 use super::runner::{Runner, PROBE_BASELINES};
+use super::summary::Cell;
 use crate::classic::ClassicConfig;
 use crate::finetune::{finetune, FinetuneConfig, FinetuneReport};
 use crate::probe::{probe_baselines, probe_budgets, ProbeConfig};
@@ -106,6 +107,56 @@ impl Runner<'_> {
                             .noted(note)])
                         },
                     )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks every cell of method `index` n/a with the reason its pretraining failed (kept
+    /// in the results, not saved as cell files: a rerun tries the pretraining again).
+    pub(super) fn pretraining_failed(
+        &mut self,
+        index: usize,
+        error: &TrainError,
+    ) -> Result<(), TrainError> {
+        let method = &self.plan.methods[index];
+        let label = method.label.clone();
+        self.progress.message(&format!(
+            "could not pretrain {label}: {error}; its cells are marked n/a and the study goes on"
+        ));
+        if self.budgets.is_empty() {
+            let data =
+                pretext_data::open(&method.config.data.path, &method.config.data_options(None))?
+                    .splits;
+            self.resolve_budgets(&data)?;
+        }
+        let study = self.study().clone();
+        let mut series = Vec::new();
+        if self.probes() && study.evaluates("knn") {
+            series.push(self.knn_series(&label));
+        }
+        if self.probes() && study.evaluates("linear") {
+            series.push(format!("{label} · linear"));
+        }
+        if study.evaluates("finetune") {
+            series.push(format!("{label} · fine-tuned"));
+        }
+        let reason = format!("pretraining failed: {error}");
+        for &seed in &study.seeds {
+            for budget in &self.budgets {
+                for name in &series {
+                    self.cells.push(Cell {
+                        series: name.clone(),
+                        budget: budget.budget.clone(),
+                        labels: budget.labels,
+                        seed,
+                        accuracy: 0.0,
+                        seconds: 0.0,
+                        fingerprint: String::new(),
+                        note: String::new(),
+                        unmeasured: Some(reason.clone()),
+                    });
                 }
             }
         }

@@ -11,7 +11,7 @@ use pretext_train::{
 };
 use tch::Device;
 
-use super::cells::same_data;
+use super::cells::{cell_level, same_data};
 use super::runner::Runner;
 use super::{plot, report, MethodHealth, StudyConfig, StudyResults};
 
@@ -177,7 +177,16 @@ fn study_pass(
     // The baselines use the first method's config and data: kept, not read again.
     let mut first = None;
     for (index, method) in plan.methods.iter().enumerate() {
-        let (config, checkpoint, data) = runner.pretrain(method)?;
+        let (config, checkpoint, data) = match runner.pretrain(method) {
+            Ok(pretrained) => pretrained,
+            // One method that cannot pretrain (it diverges, its settings do not fit the
+            // data) leaves its cells n/a; the other methods and the baselines go on.
+            Err(error) if cell_level(&error) => {
+                runner.pretraining_failed(index, &error)?;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         runner.resolve_budgets(&data)?;
         if spread.is_none() {
             health.push(method_health(method, &config, &checkpoint, &data)?);
