@@ -7,7 +7,8 @@
 # 1. every method pretrains 20 steps on CUDA in fp32 and bf16 (the loss must stay finite);
 # 2. `pretext bench --large all`: SimCLR ResNet-18 (2x512), MAE ViT-S/16 and BERT-base
 #    steps in fp32 and bf16 beside bench/reference/gpu_step.py, with GPU memory;
-# 3. the SimCLR step and epoch benchmarks of `pretext bench` on CUDA;
+# 3. the SimCLR step and epoch benchmarks of `pretext bench` on CUDA, and 100 SimCLR
+#    steps with the views made by the CPU workers and by the GPU (data.augment);
 # 4. configs/simclr-fmnist-gpu.toml for as long as the time left allows, then its k-NN on
 #    Fashion-MNIST's 10,000 test images with the 60,000 training images as the bank.
 # Every part has its own time limit; a failing part is reported and the next one runs.
@@ -64,6 +65,17 @@ part bench-large 200 "$bin" bench --device cuda --skip-step --skip-epoch --large
 part bench-small 150 "$bin" bench --device cuda --data $data/fashion-mnist --workers 12 --epoch-steps 100 \
     --audio --python "$python" --json "$out/bench-small.json" &&
     grep -E "step|epoch" "$out/bench-small.log"
+
+# 3b. The same 100 SimCLR steps (ResNet-18, batch 512) with the views made by the data
+#     workers (data.augment=host) and by the GPU (device, the default on CUDA).
+for place in host device; do
+    part "augment-$place" 90 "$bin" pretrain --device cuda --data $data/fashion-mnist \
+        --backbone resnet18 --image-size 32 --batch-size 512 --steps 100 --precision bf16 \
+        --out "$out/runs/augment-$place" --overwrite --set data.augment=$place \
+        --set data.workers=12 --set health.knn_every=0 &&
+        tail -1 "$out/runs/augment-$place/metrics.jsonl" |
+        grep -oE '"(images_per_second|data_wait_seconds)":[0-9.e+-]+'
+done
 
 # 4. The GPU recipe, for the time left, then its k-NN with the whole training set as bank.
 limit=$(( $(left) - 60 ))

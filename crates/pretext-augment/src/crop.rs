@@ -136,15 +136,15 @@ pub fn resized_crop(img: &Image, crop: CropBox, out_height: usize, out_width: us
 /// The two source indices (absolute, in the full image) and the weight of the far one for
 /// one output row or column.
 #[derive(Clone, Copy, Debug)]
-struct BilinearTap {
-    near: usize,
-    far: usize,
-    far_weight: f32,
+pub(crate) struct BilinearTap {
+    pub(crate) near: usize,
+    pub(crate) far: usize,
+    pub(crate) far_weight: f32,
 }
 
 /// Taps for resampling `in_len` source pixels starting at `offset` to `out_len` pixels,
 /// as PyTorch's `area_pixel_compute_source_index` with `align_corners = false`.
-fn bilinear_taps(offset: usize, in_len: usize, out_len: usize) -> Vec<BilinearTap> {
+pub(crate) fn bilinear_taps(offset: usize, in_len: usize, out_len: usize) -> Vec<BilinearTap> {
     let step = in_len as f32 / out_len as f32;
     (0..out_len)
         .map(|d| {

@@ -71,12 +71,36 @@ pub fn color_jitter<R: Rng + ?Sized>(img: &Image, jitter: &ColorJitter, rng: &mu
 }
 
 /// One of the four adjustments, for shuffling.
-#[derive(Clone, Copy)]
-enum Adjustment {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adjustment {
     Brightness,
     Contrast,
     Saturation,
     Hue,
+}
+
+/// The random choices of one colour jitter: the order of the four adjustments and the
+/// factors of the enabled ones (`None`: strength 0, skipped).
+#[derive(Clone, Debug, PartialEq)]
+pub struct JitterParams {
+    pub order: [Adjustment; 4],
+    pub brightness: Option<f32>,
+    pub contrast: Option<f32>,
+    pub saturation: Option<f32>,
+    /// Hue shift in turns of the hue circle.
+    pub hue: Option<f32>,
+}
+
+impl JitterParams {
+    /// The factor (or hue shift) of `adjustment`, `None` when it is disabled.
+    pub fn factor(&self, adjustment: Adjustment) -> Option<f32> {
+        match adjustment {
+            Adjustment::Brightness => self.brightness,
+            Adjustment::Contrast => self.contrast,
+            Adjustment::Saturation => self.saturation,
+            Adjustment::Hue => self.hue,
+        }
+    }
 }
 
 /// [`color_jitter`] without allocating.
@@ -85,6 +109,12 @@ pub(crate) fn color_jitter_in_place<R: Rng + ?Sized>(
     jitter: &ColorJitter,
     rng: &mut R,
 ) {
+    apply_jitter_in_place(img, &draw_jitter(jitter, rng));
+}
+
+/// Draws a jitter's order and factors: the permutation, then the brightness, contrast,
+/// saturation and hue draws of the enabled jitters.
+pub(crate) fn draw_jitter<R: Rng + ?Sized>(jitter: &ColorJitter, rng: &mut R) -> JitterParams {
     let mut order = [
         Adjustment::Brightness,
         Adjustment::Contrast,
@@ -96,15 +126,24 @@ pub(crate) fn color_jitter_in_place<R: Rng + ?Sized>(
     let contrast = factor_range(jitter.contrast).map(|(low, high)| uniform(rng, low, high));
     let saturation = factor_range(jitter.saturation).map(|(low, high)| uniform(rng, low, high));
     let hue = (jitter.hue > 0.0).then(|| uniform(rng, -jitter.hue, jitter.hue));
-    for adjustment in order {
-        match (adjustment, brightness, contrast, saturation, hue) {
-            (Adjustment::Brightness, Some(factor), ..) => adjust_brightness_in_place(img, factor),
-            (Adjustment::Contrast, _, Some(factor), ..) => adjust_contrast_in_place(img, factor),
-            (Adjustment::Saturation, _, _, Some(factor), _) => {
-                adjust_saturation_in_place(img, factor)
-            }
-            (Adjustment::Hue, .., Some(shift)) => adjust_hue_in_place(img, shift),
-            _ => {}
+    JitterParams {
+        order,
+        brightness,
+        contrast,
+        saturation,
+        hue,
+    }
+}
+
+/// Applies drawn jitter parameters in their order.
+pub(crate) fn apply_jitter_in_place(img: &mut Image, params: &JitterParams) {
+    for adjustment in params.order {
+        match (adjustment, params.factor(adjustment)) {
+            (Adjustment::Brightness, Some(factor)) => adjust_brightness_in_place(img, factor),
+            (Adjustment::Contrast, Some(factor)) => adjust_contrast_in_place(img, factor),
+            (Adjustment::Saturation, Some(factor)) => adjust_saturation_in_place(img, factor),
+            (Adjustment::Hue, Some(shift)) => adjust_hue_in_place(img, shift),
+            (_, None) => {}
         }
     }
 }

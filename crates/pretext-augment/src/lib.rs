@@ -27,6 +27,7 @@ mod solarize;
 mod span_mask;
 mod table_corrupt;
 mod token_mask;
+mod view_params;
 mod view_recipe;
 
 pub use blur::{gaussian_blur, gaussian_kernel};
@@ -34,11 +35,11 @@ pub use color::{adjust_brightness, adjust_contrast, adjust_hue, adjust_saturatio
 pub use crop::{random_resized_crop, resized_crop, sample_crop_box, CropBox};
 pub use error::AugmentError;
 pub use flip::horizontal_flip;
-pub use host_batch::{HostBatch, HostData, HostView};
+pub use host_batch::{HostBatch, HostData, HostView, PlannedView, PlannedViews};
 pub use image::Image;
 pub use input_normalization::{normalize_in_place, INPUT_MEAN, INPUT_STD};
 pub use jigsaw::{jigsaw_tiles, maximal_hamming_permutations};
-pub use jitter::{color_jitter, ColorJitter};
+pub use jitter::{color_jitter, Adjustment, ColorJitter, JitterParams};
 pub use pipeline::ViewConfig;
 pub use rotate::rotate90;
 pub use row_packing::pack_rows;
@@ -46,4 +47,5 @@ pub use solarize::solarize;
 pub use span_mask::{span_mask_from_starts, SpanMaskConfig};
 pub use table_corrupt::{corrupt_row, CorruptedRow, CorruptionScheme, MarginalPool};
 pub use token_mask::{mask_tokens, MaskedTokens, MaskingConfig, IGNORED_LABEL};
+pub use view_params::{ResizeTaps, ViewParams};
 pub use view_recipe::{FrameMasking, ViewRecipe};

@@ -10,14 +10,11 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::blur::gaussian_blur;
-use crate::color::to_grayscale_in_place;
-use crate::crop::random_resized_crop;
+use crate::crop::sample_crop_box;
 use crate::error::AugmentError;
-use crate::flip::horizontal_flip_in_place;
 use crate::image::Image;
-use crate::jitter::{color_jitter_in_place, ColorJitter};
-use crate::solarize::solarize_in_place;
+use crate::jitter::{draw_jitter, ColorJitter};
+use crate::view_params::ViewParams;
 
 /// Smallest crop area fraction [`ViewConfig::scaled`] extrapolates down to.
 const MIN_SCALED_CROP_AREA: f32 = 0.01;
@@ -131,33 +128,38 @@ impl ViewConfig {
     /// their step applies. Call [`ViewConfig::validate`] first: out-of-range values do not
     /// panic but give meaningless views.
     pub fn view<R: Rng + ?Sized>(&self, img: &Image, out_size: usize, rng: &mut R) -> Image {
-        let mut view = random_resized_crop(
-            img,
-            out_size,
-            out_size,
-            self.crop_scale,
-            self.crop_ratio,
-            rng,
-        );
-        if coin(rng, self.flip_probability) {
-            horizontal_flip_in_place(&mut view);
+        self.draw(img.height, img.width, rng).apply(img, out_size)
+    }
+
+    /// The random choices of one view of a `height × width` image, drawn from `rng` in the
+    /// order [`ViewConfig::view`] draws them, before any pixel is touched: the host applies
+    /// them with [`ViewParams::apply`], the device with batched tensor ops
+    /// (`data.augment = "device"`), so both paths see the same crops and factors.
+    pub fn draw<R: Rng + ?Sized>(&self, height: usize, width: usize, rng: &mut R) -> ViewParams {
+        let crop = sample_crop_box(height, width, self.crop_scale, self.crop_ratio, rng);
+        let flip = coin(rng, self.flip_probability);
+        let jitter = match coin(rng, self.jitter_probability) {
+            true => Some(draw_jitter(&self.jitter, rng)),
+            false => None,
+        };
+        let grayscale = coin(rng, self.grayscale_probability);
+        let blur_sigma = match coin(rng, self.blur_probability) {
+            true => {
+                let (sigma_min, sigma_max) = self.blur_sigma;
+                Some(sigma_min + (sigma_max - sigma_min) * rng.random::<f32>())
+            }
+            false => None,
+        };
+        let solarize_threshold =
+            coin(rng, self.solarize_probability).then_some(self.solarize_threshold);
+        ViewParams {
+            crop,
+            flip,
+            jitter,
+            grayscale,
+            blur_sigma,
+            solarize_threshold,
         }
-        if coin(rng, self.jitter_probability) {
-            color_jitter_in_place(&mut view, &self.jitter, rng);
-        }
-        if coin(rng, self.grayscale_probability) {
-            to_grayscale_in_place(&mut view);
-        }
-        if coin(rng, self.blur_probability) {
-            let (sigma_min, sigma_max) = self.blur_sigma;
-            let sigma = sigma_min + (sigma_max - sigma_min) * rng.random::<f32>();
-            view = gaussian_blur(&view, sigma);
-        }
-        if coin(rng, self.solarize_probability) {
-            solarize_in_place(&mut view, self.solarize_threshold);
-        }
-        view.clamp_in_place();
-        view
     }
 
     /// A copy with every augmentation scaled in strength by `strength` ∈ [0, ∞), for sweeping

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use pretext_data::{rng_stream, AudioSet, ImageSet, Samples, TableSet, TokenSet};
 use rand::Rng;
 
-use crate::host_batch::{HostBatch, HostData, HostView};
+use crate::host_batch::{HostBatch, HostData, HostView, PlannedView, PlannedViews};
 use crate::input_normalization::normalize_in_place;
 use crate::{
     corrupt_row, jigsaw_tiles, mask_tokens, pack_rows, rotate90, CorruptionScheme, Image,
@@ -184,6 +184,88 @@ impl ViewRecipe {
             indices: indices.to_vec(),
             views,
             targets,
+            planned: None,
+        }
+    }
+
+    /// Whether the device can make this recipe's views (`data.augment = "device"`): the
+    /// image recipes of augmented views (two views, multi-crop, one view, rotations).
+    /// Jigsaw's tiles, tokens, rows and waveforms are always made on the host.
+    pub fn plans_device_views(&self) -> bool {
+        matches!(
+            self,
+            ViewRecipe::TwoViews(_)
+                | ViewRecipe::OneView(_)
+                | ViewRecipe::MultiCrop { .. }
+                | ViewRecipe::Rotations(_)
+        )
+    }
+
+    /// The batch of the images at `indices` as bytes, with every view's parameters drawn
+    /// from the streams [`ViewRecipe::build`] draws them from (run seed, epoch, image, view):
+    /// the device applies them (`pretext_methods`' device views). Panics unless
+    /// [`ViewRecipe::plans_device_views`] and the samples are images.
+    pub fn build_planned(
+        &self,
+        samples: &Samples,
+        indices: &[usize],
+        seed: u64,
+        step: u64,
+        epoch: u64,
+    ) -> HostBatch {
+        let Samples::Images(set) = samples else {
+            panic!("only image views are made on the device")
+        };
+        let sizes = self.view_sizes(set.height);
+        let (configs, rotations): (Vec<&ViewConfig>, bool) = match self {
+            ViewRecipe::TwoViews(config) => (vec![config; 2], false),
+            ViewRecipe::OneView(config) => (vec![config], false),
+            ViewRecipe::Rotations(config) => (vec![config], true),
+            ViewRecipe::MultiCrop { global, local, .. } => (
+                (0..sizes.len())
+                    .map(|view| if view < 2 { global } else { local })
+                    .collect(),
+                false,
+            ),
+            _ => panic!("this recipe's views are made on the host"),
+        };
+        let mut bytes = Vec::with_capacity(indices.len() * set.channels * set.height * set.width);
+        for &index in indices {
+            bytes.extend_from_slice(set.image(index));
+        }
+        let views = configs
+            .iter()
+            .zip(&sizes)
+            .enumerate()
+            .map(|(view, (config, &size))| PlannedView {
+                size,
+                params: indices
+                    .iter()
+                    .map(|&index| {
+                        let mut rng =
+                            rng_stream(seed, &[VIEW_STREAM, epoch, index as u64, view as u64]);
+                        config.draw(set.height, set.width, &mut rng)
+                    })
+                    .collect(),
+            })
+            .collect();
+        let images = HostView {
+            data: HostData::U8(bytes),
+            shape: [indices.len(), set.channels, set.height, set.width]
+                .map(|side| side as i64)
+                .to_vec(),
+        };
+        HostBatch {
+            step,
+            epoch,
+            indices: indices.to_vec(),
+            views: Vec::new(),
+            targets: None,
+            planned: Some(PlannedViews {
+                images,
+                views,
+                rotations,
+            }),
         }
     }
 

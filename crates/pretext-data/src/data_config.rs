@@ -40,6 +40,11 @@ pub struct DataConfig {
     pub workers: usize,
     /// Batches built ahead of the step that needs them.
     pub prefetch: usize,
+    /// Where image views are augmented: "host" (the data workers, the reference), "device"
+    /// (batched tensor ops on the training device, from the same seeded draws; the workers
+    /// only pick crops and factors), or "auto" (device on CUDA, host otherwise). Jigsaw's
+    /// tiles and non-image data are always made on the host.
+    pub augment: AugmentPlace,
     /// Decoded data (pixels, table values, token ids, audio samples) beyond this many MB
     /// is kept in a temporary file mapped into memory rather than in the process's own
     /// memory, so that a dataset larger than RAM is paged in as batches read it; the file
@@ -54,6 +59,30 @@ pub struct DataConfig {
     /// Audio: folders of unlabeled .wav files added to the training split for pretraining
     /// only (each file cut into consecutive clips); transfer still reads `path`.
     pub unlabeled: Vec<String>,
+}
+
+/// `data.augment`: where image views are made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AugmentPlace {
+    /// On the data worker threads (the reference path).
+    Host,
+    /// On the training device, as batched tensor ops.
+    Device,
+    /// The device on CUDA, the host otherwise.
+    #[default]
+    Auto,
+}
+
+impl AugmentPlace {
+    /// Whether views are made on the device when training on a CUDA device (`cuda`) or not.
+    pub fn on_device(self, cuda: bool) -> bool {
+        match self {
+            AugmentPlace::Host => false,
+            AugmentPlace::Device => true,
+            AugmentPlace::Auto => cuda,
+        }
+    }
 }
 
 /// `[data.table]`: how a CSV table's columns are read.
@@ -91,6 +120,7 @@ impl Default for DataConfig {
             split_seed: 0,
             workers: 2,
             prefetch: 4,
+            augment: AugmentPlace::Auto,
             memory_limit_mb: 4096,
             table: TableConfig::default(),
             audio: AudioOptions::default(),

@@ -37,7 +37,7 @@ pub use audio::{
     AudioOptions, AudioSet, AudioSplits, Waveform, AUDIO_LABELS_FILE,
 };
 pub use batch_plan::{epoch_permutation, BatchPlan, PERMUTATION_TAG};
-pub use data_config::{DataConfig, TableConfig};
+pub use data_config::{AugmentPlace, DataConfig, TableConfig};
 pub use embedded::{embedded_fashion_mnist, FASHION_MNIST_CLASSES};
 pub use error::{panic_message, DataError};
 pub use idx::{

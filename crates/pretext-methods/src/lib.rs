@@ -5,6 +5,7 @@
 pub mod bert_mlm;
 pub mod byol;
 pub mod corruption;
+pub(crate) mod device_views;
 pub mod dino;
 pub mod generation;
 pub mod gpt;

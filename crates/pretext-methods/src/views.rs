@@ -4,6 +4,8 @@
 
 use tch::{Device, Tensor};
 
+use crate::device_views::make_views;
+
 pub use pretext_augment::{FrameMasking, HostBatch, HostData, HostView, ViewRecipe};
 
 /// The device tensors of one step.
@@ -35,11 +37,14 @@ pub trait ToDevice {
 impl ToDevice for HostBatch {
     fn to_inputs(&self, device: Device) -> StepInputs {
         StepInputs {
-            views: self
-                .views
-                .iter()
-                .map(|view| view_to_device(view, device))
-                .collect(),
+            views: match &self.planned {
+                Some(planned) => make_views(planned, device),
+                None => self
+                    .views
+                    .iter()
+                    .map(|view| view_to_device(view, device))
+                    .collect(),
+            },
             targets: self
                 .targets
                 .as_ref()
@@ -48,14 +53,28 @@ impl ToDevice for HostBatch {
     }
 }
 
-/// One host view as a tensor of its shape on `device` (float, int64 or bool).
+/// One host view as a tensor of its shape on `device` (float, int64, bool or bytes).
 fn view_to_device(view: &HostView, device: Device) -> Tensor {
     let tensor = match &view.data {
         HostData::F32(values) => Tensor::from_slice(values),
         HostData::I64(values) => Tensor::from_slice(values),
         HostData::Bool(values) => Tensor::from_slice(values),
+        HostData::U8(values) => Tensor::from_slice(values),
     };
-    tensor.view(view.shape.as_slice()).to_device(device)
+    host_to_device(tensor.view(view.shape.as_slice()), device)
+}
+
+/// `tensor` (on the host) on `device`. To a GPU it goes through pinned (page-locked) memory
+/// and a non-blocking copy, so the host does not wait for the transfer: the copy is queued
+/// on the current stream ahead of the kernels that read it, and libtorch's pinned-memory
+/// allocator keeps the host buffer until the copy has run.
+pub(crate) fn host_to_device(tensor: Tensor, device: Device) -> Tensor {
+    match device {
+        Device::Cuda(_) => tensor
+            .pin_memory(device)
+            .to_device_(device, tensor.kind(), true, false),
+        _ => tensor.to_device(device),
+    }
 }
 
 #[cfg(test)]

@@ -204,7 +204,15 @@ pub fn pretrain(
         true => Some(StepLog::open(config, run, resumed_at, data, &model, total)?),
         false => None,
     };
-    let mut batches = batch_stream(config, plan, &train, state.step, total, (rank, world));
+    let device_views = views_on_device(config, &train, device, progress);
+    let mut batches = batch_stream(
+        config,
+        plan,
+        &train,
+        (state.step, total),
+        (rank, world),
+        device_views,
+    );
 
     progress.started(state.step, total);
     let started = Instant::now();
@@ -335,15 +343,39 @@ fn announce_unlabeled(
     }
 }
 
+/// Whether this run's image views are made on the device (`data.augment`); says so when
+/// the setting asks for the device but the recipe's views can only be made on the host.
+fn views_on_device(
+    config: &PretrainConfig,
+    train: &Samples,
+    device: Device,
+    progress: &mut dyn ProgressSink,
+) -> bool {
+    let wanted = config.data.augment.on_device(device.is_cuda());
+    if !wanted || !matches!(train, Samples::Images(_)) {
+        return false;
+    }
+    let recipe = config.view_recipe(train);
+    if !recipe.plans_device_views() {
+        progress.message(&format!(
+            "data.augment: {}'s views are made on the host (the device makes whole augmented views, not tiles)",
+            config.method.name.display_name()
+        ));
+        return false;
+    }
+    true
+}
+
 /// Builds each step's views on the data workers, from `first` up to `total`: a pure function
-/// of (seed, step), so a resumed run sees the same batches.
+/// of (seed, step), so a resumed run sees the same batches. With `device_views` the workers
+/// only draw each view's parameters and the device makes the views.
 fn batch_stream(
     config: &PretrainConfig,
     plan: BatchPlan,
     train: &Arc<Samples>,
-    first: u64,
-    total: u64,
+    (first, total): (u64, u64),
     (rank, world): (usize, usize),
+    device_views: bool,
 ) -> Prefetcher<HostBatch> {
     let recipe = config.view_recipe(train);
     let seed = config.seed;
@@ -360,7 +392,10 @@ fn batch_stream(
                 1 => indices,
                 _ => parallel::share(&indices, rank, world),
             };
-            recipe.build(&worker_set, &indices, seed, step, epoch)
+            match device_views {
+                true => recipe.build_planned(&worker_set, &indices, seed, step, epoch),
+                false => recipe.build(&worker_set, &indices, seed, step, epoch),
+            }
         },
     )
 }

@@ -164,3 +164,71 @@ fn the_masked_share_matches_the_configured_expectation() {
     let share = masks(&batch).iter().filter(|&&m| m).count() as f64 / (4000.0 * 49.0);
     assert!((share - expected).abs() < 0.01, "{share} vs {expected}");
 }
+
+/// Every augmentation on, with colour: the parameters a planned batch carries are the ones
+/// the host path applies, bit for bit, for every recipe the device can make.
+#[test]
+fn planned_views_carry_the_parameters_the_host_path_applies() {
+    let len = 4;
+    let pixels: Vec<u8> = (0..len * 3 * 20 * 20)
+        .map(|i| (i * 37 % 253) as u8)
+        .collect();
+    let set = Samples::Images(ImageSet::in_memory(pixels, len, 3, 20, 20));
+    let Samples::Images(images) = &set else {
+        unreachable!()
+    };
+    let strong = ViewConfig {
+        blur_probability: 0.5,
+        solarize_probability: 0.5,
+        grayscale_probability: 0.5,
+        ..ViewConfig::default()
+    };
+    let recipes = [
+        ViewRecipe::TwoViews(strong.clone()),
+        ViewRecipe::OneView(strong.clone()),
+        ViewRecipe::Rotations(strong.clone()),
+        ViewRecipe::MultiCrop {
+            global: strong.clone(),
+            local: ViewConfig::default(),
+            local_crops: 2,
+            local_size: 8,
+        },
+    ];
+    let indices = [3, 0, 2];
+    for recipe in recipes {
+        assert!(recipe.plans_device_views());
+        let host = recipe.build(&set, &indices, 11, 5, 2);
+        let planned = recipe.build_planned(&set, &indices, 11, 5, 2);
+        let plan = planned.planned.as_ref().expect("a planned batch");
+        assert!(planned.views.is_empty());
+        assert_eq!(plan.rotations, matches!(recipe, ViewRecipe::Rotations(_)));
+        assert_eq!(plan.images.shape, vec![3, 3, 20, 20]);
+        for (view, planned_view) in plan.views.iter().enumerate() {
+            // Rotations: the host's first view is the unturned one.
+            let host_view = &host.views[view];
+            let side = planned_view.size;
+            assert_eq!(host_view.shape[2] as usize, side);
+            for (row, (&index, params)) in indices.iter().zip(&planned_view.params).enumerate() {
+                let image = Image::from_u8(images.image(index), 3, 20, 20);
+                let mut expected = params.apply(&image, side).pixels;
+                normalize_in_place(&mut expected);
+                let len = 3 * side * side;
+                assert_eq!(
+                    &host_view.floats()[row * len..(row + 1) * len],
+                    expected.as_slice(),
+                    "{recipe:?}: view {view} of image {index}"
+                );
+            }
+        }
+    }
+    assert!(!ViewRecipe::Jigsaw {
+        view: ViewConfig::default(),
+        grid: 2,
+        tile_size: 10,
+        tile_output: 0,
+        standardize: true,
+        permutations: Arc::new(maximal_hamming_permutations(2, 4).unwrap()),
+    }
+    .plans_device_views());
+    assert!(!ViewRecipe::Tokens.plans_device_views());
+}
