@@ -110,7 +110,10 @@ fn report(result: anyhow::Result<()>) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", one_line(&format!("{error:#}")));
+            let message = one_line(&format!("{error:#}"));
+            // Several processes: the others learn why this one stops.
+            pretext_train::parallel::report_failure(&message);
+            eprintln!("error: {message}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -52,10 +52,19 @@ fn launch(world: usize, args: &[&str]) -> Vec<Output> {
 
 /// The processes of one launch of `pretext ARGS`, started.
 fn spawn(world: usize, args: &[&str]) -> Vec<std::process::Child> {
+    spawn_each(world, args, |_, command| command)
+}
+
+/// [`spawn`], with each rank's command adjusted by `adjust(rank, command)` first.
+fn spawn_each(
+    world: usize,
+    args: &[&str],
+    adjust: impl Fn(usize, &mut Command) -> &mut Command,
+) -> Vec<std::process::Child> {
     let port = free_port().to_string();
     (0..world)
         .map(|rank| {
-            pretext()
+            adjust(rank, &mut pretext())
                 .args(args)
                 .env("RANK", rank.to_string())
                 .env("WORLD_SIZE", world.to_string())
@@ -267,6 +276,66 @@ fn a_global_batch_that_does_not_split_evenly_is_refused() {
         message.contains("train.batch_size") && message.contains("multiple of the 2 processes"),
         "{message}"
     );
+}
+
+/// A failure on one rank stops the others with that rank's message. The two processes run
+/// in different folders, as on two machines, and read `--data fashion-slice` there: rank 1's
+/// copy is truncated, so it stops while loading. Rank 0, waiting for it in the first
+/// collective, stops too and names rank 1's reason rather than only the broken connection;
+/// rank 1 also leaves its message in torchelastic's error file, for torchrun's summary.
+#[test]
+fn a_failure_on_one_rank_stops_the_others_with_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let machines = [dir.path().join("machine0"), dir.path().join("machine1")];
+    for machine in &machines {
+        std::fs::create_dir(machine).unwrap();
+        common::embedded_slice(machine, 128, 32);
+    }
+    let truncated = machines[1].join("fashion-slice/train-images-idx3-ubyte");
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let error_file = dir.path().join("rank1-error.json");
+    let out = dir.path().join("run");
+    let args = [
+        "pretrain",
+        "--data",
+        "fashion-slice",
+        "--steps",
+        "2",
+        "--batch-size",
+        "32",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let outputs: Vec<Output> = spawn_each(2, &args, |rank, command| {
+        command.current_dir(&machines[rank]);
+        if rank == 1 {
+            command.env("TORCHELASTIC_ERROR_FILE", &error_file);
+        }
+        command
+    })
+    .into_iter()
+    .map(|child| child.wait_with_output().unwrap())
+    .collect();
+    for (rank, output) in outputs.iter().enumerate() {
+        assert!(!output.status.success(), "rank {rank} succeeded");
+    }
+    let (first, second) = (text(&outputs[0].stderr), text(&outputs[1].stderr));
+    assert!(second.contains("train-images-idx3-ubyte"), "{second}");
+    assert!(
+        first.contains("rank 1 stopped: loading the data: ")
+            && first.contains("train-images-idx3-ubyte: truncated")
+            && first.contains("(here: rank 0: broadcast failed: "),
+        "rank 0 does not name rank 1's reason:\n{first}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&error_file).unwrap()).unwrap();
+    let message = record["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("rank 1: ") && message.contains("train-images-idx3-ubyte"),
+        "{message}"
+    );
+    assert!(record["timestamp"].as_u64().unwrap() > 1_700_000_000);
 }
 
 /// A two-process run killed (SIGKILL, both processes) after its step-10 checkpoint and

@@ -343,4 +343,32 @@ int pretext_dist_barrier(void* handle, char* error, size_t error_len) {
   });
 }
 
+// Writes `value` under `key` in the group's store (the rendezvous store, under the group's
+// prefix): how a failing process leaves its message for the others.
+int pretext_dist_store_set(void* handle, const char* key, const char* value, char* error,
+                           size_t error_len) {
+  return guarded(error, error_len, [&] {
+    const auto& group = *static_cast<Group*>(handle);
+    const std::string text(value);
+    group.store->set(key, std::vector<uint8_t>(text.begin(), text.end()));
+  });
+}
+
+// `*found` = 1 and the value of `key` in `value` (NUL-terminated, truncated to `value_len`)
+// when the store holds `key` now, else `*found` = 0; never waits for the key.
+int pretext_dist_store_check_get(void* handle, const char* key, int* found, char* value,
+                                 size_t value_len, char* error, size_t error_len) {
+  return guarded(error, error_len, [&] {
+    const auto& group = *static_cast<Group*>(handle);
+    *found = 0;
+    if (!group.store->check({std::string(key)})) {
+      return;
+    }
+    const auto bytes = group.store->get(key);
+    const std::string text(bytes.begin(), bytes.end());
+    fail(text.c_str(), value, value_len);
+    *found = 1;
+  });
+}
+
 }  // extern "C"

@@ -51,7 +51,26 @@ extern "C" {
         error_len: usize,
     ) -> c_int;
     fn pretext_dist_barrier(group: *mut c_void, error: *mut c_char, error_len: usize) -> c_int;
+    fn pretext_dist_store_set(
+        group: *mut c_void,
+        key: *const c_char,
+        value: *const c_char,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
+    fn pretext_dist_store_check_get(
+        group: *mut c_void,
+        key: *const c_char,
+        found: *mut c_int,
+        value: *mut c_char,
+        value_len: usize,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
 }
+
+/// The longest value [`ProcessGroup::store_get`] reads back (longer ones are cut).
+const STORE_VALUE_LEN: usize = 4096;
 
 /// The communication library under a process group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +267,53 @@ impl ProcessGroup {
         })
     }
 
+    /// Writes `value` under `key` in the group's rendezvous store (kept apart from other
+    /// groups' and torchrun's keys), where every rank can read it while the store's host
+    /// (rank 0, or torchrun's agent) runs. NUL bytes in either are dropped.
+    pub fn store_set(&self, key: &str, value: &str) -> Result<(), DistError> {
+        let (key, value) = (c_text(key), c_text(value));
+        checked(self.rank, "store_set", |error, len| {
+            // SAFETY: the group is alive; the strings and the error buffer outlive the call.
+            unsafe {
+                pretext_dist_store_set(self.handle(), key.as_ptr(), value.as_ptr(), error, len)
+            }
+        })
+    }
+
+    /// The value under `key` in the group's store if it is there now (no waiting); values
+    /// are cut at 4095 bytes (at a character boundary).
+    pub fn store_get(&self, key: &str) -> Result<Option<String>, DistError> {
+        let key = c_text(key);
+        let mut found: c_int = 0;
+        let mut value = vec![0 as c_char; STORE_VALUE_LEN];
+        checked(self.rank, "store_get", |error, len| {
+            // SAFETY: the group is alive; `found`, `value` (of the length passed) and the
+            // error buffer outlive the call.
+            unsafe {
+                pretext_dist_store_check_get(
+                    self.handle(),
+                    key.as_ptr(),
+                    &mut found,
+                    value.as_mut_ptr(),
+                    value.len(),
+                    error,
+                    len,
+                )
+            }
+        })?;
+        if found == 0 {
+            return Ok(None);
+        }
+        // SAFETY: the shim NUL-terminates what it writes within the buffer.
+        let bytes = unsafe { CStr::from_ptr(value.as_ptr()) }.to_bytes();
+        // A value cut inside a character loses that character's first bytes too.
+        let whole = match std::str::from_utf8(bytes) {
+            Err(error) if error.error_len().is_none() => error.valid_up_to(),
+            _ => bytes.len(),
+        };
+        Ok(Some(String::from_utf8_lossy(&bytes[..whole]).into_owned()))
+    }
+
     fn gather(
         &self,
         tensor: &Tensor,
@@ -302,6 +368,11 @@ fn handles(tensors: &[&Tensor]) -> Vec<*mut C_tensor> {
         .iter()
         .map(|tensor| tensor.as_ptr() as *mut C_tensor)
         .collect()
+}
+
+/// `text` for C, without its NUL bytes.
+fn c_text(text: &str) -> CString {
+    CString::new(text.replace('\0', "")).expect("NUL bytes were removed")
 }
 
 /// Calls a shim function that reports failure as 1 plus a message in a buffer.
@@ -380,6 +451,25 @@ mod tests {
             [2.0, 3.0, 4.0]
         );
         assert!(!group.all_gather(&x).unwrap().requires_grad());
+    }
+
+    #[test]
+    fn the_store_holds_what_a_rank_leaves_and_nothing_else() {
+        let group = alone();
+        assert_eq!(group.store_get("failure/0").unwrap(), None);
+        group
+            .store_set("failure/0", "loading the data: x.png is trunc\0ated")
+            .unwrap();
+        assert_eq!(
+            group.store_get("failure/0").unwrap().as_deref(),
+            Some("loading the data: x.png is truncated")
+        );
+        let long = "é".repeat(3000);
+        let read = group.store_get("long").unwrap();
+        assert_eq!(read, None);
+        group.store_set("long", &long).unwrap();
+        let read = group.store_get("long").unwrap().unwrap();
+        assert_eq!(read, "é".repeat(2047));
     }
 
     #[test]

@@ -34,8 +34,64 @@ fn timeout() -> Duration {
     Duration::from_secs(seconds)
 }
 
+/// A collective's error as a run error. When another process left the reason it stopped
+/// ([`report_failure`]), that reason leads: a broken connection is only how this process
+/// heard of it.
 fn distributed(error: DistError) -> TrainError {
-    TrainError::Distributed(error.to_string())
+    stopped_elsewhere(error.to_string())
+}
+
+fn stopped_elsewhere(own: String) -> TrainError {
+    match failure_elsewhere() {
+        Some((rank, reason)) => {
+            TrainError::Distributed(format!("rank {rank} stopped: {reason} (here: {own})"))
+        }
+        None => TrainError::Distributed(own),
+    }
+}
+
+/// Where a process leaves the reason it stops, in the group's store.
+fn failure_key(rank: usize) -> String {
+    format!("failure/{rank}")
+}
+
+/// The first other process's reason for stopping, if one left it in the store (which must
+/// still be reachable: its host is rank 0, or torchrun's agent).
+fn failure_elsewhere() -> Option<(usize, String)> {
+    with_group(|group| {
+        (0..group.world_size())
+            .filter(|&rank| rank != group.rank())
+            .find_map(|rank| {
+                let reason = group.store_get(&failure_key(rank)).ok().flatten()?;
+                Some((rank, reason))
+            })
+    })
+    .flatten()
+}
+
+/// This process is stopping with `message`, in a run of several: leaves it in the group's
+/// store, so that the others, whose next collective fails when this process exits, report it
+/// rather than the broken connection; and under torchrun in torchelastic's error file, so
+/// that torchrun's failure summary shows it (also for a process that stopped before it
+/// joined the others). Does nothing for a single process.
+pub fn report_failure(message: &str) {
+    let rank = with_group(|group| {
+        let _ = group.store_set(&failure_key(group.rank()), message);
+        group.rank()
+    })
+    // Stopped before joining the others (a refused setting): torchrun's RANK still says who.
+    .or_else(|| std::env::var("RANK").ok()?.parse::<usize>().ok());
+    if let Some(file) = std::env::var_os("TORCHELASTIC_ERROR_FILE").filter(|f| !f.is_empty()) {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let message = match rank {
+            Some(rank) => format!("rank {rank}: {message}"),
+            None => message.to_string(),
+        };
+        let record = serde_json::json!({ "message": message, "timestamp": timestamp });
+        let _ = std::fs::write(file, record.to_string());
+    }
 }
 
 /// The launch this process is part of (torchrun's or SLURM's variables), when there are
@@ -195,7 +251,7 @@ pub fn barrier() -> Result<(), TrainError> {
 /// The error of a collective inside a layer or loss since the last step, as a run error.
 pub fn take_layer_error() -> Result<(), TrainError> {
     match pretext_nn::take_collective_error() {
-        Some(message) => Err(TrainError::Distributed(message)),
+        Some(message) => Err(stopped_elsewhere(message)),
         None => Ok(()),
     }
 }
