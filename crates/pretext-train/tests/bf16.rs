@@ -4,8 +4,7 @@
 
 mod common;
 
-use common::{data_for, one_run_at_a_time as turn};
-use pretext_data::embedded_fashion_mnist;
+use common::{data_for, one_run_at_a_time as turn, simclr_150_steps};
 use pretext_methods::MethodName;
 use pretext_nn::Precision;
 use pretext_train::{pretrain, NoProgress, PretrainConfig, RunDir, RunMode};
@@ -54,40 +53,13 @@ fn every_method_trains_in_bf16_and_saves_float32_checkpoints() {
     }
 }
 
-/// The final monitoring k-NN accuracy of 150 SimCLR steps on 2000 embedded images.
-fn simclr_knn(precision: Precision) -> f64 {
-    let data = embedded_fashion_mnist().unwrap();
-    let data: pretext_data::Splits = pretext_data::ImageSplits {
-        name: data.name,
-        train: data.train.subset(&(0..2000).collect::<Vec<_>>()),
-        test: data.test.subset(&(0..16).collect::<Vec<_>>()),
-    }
-    .into();
-    let mut config = PretrainConfig::default();
-    config.train.precision = precision;
-    config.train.steps = 150;
-    config.train.batch_size = 64;
-    config.health.knn_every = 150;
-    config.health.knn_slice = 1000;
-    let dir = tempfile::tempdir().unwrap();
-    let run = RunDir::new(&dir.path().join("run"));
-    run.prepare_new(RunMode::New).unwrap();
-    pretrain(&config, &run, None, Device::Cpu, &data, &mut NoProgress).unwrap();
-    let records = pretext_train::metrics::read_metrics(&run.metrics_path()).unwrap();
-    records
-        .iter()
-        .rev()
-        .find_map(|record| record["knn_accuracy"].as_f64())
-        .expect("the last step logs the k-NN accuracy")
-}
-
 /// bf16 changes the arithmetic, not what is learned: SimCLR's k-NN accuracy after the same
 /// steps is within 3 points of float32's, both far above the 10% of chance.
 #[test]
 fn simclr_learns_as_well_in_bf16_as_in_float32() {
     let _turn = turn();
-    let fp32 = simclr_knn(Precision::Fp32);
-    let bf16 = simclr_knn(Precision::Bf16);
+    let knn = |precision| simclr_150_steps(|config| config.train.precision = precision).1;
+    let (fp32, bf16) = (knn(Precision::Fp32), knn(Precision::Bf16));
     eprintln!("k-NN accuracy after 150 steps: fp32 {fp32:.4}, bf16 {bf16:.4}");
     assert!(fp32 > 0.5 && bf16 > 0.5, "fp32 {fp32}, bf16 {bf16}");
     assert!((fp32 - bf16).abs() < 0.03, "fp32 {fp32}, bf16 {bf16}");

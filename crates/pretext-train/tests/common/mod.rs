@@ -127,3 +127,38 @@ pub fn one_run_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
     TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// 150 SimCLR steps (batch 64) on the first 2000 embedded images with the settings `adjust`
+/// changes: every logged loss and the final monitoring k-NN accuracy (on 1000 of them).
+pub fn simclr_150_steps(adjust: impl FnOnce(&mut PretrainConfig)) -> (Vec<f64>, f64) {
+    let data = embedded_fashion_mnist().unwrap();
+    let data: pretext_data::Splits = pretext_data::ImageSplits {
+        name: data.name,
+        train: data.train.subset(&(0..2000).collect::<Vec<_>>()),
+        test: data.test.subset(&(0..16).collect::<Vec<_>>()),
+    }
+    .into();
+    let mut config = PretrainConfig::default();
+    config.train.steps = 150;
+    config.train.batch_size = 64;
+    config.health.knn_every = 150;
+    config.health.knn_slice = 1000;
+    adjust(&mut config);
+    let dir = tempfile::tempdir().unwrap();
+    let run = pretext_train::RunDir::new(&dir.path().join("run"));
+    run.prepare_new(pretext_train::RunMode::New).unwrap();
+    let device = tch::Device::Cpu;
+    let mut progress = pretext_train::NoProgress;
+    pretext_train::pretrain(&config, &run, None, device, &data, &mut progress).unwrap();
+    let records = pretext_train::metrics::read_metrics(&run.metrics_path()).unwrap();
+    let losses = records
+        .iter()
+        .filter_map(|record| record["loss"].as_f64())
+        .collect();
+    let knn = records
+        .iter()
+        .rev()
+        .find_map(|record| record["knn_accuracy"].as_f64())
+        .expect("the last step logs the k-NN accuracy");
+    (losses, knn)
+}
