@@ -67,12 +67,13 @@ fn view_to_device(view: &HostView, device: Device) -> Tensor {
 /// `tensor` (on the host) on `device`. To a GPU it goes through pinned (page-locked) memory
 /// and a non-blocking copy, so the host does not wait for the transfer: the copy is queued
 /// on the current stream ahead of the kernels that read it, and libtorch's pinned-memory
-/// allocator keeps the host buffer until the copy has run.
+/// allocator keeps the host buffer until the copy has run. If pinning fails (no pinned
+/// memory left), a plain copy.
 pub(crate) fn host_to_device(tensor: Tensor, device: Device) -> Tensor {
     match device {
-        Device::Cuda(_) => tensor
-            .pin_memory(device)
-            .to_device_(device, tensor.kind(), true, false),
+        Device::Cuda(index) => {
+            pretext_sys::to_cuda_pinned(&tensor, index).unwrap_or_else(|_| tensor.to_device(device))
+        }
         _ => tensor.to_device(device),
     }
 }

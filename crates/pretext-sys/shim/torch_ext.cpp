@@ -154,4 +154,25 @@ int pretext_zero_all(void* const* tensors, size_t count, char* error, size_t err
   }
 }
 
+// `tensor` (on the host) copied to CUDA device `device_index` through page-locked memory,
+// without waiting for the copy: it is queued on the device's current stream, ahead of the
+// kernels that read it, and the caching host allocator keeps the pinned buffer until it has
+// run. `pin_memory()` without a device argument (the argument is deprecated and warns on
+// every call, which tch's binding always passes).
+int pretext_to_cuda_pinned(void* tensor, int device_index, void** out, char* error,
+                           size_t error_len) {
+  try {
+    const auto& host = *static_cast<at::Tensor*>(tensor);
+    auto pinned = host.is_pinned() ? host : host.pin_memory();
+    auto copied = pinned.to(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(device_index)),
+                            /*non_blocking=*/true);
+    *out = new at::Tensor(std::move(copied));
+    return 0;
+  } catch (const c10::Error& e) {
+    return fail(e.what_without_backtrace(), error, error_len);
+  } catch (const std::exception& e) {
+    return fail(e.what(), error, error_len);
+  }
+}
+
 }  // extern "C"

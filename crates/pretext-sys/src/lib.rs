@@ -46,6 +46,13 @@ extern "C" {
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
+    fn pretext_to_cuda_pinned(
+        tensor: *mut C_tensor,
+        device_index: c_int,
+        out: *mut *mut C_tensor,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
     fn pretext_zero_all(
         tensors: *const *mut C_tensor,
         count: usize,
@@ -273,6 +280,29 @@ pub fn scale_all(tensors: &[&Tensor], factor: f64) -> Result<(), TorchError> {
     })
 }
 
+/// `tensor` (on the host) on CUDA device `index`, through page-locked memory and a
+/// non-blocking copy: the host does not wait for the transfer, which is queued on the
+/// device's current stream ahead of the kernels that read it. Fails (no GPU, no pinned
+/// memory left) with libtorch's message.
+pub fn to_cuda_pinned(tensor: &Tensor, index: usize) -> Result<Tensor, TorchError> {
+    let mut out: *mut C_tensor = std::ptr::null_mut();
+    let index = c_int::try_from(index).unwrap_or(c_int::MAX);
+    checked("pinned copy to CUDA", |error, len| {
+        // SAFETY: `tensor` is alive; the shim writes a new tensor into `out` on success.
+        unsafe {
+            pretext_to_cuda_pinned(
+                tensor.as_ptr() as *mut C_tensor,
+                index,
+                &mut out,
+                error,
+                len,
+            )
+        }
+    })?;
+    // SAFETY: on success the shim stored a heap-allocated `at::Tensor` that we now own.
+    Ok(unsafe { Tensor::from_ptr(out) })
+}
+
 /// Sets every tensor in `tensors` to zero in place (one multi-tensor kernel).
 pub fn zero_all(tensors: &[&Tensor]) -> Result<(), TorchError> {
     let list = handles(tensors);
@@ -300,6 +330,22 @@ mod tests {
         assert_eq!(inside, Kind::BFloat16);
         assert!(!autocast_enabled(Device::Cpu));
         assert_eq!(a.matmul(&b).kind(), Kind::Float);
+    }
+
+    #[test]
+    fn a_pinned_copy_to_cuda_arrives_whole_or_fails_cleanly_without_a_gpu() {
+        let host = Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+        match to_cuda_pinned(&host, 0) {
+            Ok(copied) => {
+                assert!(copied.device().is_cuda());
+                let back = Vec::<f32>::try_from(copied.to_device(Device::Cpu)).unwrap();
+                assert_eq!(back, [1.0, 2.0, 3.0]);
+            }
+            Err(error) => {
+                assert!(!tch::Cuda::is_available(), "{error}");
+                assert!(error.to_string().contains("pinned copy to CUDA"), "{error}");
+            }
+        }
     }
 
     #[test]
