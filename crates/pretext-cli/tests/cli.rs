@@ -2000,28 +2000,36 @@ fn study_cells(out: &Path) -> BTreeMap<PathBuf, (Vec<u8>, std::time::SystemTime)
     cells
 }
 
-/// A cell that cannot be measured does not stop the study: here every fine-tuning step of
-/// the pretrained encoder diverges (lr 1e30, no non-finite step allowed), so its cells are
-/// n/a with the reason, while training from scratch (its own cross-validated rates) and
-/// the probes are measured.
-#[test]
-fn a_cell_that_cannot_be_measured_is_marked_and_the_study_goes_on() {
+/// `pretext study` on 300 embedded images (one budget of 20%, seed 0, 4 pretraining steps,
+/// no non-finite step allowed) with `head` before `[pretrain]` and `tail` after it.
+fn small_failing_study(head: &str, tail: &str) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let data = embedded_slice(dir.path(), 300, 100);
     let study = dir.path().join("study.toml");
     std::fs::write(
         &study,
         format!(
-            "labels = [\"20%\"]\nseeds = [0]\nbaselines = [\"scratch\"]\n\
+            "labels = [\"20%\"]\nseeds = [0]\n{head}\
              [pretrain]\ndata.path = {:?}\ntrain.steps = 4\ntrain.batch_size = 32\n\
-             train.max_nonfinite_steps = 0\nhealth.knn_every = 0\n\
-             [finetune]\nepochs = 2\nlr = 1e30\nsearch.lr = [1e-3]\nsearch.weight_decay = [0.05]\n",
+             train.max_nonfinite_steps = 0\nhealth.knn_every = 0\n{tail}",
             arg(&data)
         ),
     )
     .unwrap();
     let out = dir.path().join("out");
-    let outcome = pretext(&["study", "--config", arg(&study), "--out", arg(&out)]);
+    pretext(&["study", "--config", arg(&study), "--out", arg(&out)])
+}
+
+/// A cell that cannot be measured does not stop the study: here every fine-tuning step of
+/// the pretrained encoder diverges (lr 1e30, no non-finite step allowed), so its cells are
+/// n/a with the reason, while training from scratch (its own cross-validated rates) and
+/// the probes are measured.
+#[test]
+fn a_cell_that_cannot_be_measured_is_marked_and_the_study_goes_on() {
+    let outcome = small_failing_study(
+        "baselines = [\"scratch\"]\n",
+        "[finetune]\nepochs = 2\nlr = 1e30\nsearch.lr = [1e-3]\nsearch.weight_decay = [0.05]\n",
+    );
     assert_succeeds(&outcome, "a study with a cell that cannot be measured");
     let table = &outcome.stdout;
     assert!(
@@ -2049,24 +2057,11 @@ fn a_cell_that_cannot_be_measured_is_marked_and_the_study_goes_on() {
 /// while SimCLR and the raw-feature baseline are measured.
 #[test]
 fn a_method_whose_pretraining_fails_is_marked_and_the_study_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = embedded_slice(dir.path(), 300, 100);
-    let study = dir.path().join("study.toml");
-    std::fs::write(
-        &study,
-        format!(
-            "labels = [\"20%\"]\nseeds = [0]\nevaluations = [\"knn\", \"linear\"]\n\
-             baselines = [\"raw\"]\n\
-             [pretrain]\ndata.path = {:?}\ntrain.steps = 4\ntrain.batch_size = 32\n\
-             train.max_nonfinite_steps = 0\nhealth.knn_every = 0\n\
-             [[methods]]\nname = \"byol\"\nset = [\"optimizer.lr=1e30\"]\n\
-             [[methods]]\nname = \"simclr\"\n",
-            arg(&data)
-        ),
-    )
-    .unwrap();
-    let out = dir.path().join("out");
-    let outcome = pretext(&["study", "--config", arg(&study), "--out", arg(&out)]);
+    let outcome = small_failing_study(
+        "evaluations = [\"knn\", \"linear\"]\nbaselines = [\"raw\"]\n",
+        "[[methods]]\nname = \"byol\"\nset = [\"optimizer.lr=1e30\"]\n\
+         [[methods]]\nname = \"simclr\"\n",
+    );
     assert_succeeds(&outcome, "a study with a method that cannot pretrain");
     let table = &outcome.stdout;
     assert!(table.contains("| **byol · linear** | n/a |"), "{table}");
