@@ -21,12 +21,38 @@ use std::process::Command;
 
 mod common;
 use common::{
-    arg, assert_fails_naming, assert_succeeds, austen_slice, embedded_slice, keyword_clips, pretext,
+    arg, assert_fails_naming, assert_succeeds, austen_slice, embedded_slice, keyword_clips,
+    pretext, Outcome,
 };
 use pretext_data::test_data::{data_required, minilm_checkpoint, shared_data};
 
 /// The largest difference allowed between two float32 embeddings of the same input.
 const TOLERANCE: f32 = 1e-5;
+
+/// `pretext pretrain --method bert-mlm --backbone transformer` on `train` into `out`, batch
+/// 8 on the CPU, with `--set` for each of `sets` and the other arguments `more`.
+fn pretrain_bert_mlm(train: &Path, out: &Path, sets: &[&str], more: &[&str]) -> Outcome {
+    let mut args = vec![
+        "pretrain",
+        "--method",
+        "bert-mlm",
+        "--backbone",
+        "transformer",
+        "--data",
+        arg(train),
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "--out",
+        arg(out),
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    args.extend(more);
+    pretext(&args)
+}
 
 fn read_npy(path: &Path) -> (Vec<u64>, Vec<f32>) {
     let bytes = std::fs::read(path).unwrap();
@@ -477,33 +503,12 @@ fn hf_export_of_minilm_after_continued_mlm_reads_back_with_embed_model() {
     let tokenizer = format!("data.tokenizer={:?}", arg(&model));
     // A held-out file of its own, so that `embed RUN short.tsv --split train` is all of it.
     let test_path = format!("data.test_path={:?}", arg(&test));
-    let outcome = pretext(&[
-        "pretrain",
-        "--method",
-        "bert-mlm",
-        "--backbone",
-        "transformer",
-        "--data",
-        arg(&train),
-        "--set",
-        &pretrained,
-        "--set",
-        &tokenizer,
-        "--set",
-        &test_path,
-        "--set",
-        "data.seq_len=64",
-        "--steps",
-        "2",
-        "--batch-size",
-        "8",
-        "--lr",
-        "1e-4",
-        "--device",
-        "cpu",
-        "--out",
-        arg(&run),
-    ]);
+    let outcome = pretrain_bert_mlm(
+        &train,
+        &run,
+        &[&pretrained, &tokenizer, &test_path, "data.seq_len=64"],
+        &["--steps", "2", "--lr", "1e-4"],
+    );
     assert_succeeds(&outcome, "continued MLM from MiniLM");
     let exported = dir.path().join("exported");
     let outcome = pretext(&["export", arg(&run), "--format", "hf", "-o", arg(&exported)]);
@@ -568,29 +573,16 @@ fn hf_export_of_minilm_after_continued_mlm_reads_back_with_embed_model() {
 
     // pretext's own pre-norm transformer has no BERT layout: refused, saying what to do.
     let prenorm = dir.path().join("prenorm");
-    let outcome = pretext(&[
-        "pretrain",
-        "--method",
-        "bert-mlm",
-        "--backbone",
-        "transformer",
-        "--data",
-        arg(&train),
-        "--set",
-        "data.vocab_size=600",
-        "--set",
-        "data.seq_len=32",
-        "--set",
-        "backbone.transformer.layers=1",
-        "--steps",
-        "1",
-        "--batch-size",
-        "8",
-        "--device",
-        "cpu",
-        "--out",
-        arg(&prenorm),
-    ]);
+    let outcome = pretrain_bert_mlm(
+        &train,
+        &prenorm,
+        &[
+            "data.vocab_size=600",
+            "data.seq_len=32",
+            "backbone.transformer.layers=1",
+        ],
+        &["--steps", "1"],
+    );
     assert_succeeds(&outcome, "pretrain a pre-norm transformer");
     let outcome = pretext(&[
         "export",
