@@ -131,19 +131,15 @@ impl Runner<'_> {
                     .splits;
             self.resolve_budgets(&data)?;
         }
-        let study = self.study().clone();
-        let mut series = Vec::new();
-        if self.probes() && study.evaluates("knn") {
-            series.push(self.knn_series(&label));
-        }
-        if self.probes() && study.evaluates("linear") {
-            series.push(format!("{label} · linear"));
-        }
-        if study.evaluates("finetune") {
-            series.push(format!("{label} · fine-tuned"));
-        }
+        // The method's rows of the tables.
+        let series: Vec<String> = self
+            .series()
+            .into_iter()
+            .filter(|series| series.pretrained && series.model == label)
+            .map(|series| series.name)
+            .collect();
         let reason = format!("pretraining failed: {error}");
-        for &seed in &study.seeds {
+        for &seed in &self.plan.study.seeds {
             for budget in &self.budgets {
                 for name in &series {
                     self.cells.push(Cell {
