@@ -212,7 +212,8 @@ pub struct FinetuneArgs {
     /// Passes over the labeled examples (early stopping may end sooner).
     #[arg(long, default_value_t = 30)]
     pub epochs: usize,
-    /// Examples per step.
+    /// Examples per step: the global batch, split among the processes of a torchrun or
+    /// srun launch (data parallel; the results are those of one process, to float rounding).
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Peak learning rate of the head; each encoder layer gets it times its decay factor

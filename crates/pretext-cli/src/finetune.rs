@@ -1,5 +1,7 @@
 //! `pretext finetune RUN --labels N`: end-to-end fine-tuning of a run's encoder (or the same
-//! architecture from scratch) with few labels.
+//! architecture from scratch) with few labels. Launched by torchrun or SLURM as several
+//! processes, it trains data parallel: each process takes its part of every batch and of
+//! every accuracy measurement, and only rank 0 prints and writes the report.
 
 use pretext_eval::{finetune, FinetuneConfig};
 use pretext_train::RunDir;
@@ -23,7 +25,14 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
     } else {
         Some(latest_checkpoint(&run)?)
     };
-    let device = cuda::device(&args.device)?;
+    let device = cuda::join_launch(cuda::device(&args.device)?)?;
+    let (rank, world) = pretext_train::parallel::placement();
+    let writer = rank == 0;
+    if writer && world > 1 {
+        eprintln!(
+            "data parallel: {world} processes; --batch-size is the global batch, each process takes its part of every batch"
+        );
+    }
     let data = open_for_run(&run, &config, args.data.as_deref())?;
     require_test_split(args.data.as_deref().unwrap_or(&config.data.path), &data)?;
     if !(args.pseudo_threshold > 0.0 && args.pseudo_threshold <= 1.0) {
@@ -59,8 +68,15 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         &data,
         &settings,
         device,
-        &mut |line| eprintln!("{line}"),
+        &mut |line| {
+            if writer {
+                eprintln!("{line}");
+            }
+        },
     )?;
+    if !writer {
+        return Ok(());
+    }
     let validation = match report.best_validation_accuracy {
         Some(accuracy) => format!(
             " + {} validation examples; best epoch {} (validation {:.1}%)",

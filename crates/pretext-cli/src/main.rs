@@ -59,15 +59,15 @@ fn main() -> std::process::ExitCode {
     report(result)
 }
 
-/// Every command but `pretrain` and `study` runs as one process: launched by torchrun or
-/// SLURM with several, each would do all the work and write the same files, so it is refused.
+/// Every command but `pretrain`, `finetune` and `study` runs as one process: launched by
+/// torchrun or SLURM with several, each would do all the work and write the same files, so it
+/// is refused.
 fn one_process_only(command: &Command) -> anyhow::Result<()> {
     if let Some(launch) = pretext_train::parallel::launch()? {
         let name = match command {
             Command::Probe(_) => "probe",
             Command::Embed(_) => "embed",
             Command::Export(_) => "export",
-            Command::Finetune(_) => "finetune",
             Command::Health(_) => "health",
             Command::Generate(_) => "generate",
             Command::Tokenizer(_) => "tokenizer",
@@ -75,10 +75,10 @@ fn one_process_only(command: &Command) -> anyhow::Result<()> {
             Command::Bench(_) => "bench",
             Command::Reconstruct(_) => "reconstruct",
             Command::Attention(_) => "attention",
-            Command::Pretrain(_) | Command::Study(_) => return Ok(()),
+            Command::Pretrain(_) | Command::Finetune(_) | Command::Study(_) => return Ok(()),
         };
         anyhow::bail!(
-            "`pretext {name}` runs as one process, and this one is rank {} of {} (WORLD_SIZE or SLURM_NTASKS is set); only `pretext pretrain` and `pretext study` share their work among processes — run {name} without torchrun or srun",
+            "`pretext {name}` runs as one process, and this one is rank {} of {} (WORLD_SIZE or SLURM_NTASKS is set); only `pretext pretrain`, `pretext finetune` and `pretext study` share their work among processes — run {name} without torchrun or srun",
             launch.rank,
             launch.world_size
         );

@@ -80,6 +80,26 @@ fn spawn_each(
         .collect()
 }
 
+/// Every process of a launch exited 0; else how each ended (exit code or signal) and what
+/// each printed on stderr.
+fn assert_every_rank_succeeded(outputs: &[Output]) {
+    if outputs.iter().all(|output| output.status.success()) {
+        return;
+    }
+    let ended: Vec<String> = outputs
+        .iter()
+        .enumerate()
+        .map(|(rank, output)| {
+            format!(
+                "rank {rank} ended with {}:\n{}",
+                output.status,
+                text(&output.stderr)
+            )
+        })
+        .collect();
+    panic!("{}", ended.join("\n"));
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -183,13 +203,7 @@ fn compare(method: &str, dir: &Path, data: &Path) -> (PathBuf, PathBuf) {
     let args = run_args(method, data, &double);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let outputs = launch(2, &args);
-    for (rank, output) in outputs.iter().enumerate() {
-        assert!(
-            output.status.success(),
-            "rank {rank}: {}",
-            text(&output.stderr)
-        );
-    }
+    assert_every_rank_succeeded(&outputs);
     // Rank 0 prints; rank 1 says nothing.
     assert!(text(&outputs[0].stderr).contains("data parallel: 2 processes"));
     assert!(text(&outputs[0].stderr).contains("done: 20 steps"));
@@ -359,7 +373,7 @@ fn a_killed_two_process_run_resumes_byte_for_byte() {
         2,
         &whole_args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    assert!(outputs.iter().all(|output| output.status.success()));
+    assert_every_rank_succeeded(&outputs);
 
     let killed = dir.path().join("killed");
     let killed_args = args(&killed);
@@ -385,13 +399,7 @@ fn a_killed_two_process_run_resumes_byte_for_byte() {
 
     let resume = ["pretrain", "--resume", killed.to_str().unwrap()];
     let outputs = launch(2, &resume);
-    for (rank, output) in outputs.iter().enumerate() {
-        assert!(
-            output.status.success(),
-            "rank {rank}: {}",
-            text(&output.stderr)
-        );
-    }
+    assert_every_rank_succeeded(&outputs);
     for file in ["weights", "method_state", "optimizer"] {
         let path = |run: &Path| run.join(format!("checkpoints/step-40/{file}.safetensors"));
         assert!(
@@ -561,13 +569,7 @@ fn a_study_shared_by_two_processes_writes_one_results_folder() {
     let shared_args = args(&shared);
     let shared_args: Vec<&str> = shared_args.iter().map(String::as_str).collect();
     let outputs = launch(2, &shared_args);
-    for (rank, output) in outputs.iter().enumerate() {
-        assert!(
-            output.status.success(),
-            "rank {rank}: {}",
-            text(&output.stderr)
-        );
-    }
+    assert_every_rank_succeeded(&outputs);
     let said = text(&outputs[0].stderr);
     assert!(said.contains("the 2 processes measured"), "{said}");
     assert_eq!(text(&outputs[1].stderr), "", "rank 1 printed");
@@ -582,6 +584,70 @@ fn a_study_shared_by_two_processes_writes_one_results_folder() {
 
     let again = launch(2, &shared_args);
     let said = text(&again[0].stderr);
-    assert!(again.iter().all(|output| output.status.success()), "{said}");
+    assert_every_rank_succeeded(&again);
     assert!(said.contains("the 2 processes measured 0 cells"), "{said}");
+}
+
+/// The JSON report of a fine-tuning: every epoch's mean loss, and the held-out accuracy.
+fn finetune_report(path: &Path) -> (Vec<f64>, f64) {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let losses = report["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|epoch| epoch["loss"].as_f64().unwrap())
+        .collect();
+    (losses, report["test_accuracy"].as_f64().unwrap())
+}
+
+/// Fine-tuning launched as two processes trains what one process does with the same batch:
+/// each takes its part of every batch (the last batch of an epoch, 11 examples, splits 5/6)
+/// and of every accuracy measurement. Only rank 0 prints and writes the report.
+#[test]
+fn two_processes_fine_tune_as_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::embedded_slice(dir.path(), 512, 400);
+    let run = dir.path().join("run");
+    let mut args = run_args("simclr", &data, &run);
+    args.extend(["--set".into(), "train.checkpoint_every=20".into()]);
+    let output = pretext().args(&args).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let finetune = |json: &Path| -> Vec<String> {
+        [
+            "finetune",
+            run.to_str().unwrap(),
+            "--labels",
+            "171",
+            "--epochs",
+            "4",
+            "--json",
+            json.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect()
+    };
+    let (one, two) = (dir.path().join("one.json"), dir.path().join("two.json"));
+    let output = pretext().args(finetune(&one)).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let args = finetune(&two);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outputs = launch(2, &args);
+    assert_every_rank_succeeded(&outputs);
+    assert!(text(&outputs[0].stdout).contains("fine-tuned from"));
+    assert_eq!(text(&outputs[1].stdout), "", "rank 1 printed");
+    assert_eq!(text(&outputs[1].stderr), "", "rank 1 printed");
+
+    let ((one_losses, one_accuracy), (two_losses, two_accuracy)) =
+        (finetune_report(&one), finetune_report(&two));
+    assert_eq!(one_losses.len(), 4);
+    assert_eq!(one_losses.len(), two_losses.len());
+    for (epoch, (a, b)) in one_losses.iter().zip(&two_losses).enumerate() {
+        let gap = (a - b).abs() / a.abs();
+        eprintln!("epoch {}: loss {a:.6} vs {b:.6} ({gap:.1e})", epoch + 1);
+        assert!(gap < 1e-3, "epoch {}: {a} vs {b}", epoch + 1);
+    }
+    eprintln!("held-out accuracy {one_accuracy:.4} vs {two_accuracy:.4}");
+    assert!((one_accuracy - two_accuracy).abs() <= 0.01);
 }

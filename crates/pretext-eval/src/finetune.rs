@@ -50,7 +50,12 @@ use fit::{class_logits, load_start, FitPlan, Fitted, Fitter};
 
 /// Fine-tunes the encoder of `checkpoint` (or a random one with `from_scratch`) on the
 /// labeled subset of `data.train` and measures it on `data.test`. `log` receives one line per
-/// epoch and every warning.
+/// epoch and every warning raised while training; the report's `warnings` hold those and
+/// the final one (fine-tuning ended below its probe), for the caller to show with the results.
+///
+/// Under a multi-process launch (`pretext_train::parallel`) it trains data parallel: every
+/// process starts from rank 0's model and head, takes its contiguous part of every batch and
+/// of every accuracy measurement, and the gradients are averaged in the shared step.
 pub fn finetune(
     config: &PretrainConfig,
     checkpoint: Option<&Checkpoint>,
@@ -245,7 +250,7 @@ pub fn finetune(
                 100.0 * report.test_accuracy,
                 100.0 * probe
             );
-            log(&warning);
+            // Not logged: it comes with the results, which the caller shows beside it.
             report.warnings.push(warning);
         }
     }

@@ -169,11 +169,12 @@ pub fn is_writer() -> bool {
     placement().0 == 0
 }
 
-/// This process's share of a step's examples: the `rank`-th of `world` equal contiguous
-/// parts (the step loop checks that the batch divides evenly).
+/// This process's share of a step's examples: the `rank`-th of `world` contiguous parts,
+/// equal when `world` divides the count (pretraining checks that it does; fine-tuning's last
+/// batch of an epoch may leave parts one apart).
 pub fn share<T: Clone>(items: &[T], rank: usize, world: usize) -> Vec<T> {
-    let part = items.len() / world.max(1);
-    items[rank * part..(rank + 1) * part].to_vec()
+    let world = world.max(1);
+    items[rank * items.len() / world..(rank + 1) * items.len() / world].to_vec()
 }
 
 /// Overwrites every variable of `stores` with rank 0's (in name order: the order of
@@ -266,6 +267,8 @@ mod tests {
         assert_eq!(share(&items, 0, 2), vec![0, 1, 2, 3]);
         assert_eq!(share(&items, 1, 2), vec![4, 5, 6, 7]);
         assert_eq!(share(&items, 0, 1), items);
+        let uneven: Vec<Vec<usize>> = (0..3).map(|rank| share(&items, rank, 3)).collect();
+        assert_eq!(uneven, vec![vec![0, 1], vec![2, 3, 4], vec![5, 6, 7]]);
     }
 
     #[test]

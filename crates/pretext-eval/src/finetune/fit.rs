@@ -7,8 +7,8 @@ use pretext_data::{rng_stream, Samples, Splits};
 use pretext_methods::{samples_to_tensor, ToDevice, ViewRecipe};
 use pretext_nn::Encoder;
 use pretext_train::{
-    learning_rate, train_step, Checkpoint, Model, Optimizer, OptimizerConfig, PretrainConfig,
-    StepSettings, TrainError,
+    learning_rate, parallel, train_step, Checkpoint, Model, Optimizer, OptimizerConfig,
+    PretrainConfig, StepSettings, TrainError,
 };
 use rand::seq::SliceRandom;
 use tch::nn::{self, Module, VarStore};
@@ -88,6 +88,9 @@ impl Fitter<'_> {
         } else {
             (None, None)
         };
+        // Several processes (data-parallel fine-tuning): every one starts from rank 0's
+        // model and head.
+        parallel::broadcast_from_first(&[&tuning.model.store, &tuning.model.state])?;
         let encoder_names = trained_encoder_names(&tuning.model.store);
         let layer_decay = LayerDecay::new(&encoder_names, settings.layer_decay);
         let drift = EncoderDrift::new(&tuning.model.store, &encoder_names);
@@ -111,7 +114,8 @@ impl Fitter<'_> {
             let validation_accuracy = plan
                 .validation
                 .zip(validation_labels.as_ref())
-                .map(|(set, labels)| tuning.accuracy(set, labels));
+                .map(|(set, labels)| tuning.accuracy(set, labels))
+                .transpose()?;
             let record = EpochRecord {
                 epoch,
                 loss,
@@ -160,7 +164,8 @@ impl Fitter<'_> {
         };
         let test_accuracy = plan
             .measure_test
-            .then(|| tuning.accuracy(&self.data.test, &self.split.test_labels.to_device(device)));
+            .then(|| tuning.accuracy(&self.data.test, &self.split.test_labels.to_device(device)))
+            .transpose()?;
         Ok(Fitted {
             model: tuning.model,
             head: tuning.head,
@@ -335,7 +340,18 @@ impl<'a> Tuning<'a> {
             &[FINETUNE_STREAM, epoch as u64],
         ));
         let (mut loss_sum, mut batches) = (0.0, 0);
-        for chunk in order.chunks(self.settings.batch_size.max(1)) {
+        let (rank, world) = parallel::placement();
+        for batch in order.chunks(self.settings.batch_size.max(1)) {
+            // Several processes: each takes its contiguous part of the batch (a batch with
+            // fewer examples than processes goes whole to each), and its summed loss is
+            // weighted so that the average over the processes is the batch's mean loss.
+            let (chunk, weight) = if world > 1 && batch.len() >= world {
+                let chunk = parallel::share(batch, rank, world);
+                (chunk, Some(world as f64 / batch.len() as f64))
+            } else {
+                (batch.to_vec(), None)
+            };
+            let chunk = chunk.as_slice();
             let inputs = match &self.views {
                 Some(views) => views
                     .build(
@@ -359,10 +375,18 @@ impl<'a> Tuning<'a> {
             } else {
                 encoder.encode(&inputs, true)
             };
-            let loss = self
-                .head
-                .forward(&features)
-                .cross_entropy_for_logits(&targets);
+            let logits = self.head.forward(&features);
+            let loss = match weight {
+                None => logits.cross_entropy_for_logits(&targets),
+                Some(weight) => {
+                    logits.log_softmax(-1, Kind::Float).g_nll_loss::<Tensor>(
+                        &targets,
+                        None,
+                        tch::Reduction::Sum,
+                        -100,
+                    ) * weight
+                }
+            };
             let settings = StepSettings {
                 lr: learning_rate(
                     self.lr,
@@ -391,9 +415,32 @@ impl<'a> Tuning<'a> {
         Ok(loss_sum / batches.max(1) as f64)
     }
 
-    /// Accuracy of the head on `samples` against `labels`.
-    fn accuracy(&self, samples: &Samples, labels: &Tensor) -> f64 {
-        accuracy(&self.model, &self.head, samples, labels, self.device)
+    /// Accuracy of the head on `samples` against `labels`; several processes each measure
+    /// their contiguous part and add up the counts.
+    fn accuracy(&self, samples: &Samples, labels: &Tensor) -> Result<f64, TrainError> {
+        let (rank, world) = parallel::placement();
+        if world == 1 {
+            return Ok(accuracy(
+                &self.model,
+                &self.head,
+                samples,
+                labels,
+                self.device,
+            ));
+        }
+        let part = parallel::share(&(0..samples.len()).collect::<Vec<_>>(), rank, world);
+        let right = if part.is_empty() {
+            0
+        } else {
+            let index = Tensor::from_slice(&part.iter().map(|&i| i as i64).collect::<Vec<_>>());
+            class_logits(&self.model, &self.head, samples, &part, self.device)
+                .argmax(1, false)
+                .eq_tensor(&labels.to_device(Device::Cpu).index_select(0, &index))
+                .sum(Kind::Int64)
+                .int64_value(&[]) as usize
+        };
+        let right = parallel::sum_count(right)?;
+        Ok(right as f64 / samples.len().max(1) as f64)
     }
 }
 
