@@ -490,6 +490,15 @@ pub struct BenchArgs {
     /// Tokens generated in the generation benchmark (at most 255: one context window).
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub generate_tokens: usize,
+    /// Also time the all-reduce of N processes on this machine (Gloo on the CPU, NCCL on
+    /// CUDA; tensors of 1 MB, 10 MB and one step's gradients of ResNet-18 and ViT-S/16)
+    /// beside torch.distributed (bench/reference/allreduce.py); both run under torchrun from
+    /// --python.
+    #[arg(long, value_name = "N")]
+    pub allreduce: Option<usize>,
+    /// One process of --allreduce (started by torchrun).
+    #[arg(long, hide = true)]
+    pub allreduce_worker: bool,
     /// Also write the results as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,

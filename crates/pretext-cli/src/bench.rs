@@ -21,6 +21,9 @@ use crate::text_bench::{generation_tokens_per_second, text_step_seconds, TextMod
 use pretext_methods::MethodName;
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.allreduce_worker {
+        return crate::dist_bench::worker(args);
+    }
     let device = cuda::device(&args.device)?;
     let device_name = if device.is_cuda() { "cuda" } else { "cpu" };
     let threads = tch::get_num_threads();
@@ -114,6 +117,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(list) = &args.large {
         results.extend(large_benchmarks(args, list, device, device_name, threads)?);
+    }
+    if let Some(processes) = args.allreduce {
+        results.extend(crate::dist_bench::run(args, processes, device_name)?);
     }
     if let Some(path) = &args.json {
         std::fs::write(

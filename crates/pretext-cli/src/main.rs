@@ -5,6 +5,7 @@ mod args;
 mod attention;
 mod bench;
 mod cuda;
+mod dist_bench;
 mod embed;
 mod embed_model;
 mod embedding_output;
@@ -65,6 +66,8 @@ fn main() -> std::process::ExitCode {
 fn one_process_only(command: &Command) -> anyhow::Result<()> {
     if let Some(launch) = pretext_train::parallel::launch()? {
         let name = match command {
+            // One of the processes `pretext bench --allreduce` starts.
+            Command::Bench(args) if args.allreduce_worker => return Ok(()),
             Command::Probe(_) => "probe",
             Command::Embed(_) => "embed",
             Command::Export(_) => "export",

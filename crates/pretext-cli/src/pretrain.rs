@@ -208,8 +208,15 @@ fn announce_processes() {
 /// The closing lines of a run; the suggested probe never asks for more labels than the
 /// `train_len` training examples hold.
 fn report(run: &RunDir, config: &PretrainConfig, outcome: &PretrainOutcome, train_len: usize) {
+    let all_reduce = match parallel::placement().1 {
+        1 => String::new(),
+        _ => format!(
+            ", {:.1} s in the gradient all-reduce",
+            outcome.all_reduce_seconds
+        ),
+    };
     eprintln!(
-        "done: {} steps in {:.1} s (waited {:.1} s on data), final loss {:.4}, {} non-finite steps skipped",
+        "done: {} steps in {:.1} s (waited {:.1} s on data{all_reduce}), final loss {:.4}, {} non-finite steps skipped",
         outcome.steps_run, outcome.seconds, outcome.data_wait_seconds, outcome.last_loss, outcome.nonfinite_steps
     );
     eprintln!("checkpoint: {}", outcome.checkpoint.dir.display());

@@ -651,3 +651,46 @@ fn two_processes_fine_tune_as_one_does() {
     eprintln!("held-out accuracy {one_accuracy:.4} vs {two_accuracy:.4}");
     assert!((one_accuracy - two_accuracy).abs() <= 0.01);
 }
+
+/// `pretext bench --allreduce 2` times the shim's all-reduce and torch.distributed's, both as
+/// two processes under torchrun, side by side; one process is refused.
+#[test]
+fn the_allreduce_benchmark_runs_beside_torch_distributed() {
+    let Some(_) = torchrun() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let reference = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/reference");
+    let bench = |processes: &str| {
+        pretext()
+            .args(["bench", "--skip-step", "--skip-epoch", "--warmup", "1"])
+            .args(["--iters", "3", "--allreduce", processes])
+            .args(["--reference-dir", reference, "--json"])
+            .arg(&json)
+            .output()
+            .unwrap()
+    };
+    let output = bench("2");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let said = text(&output.stdout);
+    assert!(
+        said.contains("across 2 processes on one machine, Gloo"),
+        "{said}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = report["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{report}");
+    for row in rows {
+        for field in ["pretext_median_s", "pytorch_median_s"] {
+            let seconds = row[field].as_f64().unwrap();
+            assert!(seconds > 0.0 && seconds < 10.0, "{row}");
+        }
+    }
+    let refused = bench("1");
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused.stderr).contains("--allreduce 1: expected at least 2 processes"),
+        "{}",
+        text(&refused.stderr)
+    );
+}

@@ -7,7 +7,7 @@
 //! the other processes through [`pretext_nn::Collective`]. Only rank 0 writes the run
 //! directory and prints.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ static GROUP: OnceLock<Mutex<ProcessGroup>> = OnceLock::new();
 static COLLECTIVE: OnceLock<pretext_nn::Collective> = OnceLock::new();
 /// Inside [`alone`]: this process works by itself.
 static ALONE: AtomicBool = AtomicBool::new(false);
+/// Nanoseconds this process has spent in the gradient all-reduce ([`average`]).
+static AVERAGING_NANOS: AtomicU64 = AtomicU64::new(0);
 
 /// How long a collective may wait for the other processes before the run stops:
 /// `PRETEXT_DIST_TIMEOUT_S`, else 10 minutes.
@@ -200,6 +202,7 @@ pub fn broadcast_from_first(stores: &[&VarStore]) -> Result<(), TrainError> {
 pub fn average(grads: &[Tensor], loss: &Tensor) -> Result<f64, TrainError> {
     let _guard = tch::no_grad_guard();
     let loss = loss.detach().to_kind(tch::Kind::Float).reshape([1]).copy();
+    let started = std::time::Instant::now();
     let Some(result) = with_group(|group| {
         let mut all: Vec<&Tensor> = grads.iter().collect();
         all.push(&loss);
@@ -207,11 +210,25 @@ pub fn average(grads: &[Tensor], loss: &Tensor) -> Result<f64, TrainError> {
     }) else {
         return Ok(loss.double_value(&[0]));
     };
+    AVERAGING_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     let world = result.map_err(distributed)? as f64;
     for grad in grads {
         let _ = grad.shallow_clone().g_div_scalar_(world);
     }
     Ok(loss.double_value(&[0]) / world)
+}
+
+/// Sums `tensors` over the processes, in place (no average); alone, leaves them as they are.
+pub fn all_reduce_sum(tensors: &[&Tensor]) -> Result<(), TrainError> {
+    with_group(|group| group.all_reduce_sum(tensors))
+        .unwrap_or(Ok(()))
+        .map_err(distributed)
+}
+
+/// Seconds this process has spent in the gradient all-reduce so far, waiting for the slowest
+/// process included (on a GPU, until the all-reduce is queued: NCCL runs it on the stream).
+pub fn averaging_seconds() -> f64 {
+    AVERAGING_NANOS.load(Ordering::Relaxed) as f64 * 1e-9
 }
 
 /// `output` with its representations and projections gathered from every process (rank

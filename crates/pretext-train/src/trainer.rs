@@ -30,6 +30,9 @@ pub struct PretrainOutcome {
     pub seconds: f64,
     /// Seconds the loop waited for the data workers (0 means the data never held it back).
     pub data_wait_seconds: f64,
+    /// Several processes: seconds spent in the gradient all-reduce (waiting for the slowest
+    /// process included); 0 alone.
+    pub all_reduce_seconds: f64,
     pub steps_run: u64,
 }
 
@@ -216,6 +219,7 @@ pub fn pretrain(
 
     progress.started(state.step, total);
     let started = Instant::now();
+    let averaging_before = parallel::averaging_seconds();
     let (steps_before, mut last_loss, mut last_checkpoint) = (state.step, f64::NAN, None);
     while state.step < total {
         let step = state.step;
@@ -294,6 +298,7 @@ pub fn pretrain(
         nonfinite_steps: state.nonfinite_steps,
         seconds: started.elapsed().as_secs_f64(),
         data_wait_seconds: batches.waited().as_secs_f64(),
+        all_reduce_seconds: parallel::averaging_seconds() - averaging_before,
         steps_run: state.step - steps_before,
     })
 }
