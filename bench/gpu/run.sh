@@ -7,8 +7,9 @@
 # 1. every method pretrains 20 steps on CUDA in fp32 and bf16 (the loss must stay finite);
 # 2. `pretext bench --large all`: SimCLR ResNet-18 (2x512), MAE ViT-S/16 and BERT-base
 #    steps in fp32 and bf16 beside bench/reference/gpu_step.py, with GPU memory;
-# 3. the SimCLR step and epoch benchmarks of `pretext bench` on CUDA, and 100 SimCLR
-#    steps with the views made by the CPU workers and by the GPU (data.augment);
+# 3. the SimCLR step and epoch benchmarks of `pretext bench` on CUDA, NCCL's all-reduce with
+#    one process beside torch.distributed's, and 100 SimCLR steps with the views made by
+#    the CPU workers and by the GPU (data.augment);
 # 4. configs/simclr-fmnist-gpu.toml for as long as the time left allows, then its k-NN on
 #    Fashion-MNIST's 10,000 test images with the 60,000 training images as the bank.
 # Every part has its own time limit; a failing part is reported and the next one runs.
@@ -76,6 +77,12 @@ for place in host device; do
         tail -1 "$out/runs/augment-$place/metrics.jsonl" |
         grep -oE '"(images_per_second|data_wait_seconds)":[0-9.e+-]+'
 done
+
+# 3c. NCCL's path with one process (a group of one on this GPU): the all-reduce of 1 MB to
+#     ViT-S/16's gradients beside torch.distributed's NCCL (both under torchrun).
+part allreduce-nccl 60 "$bin" bench --device cuda --skip-step --skip-epoch --allreduce 1 \
+    --python "$python" --json "$out/allreduce-nccl.json" &&
+    grep -E "all-reduce|MB|parameters" "$out/allreduce-nccl.log"
 
 # 4. The GPU recipe, for the time left, then its k-NN with the whole training set as bank.
 limit=$(( $(left) - 60 ))

@@ -493,7 +493,7 @@ pub struct BenchArgs {
     /// Also time the all-reduce of N processes on this machine (Gloo on the CPU, NCCL on
     /// CUDA; tensors of 1 MB, 10 MB and one step's gradients of ResNet-18 and ViT-S/16)
     /// beside torch.distributed (bench/reference/allreduce.py); both run under torchrun from
-    /// --python.
+    /// --python. At least 2 on the CPU; on CUDA 1 times NCCL's path with a group of one.
     #[arg(long, value_name = "N")]
     pub allreduce: Option<usize>,
     /// One process of --allreduce (started by torchrun).

@@ -45,13 +45,26 @@ pub fn device(name: &str) -> anyhow::Result<tch::Device> {
 /// Under torchrun or SLURM: joins the other processes (on CUDA, this process drives the GPU
 /// of its local rank) and returns the device to train on.
 pub fn join_launch(device: Device) -> anyhow::Result<Device> {
-    let Some(launch) = pretext_train::parallel::launch()? else {
-        return Ok(device);
-    };
+    match pretext_train::parallel::launch()? {
+        Some(launch) => join(&launch, device),
+        None => Ok(device),
+    }
+}
+
+/// [`join_launch`], also for a launch of one process (a group of one); an error outside
+/// torchrun or SLURM.
+pub fn join_any_launch(device: Device) -> anyhow::Result<Device> {
+    match pretext_train::parallel::launch_of_any_size()? {
+        Some(launch) => join(&launch, device),
+        None => anyhow::bail!("expected to be started by torchrun or srun (RANK and WORLD_SIZE, or SLURM_PROCID and SLURM_NTASKS, are unset)"),
+    }
+}
+
+fn join(launch: &pretext_train::parallel::Launch, device: Device) -> anyhow::Result<Device> {
     let device = match device {
         Device::Cuda(_) => Device::Cuda(launch.local_rank),
         other => other,
     };
-    pretext_train::parallel::join(&launch, device)?;
+    pretext_train::parallel::join(launch, device)?;
     Ok(device)
 }

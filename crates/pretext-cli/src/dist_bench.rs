@@ -27,8 +27,8 @@ pub const SIZES: [(i64, &str); 4] = [
 
 /// The parent: runs the N pretext workers, then the N reference processes, and prints both.
 pub fn run(args: &BenchArgs, processes: usize, device_name: &str) -> anyhow::Result<Vec<Value>> {
-    if processes < 2 {
-        bail!("--allreduce {processes}: expected at least 2 processes (an all-reduce of one process moves nothing)");
+    if processes == 0 || (processes == 1 && device_name != "cuda") {
+        bail!("--allreduce {processes}: expected at least 2 processes on the CPU (an all-reduce of one process moves nothing; on CUDA, 1 times NCCL's path with a group of one)");
     }
     if args.iters == 0 {
         bail!("--iters 0: expected at least 1 timed all-reduce");
@@ -101,27 +101,28 @@ fn run_in(
         "Gloo"
     };
     println!(
-        "all-reduce (sum, float32) across {processes} processes on one machine, {backend}; median of {} (bus bandwidth = 2(n-1)/n × bytes / time, as nccl-tests):",
+        "all-reduce (sum, float32) across {processes} processes on one machine, {backend}; median of {} (bandwidth = bytes / time; bus bandwidth = 2(n-1)/n × that, as nccl-tests):",
         args.iters
     );
     let mut rows = Vec::new();
     for ((&(elements, what), &ours), &theirs) in SIZES.iter().zip(&ours).zip(&theirs) {
-        let bus = |seconds: f64| {
-            2.0 * (processes as f64 - 1.0) / processes as f64 * (elements * 4) as f64
-                / seconds
-                / 1e9
-        };
+        let bandwidth = |seconds: f64| (elements * 4) as f64 / seconds / 1e9;
+        let bus =
+            |seconds: f64| 2.0 * (processes as f64 - 1.0) / processes as f64 * bandwidth(seconds);
         println!(
-            "  {what}: pretext {:.2} ms ({:.2} GB/s); torch.distributed {:.2} ms ({:.2} GB/s); ratio {:.2}x",
+            "  {what}: pretext {:.2} ms ({:.2} GB/s, bus {:.2} GB/s); torch.distributed {:.2} ms ({:.2} GB/s, bus {:.2} GB/s); ratio {:.2}x",
             ours * 1e3,
+            bandwidth(ours),
             bus(ours),
             theirs * 1e3,
+            bandwidth(theirs),
             bus(theirs),
             ours / theirs
         );
         rows.push(json!({"name": format!("all-reduce {what}"), "elements": elements,
             "processes": processes, "pretext_median_s": ours, "pytorch_median_s": theirs,
-            "ratio": ours / theirs, "pretext_bus_gb_s": bus(ours), "pytorch_bus_gb_s": bus(theirs)}));
+            "ratio": ours / theirs, "pretext_gb_s": bandwidth(ours), "pytorch_gb_s": bandwidth(theirs),
+            "pretext_bus_gb_s": bus(ours), "pytorch_bus_gb_s": bus(theirs)}));
     }
     Ok(rows)
 }
@@ -152,7 +153,7 @@ fn torchrun(args: &BenchArgs, processes: usize, script_args: &[String]) -> anyho
 /// One of the N pretext processes: times `all_reduce_sum` of one tensor of each size (after
 /// a barrier, so that every process starts together), and rank 0 writes the medians.
 pub fn worker(args: &BenchArgs) -> anyhow::Result<()> {
-    let device = cuda::join_launch(cuda::device(&args.device)?)?;
+    let device = cuda::join_any_launch(cuda::device(&args.device)?)?;
     let Some(path) = &args.json else {
         bail!("--allreduce-worker needs --json FILE");
     };

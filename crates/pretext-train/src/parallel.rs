@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use pretext_dist::{Backend, DistError, Launch, ProcessGroup};
+pub use pretext_dist::Launch;
+use pretext_dist::{Backend, DistError, ProcessGroup};
 use pretext_methods::StepOutput;
 use tch::{nn::VarStore, Device, Tensor};
 
@@ -102,6 +103,12 @@ pub fn launch() -> Result<Option<Launch>, TrainError> {
     Ok(Launch::from_env()
         .map_err(distributed)?
         .filter(|launch| launch.world_size > 1))
+}
+
+/// The launch this process is part of, even a launch of one process (`pretext bench
+/// --allreduce 1` times NCCL's path with a group of one); `None` outside any launcher.
+pub fn launch_of_any_size() -> Result<Option<Launch>, TrainError> {
+    Launch::from_env().map_err(distributed)
 }
 
 /// Joins the other processes of `launch` (Gloo on the CPU, NCCL on CUDA), once per process,
