@@ -9,7 +9,8 @@
 #    steps in fp32 and bf16 beside bench/reference/gpu_step.py, with GPU memory;
 # 3. the SimCLR step and epoch benchmarks of `pretext bench` on CUDA, NCCL's all-reduce with
 #    one process beside torch.distributed's, and 100 SimCLR steps with the views made by
-#    the CPU workers and by the GPU (data.augment);
+#    the CPU workers and by the GPU (data.augment), and with the host reading every step
+#    (train.host_reads);
 # 4. configs/simclr-fmnist-gpu.toml for as long as the time left allows, then its k-NN on
 #    Fashion-MNIST's 10,000 test images with the 60,000 training images as the bank.
 # Every part has its own time limit; a failing part is reported and the next one runs.
@@ -77,6 +78,15 @@ for place in host device; do
         tail -1 "$out/runs/augment-$place/metrics.jsonl" |
         grep -oE '"(images_per_second|data_wait_seconds)":[0-9.e+-]+'
 done
+
+# 3b'. The device-view run again with the host reading every step (train.host_reads =
+#      every-step) instead of only on log steps (auto on CUDA): what the per-step read costs.
+part "augment-device-every-step" 90 "$bin" pretrain --device cuda --data $data/fashion-mnist \
+    --backbone resnet18 --image-size 32 --batch-size 512 --steps 100 --precision bf16 \
+    --out "$out/runs/augment-device-every-step" --overwrite --set data.augment=device \
+    --set train.host_reads=every-step --set data.workers=12 --set health.knn_every=0 &&
+    tail -1 "$out/runs/augment-device-every-step/metrics.jsonl" |
+    grep -oE '"(images_per_second|data_wait_seconds)":[0-9.e+-]+'
 
 # 3c. NCCL's path with one process (a group of one on this GPU): the all-reduce of 1 MB to
 #     ViT-S/16's gradients beside torch.distributed's NCCL (both under torchrun).

@@ -188,7 +188,7 @@ pub fn median_step_seconds(
         optimizer.zero_grad()?;
         output.loss.backward();
         optimizer.step(1e-3)?;
-        method.after_step(clock);
+        method.after_step(clock, None);
         if device.is_cuda() {
             tch::Cuda::synchronize(0);
         }

@@ -61,8 +61,11 @@ impl ProgressSink for Progress {
 
     fn step(&mut self, report: &StepReport) {
         let message = format!(
-            "loss {:.4} lr {:.2e} {:.0} {}",
-            report.loss, report.lr, report.images_per_second, self.unit
+            "{}lr {:.2e} {:.0} {}",
+            report.loss_text(),
+            report.lr,
+            report.images_per_second,
+            self.unit
         );
         match &self.bar {
             Some(bar) => {

@@ -225,8 +225,12 @@ impl ProgressSink for PretrainLine {
 
     fn step(&mut self, report: &StepReport) {
         let line = format!(
-            "{}: step {}/{} loss {:.4} {:.0} samples/s",
-            self.job, report.step, self.total, report.loss, report.images_per_second
+            "{}: step {}/{} {}{:.0} samples/s",
+            self.job,
+            report.step,
+            self.total,
+            report.loss_text(),
+            report.images_per_second
         );
         match &self.bar {
             Some(bar) => bar.set_message(line),

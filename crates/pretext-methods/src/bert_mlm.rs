@@ -132,13 +132,12 @@ impl BertMlm {
                 .eq_tensor(&targets)
                 .to_kind(Kind::Float)
                 .mean(Kind::Float)
-                .double_value(&[])
         });
         StepOutput {
             loss,
             representations: vec![text.pool(&states, &mask).detach()],
             projections: None,
-            metrics: vec![(signal::PRETEXT_ACCURACY.key.into(), accuracy)],
+            metrics: vec![(signal::PRETEXT_ACCURACY.key.into(), accuracy.into())],
         }
     }
 

@@ -160,9 +160,9 @@ impl PretextMethod for Byol {
     }
 
     /// ξ ← τ·ξ + (1 − τ)·θ with τ on its cosine schedule.
-    fn after_step(&mut self, clock: StepClock) {
+    fn after_step(&mut self, clock: StepClock, taken: Option<&Tensor>) {
         let tau = cosine_momentum(self.config.base_momentum, clock.step, clock.total_steps);
-        self.ema.update(tau);
+        self.ema.update_after(tau, taken);
     }
 
     fn health_metrics(&self) -> Vec<(String, f64)> {

@@ -139,11 +139,11 @@ impl Corruption {
             metrics: vec![
                 (
                     signal::PRETEXT_ACCURACY.key.into(),
-                    binary_accuracy(&row_logits, &corrupted),
+                    binary_accuracy(&row_logits, &corrupted).into(),
                 ),
                 (
                     signal::CELL_ACCURACY.key.into(),
-                    binary_accuracy(&cell_logits, &cells),
+                    binary_accuracy(&cell_logits, &cells).into(),
                 ),
             ],
         }
@@ -161,12 +161,12 @@ impl PretextMethod for Corruption {
     }
 }
 
-/// Share of the binary predictions (logit > 0) that match `target` (1 = positive).
-pub(crate) fn binary_accuracy(logits: &Tensor, target: &Tensor) -> f64 {
+/// Share of the binary predictions (logit > 0) that match `target` (1 = positive), as a
+/// scalar tensor left on the device.
+pub(crate) fn binary_accuracy(logits: &Tensor, target: &Tensor) -> Tensor {
     logits
         .gt(0.0)
         .eq_tensor(&target.gt(0.5))
         .to_kind(Kind::Float)
         .mean(Kind::Float)
-        .double_value(&[])
 }

@@ -245,12 +245,18 @@ impl Dino {
                 h_global.narrow(0, n, n).detach(),
             ],
             metrics: vec![
-                (signal::TEACHER_ENTROPY.key.into(), parts.teacher_entropy),
+                (
+                    signal::TEACHER_ENTROPY.key.into(),
+                    parts.teacher_entropy.into(),
+                ),
                 (
                     signal::TEACHER_MARGINAL_ENTROPY.key.into(),
-                    parts.teacher_marginal_entropy,
+                    parts.teacher_marginal_entropy.into(),
                 ),
-                (signal::TEACHER_TEMPERATURE.key.into(), teacher_temperature),
+                (
+                    signal::TEACHER_TEMPERATURE.key.into(),
+                    teacher_temperature.into(),
+                ),
             ],
         }
     }
@@ -266,12 +272,12 @@ impl PretextMethod for Dino {
     }
 
     /// Teacher EMA on its cosine schedule, then the center update.
-    fn after_step(&mut self, clock: StepClock) {
+    fn after_step(&mut self, clock: StepClock, taken: Option<&Tensor>) {
         let momentum = cosine_momentum(self.config.base_momentum, clock.step, clock.total_steps);
-        self.ema.update(momentum);
+        self.ema.update_after(momentum, taken);
         let teacher = std::mem::take(&mut self.pending_teacher);
         if self.config.centering && !teacher.is_empty() {
-            self.center.update(&teacher);
+            self.center.update(&teacher, taken);
         }
     }
 

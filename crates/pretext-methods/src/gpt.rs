@@ -109,13 +109,13 @@ impl Gpt {
                 .to_kind(Kind::Float)
                 .sum(Kind::Float);
             let count = flat_targets.ne(-100).to_kind(Kind::Float).sum(Kind::Float);
-            (hits / count.clamp_min(1.0)).double_value(&[])
+            hits / count.clamp_min(1.0)
         });
         StepOutput {
             loss,
             representations: vec![text.pool(&states, &mask).detach()],
             projections: None,
-            metrics: vec![(signal::PRETEXT_ACCURACY.key.into(), accuracy)],
+            metrics: vec![(signal::PRETEXT_ACCURACY.key.into(), accuracy.into())],
         }
     }
 }

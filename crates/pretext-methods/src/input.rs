@@ -3,9 +3,12 @@
 
 pub use pretext_augment::{normalize_in_place, INPUT_MEAN, INPUT_STD};
 use pretext_data::{ImageSet, Samples};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
-/// The un-augmented samples at `indices` as network inputs: `[B, C, H, W]` normalized
+use crate::views::host_to_device;
+
+/// The un-augmented samples at `indices` as network inputs (to a GPU through pinned memory,
+/// without the host waiting: [`host_to_device`]): `[B, C, H, W]` normalized
 /// floats, `[B, T]` token ids, `[B, 2W]` packed table rows (`pack_rows`) or `[B, L]`
 /// waveforms.
 pub fn samples_to_tensor(samples: &Samples, indices: &[usize], device: Device) -> Tensor {
@@ -21,21 +24,21 @@ pub fn samples_to_tensor(samples: &Samples, indices: &[usize], device: Device) -
                     width,
                 ));
             }
-            Tensor::from_slice(&packed)
-                .view([indices.len() as i64, 2 * width as i64])
-                .to_device(device)
+            let packed = Tensor::from_slice(&packed).view([indices.len() as i64, 2 * width as i64]);
+            host_to_device(packed, device)
         }
-        Samples::Audio(set) => Tensor::from_slice(&set.gather(indices))
-            .view([indices.len() as i64, set.clip_samples as i64])
-            .to_device(device),
+        Samples::Audio(set) => host_to_device(
+            Tensor::from_slice(&set.gather(indices))
+                .view([indices.len() as i64, set.clip_samples as i64]),
+            device,
+        ),
         Samples::Tokens(set) => {
             let ids: Vec<i64> = indices
                 .iter()
                 .flat_map(|&index| set.sequence(index).iter().map(|&id| i64::from(id)))
                 .collect();
-            Tensor::from_slice(&ids)
-                .view([indices.len() as i64, set.seq_len as i64])
-                .to_device(device)
+            let ids = Tensor::from_slice(&ids).view([indices.len() as i64, set.seq_len as i64]);
+            host_to_device(ids, device)
         }
     }
 }
@@ -47,13 +50,11 @@ pub fn images_to_tensor(set: &ImageSet, indices: &[usize], device: Device) -> Te
         pixels.extend(set.image(index).iter().map(|&byte| f32::from(byte) / 255.0));
     }
     normalize_in_place(&mut pixels);
-    Tensor::from_slice(&pixels)
-        .view([
-            indices.len() as i64,
-            set.channels as i64,
-            set.height as i64,
-            set.width as i64,
-        ])
-        .to_kind(Kind::Float)
-        .to_device(device)
+    let pixels = Tensor::from_slice(&pixels).view([
+        indices.len() as i64,
+        set.channels as i64,
+        set.height as i64,
+        set.width as i64,
+    ]);
+    host_to_device(pixels, device)
 }

@@ -154,7 +154,7 @@ impl Jigsaw {
             loss,
             representations: vec![per_image.mean_dim(&[1i64][..], false, Kind::Float).detach()],
             projections: None,
-            metrics: vec![(signal::PRETEXT_ACCURACY.key.into(), accuracy)],
+            metrics: vec![(signal::PRETEXT_ACCURACY.key.into(), accuracy.into())],
         }
     }
 }

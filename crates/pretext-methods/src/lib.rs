@@ -41,7 +41,9 @@ pub use rotation::{Rotation, RotationConfig};
 pub use scarf::{Scarf, ScarfConfig};
 pub use signal::{Judgment, Problem, Signal, SIGNALS};
 pub use simclr::{SimClr, SimClrConfig};
-pub use step::{MethodSetup, StepClock, StepOutput};
-pub use views::{FrameMasking, HostBatch, HostData, HostView, StepInputs, ToDevice, ViewRecipe};
+pub use step::{MethodSetup, Metric, StepClock, StepOutput};
+pub use views::{
+    host_to_device, FrameMasking, HostBatch, HostData, HostView, StepInputs, ToDevice, ViewRecipe,
+};
 pub use vime::{Vime, VimeConfig};
 pub use wav2vec2::{Wav2Vec2, Wav2Vec2Config};

@@ -229,13 +229,14 @@ impl Mae {
         let normalize = self.config.normalize_targets;
         let loss = masked_patch_loss(&predicted, &target, &mask, normalize);
         debug_assert_eq!(target.size()[2], self.patch * self.patch * self.channels);
-        let flat = tch::no_grad(|| flat_patch_loss(&target, &mask, normalize)).double_value(&[]);
-        let gain = 1.0 - loss.double_value(&[]) / flat.max(1e-12);
+        // Left on the device: 1 − loss / (the loss of predicting each patch's mean).
+        let flat = tch::no_grad(|| flat_patch_loss(&target, &mask, normalize));
+        let gain = (loss.detach() / flat.clamp_min(1e-12)).neg() + 1.0;
         StepOutput {
             loss,
             representations: vec![cls.detach()],
             projections: None,
-            metrics: vec![(signal::RECONSTRUCTION_GAIN.key.into(), gain)],
+            metrics: vec![(signal::RECONSTRUCTION_GAIN.key.into(), gain.into())],
         }
     }
 }

@@ -210,9 +210,10 @@ impl Method {
         Some(loss.double_value(&[]))
     }
 
-    /// Updates untrained state (EMA networks, queues, centers) after the optimizer step.
-    pub fn after_step(&mut self, clock: StepClock) {
-        self.0.after_step(clock)
+    /// Updates untrained state (EMA networks, queues, centers) after the optimizer step
+    /// (`taken`: see [`PretextMethod::after_step`]).
+    pub fn after_step(&mut self, clock: StepClock, taken: Option<&tch::Tensor>) {
+        self.0.after_step(clock, taken)
     }
 
     /// Health numbers that need a look at the weights ([`PretextMethod::health_metrics`]).

@@ -195,7 +195,7 @@ impl Moco {
             loss,
             representations: vec![h_q.detach(), h_k],
             projections: Some(q.detach()),
-            metrics: vec![(signal::CONTRASTIVE_ACCURACY.key.into(), accuracy)],
+            metrics: vec![(signal::CONTRASTIVE_ACCURACY.key.into(), accuracy.into())],
         }
     }
 }
@@ -210,15 +210,15 @@ impl PretextMethod for Moco {
     }
 
     /// Momentum update of the key encoder, then the batch's keys join the queue.
-    fn after_step(&mut self, _clock: StepClock) {
-        self.ema.update(self.config.momentum);
+    fn after_step(&mut self, _clock: StepClock, taken: Option<&Tensor>) {
+        self.ema.update_after(self.config.momentum, taken);
         if let Some(keys) = self.pending_keys.take() {
             // Several processes: every process's keys, in rank order (the global batch's
             // order), so that every queue stays the same.
             let keys = pretext_nn::collective()
                 .and_then(|collective| collective.gather_rows(&keys))
                 .unwrap_or(keys);
-            self.queue.enqueue(&keys);
+            self.queue.enqueue(&keys, taken);
         }
     }
 

@@ -31,7 +31,11 @@ pub trait PretextMethod: Any + Debug + Send {
     fn step_loss(&mut self, inputs: &StepInputs, clock: StepClock) -> StepOutput;
 
     /// Updates untrained state (EMA networks, queues, centers) after the optimizer step.
-    fn after_step(&mut self, _clock: StepClock) {}
+    /// `taken` is None when the step was taken (the host decided; a skipped step does not
+    /// call this), or, when the device decided, a float32 scalar on the device, 1 if the
+    /// optimizer stepped and 0 if it skipped a non-finite step: the update must then be
+    /// applied as if it had not happened where it is 0, without the host reading it.
+    fn after_step(&mut self, _clock: StepClock, _taken: Option<&Tensor>) {}
 
     /// Health numbers that need a look at the weights (e.g. how far an EMA target trails the
     /// online network); computed only when health signals are due.

@@ -113,8 +113,7 @@ impl Scarf {
             .argmax(1, false)
             .eq_tensor(&targets)
             .to_kind(Kind::Float)
-            .mean(Kind::Float)
-            .double_value(&[]);
+            .mean(Kind::Float);
         StepOutput {
             loss,
             representations: vec![
@@ -122,7 +121,7 @@ impl Scarf {
                 h.narrow(0, batch, batch).detach(),
             ],
             projections: Some(anchors.detach()),
-            metrics: vec![(signal::CONTRASTIVE_ACCURACY.key.into(), accuracy)],
+            metrics: vec![(signal::CONTRASTIVE_ACCURACY.key.into(), accuracy.into())],
         }
     }
 }

@@ -54,5 +54,39 @@ pub struct StepOutput {
     /// (BYOL without its predictor keeps varied representations but constant projections).
     pub projections: Option<Tensor>,
     /// Extra method-specific numbers to log (`pretext_accuracy`, `teacher_entropy`, ...).
-    pub metrics: Vec<(String, f64)>,
+    pub metrics: Vec<(String, Metric)>,
+}
+
+/// A number a method logs. Those computed from the step's tensors stay on the device as
+/// scalar tensors until the step is logged, so that the host does not wait for the device
+/// in the middle of a step (on a GPU, a read is a synchronization).
+#[derive(Debug)]
+pub enum Metric {
+    /// Known on the host already (a schedule's value, a count the host made).
+    Host(f64),
+    /// A scalar tensor, read when the step is logged.
+    Device(Tensor),
+}
+
+impl Metric {
+    /// The number (reads it from the device if it is there).
+    pub fn value(&self) -> f64 {
+        match self {
+            Metric::Host(value) => *value,
+            Metric::Device(tensor) => tensor.double_value(&[]),
+        }
+    }
+}
+
+impl From<f64> for Metric {
+    fn from(value: f64) -> Metric {
+        Metric::Host(value)
+    }
+}
+
+impl From<Tensor> for Metric {
+    /// A scalar tensor (detached here: a logged number needs no gradient).
+    fn from(tensor: Tensor) -> Metric {
+        Metric::Device(tensor.detach())
+    }
 }

@@ -69,7 +69,7 @@ fn view_to_device(view: &HostView, device: Device) -> Tensor {
 /// on the current stream ahead of the kernels that read it, and libtorch's pinned-memory
 /// allocator keeps the host buffer until the copy has run. If pinning fails (no pinned
 /// memory left), a plain copy.
-pub(crate) fn host_to_device(tensor: Tensor, device: Device) -> Tensor {
+pub fn host_to_device(tensor: Tensor, device: Device) -> Tensor {
     match device {
         Device::Cuda(index) => {
             pretext_sys::to_cuda_pinned(&tensor, index).unwrap_or_else(|_| tensor.to_device(device))

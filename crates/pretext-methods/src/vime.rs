@@ -153,14 +153,17 @@ impl Vime {
         }
         let errors = Tensor::stack(&per_cell, 1) * &present; // [B, W]
         let feature_loss = errors.sum(Kind::Float) / present.sum(Kind::Float).clamp_min(1.0);
-        let reconstruction = feature_loss.double_value(&[]);
+        let reconstruction = feature_loss.detach();
         StepOutput {
             loss: mask_loss + feature_loss * self.alpha,
             representations: vec![h.detach()],
             projections: None,
             metrics: vec![
-                (signal::MASK_ACCURACY.key.into(), mask_accuracy),
-                (signal::RECONSTRUCTION_LOSS.key.into(), reconstruction),
+                (signal::MASK_ACCURACY.key.into(), mask_accuracy.into()),
+                (
+                    signal::RECONSTRUCTION_LOSS.key.into(),
+                    reconstruction.into(),
+                ),
             ],
         }
     }

@@ -333,29 +333,23 @@ impl Wav2Vec2 {
         );
         let mut loss = &contrastive + &penalty * self.config.feature_penalty;
         let mut metrics = vec![
-            (
-                signal::CONTRASTIVE_LOSS.key.into(),
-                contrastive.double_value(&[]),
-            ),
-            (signal::MASKED_FRAME_ACCURACY.key.into(), accuracy),
-            (
-                signal::FEATURE_PENALTY.key.into(),
-                penalty.double_value(&[]),
-            ),
-            (signal::MASKED_SHARE.key.into(), masked_share),
+            (signal::CONTRASTIVE_LOSS.key.into(), contrastive.into()),
+            (signal::MASKED_FRAME_ACCURACY.key.into(), accuracy.into()),
+            (signal::FEATURE_PENALTY.key.into(), penalty.into()),
+            (signal::MASKED_SHARE.key.into(), masked_share.into()),
         ];
         if let Some(quantized) = &quantized {
             loss += &quantized.diversity_loss * self.config.diversity_weight;
             metrics.extend([
                 (
                     signal::CODEBOOK_PERPLEXITY.key.into(),
-                    quantized.perplexity.double_value(&[]),
+                    quantized.perplexity.detach().into(),
                 ),
                 (
                     signal::DIVERSITY_LOSS.key.into(),
-                    quantized.diversity_loss.double_value(&[]),
+                    quantized.diversity_loss.detach().into(),
                 ),
-                (signal::GUMBEL_TEMPERATURE.key.into(), temperature),
+                (signal::GUMBEL_TEMPERATURE.key.into(), temperature.into()),
             ]);
         }
         let pooled = context.detach().mean_dim(&[1i64][..], false, Kind::Float);
@@ -502,7 +496,7 @@ mod tests {
                 .metrics
                 .iter()
                 .find(|(n, _)| n == name)
-                .map(|(_, v)| *v)
+                .map(|(_, v)| v.value())
                 .unwrap()
         };
         let perplexity = metric("codebook_perplexity");

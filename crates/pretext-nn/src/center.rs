@@ -28,7 +28,10 @@ impl Center {
     }
 
     /// Moves the center toward the mean over the rows of every tensor in `teacher_outputs`.
-    pub fn update(&mut self, teacher_outputs: &[Tensor]) {
+    /// `taken`: None when the step's update was taken; `Some(flag)` when the device decided
+    /// (a float32 scalar, 1 = taken, 0 = skipped, never read by the host): the center moves
+    /// by `(1 − m) · flag` of the way.
+    pub fn update(&mut self, teacher_outputs: &[Tensor], taken: Option<&Tensor>) {
         let _guard = tch::no_grad_guard();
         let mut batch_center =
             Tensor::cat(teacher_outputs, 0)
@@ -41,8 +44,16 @@ impl Center {
                 batch_center = all.mean_dim(&[0i64][..], true, Kind::Float);
             }
         }
-        let _ = self.value.g_mul_scalar_(self.momentum);
-        let _ = self.value.g_add_(&(batch_center * (1.0 - self.momentum)));
+        match taken {
+            None => {
+                let _ = self.value.g_mul_scalar_(self.momentum);
+                let _ = self.value.g_add_(&(batch_center * (1.0 - self.momentum)));
+            }
+            Some(taken) => {
+                let weight = taken * (1.0 - self.momentum);
+                let _ = self.value.lerp_tensor_(&batch_center, &weight);
+            }
+        }
     }
 
     /// L2 norm of the center.
@@ -62,12 +73,20 @@ mod tests {
         let mut center = Center::new(&store.root(), 2, 0.9);
         let a = Tensor::from_slice2(&[[1.0f32, 2.0], [3.0, 6.0]]); // mean [2, 4]
         let b = Tensor::from_slice2(&[[2.0f32, 4.0]]);
-        center.update(&[a, b]); // mean over 3 rows: [2, 4] → c = 0.1 · [2, 4]
+        center.update(&[a, b], None); // mean over 3 rows: [2, 4] → c = 0.1 · [2, 4]
         let value = Vec::<f32>::try_from(center.value().view([-1])).unwrap();
         assert!((value[0] - 0.2).abs() < 1e-6 && (value[1] - 0.4).abs() < 1e-6);
-        center.update(&[Tensor::from_slice2(&[[0.0f32, 0.0]])]); // c = 0.9 · c
+        center.update(&[Tensor::from_slice2(&[[0.0f32, 0.0]])], None); // c = 0.9 · c
         let value = Vec::<f32>::try_from(center.value().view([-1])).unwrap();
         assert!((value[0] - 0.18).abs() < 1e-6 && (value[1] - 0.36).abs() < 1e-6);
         assert!((center.norm() - (0.18f64.powi(2) + 0.36f64.powi(2)).sqrt()).abs() < 1e-6);
+        // Decided on the device: a skipped step keeps the center, a taken one moves it.
+        let far = || [Tensor::from_slice2(&[[10.0f32, 10.0]])];
+        center.update(&far(), Some(&Tensor::from(0.0f32)));
+        let value = Vec::<f32>::try_from(center.value().view([-1])).unwrap();
+        assert!((value[0] - 0.18).abs() < 1e-6 && (value[1] - 0.36).abs() < 1e-6);
+        center.update(&far(), Some(&Tensor::from(1.0f32)));
+        let value = Vec::<f32>::try_from(center.value().view([-1])).unwrap();
+        assert!((value[0] - 1.162).abs() < 1e-5 && (value[1] - 1.324).abs() < 1e-5);
     }
 }

@@ -66,6 +66,21 @@ impl Ema {
         }
     }
 
+    /// [`Ema::update`] after a step whose update may have been skipped: `taken` None means
+    /// it was taken; `Some(flag)` is a float32 scalar on the device, 1 when the optimizer
+    /// stepped and 0 when it skipped the step, which the host never reads (the target moves
+    /// by `(1 − momentum) · flag` of the way to the online network).
+    pub fn update_after(&self, momentum: f64, taken: Option<&Tensor>) {
+        let Some(taken) = taken else {
+            return self.update(momentum);
+        };
+        let _guard = tch::no_grad_guard();
+        let weight = taken * (1.0 - momentum);
+        for (_, target, online) in &self.pairs {
+            let _ = target.shallow_clone().lerp_tensor_(online, &weight);
+        }
+    }
+
     /// ‖θ_online − θ_target‖ / ‖θ_online‖ over all pairs: how far the target trails the
     /// online network (0 = identical).
     pub fn relative_distance(&self) -> f64 {
@@ -141,9 +156,19 @@ mod tests {
             let want = 0.9 * before[i] + 0.1 * online_value;
             assert!((after[i] - want).abs() < 1e-6, "{} vs {want}", after[i]);
         }
+        // Decided on the device: a skipped step (0) keeps the target, a taken one (1) moves it
+        // as the host's update does.
+        ema.update_after(0.9, Some(&Tensor::from(0.0f32)));
+        assert_eq!(weight(&target), after);
+        ema.update_after(0.9, Some(&Tensor::from(1.0f32)));
+        let moved = weight(&target);
+        for (i, online_value) in [1.0, 3.0].iter().enumerate() {
+            let want = 0.9 * after[i] + 0.1 * online_value;
+            assert!((moved[i] - want).abs() < 1e-6, "{} vs {want}", moved[i]);
+        }
         // Momentum 1 keeps the target; momentum 0 copies the online network.
         ema.update(1.0);
-        assert_eq!(weight(&target), after);
+        assert_eq!(weight(&target), moved);
         ema.update(0.0);
         assert_eq!(weight(&target), vec![1.0, 3.0]);
     }

@@ -42,20 +42,31 @@ impl NegativeQueue {
         self.len() == 0
     }
 
-    /// Writes `new_keys` (`[B, D]`, normalized here) over the oldest rows, wrapping around.
-    pub fn enqueue(&mut self, new_keys: &Tensor) {
+    /// Writes `new_keys` (`[B, D]`, normalized here) over the oldest rows, wrapping around,
+    /// on the device (the host never reads the write position). `taken`: None when the
+    /// step's update was taken; `Some(flag)` when the device decided (a float32 scalar, 1 =
+    /// taken, 0 = skipped): a skipped step leaves the queue and its position as they were.
+    pub fn enqueue(&mut self, new_keys: &Tensor, taken: Option<&Tensor>) {
         let _guard = tch::no_grad_guard();
         let new_keys = l2_normalize(&crate::fp32(&new_keys.detach()));
         let size = self.len();
         let batch = new_keys.size()[0];
-        let start = self.position.int64_value(&[0]);
         // Only the last `size` keys survive a batch larger than the queue.
         let skip = (batch - size).max(0);
-        for offset in skip..batch {
-            let row = (start + offset) % size;
-            self.keys.get(row).copy_(&new_keys.get(offset));
-        }
-        let _ = self.position.fill_((start + batch) % size);
+        let kept = new_keys.narrow(0, skip, batch - skip);
+        let rows = (Tensor::arange_start(skip, batch, (Kind::Int64, self.keys.device()))
+            + &self.position)
+            .remainder(size);
+        let (kept, advance) = match taken {
+            None => (kept, Tensor::from(batch).to_device(self.keys.device())),
+            Some(taken) => (
+                kept.where_self(&taken.gt(0.5), &self.keys.index_select(0, &rows)),
+                taken.to_kind(Kind::Int64) * batch,
+            ),
+        };
+        let _ = self.keys.index_copy_(0, &rows, &kept);
+        let next = (&self.position + advance).remainder(size);
+        self.position.copy_(&next);
     }
 }
 
@@ -73,8 +84,8 @@ mod tests {
                 .view([-1, 2])
         };
         // Rows hold (±1, 0) after normalization; we track the sign pattern via keys.
-        queue.enqueue(&batch(&[1.0, 1.0, 1.0]));
-        queue.enqueue(&batch(&[-1.0, -1.0, -1.0]));
+        queue.enqueue(&batch(&[1.0, 1.0, 1.0]), None);
+        queue.enqueue(&batch(&[-1.0, -1.0, -1.0]), None);
         // 3 positive rows at 0..3, then negatives at 3, 4 and (wrapped) 0.
         let first = Vec::<f32>::try_from(queue.keys().select(1, 0)).unwrap();
         assert_eq!(first, vec![-1.0, 1.0, 1.0, -1.0, -1.0]);
@@ -82,5 +93,28 @@ mod tests {
         let names: Vec<String> = store.variables().into_keys().collect();
         assert!(names.contains(&"keys".to_string()) && names.contains(&"position".to_string()));
         assert!(store.trainable_variables().is_empty());
+    }
+
+    #[test]
+    fn a_skipped_step_leaves_the_queue_and_a_taken_one_enqueues() {
+        let store = VarStore::new(Device::Cpu);
+        let mut queue = NegativeQueue::new(&store.root(), 4, 2);
+        let rows = |values: &[f32]| {
+            Tensor::from_slice(&values.iter().flat_map(|&v| [v, 0.0]).collect::<Vec<_>>())
+                .view([-1, 2])
+        };
+        let signs =
+            |queue: &NegativeQueue| Vec::<f32>::try_from(queue.keys().select(1, 0)).unwrap();
+        queue.enqueue(&rows(&[1.0, 1.0, 1.0, 1.0]), None);
+        queue.enqueue(&rows(&[-1.0, -1.0]), Some(&Tensor::from(0.0f32)));
+        assert_eq!(signs(&queue), vec![1.0; 4]);
+        assert_eq!(queue.position.int64_value(&[0]), 0);
+        queue.enqueue(&rows(&[-1.0, -1.0]), Some(&Tensor::from(1.0f32)));
+        assert_eq!(signs(&queue), vec![-1.0, -1.0, 1.0, 1.0]);
+        assert_eq!(queue.position.int64_value(&[0]), 2);
+        // A batch larger than the queue: its last 4 keys, from the write position on.
+        queue.enqueue(&rows(&[1.0, -1.0, 1.0, 1.0, -1.0, -1.0]), None);
+        assert_eq!(signs(&queue), vec![1.0, 1.0, -1.0, -1.0]);
+        assert_eq!(queue.position.int64_value(&[0]), 0);
     }
 }

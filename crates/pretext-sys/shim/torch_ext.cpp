@@ -8,6 +8,7 @@
 
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <vector>
 
 namespace {
@@ -97,20 +98,30 @@ int pretext_tf32_enabled() {
 // One AdamW update of `count` parameters in one fused kernel per device (PyTorch's
 // `AdamW(fused=True)`): p <- p(1 - lr wd); m <- b1 m + (1 - b1) g; v <- b2 v + (1 - b2) g^2;
 // p <- p - lr / (1 - b1^step) * m / (sqrt(v) / sqrt(1 - b2^step) + eps).
+// `steps` null: the update's number is `step`. Otherwise `steps` (a float32 scalar on the
+// parameters' device) holds it and `found_inf` (the same) skips the whole update where it is
+// 1, both read by the kernel on the device, so the host never waits for them.
 int pretext_fused_adamw(void* const* params, void* const* grads, void* const* exp_avgs,
-                        void* const* exp_avg_sqs, size_t count, double step, double lr,
-                        double beta1, double beta2, double weight_decay, double eps,
-                        char* error, size_t error_len) {
+                        void* const* exp_avg_sqs, size_t count, double step, void* steps,
+                        void* found_inf, double lr, double beta1, double beta2,
+                        double weight_decay, double eps, char* error, size_t error_len) {
   try {
     if (count == 0) {
       return 0;
     }
     auto p = tensor_list(params, count);
-    auto steps_value = at::full({}, step, p[0].options().dtype(at::kFloat));
-    std::vector<at::Tensor> steps(count, steps_value);
+    auto steps_value = steps != nullptr
+                           ? *static_cast<at::Tensor*>(steps)
+                           : at::full({}, step, p[0].options().dtype(at::kFloat));
+    std::optional<at::Tensor> skip;
+    if (found_inf != nullptr) {
+      skip = *static_cast<at::Tensor*>(found_inf);
+    }
+    std::vector<at::Tensor> step_list(count, steps_value);
     at::_fused_adamw_(p, tensor_list(grads, count), tensor_list(exp_avgs, count),
-                      tensor_list(exp_avg_sqs, count), {}, steps, lr, beta1, beta2,
-                      weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+                      tensor_list(exp_avg_sqs, count), {}, step_list, lr, beta1, beta2,
+                      weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false,
+                      /*grad_scale=*/std::nullopt, skip);
     return 0;
   } catch (const std::exception& e) {
     return fail(e.what(), error, error_len);
@@ -137,6 +148,19 @@ int pretext_scale_all(void* const* tensors, size_t count, double factor, char* e
   try {
     auto list = tensor_list(tensors, count);
     at::_foreach_mul_(list, factor);
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e.what(), error, error_len);
+  }
+}
+
+// Multiplies `count` tensors in place by `factor`, a scalar tensor on their device (one
+// multi-tensor kernel; the host does not read the factor).
+int pretext_scale_all_by(void* const* tensors, size_t count, void* factor, char* error,
+                         size_t error_len) {
+  try {
+    auto list = tensor_list(tensors, count);
+    at::_foreach_mul_(list, *static_cast<at::Tensor*>(factor));
     return 0;
   } catch (const std::exception& e) {
     return fail(e.what(), error, error_len);

@@ -31,6 +31,8 @@ extern "C" {
         exp_avg_sqs: *const *mut C_tensor,
         count: usize,
         step: f64,
+        steps: *mut C_tensor,
+        found_inf: *mut C_tensor,
         lr: f64,
         beta1: f64,
         beta2: f64,
@@ -63,6 +65,13 @@ extern "C" {
         tensors: *const *mut C_tensor,
         count: usize,
         factor: f64,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
+    fn pretext_scale_all_by(
+        tensors: *const *mut C_tensor,
+        count: usize,
+        factor: *mut C_tensor,
         error: *mut c_char,
         error_len: usize,
     ) -> c_int;
@@ -207,11 +216,23 @@ fn handles(tensors: &[&Tensor]) -> Vec<*mut C_tensor> {
         .collect()
 }
 
+/// Where a fused AdamW update gets its number from, and whether it happens.
+#[derive(Clone, Copy, Debug)]
+pub enum UpdateCount<'a> {
+    /// The update's number, from 1 (bias correction), known on the host; always applied.
+    Host(u64),
+    /// Decided on the device, never read by the host: `steps` (a float32 scalar on the
+    /// parameters' device) holds the update's number, and the whole update is skipped where
+    /// `found_inf` (the same) is 1 (PyTorch's `found_inf` of `AdamW(fused=True)`).
+    Device {
+        steps: &'a Tensor,
+        found_inf: &'a Tensor,
+    },
+}
+
 /// Hyper-parameters of one AdamW update.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamwStep {
-    /// The update's number, from 1 (bias correction).
-    pub step: u64,
     pub lr: f64,
     pub betas: (f64, f64),
     pub weight_decay: f64,
@@ -227,32 +248,43 @@ pub fn fused_adamw(
     exp_avgs: &[&Tensor],
     exp_avg_sqs: &[&Tensor],
     hyper: AdamwStep,
+    count: UpdateCount,
 ) -> Result<(), TorchError> {
-    let count = params.len();
+    let len = params.len();
     assert!(
-        grads.len() == count && exp_avgs.len() == count && exp_avg_sqs.len() == count,
+        grads.len() == len && exp_avgs.len() == len && exp_avg_sqs.len() == len,
         "fused_adamw takes one gradient and two moments per parameter"
     );
     let (params, grads) = (handles(params), handles(grads));
     let (exp_avgs, exp_avg_sqs) = (handles(exp_avgs), handles(exp_avg_sqs));
-    checked("fused AdamW", |error, len| {
-        // SAFETY: four arrays of `count` live tensor handles, and the error buffer, outlive
-        // the call.
+    let (step, steps, found_inf) = match count {
+        UpdateCount::Host(step) => (step as f64, std::ptr::null_mut(), std::ptr::null_mut()),
+        UpdateCount::Device { steps, found_inf } => (
+            0.0,
+            steps.as_ptr() as *mut C_tensor,
+            found_inf.as_ptr() as *mut C_tensor,
+        ),
+    };
+    checked("fused AdamW", |error, error_len| {
+        // SAFETY: four arrays of `len` live tensor handles, the step tensors when given, and
+        // the error buffer outlive the call.
         unsafe {
             pretext_fused_adamw(
                 params.as_ptr(),
                 grads.as_ptr(),
                 exp_avgs.as_ptr(),
                 exp_avg_sqs.as_ptr(),
-                count,
-                hyper.step as f64,
+                len,
+                step,
+                steps,
+                found_inf,
                 hyper.lr,
                 hyper.betas.0,
                 hyper.betas.1,
                 hyper.weight_decay,
                 hyper.eps,
                 error,
-                len,
+                error_len,
             )
         }
     })
@@ -277,6 +309,24 @@ pub fn scale_all(tensors: &[&Tensor], factor: f64) -> Result<(), TorchError> {
     checked("scale", |error, len| {
         // SAFETY: `list` holds live handles and the error buffer outlives the call.
         unsafe { pretext_scale_all(list.as_ptr(), list.len(), factor, error, len) }
+    })
+}
+
+/// Multiplies every tensor in `tensors` in place by `factor`, a scalar tensor on their
+/// device (one multi-tensor kernel; the host never reads the factor).
+pub fn scale_all_by(tensors: &[&Tensor], factor: &Tensor) -> Result<(), TorchError> {
+    let list = handles(tensors);
+    checked("scale", |error, len| {
+        // SAFETY: `list` and `factor` are live handles and the error buffer outlives the call.
+        unsafe {
+            pretext_scale_all_by(
+                list.as_ptr(),
+                list.len(),
+                factor.as_ptr() as *mut C_tensor,
+                error,
+                len,
+            )
+        }
     })
 }
 
@@ -380,16 +430,28 @@ mod tests {
         );
         let (mut p_ref, mut m_ref, mut v_ref) = (param.copy(), m.copy(), v.copy());
         let (lr, wd, (b1, b2), eps) = (0.01, 0.1, (0.9, 0.999), 1e-8);
+        let hyper = AdamwStep {
+            lr,
+            betas: (b1, b2),
+            weight_decay: wd,
+            eps,
+        };
+        // The first update numbered on the host, the second on the device.
+        let steps = Tensor::from(1.0f32);
+        let found_inf = Tensor::from(0.0f32);
         for step in 1..=2u64 {
             let grad = Tensor::randn([3, 4], options);
-            let hyper = AdamwStep {
-                step,
-                lr,
-                betas: (b1, b2),
-                weight_decay: wd,
-                eps,
+            let count = match step {
+                1 => UpdateCount::Host(1),
+                _ => {
+                    let _ = steps.shallow_clone().fill_(2.0);
+                    UpdateCount::Device {
+                        steps: &steps,
+                        found_inf: &found_inf,
+                    }
+                }
             };
-            fused_adamw(&[&param], &[&grad], &[&m], &[&v], hyper).unwrap();
+            fused_adamw(&[&param], &[&grad], &[&m], &[&v], hyper, count).unwrap();
             p_ref = &p_ref * (1.0 - lr * wd);
             m_ref = &m_ref * b1 + &grad * (1.0 - b1);
             v_ref = &v_ref * b2 + (&grad * &grad) * (1.0 - b2);
@@ -398,6 +460,16 @@ mod tests {
         }
         let gap = (&param - &p_ref).abs().max().double_value(&[]);
         assert!(gap < 1e-6, "{gap}");
+        // found_inf = 1: a NaN gradient leaves the parameter and both moments as they were.
+        let before = (param.copy(), m.copy(), v.copy());
+        let nan = Tensor::full([3, 4], f64::NAN, options);
+        let _ = found_inf.shallow_clone().fill_(1.0);
+        let count = UpdateCount::Device {
+            steps: &steps,
+            found_inf: &found_inf,
+        };
+        fused_adamw(&[&param], &[&nan], &[&m], &[&v], hyper, count).unwrap();
+        assert!(param.equal(&before.0) && m.equal(&before.1) && v.equal(&before.2));
         assert!((&v - &v_ref).abs().max().double_value(&[]) < 1e-9);
     }
 
@@ -409,6 +481,9 @@ mod tests {
         scale_all(&[&a, &b], 0.5).unwrap();
         assert_eq!(Vec::<f32>::try_from(&a).unwrap(), vec![1.5, 0.0]);
         assert_eq!(Vec::<f32>::try_from(&b).unwrap(), vec![2.0]);
+        scale_all_by(&[&a, &b], &Tensor::from(2.0f32)).unwrap();
+        assert_eq!(Vec::<f32>::try_from(&a).unwrap(), vec![3.0, 0.0]);
+        assert_eq!(Vec::<f32>::try_from(&b).unwrap(), vec![4.0]);
         let nan = Tensor::from_slice(&[f32::NAN]);
         zero_all(&[&a, &nan]).unwrap();
         assert_eq!(Vec::<f32>::try_from(&nan).unwrap(), vec![0.0]);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::health::HealthContext;
-use crate::optimizer::OptimizerConfig;
+use crate::optimizer::{OptimizerConfig, OptimizerKind};
 use pretext_nn::Precision;
 
 /// `[train]`: length of the run, logging and checkpoints.
@@ -42,6 +42,37 @@ pub struct LoopConfig {
     /// On CUDA, let float32 matrix multiplies and convolutions use TF32 tensor cores (as
     /// PyTorch's `allow_tf32`); false keeps them in full float32.
     pub tf32: bool,
+    /// When the host reads a step's numbers (loss, gradient norm, whether they were finite):
+    /// "every-step" (clipping and the non-finite skip decided on the host each step, the
+    /// CPU's path), "log-steps" (decided on the device: the host reads them only on steps
+    /// that log, checkpoint or end, so it never waits for a GPU inside a step; AdamW only;
+    /// skipped steps are reported, and the non-finite limit checked, on those steps), or
+    /// "auto" (log-steps on CUDA with AdamW, every-step otherwise).
+    pub host_reads: HostReads,
+}
+
+/// `train.host_reads`: when the step loop reads a step's numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostReads {
+    /// "log-steps" on CUDA with AdamW, "every-step" otherwise.
+    #[default]
+    Auto,
+    /// The host decides clipping and the non-finite skip after every step.
+    EveryStep,
+    /// The device decides; the host reads the numbers on steps that log, checkpoint or end.
+    LogSteps,
+}
+
+impl HostReads {
+    /// Whether steps are decided on the device, for a run on `device` with `optimizer`.
+    pub fn on_device(self, device: tch::Device, optimizer: OptimizerKind) -> bool {
+        match self {
+            HostReads::Auto => device.is_cuda() && optimizer == OptimizerKind::Adamw,
+            HostReads::EveryStep => false,
+            HostReads::LogSteps => true,
+        }
+    }
 }
 
 impl Default for LoopConfig {
@@ -56,6 +87,7 @@ impl Default for LoopConfig {
             max_nonfinite_steps: 20,
             precision: Precision::Fp32,
             tf32: true,
+            host_reads: HostReads::Auto,
         }
     }
 }
@@ -169,6 +201,15 @@ impl PretrainConfig {
         }
         if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
             return invalid("optimizer.lr", "must be a positive number");
+        }
+        if self.train.host_reads == HostReads::LogSteps
+            && self.optimizer.kind != OptimizerKind::Adamw
+        {
+            return invalid(
+                "train.host_reads",
+                "\"log-steps\" needs optimizer.kind = \"adamw\" (the update that can be skipped \
+                 on the device); use \"every-step\" or \"auto\" with sgd and lars",
+            );
         }
         if self.data.workers == 0 {
             return invalid("data.workers", "must be at least 1");

@@ -23,7 +23,7 @@ pub mod trainer;
 
 pub use atomic::{is_temporary, write_atomic, write_atomic_with};
 pub use checkpoint::{Checkpoint, TrainState};
-pub use config::{DataConfig, HealthConfig, LoopConfig, PretrainConfig};
+pub use config::{DataConfig, HealthConfig, HostReads, LoopConfig, PretrainConfig};
 pub use device::{device_name, resolve_device};
 pub use error::TrainError;
 pub use metrics_record::{MetricsRecord, StepNumbers};
@@ -32,5 +32,7 @@ pub use progress::{NoProgress, ProgressSink, StepReport};
 pub use resume::ensure_steps_left;
 pub use run_dir::{RunDir, RunLock, RunMode, LOCK_FILE};
 pub use schedule::learning_rate;
-pub use step::{train_step, StepOutcome, StepSettings};
+pub use step::{
+    train_step, train_step_on_device, DeviceOutcome, StepOutcome, StepSettings, Stepped,
+};
 pub use trainer::{check_pretraining, pretrain, total_steps, Model, PretrainOutcome};

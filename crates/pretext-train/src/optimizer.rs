@@ -84,8 +84,12 @@ pub struct Optimizer {
     params: Vec<Param>,
     /// Per-parameter state tensors keyed by "<slot>/<param name>" (exp_avg, exp_avg_sq, momentum).
     state: BTreeMap<String, Tensor>,
-    /// Number of updates applied so far (Adam's bias correction uses it).
+    /// Number of updates applied so far (Adam's bias correction uses it). While steps are
+    /// decided on the device, [`Optimizer::updates`] has the current count.
     pub steps_taken: u64,
+    /// Steps decided on the device: the number of updates applied so far, as a float32 scalar
+    /// on the parameters' device (what the fused kernel reads), or None.
+    device_updates: Option<Tensor>,
 }
 
 impl Optimizer {
@@ -111,6 +115,7 @@ impl Optimizer {
             params,
             state: BTreeMap::new(),
             steps_taken: 0,
+            device_updates: None,
         }
     }
 
@@ -197,6 +202,66 @@ impl Optimizer {
         Ok(())
     }
 
+    /// Scales all gradients by `factor`, a scalar tensor on their device that the host never
+    /// reads.
+    pub fn scale_grads_by(&mut self, factor: &Tensor) -> Result<(), TorchError> {
+        let _guard = tch::no_grad_guard();
+        let grads = self.grads();
+        pretext_sys::scale_all_by(&grads.iter().collect::<Vec<_>>(), factor)
+    }
+
+    /// The global L2 norm of all gradients, as a float32 scalar on their device (not read).
+    pub fn grad_norm_tensor(&self) -> Result<Tensor, TorchError> {
+        let _guard = tch::no_grad_guard();
+        let grads = self.grads();
+        match grads.first() {
+            None => Ok(Tensor::zeros([], (tch::Kind::Float, self.device()))),
+            Some(_) => pretext_sys::total_norm(&grads.iter().collect::<Vec<_>>()),
+        }
+    }
+
+    /// Where the parameters live (the CPU for an optimizer without parameters).
+    fn device(&self) -> tch::Device {
+        self.params
+            .first()
+            .map_or(tch::Device::Cpu, |param| param.tensor.device())
+    }
+
+    /// Updates applied so far (read from the device while steps are decided there).
+    pub fn updates(&self) -> u64 {
+        match &self.device_updates {
+            Some(count) => count.double_value(&[]) as u64,
+            None => self.steps_taken,
+        }
+    }
+
+    /// One AdamW update at `lr`, applied only where `taken` (a float32 scalar on the device:
+    /// 1 = apply, 0 = skip) is 1, without the host reading it: libtorch's fused kernel with
+    /// PyTorch's `found_inf`, on the CPU as on CUDA. The update count lives on the device.
+    pub fn step_where(&mut self, lr: f64, taken: &Tensor) -> Result<(), TorchError> {
+        assert_eq!(
+            self.config.kind,
+            OptimizerKind::Adamw,
+            "steps decided on the device need AdamW (PretrainConfig::validate says so)"
+        );
+        let _guard = tch::no_grad_guard();
+        let device = self.device();
+        let count = self.steps_taken as f64;
+        let updates = self
+            .device_updates
+            .get_or_insert_with(|| Tensor::full([], count, (tch::Kind::Float, device)))
+            .shallow_clone();
+        let _ = updates.shallow_clone().g_add_(taken);
+        let found_inf = taken.ones_like() - taken;
+        self.fused_adamw_step(
+            lr,
+            pretext_sys::UpdateCount::Device {
+                steps: &updates,
+                found_inf: &found_inf,
+            },
+        )
+    }
+
     fn slot(&mut self, slot: &str, name: &str, like: &Tensor) -> Tensor {
         self.state
             .entry(format!("{slot}/{name}"))
@@ -209,7 +274,7 @@ impl Optimizer {
         let _guard = tch::no_grad_guard();
         self.steps_taken += 1;
         if self.config.kind == OptimizerKind::Adamw && self.on_cuda() {
-            return self.fused_adamw_step(lr);
+            return self.fused_adamw_step(lr, pretext_sys::UpdateCount::Host(self.steps_taken));
         }
         let config = self.config.clone();
         let names_and_tensors: Vec<(String, Tensor, bool, f64)> = self
@@ -296,9 +361,14 @@ impl Optimizer {
         Ok(())
     }
 
-    /// AdamW on CUDA: libtorch's fused kernel, once per group of parameters that share a
+    /// AdamW by libtorch's fused kernel (on CUDA, and wherever steps are decided on the
+    /// device), once per group of parameters that share a
     /// learning rate and weight decay (the same rule as the loop, a few launches in all).
-    fn fused_adamw_step(&mut self, lr: f64) -> Result<(), TorchError> {
+    fn fused_adamw_step(
+        &mut self,
+        lr: f64,
+        count: pretext_sys::UpdateCount,
+    ) -> Result<(), TorchError> {
         let config = self.config.clone();
         // Keyed by (learning-rate multiplier's bits, decayed): (name, parameter, gradient).
         let mut groups: BTreeMap<(u64, bool), Vec<Member>> = BTreeMap::new();
@@ -324,13 +394,12 @@ impl Optimizer {
             let exp_avgs: Vec<&Tensor> = moments.iter().map(|(m, _)| m).collect();
             let exp_avg_sqs: Vec<&Tensor> = moments.iter().map(|(_, v)| v).collect();
             let hyper = pretext_sys::AdamwStep {
-                step: self.steps_taken,
                 lr: lr * f64::from_bits(lr_scale),
                 betas: config.betas,
                 weight_decay: if decay { config.weight_decay } else { 0.0 },
                 eps: config.eps,
             };
-            pretext_sys::fused_adamw(&params, &grads, &exp_avgs, &exp_avg_sqs, hyper)?;
+            pretext_sys::fused_adamw(&params, &grads, &exp_avgs, &exp_avg_sqs, hyper, count)?;
         }
         Ok(())
     }
@@ -355,6 +424,7 @@ impl Optimizer {
             .map(|(name, tensor)| (name, tensor.to_device(device)))
             .collect();
         self.steps_taken = steps_taken;
+        self.device_updates = None;
     }
 }
 

@@ -207,6 +207,20 @@ pub fn broadcast_from_first(stores: &[&VarStore]) -> Result<(), TrainError> {
 /// average): every process then holds the gradient and loss of the whole batch. `loss`
 /// comes back as the mean loss.
 pub fn average(grads: &[Tensor], loss: &Tensor) -> Result<f64, TrainError> {
+    let (sum, world) = sum_grads_and_loss(grads, loss)?;
+    Ok(sum.double_value(&[0]) / world)
+}
+
+/// [`average`], with the averaged loss left on the device as a one-element float32 tensor
+/// (the host does not wait for the all-reduce).
+pub fn average_on_device(grads: &[Tensor], loss: &Tensor) -> Result<Tensor, TrainError> {
+    let (sum, world) = sum_grads_and_loss(grads, loss)?;
+    Ok(sum / world)
+}
+
+/// Sums `grads` (then divided by the number of processes) and a copy of `loss` over the
+/// processes: the summed loss as a one-element float32 tensor, and the number of processes.
+fn sum_grads_and_loss(grads: &[Tensor], loss: &Tensor) -> Result<(Tensor, f64), TrainError> {
     let _guard = tch::no_grad_guard();
     let loss = loss.detach().to_kind(tch::Kind::Float).reshape([1]).copy();
     let started = std::time::Instant::now();
@@ -215,14 +229,14 @@ pub fn average(grads: &[Tensor], loss: &Tensor) -> Result<f64, TrainError> {
         all.push(&loss);
         group.all_reduce_sum(&all).map(|()| group.world_size())
     }) else {
-        return Ok(loss.double_value(&[0]));
+        return Ok((loss, 1.0));
     };
     AVERAGING_NANOS.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
     let world = result.map_err(distributed)? as f64;
     for grad in grads {
         let _ = grad.shallow_clone().g_div_scalar_(world);
     }
-    Ok(loss.double_value(&[0]) / world)
+    Ok((loss, world))
 }
 
 /// Sums `tensors` over the processes, in place (no average); alone, leaves them as they are.

@@ -6,9 +6,20 @@ pub struct StepReport {
     /// Steps done (1-based).
     pub step: u64,
     pub total_steps: u64,
-    pub loss: f64,
+    /// The loss of the last step the host read: this one, or with `train.host_reads =
+    /// "log-steps"` the last logged one (None before the first).
+    pub loss: Option<f64>,
     pub lr: f64,
     pub images_per_second: f64,
+}
+
+impl StepReport {
+    /// "loss 2.9419 " for a progress line, or nothing before the host has read a loss.
+    pub fn loss_text(&self) -> String {
+        self.loss
+            .map(|loss| format!("loss {loss:.4} "))
+            .unwrap_or_default()
+    }
 }
 
 /// Receives progress; the CLI draws a bar, tests ignore it.

@@ -91,6 +91,109 @@ pub fn train_step(
     Ok(outcome(true))
 }
 
+/// A step decided on the device ([`train_step_on_device`]): its numbers, not yet read.
+#[derive(Debug)]
+pub struct DeviceOutcome {
+    /// The loss (averaged over the processes), a float32 scalar.
+    pub loss: Tensor,
+    /// The global gradient norm before clipping.
+    pub grad_norm: Tensor,
+    /// 1 when the optimizer stepped, 0 when the step was skipped.
+    pub taken: Tensor,
+}
+
+impl DeviceOutcome {
+    /// The numbers on the host (one read: the host waits for the step here).
+    pub fn read(&self) -> StepOutcome {
+        let numbers = Tensor::stack(
+            &[
+                self.loss.reshape([]).to_kind(tch::Kind::Float),
+                self.grad_norm.to_kind(tch::Kind::Float),
+                self.taken.to_kind(tch::Kind::Float),
+            ],
+            0,
+        );
+        let numbers = Vec::<f32>::try_from(numbers.to_device(tch::Device::Cpu))
+            .expect("three float32 numbers");
+        let loss = f64::from(numbers[0]);
+        StepOutcome {
+            loss,
+            grad_norm: if loss.is_finite() {
+                f64::from(numbers[1])
+            } else {
+                f64::NAN
+            },
+            taken: numbers[2] > 0.5,
+        }
+    }
+}
+
+/// What a step did: read on the host ([`train_step`]) or still on the device.
+#[derive(Debug)]
+pub enum Stepped {
+    Host(StepOutcome),
+    Device(DeviceOutcome),
+}
+
+impl Stepped {
+    /// The numbers, read from the device if they are still there.
+    pub fn read(&self) -> StepOutcome {
+        match self {
+            Stepped::Host(outcome) => *outcome,
+            Stepped::Device(outcome) => outcome.read(),
+        }
+    }
+
+    /// The numbers if the host has them already.
+    pub fn known(&self) -> Option<StepOutcome> {
+        match self {
+            Stepped::Host(outcome) => Some(*outcome),
+            Stepped::Device(_) => None,
+        }
+    }
+}
+
+/// [`train_step`] without the host reading anything, for a device that should never wait
+/// for it (AdamW only): backward, the gradients averaged over the processes, then on the
+/// device: whether the loss and the gradient norm are finite (`taken`), clipping by
+/// `min(1, grad_clip / (norm + 1e-6))` as PyTorch's `clip_grad_norm_`, one fused AdamW
+/// update skipped where `taken` is 0 (PyTorch's `found_inf`), and `after_step(taken)`,
+/// which must leave the method's state as it was where `taken` is 0. Skipped steps are
+/// counted by the optimizer's update count (steps minus updates) when the host reads it.
+pub fn train_step_on_device(
+    loss: &Tensor,
+    optimizer: &mut Optimizer,
+    settings: StepSettings,
+    after_step: impl FnOnce(&Tensor),
+) -> Result<DeviceOutcome, TrainError> {
+    optimizer.zero_grad()?;
+    loss.backward();
+    crate::parallel::take_layer_error()?;
+    let loss = match crate::parallel::placement().1 {
+        1 => loss.detach().to_kind(tch::Kind::Float),
+        _ => crate::parallel::average_on_device(&optimizer.grads(), loss)?.reshape([]),
+    };
+    let grad_norm = optimizer.grad_norm_tensor()?;
+    let taken = {
+        let _guard = tch::no_grad_guard();
+        loss.isfinite()
+            .logical_and(&grad_norm.isfinite())
+            .to_kind(tch::Kind::Float)
+    };
+    if settings.grad_clip > 0.0 {
+        let _guard = tch::no_grad_guard();
+        let factor = (settings.grad_clip / (&grad_norm + 1e-6)).clamp_max(1.0);
+        optimizer.scale_grads_by(&factor)?;
+    }
+    optimizer.step_where(settings.lr, &taken)?;
+    after_step(&taken);
+    Ok(DeviceOutcome {
+        loss,
+        grad_norm,
+        taken,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +305,72 @@ mod tests {
             ]
         );
         assert_eq!(optimizer.steps_taken, 0);
+    }
+
+    #[test]
+    fn a_step_decided_on_the_device_tracks_the_host_step() {
+        let (store, mut optimizer) = model();
+        let (reference, mut reference_optimizer) = model();
+        let clipped = StepSettings {
+            grad_clip: 1.0,
+            ..SETTINGS
+        };
+        let mut after_steps = Vec::new();
+        for _ in 0..3 {
+            let outcome =
+                train_step_on_device(&loss(&store, 1.0), &mut optimizer, clipped, |taken| {
+                    after_steps.push(taken.double_value(&[]))
+                })
+                .unwrap()
+                .read();
+            let host = train_step(
+                &loss(&reference, 1.0),
+                &mut reference_optimizer,
+                clipped,
+                &mut 0,
+                &mut |notice| panic!("{notice}"),
+                || {},
+            )
+            .unwrap();
+            assert!(outcome.taken);
+            assert!((outcome.loss - host.loss).abs() <= 1e-6 * host.loss.abs());
+            assert!((outcome.grad_norm - host.grad_norm).abs() <= 1e-6 * host.grad_norm);
+        }
+        // Clipped to norm 1 on the device too: the fused update equals the loop's.
+        for (device, host) in weights(&store).iter().zip(weights(&reference)) {
+            assert!((device - host).abs() < 1e-6, "{device} vs {host}");
+        }
+        assert_ne!(weights(&store), [1.0, -2.0, 3.0]);
+        assert_eq!(after_steps, [1.0, 1.0, 1.0]);
+        assert_eq!(optimizer.updates(), 3);
+    }
+
+    #[test]
+    fn a_nan_step_decided_on_the_device_changes_nothing_and_is_not_counted_as_an_update() {
+        let (store, mut optimizer) = model();
+        let mut after_steps = Vec::new();
+        let outcome =
+            train_step_on_device(&loss(&store, f64::NAN), &mut optimizer, SETTINGS, |taken| {
+                after_steps.push(taken.double_value(&[]))
+            })
+            .unwrap()
+            .read();
+        assert!(!outcome.taken && outcome.loss.is_nan() && outcome.grad_norm.is_nan());
+        assert_eq!(weights(&store), [1.0, -2.0, 3.0]);
+        assert_eq!(optimizer.updates(), 0);
+        // The next finite step is AdamW's first (bias correction of update 1): lr · sign(g).
+        let outcome = train_step_on_device(&loss(&store, 1.0), &mut optimizer, SETTINGS, |taken| {
+            after_steps.push(taken.double_value(&[]))
+        })
+        .unwrap()
+        .read();
+        assert!(outcome.taken);
+        // (A vector gets no weight decay.)
+        let want = [0.9, -1.9, 2.9];
+        for (got, want) in weights(&store).iter().zip(want) {
+            assert!((f64::from(*got) - want).abs() < 1e-6, "{got} vs {want}");
+        }
+        assert_eq!(after_steps, [0.0, 1.0]);
+        assert_eq!(optimizer.updates(), 1);
     }
 }

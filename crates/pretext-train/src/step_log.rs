@@ -17,7 +17,7 @@ use crate::metrics_record::{MetricsRecord, StepNumbers};
 use crate::monitors::{HeldOutMonitor, KnnMonitor};
 use crate::progress::{ProgressSink, StepReport};
 use crate::run_dir::RunDir;
-use crate::step::StepOutcome;
+use crate::step::Stepped;
 use crate::trainer::Model;
 
 /// One finished step, as the log sees it.
@@ -28,7 +28,9 @@ pub(crate) struct FinishedStep<'a> {
     /// Examples in the step's batch.
     pub examples: usize,
     pub lr: f64,
-    pub outcome: StepOutcome,
+    /// On the host, or still on the device when nothing read it (then the progress line
+    /// shows the last loss read, and a record reads it).
+    pub outcome: &'a Stepped,
     pub output: &'a StepOutput,
     pub nonfinite_steps: u64,
     pub data_wait_seconds: f64,
@@ -47,6 +49,8 @@ pub(crate) struct StepLog<'a> {
     /// Throughput since the last record.
     window_start: Instant,
     window_examples: usize,
+    /// The loss of the last step read on the host (the progress line's, between reads).
+    last_loss: Option<f64>,
 }
 
 impl<'a> StepLog<'a> {
@@ -71,6 +75,7 @@ impl<'a> StepLog<'a> {
             warned: HashSet::new(),
             window_start: Instant::now(),
             window_examples: 0,
+            last_loss: None,
         })
     }
 
@@ -86,10 +91,13 @@ impl<'a> StepLog<'a> {
         self.window_examples += step.examples;
         let images_per_second =
             self.window_examples as f64 / self.window_start.elapsed().as_secs_f64().max(1e-9);
+        if let Some(outcome) = step.outcome.known() {
+            self.last_loss = Some(outcome.loss);
+        }
         progress.step(&StepReport {
             step: done,
             total_steps: total,
-            loss: step.outcome.loss,
+            loss: self.last_loss,
             lr: step.lr,
             images_per_second,
         });
@@ -100,17 +108,24 @@ impl<'a> StepLog<'a> {
         if !(due(done, config.train.log_every, total) || health_due || knn_due || held_out_due) {
             return Ok(());
         }
+        let outcome = step.outcome.read();
+        self.last_loss = Some(outcome.loss);
         let mut record = MetricsRecord::new(&StepNumbers {
             step: done,
             epoch: step.epoch,
-            loss: step.outcome.loss,
+            loss: outcome.loss,
             lr: step.lr,
-            grad_norm: step.outcome.grad_norm,
+            grad_norm: outcome.grad_norm,
             images_per_second,
             data_wait_seconds: step.data_wait_seconds,
             nonfinite_steps: step.nonfinite_steps,
         });
-        record.add_named(step.output.metrics.iter().cloned());
+        record.add_named(
+            step.output
+                .metrics
+                .iter()
+                .map(|(name, metric)| (name.clone(), metric.value())),
+        );
         if health_due {
             let output = step.output;
             let health = BatchHealth::measure(&output.representations, output.projections.as_ref());
@@ -127,7 +142,7 @@ impl<'a> StepLog<'a> {
                 record.add_held_out_loss(value);
                 progress.message(&format!(
                     "step {done}: held-out loss {value:.4} (training loss {:.4})",
-                    step.outcome.loss
+                    outcome.loss
                 ));
             }
         }

@@ -18,7 +18,7 @@ use crate::progress::{NoProgress, ProgressSink};
 use crate::resume::resume;
 use crate::run_dir::RunDir;
 use crate::schedule::learning_rate;
-use crate::step::{train_step, StepSettings};
+use crate::step::{train_step, train_step_on_device, StepSettings, Stepped};
 use crate::step_log::{due, FinishedStep, StepLog};
 
 /// The result of a finished pretraining run.
@@ -217,6 +217,13 @@ pub fn pretrain(
         device_views,
     );
 
+    // Steps decided on the device (train.host_reads): the host reads them only when a
+    // record, a checkpoint or the end needs their numbers.
+    let on_device = config
+        .train
+        .host_reads
+        .on_device(device, config.optimizer.kind);
+    let mut last_read = state.step;
     progress.started(state.step, total);
     let started = Instant::now();
     let averaging_before = parallel::averaging_seconds();
@@ -238,20 +245,44 @@ pub fn pretrain(
             .precision
             .run(device, || model.method.loss(&inputs, clock))?;
         parallel::take_layer_error()?;
-        let outcome = train_step(
-            &output.loss,
-            &mut optimizer,
-            settings,
-            &mut state.nonfinite_steps,
-            &mut |notice| progress.message(&format!("step {}: {notice}", step + 1)),
-            || model.method.after_step(clock),
-        )?;
+        let mut outcome = match on_device {
+            false => Stepped::Host(train_step(
+                &output.loss,
+                &mut optimizer,
+                settings,
+                &mut state.nonfinite_steps,
+                &mut |notice| progress.message(&format!("step {}: {notice}", step + 1)),
+                || model.method.after_step(clock, None),
+            )?),
+            true => Stepped::Device(train_step_on_device(
+                &output.loss,
+                &mut optimizer,
+                settings,
+                |taken| model.method.after_step(clock, Some(taken)),
+            )?),
+        };
         parallel::take_layer_error()?;
-        if outcome.taken {
-            state.optimizer_steps += 1;
-            last_loss = outcome.loss;
+        if let Stepped::Host(read) = &outcome {
+            if read.taken {
+                state.optimizer_steps += 1;
+                last_loss = read.loss;
+            }
         }
         state.step += 1;
+        if on_device && reads_due(config, state.step, total) {
+            let read = outcome.read();
+            if read.taken {
+                last_loss = read.loss;
+            }
+            settle_skipped(
+                &mut state,
+                optimizer.updates(),
+                (last_read, config.train.max_nonfinite_steps),
+                progress,
+            )?;
+            last_read = state.step;
+            outcome = Stepped::Host(read);
+        }
         // Several processes: the health signals describe the whole batch (every process
         // takes part in the gather; rank 0 logs).
         let output = match world > 1 && crate::step_log::due(state.step, config.health.every, total)
@@ -265,7 +296,7 @@ pub fn pretrain(
             // The whole step's examples, for images/s.
             examples: batch.indices.len() * world,
             lr: settings.lr,
-            outcome,
+            outcome: &outcome,
             output: &output,
             nonfinite_steps: state.nonfinite_steps,
             data_wait_seconds: batches.waited().as_secs_f64(),
@@ -301,6 +332,52 @@ pub fn pretrain(
         all_reduce_seconds: parallel::averaging_seconds() - averaging_before,
         steps_run: state.step - steps_before,
     })
+}
+
+/// Whether the loop needs a step's numbers on the host after `done` of `total` steps: a
+/// metrics record, health signals or a monitor may be due, a checkpoint, or the end.
+fn reads_due(config: &PretrainConfig, done: u64, total: u64) -> bool {
+    let (train, health) = (&config.train, &config.health);
+    [
+        train.log_every,
+        train.checkpoint_every,
+        health.every,
+        health.knn_every,
+        health.held_out_every,
+    ]
+    .into_iter()
+    .any(|every| due(done, every, total))
+        || done == total
+}
+
+/// Steps decided on the device: brings the counts of `state` up to the optimizer's
+/// `updates` (every step is an update or a skipped step), says how many steps since
+/// `since` were skipped, and stops past `limit` skipped steps in all.
+fn settle_skipped(
+    state: &mut TrainState,
+    updates: u64,
+    (since, limit): (u64, u64),
+    progress: &mut dyn ProgressSink,
+) -> Result<(), TrainError> {
+    let skipped = state.step.saturating_sub(updates);
+    let new = skipped.saturating_sub(state.nonfinite_steps);
+    state.optimizer_steps = updates;
+    state.nonfinite_steps = skipped;
+    if new > 0 {
+        progress.message(&format!(
+            "steps {}-{}: {new} step(s) had a non-finite loss or gradient and were skipped \
+             ({skipped} so far)",
+            since + 1,
+            state.step
+        ));
+    }
+    if skipped > limit {
+        return Err(TrainError::TooManyNonFinite {
+            count: skipped,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// On CUDA: TF32 as `train.tf32` says, and cuDNN's autotuner (every step has the same

@@ -4,11 +4,11 @@
 //! stopping on the best epoch when asked.
 
 use pretext_data::{rng_stream, Samples, Splits};
-use pretext_methods::{samples_to_tensor, ToDevice, ViewRecipe};
+use pretext_methods::{host_to_device, samples_to_tensor, ToDevice, ViewRecipe};
 use pretext_nn::Encoder;
 use pretext_train::{
-    learning_rate, parallel, train_step, Checkpoint, Model, Optimizer, OptimizerConfig,
-    PretrainConfig, StepSettings, TrainError,
+    learning_rate, parallel, train_step, train_step_on_device, Checkpoint, Model, Optimizer,
+    OptimizerConfig, PretrainConfig, StepSettings, TrainError,
 };
 use rand::seq::SliceRandom;
 use tch::nn::{self, Module, VarStore};
@@ -250,6 +250,9 @@ struct Tuning<'a> {
     /// Steps skipped for a non-finite loss or gradient, and the run config's limit on them.
     nonfinite_steps: u64,
     max_nonfinite_steps: u64,
+    /// Steps decided on the device (the run's `train.host_reads`; "auto": on CUDA): the
+    /// host reads the epoch's loss and skipped steps once, at its end.
+    on_device: bool,
 }
 
 impl<'a> Tuning<'a> {
@@ -265,13 +268,16 @@ impl<'a> Tuning<'a> {
             fitter.split.num_classes,
             Default::default(),
         );
-        let optimizer = Optimizer::new(
-            &model.store,
-            &OptimizerConfig {
-                weight_decay: plan.weight_decay,
-                ..OptimizerConfig::default()
-            },
-        );
+        let optimizer_config = OptimizerConfig {
+            weight_decay: plan.weight_decay,
+            ..OptimizerConfig::default()
+        };
+        let optimizer = Optimizer::new(&model.store, &optimizer_config);
+        let on_device = fitter
+            .config
+            .train
+            .host_reads
+            .on_device(model.store.device(), optimizer_config.kind);
         let steps_per_epoch = plan.train.len().div_ceil(settings.batch_size.max(1)) as u64;
         let total_steps = steps_per_epoch * settings.epochs.max(1) as u64;
         let views = (settings.augment && matches!(plan.train, Samples::Images(_)))
@@ -289,6 +295,7 @@ impl<'a> Tuning<'a> {
             step: 0,
             nonfinite_steps: 0,
             max_nonfinite_steps: fitter.config.train.max_nonfinite_steps,
+            on_device,
         }
     }
 
@@ -340,6 +347,10 @@ impl<'a> Tuning<'a> {
             &[FINETUNE_STREAM, epoch as u64],
         ));
         let (mut loss_sum, mut batches) = (0.0, 0);
+        // Steps decided on the device: the sum of the losses of the steps taken, how many
+        // were taken, and how many ran.
+        let mut on_device: Option<(Tensor, Tensor)> = None;
+        let mut steps_run = 0u64;
         let (rank, world) = parallel::placement();
         for batch in order.chunks(self.settings.batch_size.max(1)) {
             // Several processes: each takes its contiguous part of the batch (a batch with
@@ -366,8 +377,10 @@ impl<'a> Tuning<'a> {
                     .remove(0),
                 None => samples_to_tensor(train_set, chunk, self.device),
             };
-            let index = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>())
-                .to_device(self.device);
+            let index = host_to_device(
+                Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>()),
+                self.device,
+            );
             let targets = train_labels.index_select(0, &index);
             let encoder = self.model.method.encoder();
             let features = if frozen {
@@ -398,6 +411,19 @@ impl<'a> Tuning<'a> {
                 grad_clip: 0.0,
                 max_nonfinite_steps: self.max_nonfinite_steps,
             };
+            if self.on_device {
+                let outcome = train_step_on_device(&loss, &mut self.optimizer, settings, |_| {})?;
+                self.step += 1;
+                steps_run += 1;
+                let _guard = tch::no_grad_guard();
+                let taken = outcome.taken.gt(0.5);
+                let loss = outcome.loss.where_self(&taken, &outcome.loss.zeros_like());
+                on_device = Some(match on_device {
+                    None => (loss, outcome.taken),
+                    Some((sum, count)) => (sum + loss, count + outcome.taken),
+                });
+                continue;
+            }
             let outcome = train_step(
                 &loss,
                 &mut self.optimizer,
@@ -411,6 +437,25 @@ impl<'a> Tuning<'a> {
                 loss_sum += outcome.loss;
                 batches += 1;
             }
+        }
+        if let Some((sum, taken)) = on_device {
+            let taken = taken.double_value(&[]).round() as u64;
+            let skipped = steps_run - taken;
+            if skipped > 0 {
+                self.nonfinite_steps += skipped;
+                log(&format!(
+                    "epoch {epoch}: {skipped} step(s) had a non-finite loss or gradient and \
+                     were skipped ({} so far)",
+                    self.nonfinite_steps
+                ));
+                if self.nonfinite_steps > self.max_nonfinite_steps {
+                    return Err(TrainError::TooManyNonFinite {
+                        count: self.nonfinite_steps,
+                        limit: self.max_nonfinite_steps,
+                    });
+                }
+            }
+            return Ok(sum.double_value(&[]) / taken.max(1) as f64);
         }
         Ok(loss_sum / batches.max(1) as f64)
     }

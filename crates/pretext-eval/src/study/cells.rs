@@ -5,19 +5,20 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use pretext_train::{write_atomic, PretrainConfig, TrainError};
+use pretext_train::{write_atomic, HostReads, PretrainConfig, TrainError};
 use sha2::{Digest, Sha256};
 
 use super::runner::Runner;
 use super::Cell;
 
 /// `config` without what changes only where and how fast it runs (the device, the data
-/// workers and prefetch): what a result depends on.
+/// workers and prefetch, when the host reads a step's numbers): what a result depends on.
 fn without_placement(config: &PretrainConfig) -> PretrainConfig {
     let mut config = config.clone();
     config.device = String::new();
     config.data.workers = 0;
     config.data.prefetch = 0;
+    config.train.host_reads = HostReads::Auto;
     config
 }
 
@@ -34,8 +35,18 @@ pub(super) fn same_training(saved: &PretrainConfig, wanted: &PretrainConfig) -> 
 /// The config as TOML, placement aside: the part of a cell's fingerprint that says which
 /// model it measured.
 pub(super) fn training_print(config: &PretrainConfig) -> String {
-    without_placement(config).to_toml()
+    // `train.host_reads` came after studies had measured cells; its line is left out so
+    // that their fingerprints still hold.
+    without_placement(config)
+        .to_toml()
+        .lines()
+        .filter(|line| *line != HOST_READS_LINE)
+        .flat_map(|line| [line, "\n"])
+        .collect()
 }
+
+/// The TOML line of `train.host_reads` once placement is set aside.
+const HOST_READS_LINE: &str = "host_reads = \"auto\"";
 
 pub(super) fn fingerprint(parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
@@ -235,6 +246,16 @@ mod tests {
         assert_eq!(slug("simclr · k-NN 20"), "simclr-k-nn-20");
         assert_eq!(slug("10%"), "10pct");
         assert_eq!(slug("PCA + LR"), "pca-lr");
+    }
+
+    #[test]
+    fn the_training_print_leaves_out_only_the_host_reads_line() {
+        let mut config = PretrainConfig::default();
+        config.train.host_reads = pretext_train::HostReads::LogSteps;
+        let print = training_print(&config);
+        assert!(!print.contains("host_reads"), "{print}");
+        let whole = without_placement(&config).to_toml();
+        assert_eq!(print.len() + HOST_READS_LINE.len() + 1, whole.len());
     }
 
     #[test]

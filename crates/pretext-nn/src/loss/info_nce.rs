@@ -13,7 +13,8 @@ use crate::precision::{fp32, full_precision};
 
 /// InfoNCE of queries `[N, D]` against their positive keys `[N, D]` and the negatives
 /// `[K, D]` (all rows normalized here). Returns `(loss, accuracy)`: the scalar loss and the
-/// fraction of queries whose positive scored above every negative.
+/// fraction of queries whose positive scored above every negative (a scalar tensor, left on
+/// the device).
 ///
 /// Computed in float32 whatever autocast the caller runs under.
 pub fn info_nce(
@@ -21,7 +22,7 @@ pub fn info_nce(
     positive_keys: &Tensor,
     negatives: &Tensor,
     temperature: f64,
-) -> (Tensor, f64) {
+) -> (Tensor, Tensor) {
     full_precision(|| {
         info_nce_fp32(
             &fp32(queries),
@@ -37,7 +38,7 @@ fn info_nce_fp32(
     positive_keys: &Tensor,
     negatives: &Tensor,
     temperature: f64,
-) -> (Tensor, f64) {
+) -> (Tensor, Tensor) {
     let q = l2_normalize(queries);
     let k = l2_normalize(positive_keys);
     let negatives = l2_normalize(negatives);
@@ -50,7 +51,7 @@ fn info_nce_fp32(
         .eq(0)
         .to_kind(Kind::Float)
         .mean(Kind::Float)
-        .double_value(&[]);
+        .detach();
     (
         logits.log_softmax(-1, logits.kind()).nll_loss(&targets),
         accuracy,
@@ -105,6 +106,6 @@ mod tests {
         let queue = Tensor::from_slice2(&[[0.0f32, 1.0]]);
         // Query 0's positive matches it exactly; query 1's negative matches it exactly.
         let (_, accuracy) = info_nce(&q, &keys, &queue, 0.2);
-        assert!((accuracy - 0.5).abs() < 1e-9);
+        assert!((accuracy.double_value(&[]) - 0.5).abs() < 1e-9);
     }
 }
