@@ -352,6 +352,56 @@ fn a_failure_on_one_rank_stops_the_others_with_its_message() {
     assert!(record["timestamp"].as_u64().unwrap() > 1_700_000_000);
 }
 
+/// The same with rank 0's data truncated. Rank 0 hosts the rendezvous store here (plain
+/// variables, as under SLURM), so its reason goes with it: rank 1 says that rank 0 cannot
+/// be reached and where its reason is, rather than only a broken connection.
+#[test]
+fn a_failure_on_the_rank_that_hosts_the_store_is_named_by_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let machines = [dir.path().join("machine0"), dir.path().join("machine1")];
+    for machine in &machines {
+        std::fs::create_dir(machine).unwrap();
+        common::embedded_slice(machine, 128, 32);
+    }
+    let truncated = machines[0].join("fashion-slice/train-images-idx3-ubyte");
+    let bytes = std::fs::read(&truncated).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let out = dir.path().join("run");
+    let args = [
+        "pretrain",
+        "--data",
+        "fashion-slice",
+        "--steps",
+        "2",
+        "--batch-size",
+        "32",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let started = std::time::Instant::now();
+    let outputs: Vec<Output> = spawn_each(2, &args, |rank, command| {
+        command.current_dir(&machines[rank])
+    })
+    .into_iter()
+    .map(|child| child.wait_with_output().unwrap())
+    .collect();
+    for (rank, output) in outputs.iter().enumerate() {
+        assert!(!output.status.success(), "rank {rank} succeeded");
+    }
+    let (first, second) = (text(&outputs[0].stderr), text(&outputs[1].stderr));
+    assert!(
+        first.contains("train-images-idx3-ubyte: truncated"),
+        "{first}"
+    );
+    assert!(
+        second.contains("rank 0 cannot be reached: the rendezvous store it hosts at 127.0.0.1:")
+            && second.contains("its own output says why (here: rank 1: "),
+        "rank 1 does not say that rank 0 stopped:\n{second}"
+    );
+    // Well within the 120 s collective timeout: nobody waited for it.
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+}
+
 /// A two-process run killed (SIGKILL, both processes) after its step-10 checkpoint and
 /// resumed by two processes ends byte for byte as the uninterrupted two-process run; resumed
 /// by one process instead, it says the continuation is not bit-identical.

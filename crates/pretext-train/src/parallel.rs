@@ -46,12 +46,35 @@ fn distributed(error: DistError) -> TrainError {
 
 fn stopped_elsewhere(own: String) -> TrainError {
     match failure_elsewhere() {
-        Some((rank, reason)) => {
+        Elsewhere::Reason(rank, reason) => {
             TrainError::Distributed(format!("rank {rank} stopped: {reason} (here: {own})"))
         }
-        None => TrainError::Distributed(own),
+        // Rank 0 hosted the store: when it stops, its reason goes with it.
+        Elsewhere::StoreGone => match RANK_ZERO_STORE.get() {
+            Some(address) if placement().0 != 0 => TrainError::Distributed(format!(
+                "rank 0 cannot be reached: the rendezvous store it hosts at {address} is \
+                 gone, so rank 0 has most likely stopped, and its own output says why \
+                 (here: {own})"
+            )),
+            _ => TrainError::Distributed(own),
+        },
+        Elsewhere::Nothing => TrainError::Distributed(own),
     }
 }
+
+/// What the store says about the other processes.
+enum Elsewhere {
+    /// A process left its reason for stopping.
+    Reason(usize, String),
+    /// The store cannot be reached.
+    StoreGone,
+    /// No process left a reason.
+    Nothing,
+}
+
+/// `MASTER_ADDR:MASTER_PORT` when rank 0 hosts the rendezvous store (SLURM, plain
+/// variables; under torchrun its agent does).
+static RANK_ZERO_STORE: OnceLock<String> = OnceLock::new();
 
 /// Where a process leaves the reason it stops, in the group's store.
 fn failure_key(rank: usize) -> String {
@@ -60,16 +83,22 @@ fn failure_key(rank: usize) -> String {
 
 /// The first other process's reason for stopping, if one left it in the store (which must
 /// still be reachable: its host is rank 0, or torchrun's agent).
-fn failure_elsewhere() -> Option<(usize, String)> {
+fn failure_elsewhere() -> Elsewhere {
     with_group(|group| {
-        (0..group.world_size())
-            .filter(|&rank| rank != group.rank())
-            .find_map(|rank| {
-                let reason = group.store_get(&failure_key(rank)).ok().flatten()?;
-                Some((rank, reason))
-            })
+        let mut unreachable = false;
+        for rank in (0..group.world_size()).filter(|&rank| rank != group.rank()) {
+            match group.store_get(&failure_key(rank)) {
+                Ok(Some(reason)) => return Elsewhere::Reason(rank, reason),
+                Ok(None) => {}
+                Err(_) => unreachable = true,
+            }
+        }
+        match unreachable {
+            true => Elsewhere::StoreGone,
+            false => Elsewhere::Nothing,
+        }
     })
-    .flatten()
+    .unwrap_or(Elsewhere::Nothing)
 }
 
 /// This process is stopping with `message`, in a run of several: leaves it in the group's
@@ -123,6 +152,9 @@ pub fn join(launch: &Launch, device: Device) -> Result<(), TrainError> {
         Backend::Gloo
     };
     let group = ProcessGroup::init(launch, backend, timeout()).map_err(distributed)?;
+    if !launch.agent_store {
+        let _ = RANK_ZERO_STORE.set(format!("{}:{}", launch.master_addr, launch.master_port));
+    }
     let (rank, world_size) = (group.rank(), group.world_size());
     let _ = GROUP.set(Mutex::new(group));
     let _ = COLLECTIVE.set(pretext_nn::Collective {
