@@ -292,23 +292,22 @@ fn a_global_batch_that_does_not_split_evenly_is_refused() {
     );
 }
 
-/// A failure on one rank stops the others with that rank's message. The two processes run
-/// in different folders, as on two machines, and read `--data fashion-slice` there: rank 1's
-/// copy is truncated, so it stops while loading. Rank 0, waiting for it in the first
-/// collective, stops too and names rank 1's reason rather than only the broken connection;
-/// rank 1 also leaves its message in torchelastic's error file, for torchrun's summary.
-#[test]
-fn a_failure_on_one_rank_stops_the_others_with_its_message() {
+/// Two processes in different folders, as on two machines, each reading `--data
+/// fashion-slice` there, for 2 steps: `truncated`'s copy is cut in half, so it stops while
+/// loading. `adjust` may change each rank's command. How each process ended.
+fn one_rank_with_truncated_data(
+    truncated: usize,
+    adjust: impl Fn(usize, &mut Command) -> &mut Command,
+) -> Vec<Output> {
     let dir = tempfile::tempdir().unwrap();
     let machines = [dir.path().join("machine0"), dir.path().join("machine1")];
     for machine in &machines {
         std::fs::create_dir(machine).unwrap();
         common::embedded_slice(machine, 128, 32);
     }
-    let truncated = machines[1].join("fashion-slice/train-images-idx3-ubyte");
-    let bytes = std::fs::read(&truncated).unwrap();
-    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let error_file = dir.path().join("rank1-error.json");
+    let cut = machines[truncated].join("fashion-slice/train-images-idx3-ubyte");
+    let bytes = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let out = dir.path().join("run");
     let args = [
         "pretrain",
@@ -322,11 +321,7 @@ fn a_failure_on_one_rank_stops_the_others_with_its_message() {
         out.to_str().unwrap(),
     ];
     let outputs: Vec<Output> = spawn_each(2, &args, |rank, command| {
-        command.current_dir(&machines[rank]);
-        if rank == 1 {
-            command.env("TORCHELASTIC_ERROR_FILE", &error_file);
-        }
-        command
+        adjust(rank, command.current_dir(&machines[rank]))
     })
     .into_iter()
     .map(|child| child.wait_with_output().unwrap())
@@ -334,6 +329,21 @@ fn a_failure_on_one_rank_stops_the_others_with_its_message() {
     for (rank, output) in outputs.iter().enumerate() {
         assert!(!output.status.success(), "rank {rank} succeeded");
     }
+    outputs
+}
+
+/// A failure on one rank stops the others with that rank's message: rank 1's data is
+/// truncated. Rank 0, waiting for it in the first collective, stops too and names rank 1's
+/// reason rather than only the broken connection; rank 1 also leaves its message in
+/// torchelastic's error file, for torchrun's summary.
+#[test]
+fn a_failure_on_one_rank_stops_the_others_with_its_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let error_file = dir.path().join("rank1-error.json");
+    let outputs = one_rank_with_truncated_data(1, |rank, command| match rank {
+        1 => command.env("TORCHELASTIC_ERROR_FILE", &error_file),
+        _ => command,
+    });
     let (first, second) = (text(&outputs[0].stderr), text(&outputs[1].stderr));
     assert!(second.contains("train-images-idx3-ubyte"), "{second}");
     assert!(
@@ -357,37 +367,8 @@ fn a_failure_on_one_rank_stops_the_others_with_its_message() {
 /// be reached and where its reason is, rather than only a broken connection.
 #[test]
 fn a_failure_on_the_rank_that_hosts_the_store_is_named_by_the_others() {
-    let dir = tempfile::tempdir().unwrap();
-    let machines = [dir.path().join("machine0"), dir.path().join("machine1")];
-    for machine in &machines {
-        std::fs::create_dir(machine).unwrap();
-        common::embedded_slice(machine, 128, 32);
-    }
-    let truncated = machines[0].join("fashion-slice/train-images-idx3-ubyte");
-    let bytes = std::fs::read(&truncated).unwrap();
-    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let out = dir.path().join("run");
-    let args = [
-        "pretrain",
-        "--data",
-        "fashion-slice",
-        "--steps",
-        "2",
-        "--batch-size",
-        "32",
-        "--out",
-        out.to_str().unwrap(),
-    ];
     let started = std::time::Instant::now();
-    let outputs: Vec<Output> = spawn_each(2, &args, |rank, command| {
-        command.current_dir(&machines[rank])
-    })
-    .into_iter()
-    .map(|child| child.wait_with_output().unwrap())
-    .collect();
-    for (rank, output) in outputs.iter().enumerate() {
-        assert!(!output.status.success(), "rank {rank} succeeded");
-    }
+    let outputs = one_rank_with_truncated_data(0, |_, command| command);
     let (first, second) = (text(&outputs[0].stderr), text(&outputs[1].stderr));
     assert!(
         first.contains("train-images-idx3-ubyte: truncated"),

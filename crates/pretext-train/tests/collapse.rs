@@ -6,10 +6,13 @@
 //! (momentum 0) — SimSiam without its predictor, which Chen & He (2021, fig. 1) show collapse
 //! within a few epochs. The healthy run is BYOL with its defaults.
 
+mod common;
+
+use common::Messages;
 use pretext_data::embedded_fashion_mnist;
 use pretext_methods::MethodName;
 use pretext_train::health::{review, Finding};
-use pretext_train::{pretrain, PretrainConfig, ProgressSink, RunDir, RunMode, StepReport};
+use pretext_train::{pretrain, PretrainConfig, RunDir, RunMode};
 use tch::Device;
 
 static ONE_RUN_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -23,19 +26,6 @@ fn byol(steps: u64) -> PretrainConfig {
     config.health.every = 10;
     config.health.knn_every = 0;
     config
-}
-
-/// Collects the live warnings `pretrain` prints.
-#[derive(Default)]
-struct Messages(Vec<String>);
-
-impl ProgressSink for Messages {
-    fn started(&mut self, _: u64, _: u64) {}
-    fn step(&mut self, _: &StepReport) {}
-    fn message(&mut self, text: &str) {
-        self.0.push(text.to_string());
-    }
-    fn finished(&mut self) {}
 }
 
 fn train_and_review(config: &PretrainConfig, messages: &mut Messages) -> Vec<Finding> {

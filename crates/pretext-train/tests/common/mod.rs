@@ -162,3 +162,16 @@ pub fn simclr_150_steps(adjust: impl FnOnce(&mut PretrainConfig)) -> (Vec<f64>, 
         .expect("the last step logs the k-NN accuracy");
     (losses, knn)
 }
+
+/// A progress sink that keeps the messages `pretrain` prints (live warnings, skipped steps).
+#[derive(Default)]
+pub struct Messages(pub Vec<String>);
+
+impl pretext_train::ProgressSink for Messages {
+    fn started(&mut self, _: u64, _: u64) {}
+    fn step(&mut self, _: &pretext_train::StepReport) {}
+    fn message(&mut self, text: &str) {
+        self.0.push(text.to_string());
+    }
+    fn finished(&mut self) {}
+}
