@@ -11,11 +11,13 @@
 # current one. Each modality pretrains one run with BEFORE (so that both binaries read its
 # config.toml: settings added since are unknown to BEFORE), then both binaries probe and
 # fine-tune it (the raw rows and scratch do not depend on the pretraining; the fine-tuned
-# rows do). MODALITIES="audio text" measures only those (default: all four).
+# rows do). MODALITIES="audio text" measures only those (default: all four); SEEDS="0"
+# only those seeds (default: 0 1 2).
 # Writes OUT_DIR/<modality>/*.txt (every command's output) and prints a summary.
 set -euo pipefail
 before="$1" after="$2" out="$3"
 modalities="${MODALITIES:-images tables audio text}"
+seeds="${SEEDS:-0 1 2}"
 want() { [[ " $modalities " == *" $1 "* ]]; }
 shared="$(cd "$(dirname "$0")/../.." && pwd)/shared/data"
 mkdir -p "$out"
@@ -51,22 +53,22 @@ compare() { # name, labels, seeds...
 # (TEXT_STEPS=N for fewer: 0.7 s a step on 2 cores).
 if want images; then
   pretrain images --method simclr --data embedded --steps 300
-  compare images 80 0 1 2
+  compare images 80 $seeds
 fi
 if want tables; then
   pretrain tables --method vime --backbone mlp --data "$shared/tabular/letter_recognition.csv" --steps 2000
-  compare tables 1% 0 1 2
+  compare tables 1% $seeds
 fi
 if want audio; then
   pretrain audio --config "$(dirname "$0")/../configs/wav2vec2-spoken-words.toml" \
     --set data.path="\"$shared/audio/spoken-words\"" \
     --set data.unlabeled="[\"$shared/audio/spoken-sentences\"]"
-  compare audio 120 0 1 2
+  compare audio 120 $seeds
 fi
 if want text; then
   pretrain text --method bert-mlm --backbone transformer --data "$shared/text/austen/austen_train.tsv" \
     --set data.test_path="\"$shared/text/austen/austen_test.tsv\"" --steps "${TEXT_STEPS:-2000}"
-  compare text 120 0 1 2
+  compare text 120 $seeds
 fi
 
 python3 - "$out" <<'PY'
