@@ -57,15 +57,15 @@ impl NegativeQueue {
         let rows = (Tensor::arange_start(skip, batch, (Kind::Int64, self.keys.device()))
             + &self.position)
             .remainder(size);
-        let (kept, advance) = match taken {
-            None => (kept, Tensor::from(batch).to_device(self.keys.device())),
+        let (kept, next) = match taken {
+            None => (kept, &self.position + batch),
             Some(taken) => (
                 kept.where_self(&taken.gt(0.5), &self.keys.index_select(0, &rows)),
-                taken.to_kind(Kind::Int64) * batch,
+                &self.position + taken.to_kind(Kind::Int64) * batch,
             ),
         };
         let _ = self.keys.index_copy_(0, &rows, &kept);
-        let next = (&self.position + advance).remainder(size);
+        let next = next.remainder(size);
         self.position.copy_(&next);
     }
 }
