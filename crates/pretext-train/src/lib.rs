@@ -33,6 +33,7 @@ pub use resume::ensure_steps_left;
 pub use run_dir::{RunDir, RunLock, RunMode, LOCK_FILE};
 pub use schedule::learning_rate;
 pub use step::{
-    train_step, train_step_on_device, DeviceOutcome, StepOutcome, StepSettings, Stepped,
+    report_skipped, train_step, train_step_on_device, DeviceOutcome, StepOutcome, StepSettings,
+    Stepped,
 };
 pub use trainer::{check_pretraining, pretrain, total_steps, Model, PretrainOutcome};

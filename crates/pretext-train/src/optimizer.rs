@@ -162,12 +162,7 @@ impl Optimizer {
     pub fn grad_norm(&self) -> Result<f64, TorchError> {
         let _guard = tch::no_grad_guard();
         if self.on_cuda() {
-            let grads = self.grads();
-            if grads.is_empty() {
-                return Ok(0.0);
-            }
-            let norm = pretext_sys::total_norm(&grads.iter().collect::<Vec<_>>())?;
-            return Ok(norm.double_value(&[]));
+            return Ok(self.grad_norm_tensor()?.double_value(&[]));
         }
         let squares: Vec<Tensor> = self
             .params

@@ -91,6 +91,31 @@ pub fn train_step(
     Ok(outcome(true))
 }
 
+/// Steps decided on the device, once the host has read them: says where `new` skipped steps
+/// were (`place`, e.g. "steps 31-40" or "epoch 3") and how many there have been in all
+/// (`so_far`), and stops past `limit`.
+pub fn report_skipped(
+    new: u64,
+    so_far: u64,
+    limit: u64,
+    place: &str,
+    notify: &mut dyn FnMut(&str),
+) -> Result<(), TrainError> {
+    if new > 0 {
+        notify(&format!(
+            "{place}: {new} step(s) had a non-finite loss or gradient and were skipped \
+             ({so_far} so far)"
+        ));
+    }
+    if so_far > limit {
+        return Err(TrainError::TooManyNonFinite {
+            count: so_far,
+            limit,
+        });
+    }
+    Ok(())
+}
+
 /// A step decided on the device ([`train_step_on_device`]): its numbers, not yet read.
 #[derive(Debug)]
 pub struct DeviceOutcome {

@@ -18,7 +18,7 @@ use crate::progress::{NoProgress, ProgressSink};
 use crate::resume::resume;
 use crate::run_dir::RunDir;
 use crate::schedule::learning_rate;
-use crate::step::{train_step, train_step_on_device, StepSettings, Stepped};
+use crate::step::{report_skipped, train_step, train_step_on_device, StepSettings, Stepped};
 use crate::step_log::{due, FinishedStep, StepLog};
 
 /// The result of a finished pretraining run.
@@ -363,21 +363,10 @@ fn settle_skipped(
     let new = skipped.saturating_sub(state.nonfinite_steps);
     state.optimizer_steps = updates;
     state.nonfinite_steps = skipped;
-    if new > 0 {
-        progress.message(&format!(
-            "steps {}-{}: {new} step(s) had a non-finite loss or gradient and were skipped \
-             ({skipped} so far)",
-            since + 1,
-            state.step
-        ));
-    }
-    if skipped > limit {
-        return Err(TrainError::TooManyNonFinite {
-            count: skipped,
-            limit,
-        });
-    }
-    Ok(())
+    let place = format!("steps {}-{}", since + 1, state.step);
+    report_skipped(new, skipped, limit, &place, &mut |text| {
+        progress.message(text)
+    })
 }
 
 /// On CUDA: TF32 as `train.tf32` says, and cuDNN's autotuner (every step has the same

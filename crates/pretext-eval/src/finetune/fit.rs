@@ -7,8 +7,8 @@ use pretext_data::{rng_stream, Samples, Splits};
 use pretext_methods::{host_to_device, samples_to_tensor, ToDevice, ViewRecipe};
 use pretext_nn::Encoder;
 use pretext_train::{
-    learning_rate, parallel, train_step, train_step_on_device, Checkpoint, Model, Optimizer,
-    OptimizerConfig, PretrainConfig, StepSettings, TrainError,
+    learning_rate, parallel, report_skipped, train_step, train_step_on_device, Checkpoint, Model,
+    Optimizer, OptimizerConfig, PretrainConfig, StepSettings, TrainError,
 };
 use rand::seq::SliceRandom;
 use tch::nn::{self, Module, VarStore};
@@ -441,20 +441,14 @@ impl<'a> Tuning<'a> {
         if let Some((sum, taken)) = on_device {
             let taken = taken.double_value(&[]).round() as u64;
             let skipped = steps_run - taken;
-            if skipped > 0 {
-                self.nonfinite_steps += skipped;
-                log(&format!(
-                    "epoch {epoch}: {skipped} step(s) had a non-finite loss or gradient and \
-                     were skipped ({} so far)",
-                    self.nonfinite_steps
-                ));
-                if self.nonfinite_steps > self.max_nonfinite_steps {
-                    return Err(TrainError::TooManyNonFinite {
-                        count: self.nonfinite_steps,
-                        limit: self.max_nonfinite_steps,
-                    });
-                }
-            }
+            self.nonfinite_steps += skipped;
+            report_skipped(
+                skipped,
+                self.nonfinite_steps,
+                self.max_nonfinite_steps,
+                &format!("epoch {epoch}"),
+                log,
+            )?;
             return Ok(sum.double_value(&[]) / taken.max(1) as f64);
         }
         Ok(loss_sum / batches.max(1) as f64)
