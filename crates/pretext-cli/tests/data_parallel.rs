@@ -55,7 +55,8 @@ fn spawn(world: usize, args: &[&str]) -> Vec<std::process::Child> {
     spawn_each(world, args, |_, command| command)
 }
 
-/// [`spawn`], with each rank's command adjusted by `adjust(rank, command)` first.
+/// [`spawn`], with each rank's command adjusted by `adjust(rank, command)` last (it may
+/// replace the variables set here).
 fn spawn_each(
     world: usize,
     args: &[&str],
@@ -64,7 +65,8 @@ fn spawn_each(
     let port = free_port().to_string();
     (0..world)
         .map(|rank| {
-            adjust(rank, &mut pretext())
+            let mut command = pretext();
+            command
                 .args(args)
                 .env("RANK", rank.to_string())
                 .env("WORLD_SIZE", world.to_string())
@@ -73,9 +75,8 @@ fn spawn_each(
                 .env("MASTER_PORT", &port)
                 .env("PRETEXT_DIST_TIMEOUT_S", "120")
                 .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+                .stderr(Stdio::piped());
+            adjust(rank, &mut command).spawn().unwrap()
         })
         .collect()
 }
@@ -617,6 +618,52 @@ fn a_study_shared_by_two_processes_writes_one_results_folder() {
     let said = text(&again[0].stderr);
     assert_every_rank_succeeded(&again);
     assert!(said.contains("the 2 processes measured 0 cells"), "{said}");
+}
+
+/// Regression: the processes of a study waited for each other's cells in a collective, which
+/// gives up after `PRETEXT_DIST_TIMEOUT_S`, so a study whose cells took one process minutes
+/// longer than the other stopped at its end ("barrier failed … timed out"). Here rank 1's
+/// cell (training from scratch, cross-validated) takes many times the 2-second timeout
+/// longer than rank 0's (the raw-pixel probe).
+#[test]
+fn a_study_waits_for_cells_longer_than_the_collective_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::embedded_slice(dir.path(), 1000, 300);
+    let study = dir.path().join("study.toml");
+    std::fs::write(
+        &study,
+        format!(
+            "labels = [\"20%\"]\nseeds = [0]\nbaselines = [\"raw\", \"scratch\"]\n\
+             methods = []\n[pretrain]\ndata.path = {:?}\ndata.workers = 1\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("study");
+    let args = [
+        "study",
+        "--config",
+        study.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let started = std::time::Instant::now();
+    let outputs: Vec<Output> = spawn_each(2, &args, |_, command| {
+        command.env("PRETEXT_DIST_TIMEOUT_S", "2")
+    })
+    .into_iter()
+    .map(|child| child.wait_with_output().unwrap())
+    .collect();
+    let took = started.elapsed();
+    assert_every_rank_succeeded(&outputs);
+    assert!(
+        took.as_secs() > 6,
+        "the cells took only {took:?}: no wait to test"
+    );
+    assert_eq!(
+        cell_files(&out),
+        ["raw-k-nn-20", "raw-lr", "scratch"].map(String::from)
+    );
 }
 
 /// The JSON report of a fine-tuning: every epoch's mean loss, and the held-out accuracy.

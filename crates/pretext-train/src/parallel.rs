@@ -319,6 +319,53 @@ pub fn barrier() -> Result<(), TrainError> {
         .map_err(distributed)
 }
 
+/// How many times this process has called [`wait_for_all`] (the same count on every process,
+/// which all call it at the same points).
+static WAITS: AtomicU64 = AtomicU64::new(0);
+
+/// Waits until every process gets here, for as long as that takes: for work of unequal
+/// length between collectives (a study's cells: one process may fine-tune for an hour while
+/// another is done), which a [`barrier`] would cut at `PRETEXT_DIST_TIMEOUT_S`. Each process
+/// marks its arrival in the rendezvous store and polls the others' marks. A process that
+/// stopped with an error stops this one with its reason; a store that can no longer be
+/// reached (rank 0 hosted it and stopped) stops it too. A process that dies without a word
+/// is left to the launcher (torchrun, `srun --kill-on-bad-exit`), which stops the others.
+pub fn wait_for_all() -> Result<(), TrainError> {
+    let Some((rank, world)) = with_group(|group| (group.rank(), group.world_size())) else {
+        return Ok(());
+    };
+    let wait = WAITS.fetch_add(1, Ordering::SeqCst);
+    let arrived = |rank: usize| format!("arrived/{wait}/{rank}");
+    with_group(|group| group.store_set(&arrived(rank), "1"))
+        .unwrap_or(Ok(()))
+        .map_err(distributed)?;
+    let mut pending: Vec<usize> = (0..world).filter(|&other| other != rank).collect();
+    let mut pause = Duration::from_millis(10);
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for other in pending {
+            let mark = with_group(|group| group.store_get(&arrived(other)))
+                .unwrap_or(Ok(Some(String::new())))
+                .map_err(distributed)?;
+            if mark.is_none() {
+                still.push(other);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if let Elsewhere::Reason(other, reason) = failure_elsewhere() {
+            return Err(TrainError::Distributed(format!(
+                "rank {other} stopped: {reason} (here: rank {rank}, waiting for the others)"
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+    Ok(())
+}
+
 /// The error of a collective inside a layer or loss since the last step, as a run error.
 pub fn take_layer_error() -> Result<(), TrainError> {
     match pretext_nn::take_collective_error() {

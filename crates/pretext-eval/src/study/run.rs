@@ -77,7 +77,8 @@ pub fn run_study(
         return Ok(study_pass(plan, device, progress, None)?.0);
     }
     let (_, measured) = study_pass(plan, device, progress, Some((rank, world)))?;
-    // Also a barrier: every cell file is written once this returns.
+    // Every cell file is written once this returns (however long the others' cells took).
+    parallel::wait_for_all()?;
     let measured = parallel::sum_count(measured)?;
     if rank != 0 {
         return Ok(None);
@@ -158,7 +159,7 @@ fn study_pass(
         None
     };
     // The others write cells only once rank 0 has made the folder.
-    parallel::barrier()?;
+    parallel::wait_for_all()?;
     let mut runner = Runner {
         plan,
         device,

@@ -214,7 +214,7 @@ impl Runner<'_> {
         self.progress.job(&description, false);
         // Several processes: every one has decided the above from the same files; rank 0
         // alone prepares the run folder, and all pretrain together once it has.
-        parallel::barrier()?;
+        parallel::wait_for_all()?;
         let writer = parallel::is_writer();
         let (config, data) = if resume_from.is_some() {
             (config, data)
@@ -238,7 +238,7 @@ impl Runner<'_> {
             }
             (config, data)
         };
-        parallel::barrier()?;
+        parallel::wait_for_all()?;
         let outcome = pretrain(
             &config,
             &run,
