@@ -44,8 +44,8 @@
 
 use pretext_augment::{SpanMaskConfig, ViewConfig};
 use pretext_nn::{
-    contrastive_loss, gumbel_temperature, Backbone, BackboneConfig, GumbelQuantizer,
-    GumbelQuantizerConfig, InputSpec, Wav2VecEncoder,
+    contrastive_loss, contrastive_loss_on_device, gumbel_temperature, Backbone, BackboneConfig,
+    GumbelQuantizer, GumbelQuantizerConfig, InputSpec, Wav2VecEncoder,
 };
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
@@ -53,7 +53,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::pretext_method::{MethodHealth, MethodSettings, PretextMethod};
 use crate::signal;
-use crate::step::{MethodSetup, StepClock, StepOutput};
+use crate::step::{MethodSetup, Metric, StepClock, StepOutput};
 use crate::views::{FrameMasking, StepInputs, ViewRecipe};
 
 /// wav2vec 2.0's settings.
@@ -286,8 +286,16 @@ impl Wav2Vec2 {
     }
 
     /// `views[0]` = waveforms `[B, L]`, `views[1]` = their span masks `[B, T]` over the
-    /// encoder's frames (true = masked), drawn on the host.
+    /// encoder's frames (true = masked), drawn on the host. On a GPU the distractors are
+    /// drawn there too and the logged numbers stay tensors, so the step never waits to read
+    /// the mask back; on the CPU they are drawn on the host (the reference path).
     pub fn loss(&self, views: &[Tensor], clock: StepClock) -> StepOutput {
+        self.loss_on(views, clock, views[0].device().is_cuda())
+    }
+
+    /// [`Wav2Vec2::loss`] with the distractors drawn on the tensors' device (`on_device`)
+    /// or on the host.
+    fn loss_on(&self, views: &[Tensor], clock: StepClock, on_device: bool) -> StepOutput {
         let network = self.network();
         let features = network.features(&views[0]); // [B, T, C]
         let scale = self.config.feature_grad_scale;
@@ -305,9 +313,14 @@ impl Wav2Vec2 {
             [batch, frames],
             "one mask per clip over the encoder's frames"
         );
-        let mask = host_mask(where_masked);
-        let masked_share =
-            mask.iter().flatten().filter(|&&m| m).count() as f64 / (batch * frames).max(1) as f64;
+        let masked_share: Metric = if on_device {
+            where_masked.to_kind(Kind::Float).mean(Kind::Float).into()
+        } else {
+            let mask = host_mask(where_masked);
+            let count = mask.iter().flatten().filter(|&&m| m).count();
+            (count as f64 / (batch * frames).max(1) as f64).into()
+        };
+        let mask = where_masked.shallow_clone();
         let where_masked = where_masked.unsqueeze(-1);
         let inputs = self
             .mask_embedding
@@ -324,19 +337,31 @@ impl Wav2Vec2 {
             None => &normed,
         });
         let predictions = self.final_proj.forward(&context);
-        let (contrastive, accuracy) = contrastive_loss(
-            &predictions,
-            &targets,
-            &mask,
-            self.config.negatives,
-            self.config.temperature,
-        );
+        let (contrastive, accuracy): (Tensor, Metric) = if on_device {
+            let (loss, accuracy) = contrastive_loss_on_device(
+                &predictions,
+                &targets,
+                &mask,
+                self.config.negatives,
+                self.config.temperature,
+            );
+            (loss, accuracy.into())
+        } else {
+            let (loss, accuracy) = contrastive_loss(
+                &predictions,
+                &targets,
+                &host_mask(&mask),
+                self.config.negatives,
+                self.config.temperature,
+            );
+            (loss, accuracy.into())
+        };
         let mut loss = &contrastive + &penalty * self.config.feature_penalty;
         let mut metrics = vec![
             (signal::CONTRASTIVE_LOSS.key.into(), contrastive.into()),
-            (signal::MASKED_FRAME_ACCURACY.key.into(), accuracy.into()),
+            (signal::MASKED_FRAME_ACCURACY.key.into(), accuracy),
             (signal::FEATURE_PENALTY.key.into(), penalty.into()),
-            (signal::MASKED_SHARE.key.into(), masked_share.into()),
+            (signal::MASKED_SHARE.key.into(), masked_share),
         ];
         if let Some(quantized) = &quantized {
             loss += &quantized.diversity_loss * self.config.diversity_weight;
@@ -508,6 +533,62 @@ mod tests {
         for (name, tensor) in store.variables() {
             let grad = tensor.grad();
             assert!(grad.defined(), "{name} got no gradient");
+        }
+    }
+
+    /// The GPU path, run on the CPU: the same mask share and quantizer signals as the host
+    /// path (only the distractor draws differ), a contrastive loss of the same size, every
+    /// weight trained, and its mask-dependent numbers left as tensors until logged.
+    #[test]
+    fn the_device_path_draws_its_own_distractors_and_reads_nothing() {
+        let store = nn::VarStore::new(Device::Cpu);
+        tch::manual_seed(0);
+        let method = Wav2Vec2::new(
+            &store,
+            &InputSpec::waveforms(),
+            &tiny(),
+            &Wav2Vec2Config {
+                negatives: 10,
+                ..Default::default()
+            },
+        );
+        let views = waves_and_masks();
+        let clock = StepClock {
+            step: 0,
+            total_steps: 10,
+        };
+        tch::manual_seed(1);
+        let host = method.loss_on(&views, clock, false);
+        tch::manual_seed(1);
+        let device = method.loss_on(&views, clock, true);
+        fn metric<'a>(output: &'a StepOutput, name: &str) -> &'a Metric {
+            let (_, metric) = output.metrics.iter().find(|(n, _)| n == name).unwrap();
+            metric
+        }
+        for name in ["masked_share", "codebook_perplexity", "feature_penalty"] {
+            let (on_host, on_device) = (metric(&host, name).value(), metric(&device, name).value());
+            assert!(
+                (on_host - on_device).abs() <= 1e-6 * on_host.abs(),
+                "{name}: {on_host} vs {on_device}"
+            );
+        }
+        for name in ["masked_share", "contrastive_accuracy"] {
+            assert!(
+                matches!(metric(&device, name), Metric::Device(_)),
+                "{name} was read on the host"
+            );
+        }
+        let (on_host, on_device) = (
+            metric(&host, "contrastive_loss").value(),
+            metric(&device, "contrastive_loss").value(),
+        );
+        assert!(
+            (on_host - on_device).abs() < 0.1 * on_host,
+            "{on_host} vs {on_device}"
+        );
+        device.loss.backward();
+        for (name, tensor) in store.variables() {
+            assert!(tensor.grad().defined(), "{name} got no gradient");
         }
     }
 

@@ -65,5 +65,6 @@ pub use table_mlp::{MlpConfig, TableMlp};
 pub use transformer::{mean_pool, KvCache, Transformer, TransformerBlocks, TransformerConfig};
 pub use vit::{sincos_2d, sincos_positions, PositionEmbedding, Vit, VitConfig};
 pub use wav2vec::{
-    contrastive_loss, gumbel_temperature, GumbelQuantizer, GumbelQuantizerConfig, Quantized,
+    contrastive_loss, contrastive_loss_on_device, gumbel_temperature, GumbelQuantizer,
+    GumbelQuantizerConfig, Quantized,
 };

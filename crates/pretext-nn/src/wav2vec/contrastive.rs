@@ -154,6 +154,107 @@ pub fn contrastive_loss(
     contrastive_loss_with_negatives(context, targets, &tasks, temperature)
 }
 
+/// [`sample_negatives`] without the host: the same draw (uniform with replacement among the
+/// other masked frames of the same utterance) made with tensor ops on `mask`'s device, for
+/// every frame at once, so a GPU step never waits to read the mask back. `mask` is `[B, T]`
+/// bool. Returns `(distractors, valid)`: `distractors` `[B, T, K]` int64 frame indices into
+/// the same utterance, and `valid` `[B, T]` bool, true for the masked frames of utterances
+/// with at least two of them (the tasks [`sample_negatives`] makes); the distractors of the
+/// other frames are in-range frames to be ignored. The draws come from libtorch's
+/// generator on that device, so they differ from the host path's.
+pub fn sample_negatives_on_device(mask: &Tensor, num_negatives: usize) -> (Tensor, Tensor) {
+    let (batch, frames) = mask.size2().expect("mask is [B, T]");
+    let device = mask.device();
+    let negatives = num_negatives as i64;
+    let masked = mask.to_kind(Kind::Int64);
+    let counts = masked.sum_dim_intlist(&[1i64][..], true, Kind::Int64); // [B, 1]
+                                                                         // Each masked frame's position among its utterance's masked frames.
+    let position = masked.cumsum(1, Kind::Int64) - 1; // [B, T]
+                                                      // The masked frames first, each in frame order: position j → frame.
+    let frame_index = Tensor::arange(frames, (Kind::Int64, device));
+    let order = (mask.logical_not().to_kind(Kind::Int64) * frames + &frame_index).argsort(1, false); // [B, T]
+                                                                                                     // As on the host: draw in 0..n−1, then shift draws at or past the frame's own position.
+    let choices = (&counts - 1).clamp_min(1).unsqueeze(-1); // [B, 1, 1]
+    let draws = (Tensor::rand([batch, frames, negatives], (Kind::Float, device))
+        * choices.to_kind(Kind::Float))
+    .floor()
+    .to_kind(Kind::Int64)
+    .minimum(&(&choices - 1));
+    let draws = (&draws
+        + draws
+            .ge_tensor(&position.unsqueeze(-1))
+            .to_kind(Kind::Int64))
+    .clamp_max(frames - 1);
+    let distractors = order
+        .gather(1, &draws.view([batch, frames * negatives]), false)
+        .view([batch, frames, negatives]);
+    let valid = mask.logical_and(&counts.ge(2));
+    (distractors, valid)
+}
+
+/// [`contrastive_loss_with_negatives`] for the tasks of [`sample_negatives_on_device`]
+/// (`distractors` `[B, T, K]` with K ≥ 1, `valid` `[B, T]`), with nothing read on the host: the loss
+/// over every frame with those that are not valid tasks weighted 0, the mean taken over the
+/// valid ones. Returns `(loss, accuracy)`, both scalar tensors, with the same meaning and
+/// the same values for no task as [`contrastive_loss_with_negatives`].
+pub fn contrastive_loss_with_negatives_on_device(
+    context: &Tensor,
+    targets: &Tensor,
+    distractors: &Tensor,
+    valid: &Tensor,
+    temperature: f64,
+) -> (Tensor, Tensor) {
+    full_precision(|| {
+        let (context, targets) = (fp32(context), fp32(targets));
+        let (batch, frames, width) = context.size3().expect("context is [B, T, D]");
+        let negatives = distractors.size()[2];
+        // Unit vectors along the last dimension (l2_normalize works on rows of a matrix).
+        let unit = |x: &Tensor| x / x.norm_scalaropt_dim(2, &[-1i64][..], true).clamp_min(1e-12);
+        let queries = unit(&context); // [B, T, D]
+        let positives = unit(&targets);
+        let index = distractors
+            .view([batch, frames * negatives, 1])
+            .expand([batch, frames * negatives, width], false);
+        let negative_targets = targets
+            .gather(1, &index, false)
+            .view([batch, frames, negatives, width]);
+        let duplicate = negative_targets
+            .eq_tensor(&targets.unsqueeze(2))
+            .all_dim(-1, false); // [B, T, K]
+        let positive_logits =
+            (&queries * &positives).sum_dim_intlist(&[-1i64][..], true, Kind::Float); // [B, T, 1]
+        let negative_logits = (queries.unsqueeze(2) * unit(&negative_targets))
+            .sum_dim_intlist(&[-1i64][..], false, Kind::Float)
+            .masked_fill(&duplicate, f64::NEG_INFINITY); // [B, T, K]
+        let logits = Tensor::cat(&[&positive_logits, &negative_logits], -1) / temperature;
+        let losses = -logits.log_softmax(-1, Kind::Float).select(-1, 0); // [B, T]
+        let tasks = valid.to_kind(Kind::Float).sum(Kind::Float).clamp_min(1.0);
+        let loss = losses
+            .masked_fill(&valid.logical_not(), 0.0)
+            .sum(Kind::Float)
+            / &tasks;
+        let correct = positive_logits
+            .squeeze_dim(-1)
+            .gt_tensor(&negative_logits.amax(&[-1i64][..], false))
+            .logical_and(valid);
+        let accuracy = correct.to_kind(Kind::Float).sum(Kind::Float) / tasks;
+        (loss, accuracy.detach())
+    })
+}
+
+/// [`contrastive_loss`] without the host ([`sample_negatives_on_device`] then
+/// [`contrastive_loss_with_negatives_on_device`]); `mask` is the `[B, T]` bool tensor.
+pub fn contrastive_loss_on_device(
+    context: &Tensor,
+    targets: &Tensor,
+    mask: &Tensor,
+    num_negatives: usize,
+    temperature: f64,
+) -> (Tensor, Tensor) {
+    let (distractors, valid) = sample_negatives_on_device(mask, num_negatives);
+    contrastive_loss_with_negatives_on_device(context, targets, &distractors, &valid, temperature)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +392,110 @@ mod tests {
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen, vec![2, 3]);
+    }
+
+    /// The tasks of the device sampler, read back as the host path's.
+    fn device_tasks(distractors: &Tensor, valid: &Tensor) -> Vec<MaskedFrame> {
+        let (batch, frames) = valid.size2().unwrap();
+        let mut tasks = Vec::new();
+        for utterance in 0..batch {
+            for frame in 0..frames {
+                if valid.int64_value(&[utterance, frame]) != 0 {
+                    let row = distractors.get(utterance).get(frame);
+                    tasks.push(MaskedFrame {
+                        utterance: utterance as usize,
+                        frame: frame as usize,
+                        distractors: Vec::<i64>::try_from(row)
+                            .unwrap()
+                            .into_iter()
+                            .map(|d| d as usize)
+                            .collect(),
+                    });
+                }
+            }
+        }
+        tasks
+    }
+
+    /// The device sampler draws what the host one does: K distractors per masked frame, each
+    /// another masked frame of the same utterance, every one of them about equally often;
+    /// utterances with fewer than two masked frames give no task.
+    #[test]
+    fn the_device_sampler_draws_from_the_other_masked_frames_uniformly() {
+        tch::manual_seed(11);
+        let mask = Tensor::rand([6, 40], (Kind::Float, Device::Cpu)).lt(0.4);
+        let _ = mask.get(4).fill_(0);
+        let _ = mask.get(5).fill_(0);
+        let _ = mask.get(5).get(7).fill_(1);
+        let (distractors, valid) = sample_negatives_on_device(&mask, 500);
+        let host: Vec<Vec<bool>> = (0..6)
+            .map(|b| Vec::<bool>::try_from(mask.get(b)).unwrap())
+            .collect();
+        let tasks = device_tasks(&distractors, &valid);
+        let want: Vec<(usize, usize)> = sample_negatives(&host, 1)
+            .iter()
+            .map(|task| (task.utterance, task.frame))
+            .collect();
+        let got: Vec<(usize, usize)> = tasks.iter().map(|t| (t.utterance, t.frame)).collect();
+        assert_eq!(got, want);
+        for task in &tasks {
+            let others: Vec<usize> = (0..40)
+                .filter(|&t| host[task.utterance][t] && t != task.frame)
+                .collect();
+            let mut counts = vec![0usize; 40];
+            for &d in &task.distractors {
+                assert!(others.contains(&d), "frame {d} for {task:?}");
+                counts[d] += 1;
+            }
+            // 500 draws over n−1 frames: each within 5 standard deviations of its mean.
+            let expected = 500.0 / others.len() as f64;
+            let spread = 5.0 * (expected * (1.0 - 1.0 / others.len() as f64)).sqrt();
+            for &frame in &others {
+                let seen = counts[frame] as f64;
+                assert!((seen - expected).abs() <= spread, "{seen} vs {expected}");
+            }
+        }
+    }
+
+    /// The device loss equals the host loss on the same tasks, with the frames that are no
+    /// task weighted out, and both agree on nothing to predict.
+    #[test]
+    fn the_device_loss_equals_the_host_loss_on_the_same_draws() {
+        tch::manual_seed(12);
+        let context = Tensor::randn([3, 12, 5], (Kind::Float, Device::Cpu));
+        let targets = Tensor::randn([3, 12, 5], (Kind::Float, Device::Cpu));
+        // A copied target, so that some distractor equals its true target.
+        targets.get(0).get(3).copy_(&targets.get(0).get(4));
+        let mask = Tensor::rand([3, 12], (Kind::Float, Device::Cpu)).lt(0.5);
+        let _ = mask.get(0).narrow(0, 2, 4).fill_(1);
+        for negatives in [1, 7] {
+            let (distractors, valid) = sample_negatives_on_device(&mask, negatives);
+            let tasks = device_tasks(&distractors, &valid);
+            let (want, want_accuracy) =
+                contrastive_loss_with_negatives(&context, &targets, &tasks, 0.1);
+            let (loss, accuracy) = contrastive_loss_with_negatives_on_device(
+                &context,
+                &targets,
+                &distractors,
+                &valid,
+                0.1,
+            );
+            let (got, want) = (loss.double_value(&[]), want.double_value(&[]));
+            assert!(
+                (got - want).abs() < 1e-5 * want.abs().max(1.0),
+                "{got} vs {want}"
+            );
+            assert!((accuracy.double_value(&[]) - want_accuracy).abs() < 1e-6);
+        }
+        let lonely = Tensor::zeros([3, 12], (Kind::Bool, Device::Cpu));
+        let context = context.set_requires_grad(true);
+        let (loss, accuracy) = contrastive_loss_on_device(&context, &targets, &lonely, 5, 0.1);
+        assert_eq!(
+            (loss.double_value(&[]), accuracy.double_value(&[])),
+            (0.0, 0.0)
+        );
+        loss.backward();
+        assert!(context.grad().defined());
     }
 
     #[test]

@@ -12,7 +12,8 @@
 //!   quantized target q_t, `L_m = −log( exp(sim(c_t, q_t)/κ) / Σ_{q̃ ∈ Q_t} exp(sim(c_t, q̃)/κ) )`,
 //!   where Q_t is q_t plus K distractors drawn from the other masked frames of the same
 //!   utterance and sim is the cosine similarity. Paper: K = 100, κ = 0.1
-//!   ([`contrastive_loss`], [`contrastive_loss_with_negatives`]).
+//!   ([`contrastive_loss`], [`contrastive_loss_with_negatives`]; on a GPU the same draw and
+//!   loss as tensor ops that never read the mask on the host, [`contrastive_loss_on_device`]).
 //!
 //! The span masking (§3.1) is drawn on the host with the other augmentations
 //! (`pretext_augment::SpanMaskConfig`). Randomness here (Gumbel noise, distractors) comes from
@@ -23,7 +24,9 @@ pub mod contrastive;
 pub mod quantizer;
 
 pub use contrastive::{
-    contrastive_loss, contrastive_loss_with_negatives, sample_negatives, MaskedFrame,
+    contrastive_loss, contrastive_loss_on_device, contrastive_loss_with_negatives,
+    contrastive_loss_with_negatives_on_device, sample_negatives, sample_negatives_on_device,
+    MaskedFrame,
 };
 pub use quantizer::{
     code_perplexity, gumbel_temperature, hard_gumbel_softmax, GumbelQuantizer,
