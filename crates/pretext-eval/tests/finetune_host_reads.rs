@@ -8,14 +8,19 @@ use pretext_eval::finetune::{finetune, FinetuneConfig};
 use pretext_train::{HostReads, PretrainConfig};
 use tch::Device;
 
-fn epochs(reads: HostReads) -> (Vec<f64>, f64) {
+/// 1000 training and 400 held-out images of the embedded Fashion-MNIST subset.
+fn small_data() -> pretext_data::Splits {
     let data = embedded_fashion_mnist().unwrap();
-    let data: pretext_data::Splits = pretext_data::ImageSplits {
+    pretext_data::ImageSplits {
         name: data.name,
         train: data.train.subset(&(0..1000).collect::<Vec<_>>()),
         test: data.test.subset(&(0..400).collect::<Vec<_>>()),
     }
-    .into();
+    .into()
+}
+
+fn epochs(reads: HostReads) -> (Vec<f64>, f64) {
+    let data = small_data();
     let mut config = PretrainConfig::default();
     config.train.host_reads = reads;
     let settings = FinetuneConfig {
@@ -46,4 +51,42 @@ fn fine_tuning_decided_on_the_device_trains_as_the_hosts_does() {
         (host_accuracy - device_accuracy).abs() < 0.01,
         "{host_accuracy} vs {device_accuracy}"
     );
+}
+
+/// A learning rate that blows the weights up makes every later step non-finite: both paths
+/// skip those steps and stop past `train.max_nonfinite_steps` with the same error; the
+/// device path says where, once the epoch's numbers are read.
+#[test]
+fn both_paths_skip_non_finite_steps_and_stop_past_the_limit() {
+    let data = small_data();
+    for reads in [HostReads::EveryStep, HostReads::LogSteps] {
+        let mut config = PretrainConfig::default();
+        config.train.host_reads = reads;
+        config.train.max_nonfinite_steps = 3;
+        let settings = FinetuneConfig {
+            labels: "400".into(),
+            epochs: 6,
+            lr: 1e35,
+            warmup_fraction: 0.0,
+            cross_validate: false,
+            from_scratch: true,
+            probe_init: false,
+            ..FinetuneConfig::default()
+        };
+        let mut said = Vec::new();
+        let error = finetune(&config, None, &data, &settings, Device::Cpu, &mut |line| {
+            said.push(line.to_string())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("non-finite"), "{reads:?}: {error}");
+        assert!(error.contains("(limit 3,"), "{reads:?}: {error}");
+        let skipped = said.iter().any(|line| {
+            line.starts_with("epoch ") && line.contains("non-finite") && line.contains("skipped")
+        });
+        assert!(
+            skipped,
+            "{reads:?}: nothing said of the skipped steps: {said:?}"
+        );
+    }
 }
