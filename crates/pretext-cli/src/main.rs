@@ -114,9 +114,17 @@ fn report(result: anyhow::Result<()>) -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             let message = one_line(&format!("{error:#}"));
-            // Several processes: the others learn why this one stops.
-            pretext_train::parallel::report_failure(&message);
             eprintln!("error: {message}");
+            // Several processes: the others learn why this one stops. Its own failure, not
+            // a collective's that another process broke (a TrainError::Distributed, which
+            // wrapping errors may show only through its text).
+            let own = !error.chain().any(|cause| {
+                matches!(
+                    cause.downcast_ref::<pretext_train::TrainError>(),
+                    Some(pretext_train::TrainError::Distributed(_))
+                )
+            }) && !message.contains(pretext_train::parallel::DISTRIBUTED_PREFIX);
+            pretext_train::parallel::report_failure(&message, own);
             std::process::ExitCode::FAILURE
         }
     }

@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -179,6 +180,16 @@ c10::intrusive_ptr<c10d::Store> connect_store(const char* master_addr, uint16_t 
   return c10::make_intrusive<c10d::TCPStore>(std::string(master_addr), options);
 }
 
+// The group behind `handle`, whose connections to the other ranks must still be open.
+const Group& open_group(void* handle) {
+  const auto& group = *static_cast<Group*>(handle);
+  if (!group.backend) {
+    throw std::runtime_error(
+        "this process closed its connections to the others after it failed");
+  }
+  return group;
+}
+
 }  // namespace
 
 extern "C" {
@@ -240,6 +251,29 @@ int pretext_dist_init(const char* master_addr, uint16_t master_port, int rank, i
   });
 }
 
+// Closes this rank's connections to the others (unregisters the group and releases the
+// process group and backend) while the store stays: the others' collectives fail at once,
+// and they can still read from the store the reason this rank left there. Collectives
+// fail afterwards; the store functions still work.
+int pretext_dist_close_connections(void* handle, char* error, size_t error_len) {
+  return guarded(error, error_len, [&] {
+    auto* group = static_cast<Group*>(handle);
+    if (!group->backend) {
+      return;
+    }
+    try {
+      c10d::unregister_process_group(group->name);
+    } catch (...) {
+    }
+    try {
+      group->process_group->shutdown();
+    } catch (...) {
+    }
+    group->backend.reset();
+    group->process_group.reset();
+  });
+}
+
 // Unregisters the group and releases the backend, the process group and the store (the
 // server's, on the rank that hosts it). Waits for queued Gloo work to finish first.
 void pretext_dist_free(void* handle) {
@@ -247,13 +281,15 @@ void pretext_dist_free(void* handle) {
   if (group == nullptr) {
     return;
   }
-  try {
-    c10d::unregister_process_group(group->name);
-  } catch (...) {
-  }
-  try {
-    group->process_group->shutdown();
-  } catch (...) {
+  if (group->process_group) {
+    try {
+      c10d::unregister_process_group(group->name);
+    } catch (...) {
+    }
+    try {
+      group->process_group->shutdown();
+    } catch (...) {
+    }
   }
   try {
     delete group;
@@ -266,7 +302,7 @@ void pretext_dist_free(void* handle) {
 int pretext_dist_all_reduce_sum(void* handle, void* const* tensors, size_t count, char* error,
                                 size_t error_len) {
   return guarded(error, error_len, [&] {
-    const auto& group = *static_cast<Group*>(handle);
+    const auto& group = open_group(handle);
     at::NoGradGuard no_grad;
     auto list = tensor_list(tensors, count);
     check_dense(list, "all_reduce");
@@ -284,7 +320,7 @@ int pretext_dist_all_reduce_sum(void* handle, void* const* tensors, size_t count
 int pretext_dist_broadcast(void* handle, void* const* tensors, size_t count, int root,
                            char* error, size_t error_len) {
   return guarded(error, error_len, [&] {
-    const auto& group = *static_cast<Group*>(handle);
+    const auto& group = open_group(handle);
     at::NoGradGuard no_grad;
     auto list = tensor_list(tensors, count);
     check_dense(list, "broadcast");
@@ -304,7 +340,7 @@ int pretext_dist_broadcast(void* handle, void* const* tensors, size_t count, int
 int pretext_dist_all_gather(void* handle, void* tensor_handle, int with_grad, void** out,
                             char* error, size_t error_len) {
   return guarded(error, error_len, [&] {
-    const auto& group = *static_cast<Group*>(handle);
+    const auto& group = open_group(handle);
     const auto& tensor = *static_cast<at::Tensor*>(tensor_handle);
     check_dense({tensor}, "all_gather");
     TORCH_CHECK(tensor.dim() >= 1, "all_gather: needs a tensor with at least one dimension");
@@ -336,7 +372,7 @@ int pretext_dist_all_gather(void* handle, void* tensor_handle, int with_grad, vo
 // Returns once every rank has called it (or fails after the group's timeout).
 int pretext_dist_barrier(void* handle, char* error, size_t error_len) {
   return guarded(error, error_len, [&] {
-    const auto& group = *static_cast<Group*>(handle);
+    const auto& group = open_group(handle);
     c10d::BarrierOptions options;
     options.timeout = group.timeout;
     wait(group, group.backend->barrier(options));

@@ -27,6 +27,11 @@ extern "C" {
         error_len: usize,
     ) -> c_int;
     fn pretext_dist_free(group: *mut c_void);
+    fn pretext_dist_close_connections(
+        group: *mut c_void,
+        error: *mut c_char,
+        error_len: usize,
+    ) -> c_int;
     fn pretext_dist_all_reduce_sum(
         group: *mut c_void,
         tensors: *const *mut C_tensor,
@@ -264,6 +269,17 @@ impl ProcessGroup {
         checked(self.rank, "barrier", |error, len| {
             // SAFETY: the group is alive and the error buffer outlives the call.
             unsafe { pretext_dist_barrier(self.handle(), error, len) }
+        })
+    }
+
+    /// Closes this rank's connections to the others while the store stays: their pending
+    /// and later collectives fail at once (as if this process had exited), and they can
+    /// still read what this rank left in the store, which a store hosted here would take
+    /// with it on exit. This rank's collectives fail from then on; the store still works.
+    pub fn close_connections(&self) -> Result<(), DistError> {
+        checked(self.rank, "close_connections", |error, len| {
+            // SAFETY: the group is alive and the error buffer outlives the call.
+            unsafe { pretext_dist_close_connections(self.handle(), error, len) }
         })
     }
 

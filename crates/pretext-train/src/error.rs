@@ -46,6 +46,7 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error("{0}")]
     TorchExt(#[from] pretext_nn::precision::TorchError),
+    /// A collective failed (starts with [`crate::parallel::DISTRIBUTED_PREFIX`]).
     #[error("data-parallel training: {0}")]
     Distributed(String),
     #[error("device `{0}` is not available: {1}")]

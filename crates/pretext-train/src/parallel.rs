@@ -9,7 +9,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use pretext_dist::Launch;
 use pretext_dist::{Backend, DistError, ProcessGroup};
@@ -25,6 +25,9 @@ static COLLECTIVE: OnceLock<pretext_nn::Collective> = OnceLock::new();
 static ALONE: AtomicBool = AtomicBool::new(false);
 /// Nanoseconds this process has spent in the gradient all-reduce ([`average`]).
 static AVERAGING_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// How [`TrainError::Distributed`] messages start.
+pub const DISTRIBUTED_PREFIX: &str = "data-parallel training: ";
 
 /// How long a collective may wait for the other processes before the run stops:
 /// `PRETEXT_DIST_TIMEOUT_S`, else 10 minutes.
@@ -81,14 +84,23 @@ fn failure_key(rank: usize) -> String {
     format!("failure/{rank}")
 }
 
+/// Where process `reader` notes that it has read the reason process `failed` left.
+fn seen_key(failed: usize, reader: usize) -> String {
+    format!("failure-seen/{failed}/{reader}")
+}
+
 /// The first other process's reason for stopping, if one left it in the store (which must
-/// still be reachable: its host is rank 0, or torchrun's agent).
+/// still be reachable: its host is rank 0, or torchrun's agent). Marks it read, for a rank
+/// 0 that waits before taking its store away ([`report_failure`]).
 fn failure_elsewhere() -> Elsewhere {
     with_group(|group| {
         let mut unreachable = false;
         for rank in (0..group.world_size()).filter(|&rank| rank != group.rank()) {
             match group.store_get(&failure_key(rank)) {
-                Ok(Some(reason)) => return Elsewhere::Reason(rank, reason),
+                Ok(Some(reason)) => {
+                    let _ = group.store_set(&seen_key(rank, group.rank()), "1");
+                    return Elsewhere::Reason(rank, reason);
+                }
                 Ok(None) => {}
                 Err(_) => unreachable = true,
             }
@@ -106,7 +118,11 @@ fn failure_elsewhere() -> Elsewhere {
 /// rather than the broken connection; and under torchrun in torchelastic's error file, so
 /// that torchrun's failure summary shows it (also for a process that stopped before it
 /// joined the others). Does nothing for a single process.
-pub fn report_failure(message: &str) {
+///
+/// `own`: the failure is this process's (its data, its settings), not a collective's that
+/// another process broke. Then rank 0 hosting the store (SLURM, plain variables), whose
+/// store would go with it, first hands its reason over ([`hand_over`]).
+pub fn report_failure(message: &str, own: bool) {
     let rank = with_group(|group| {
         let _ = group.store_set(&failure_key(group.rank()), message);
         group.rank()
@@ -123,6 +139,42 @@ pub fn report_failure(message: &str) {
         };
         let record = serde_json::json!({ "message": message, "timestamp": timestamp });
         let _ = std::fs::write(file, record.to_string());
+    }
+    if own {
+        hand_over();
+    }
+}
+
+/// How long a failing rank 0 keeps its store up for the others to read why it stopped.
+const HAND_OVER: Duration = Duration::from_secs(30);
+
+/// On rank 0 hosting the store, after leaving its reason there: closes its connections, so
+/// that the others' collectives fail at once and they read the reason from the store, then
+/// waits until each has read it or stopped for its own reason (at most [`HAND_OVER`], or
+/// the collective timeout if shorter) before this process exits and the store with it.
+fn hand_over() {
+    let hosts_store = RANK_ZERO_STORE.get().is_some();
+    let Some((rank, world)) = with_group(|group| (group.rank(), group.world_size())) else {
+        return;
+    };
+    if !hosts_store || rank != 0 || world < 2 {
+        return;
+    }
+    if !matches!(with_group(|group| group.close_connections()), Some(Ok(()))) {
+        return;
+    }
+    let deadline = Instant::now() + HAND_OVER.min(timeout());
+    while Instant::now() < deadline {
+        let all_know = with_group(|group| {
+            (1..world).all(|other| {
+                let set = |key: String| matches!(group.store_get(&key), Ok(Some(_)));
+                set(seen_key(0, other)) || set(failure_key(other))
+            })
+        });
+        if all_know != Some(false) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -386,6 +438,12 @@ mod tests {
         assert_eq!(share(&items, 0, 1), items);
         let uneven: Vec<Vec<usize>> = (0..3).map(|rank| share(&items, rank, 3)).collect();
         assert_eq!(uneven, vec![vec![0, 1], vec![2, 3, 4], vec![5, 6, 7]]);
+    }
+
+    #[test]
+    fn distributed_errors_start_with_their_prefix() {
+        let error = TrainError::Distributed("rank 1: all_reduce failed".into());
+        assert!(error.to_string().starts_with(DISTRIBUTED_PREFIX));
     }
 
     #[test]
