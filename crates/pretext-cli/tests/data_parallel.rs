@@ -570,24 +570,31 @@ fn cell_files(out: &Path) -> Vec<String> {
     names
 }
 
+/// A study file over 1000 training and 300 held-out embedded images with the raw and
+/// scratch baselines: `head` before its `[pretrain]` table, `pretrain` inside it.
+fn study_file(dir: &Path, head: &str, pretrain: &str) -> PathBuf {
+    let data = common::embedded_slice(dir, 1000, 300);
+    let study = dir.join("study.toml");
+    let text = format!(
+        "{head}\nbaselines = [\"raw\", \"scratch\"]\n[pretrain]\ndata.path = {:?}\n\
+         data.workers = 1\n{pretrain}\n",
+        data.to_str().unwrap()
+    );
+    std::fs::write(&study, text).unwrap();
+    study
+}
+
 /// A study launched as two processes pretrains data parallel, spreads its cells over both,
 /// and writes one results folder holding the same cells as a one-process study; run again,
 /// it reuses every cell.
 #[test]
 fn a_study_shared_by_two_processes_writes_one_results_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let data = common::embedded_slice(dir.path(), 1000, 300);
-    let study = dir.path().join("study.toml");
-    std::fs::write(
-        &study,
-        format!(
-            "labels = [\"5%\", \"20%\"]\nseeds = [0, 1]\nbaselines = [\"raw\", \"scratch\"]\n\
-             [pretrain]\ndata.path = {:?}\ntrain.steps = 12\ntrain.batch_size = 32\n\
-             data.workers = 1\nhealth.knn_every = 0\n[finetune]\nepochs = 2\n",
-            data.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let study = study_file(
+        dir.path(),
+        "labels = [\"5%\", \"20%\"]\nseeds = [0, 1]",
+        "train.steps = 12\ntrain.batch_size = 32\nhealth.knn_every = 0\n[finetune]\nepochs = 2",
+    );
     let args = |out: &Path| {
         vec![
             "study".to_string(),
@@ -625,24 +632,18 @@ fn a_study_shared_by_two_processes_writes_one_results_folder() {
 }
 
 /// Regression: the processes of a study waited for each other's cells in a collective, which
-/// gives up after `PRETEXT_DIST_TIMEOUT_S`, so a study whose cells took one process minutes
-/// longer than the other stopped at its end ("barrier failed … timed out"). Here rank 1's
-/// cell (training from scratch, cross-validated) takes many times the 2-second timeout
-/// longer than rank 0's (the raw-pixel probe).
+/// gives up after `PRETEXT_DIST_TIMEOUT_S`, so a study whose cells took one process longer
+/// than that than the other's stopped at its end ("all_reduce failed: Operation timed
+/// out!"). Here one process trains from scratch (cross-validated) while the other probes
+/// the raw pixels, with a 2-second collective timeout.
 #[test]
 fn a_study_waits_for_cells_longer_than_the_collective_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let data = common::embedded_slice(dir.path(), 1000, 300);
-    let study = dir.path().join("study.toml");
-    std::fs::write(
-        &study,
-        format!(
-            "labels = [\"20%\"]\nseeds = [0]\nbaselines = [\"raw\", \"scratch\"]\n\
-             methods = []\n[pretrain]\ndata.path = {:?}\ndata.workers = 1\n",
-            data.to_str().unwrap()
-        ),
-    )
-    .unwrap();
+    let study = study_file(
+        dir.path(),
+        "labels = [\"20%\"]\nseeds = [0]\nmethods = []",
+        "",
+    );
     let out = dir.path().join("study");
     let args = [
         "study",

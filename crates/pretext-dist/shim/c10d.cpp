@@ -190,6 +190,22 @@ const Group& open_group(void* handle) {
   return group;
 }
 
+// Unregisters the group and shuts its process group down (waiting for queued Gloo work),
+// ignoring errors: a group on its way out. Nothing to do once its connections are closed.
+void disconnect(Group& group) {
+  if (!group.process_group) {
+    return;
+  }
+  try {
+    c10d::unregister_process_group(group.name);
+  } catch (...) {
+  }
+  try {
+    group.process_group->shutdown();
+  } catch (...) {
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -258,17 +274,7 @@ int pretext_dist_init(const char* master_addr, uint16_t master_port, int rank, i
 int pretext_dist_close_connections(void* handle, char* error, size_t error_len) {
   return guarded(error, error_len, [&] {
     auto* group = static_cast<Group*>(handle);
-    if (!group->backend) {
-      return;
-    }
-    try {
-      c10d::unregister_process_group(group->name);
-    } catch (...) {
-    }
-    try {
-      group->process_group->shutdown();
-    } catch (...) {
-    }
+    disconnect(*group);
     group->backend.reset();
     group->process_group.reset();
   });
@@ -281,16 +287,7 @@ void pretext_dist_free(void* handle) {
   if (group == nullptr) {
     return;
   }
-  if (group->process_group) {
-    try {
-      c10d::unregister_process_group(group->name);
-    } catch (...) {
-    }
-    try {
-      group->process_group->shutdown();
-    } catch (...) {
-    }
-  }
+  disconnect(*group);
   try {
     delete group;
   } catch (...) {

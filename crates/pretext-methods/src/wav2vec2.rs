@@ -491,8 +491,8 @@ mod tests {
         assert_eq!(at(999), 0.5);
     }
 
-    #[test]
-    fn one_step_gives_a_finite_loss_gradients_everywhere_and_its_signals() {
+    /// The tiny encoder with 10 distractors, seeded, on the CPU.
+    fn tiny_method() -> (nn::VarStore, Wav2Vec2) {
         tch::manual_seed(0);
         let store = nn::VarStore::new(Device::Cpu);
         let method = Wav2Vec2::new(
@@ -504,6 +504,12 @@ mod tests {
                 ..Default::default()
             },
         );
+        (store, method)
+    }
+
+    #[test]
+    fn one_step_gives_a_finite_loss_gradients_everywhere_and_its_signals() {
+        let (store, method) = tiny_method();
         let output = method.loss(
             &waves_and_masks(),
             StepClock {
@@ -541,17 +547,7 @@ mod tests {
     /// weight trained, and its mask-dependent numbers left as tensors until logged.
     #[test]
     fn the_device_path_draws_its_own_distractors_and_reads_nothing() {
-        let store = nn::VarStore::new(Device::Cpu);
-        tch::manual_seed(0);
-        let method = Wav2Vec2::new(
-            &store,
-            &InputSpec::waveforms(),
-            &tiny(),
-            &Wav2Vec2Config {
-                negatives: 10,
-                ..Default::default()
-            },
-        );
+        let (store, method) = tiny_method();
         let views = waves_and_masks();
         let clock = StepClock {
             step: 0,
