@@ -8,6 +8,10 @@ use pretext_eval::finetune::{finetune, FinetuneConfig};
 use pretext_train::{HostReads, PretrainConfig};
 use tch::Device;
 
+/// One fine-tuning at a time: both draw from libtorch's global generator, so two running
+/// at once would change each other's draws (and the paths' comparison).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// 1000 training and 400 held-out images of the embedded Fashion-MNIST subset.
 fn small_data() -> pretext_data::Splits {
     let data = embedded_fashion_mnist().unwrap();
@@ -38,6 +42,9 @@ fn epochs(reads: HostReads) -> (Vec<f64>, f64) {
 
 #[test]
 fn fine_tuning_decided_on_the_device_trains_as_the_hosts_does() {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (host, host_accuracy) = epochs(HostReads::EveryStep);
     let (device, device_accuracy) = epochs(HostReads::LogSteps);
     eprintln!("epoch losses {host:?} vs {device:?}; accuracy {host_accuracy} vs {device_accuracy}");
@@ -58,6 +65,9 @@ fn fine_tuning_decided_on_the_device_trains_as_the_hosts_does() {
 /// device path says where, once the epoch's numbers are read.
 #[test]
 fn both_paths_skip_non_finite_steps_and_stop_past_the_limit() {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let data = small_data();
     for reads in [HostReads::EveryStep, HostReads::LogSteps] {
         let mut config = PretrainConfig::default();
