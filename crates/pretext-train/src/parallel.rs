@@ -49,9 +49,7 @@ fn distributed(error: DistError) -> TrainError {
 
 fn stopped_elsewhere(own: String) -> TrainError {
     match failure_elsewhere() {
-        Elsewhere::Reason(rank, reason) => {
-            TrainError::Distributed(format!("rank {rank} stopped: {reason} (here: {own})"))
-        }
+        Elsewhere::Reason(rank, reason) => stopped_with(rank, &reason, &own),
         // Rank 0 hosted the store: when it stops, its reason goes with it.
         Elsewhere::StoreGone => match RANK_ZERO_STORE.get() {
             Some(address) if placement().0 != 0 => TrainError::Distributed(format!(
@@ -63,6 +61,11 @@ fn stopped_elsewhere(own: String) -> TrainError {
         },
         Elsewhere::Nothing => TrainError::Distributed(own),
     }
+}
+
+/// Process `rank` stopped with `reason`, as this process (`here`) reports it.
+fn stopped_with(rank: usize, reason: &str, here: &str) -> TrainError {
+    TrainError::Distributed(format!("rank {rank} stopped: {reason} (here: {here})"))
 }
 
 /// What the store says about the other processes.
@@ -153,11 +156,8 @@ const HAND_OVER: Duration = Duration::from_secs(30);
 /// waits until each has read it or stopped for its own reason (at most [`HAND_OVER`], or
 /// the collective timeout if shorter) before this process exits and the store with it.
 fn hand_over() {
-    let hosts_store = RANK_ZERO_STORE.get().is_some();
-    let Some((rank, world)) = with_group(|group| (group.rank(), group.world_size())) else {
-        return;
-    };
-    if !hosts_store || rank != 0 || world < 2 {
+    let (rank, world) = placement();
+    if RANK_ZERO_STORE.get().is_none() || rank != 0 || world < 2 {
         return;
     }
     if !matches!(with_group(|group| group.close_connections()), Some(Ok(()))) {
@@ -383,9 +383,10 @@ static WAITS: AtomicU64 = AtomicU64::new(0);
 /// reached (rank 0 hosted it and stopped) stops it too. A process that dies without a word
 /// is left to the launcher (torchrun, `srun --kill-on-bad-exit`), which stops the others.
 pub fn wait_for_all() -> Result<(), TrainError> {
-    let Some((rank, world)) = with_group(|group| (group.rank(), group.world_size())) else {
+    let (rank, world) = placement();
+    if world < 2 {
         return Ok(());
-    };
+    }
     let wait = WAITS.fetch_add(1, Ordering::SeqCst);
     let arrived = |rank: usize| format!("arrived/{wait}/{rank}");
     with_group(|group| group.store_set(&arrived(rank), "1"))
@@ -408,9 +409,8 @@ pub fn wait_for_all() -> Result<(), TrainError> {
             break;
         }
         if let Elsewhere::Reason(other, reason) = failure_elsewhere() {
-            return Err(TrainError::Distributed(format!(
-                "rank {other} stopped: {reason} (here: rank {rank}, waiting for the others)"
-            )));
+            let here = format!("rank {rank}, waiting for the others");
+            return Err(stopped_with(other, &reason, &here));
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(500));
