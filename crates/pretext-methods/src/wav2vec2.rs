@@ -313,12 +313,14 @@ impl Wav2Vec2 {
             [batch, frames],
             "one mask per clip over the encoder's frames"
         );
-        let masked_share: Metric = if on_device {
-            where_masked.to_kind(Kind::Float).mean(Kind::Float).into()
-        } else {
-            let mask = host_mask(where_masked);
-            let count = mask.iter().flatten().filter(|&&m| m).count();
-            (count as f64 / (batch * frames).max(1) as f64).into()
+        // The host path reads the mask once, for its share and its distractors.
+        let on_host = (!on_device).then(|| host_mask(where_masked));
+        let masked_share: Metric = match &on_host {
+            None => where_masked.to_kind(Kind::Float).mean(Kind::Float).into(),
+            Some(mask) => {
+                let count = mask.iter().flatten().filter(|&&m| m).count();
+                (count as f64 / (batch * frames).max(1) as f64).into()
+            }
         };
         let mask = where_masked.shallow_clone();
         let where_masked = where_masked.unsqueeze(-1);
@@ -337,24 +339,27 @@ impl Wav2Vec2 {
             None => &normed,
         });
         let predictions = self.final_proj.forward(&context);
-        let (contrastive, accuracy): (Tensor, Metric) = if on_device {
-            let (loss, accuracy) = contrastive_loss_on_device(
-                &predictions,
-                &targets,
-                &mask,
-                self.config.negatives,
-                self.config.temperature,
-            );
-            (loss, accuracy.into())
-        } else {
-            let (loss, accuracy) = contrastive_loss(
-                &predictions,
-                &targets,
-                &host_mask(&mask),
-                self.config.negatives,
-                self.config.temperature,
-            );
-            (loss, accuracy.into())
+        let (contrastive, accuracy): (Tensor, Metric) = match &on_host {
+            None => {
+                let (loss, accuracy) = contrastive_loss_on_device(
+                    &predictions,
+                    &targets,
+                    &mask,
+                    self.config.negatives,
+                    self.config.temperature,
+                );
+                (loss, accuracy.into())
+            }
+            Some(host) => {
+                let (loss, accuracy) = contrastive_loss(
+                    &predictions,
+                    &targets,
+                    host,
+                    self.config.negatives,
+                    self.config.temperature,
+                );
+                (loss, accuracy.into())
+            }
         };
         let mut loss = &contrastive + &penalty * self.config.feature_penalty;
         let mut metrics = vec![
