@@ -230,6 +230,12 @@ pub struct FinetuneArgs {
     /// (by default fine-tuning starts where the probe ends: linear probe, then fine-tune).
     #[arg(long)]
     pub no_probe_init: bool,
+    /// Keep whatever fine-tuning ends with, even where held-out labeled examples say the
+    /// linear probe it started from was better (by default the probe is kept then: it is
+    /// epoch 0 of early stopping, or, with too few labels for a validation split, 3-fold
+    /// cross-validation on them chooses the epochs from 0 up).
+    #[arg(long)]
+    pub no_probe_fallback: bool,
     /// Train on the images as they are, without the run's augmentations.
     #[arg(long)]
     pub no_augment: bool,

@@ -52,6 +52,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         weight_decay: args.weight_decay,
         layer_decay: args.layer_decay,
         probe_init: !args.no_probe_init,
+        probe_fallback: !args.no_probe_fallback,
         augment: !args.no_augment,
         cross_validate: args.cross_validate,
         freeze_epochs: args.freeze_epochs,
@@ -77,11 +78,17 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
     if !writer {
         return Ok(());
     }
+    let kept_probe = report.probe_accuracy.is_some() && report.best_epoch == 0;
     let validation = match report.best_validation_accuracy {
         Some(accuracy) => format!(
-            " + {} validation examples; best epoch {} (validation {:.1}%)",
+            " + {} validation examples; best epoch {}{} (validation {:.1}%)",
             report.validation_examples,
             report.best_epoch,
+            if kept_probe {
+                ", the linear probe it started from"
+            } else {
+                ""
+            },
             100.0 * accuracy
         ),
         None => format!(
@@ -112,6 +119,11 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
         );
     }
     match (report.probe_accuracy, report.probe_l2) {
+        (Some(probe), Some(l2)) if kept_probe => println!(
+            "test accuracy on {} held-out examples: linear probe (the start, L2 {l2:.0e}) {:.1}%, kept: fine-tuning did not beat it on held-out labeled examples (--no-probe-fallback keeps the fine-tune)",
+            report.test_size,
+            100.0 * probe
+        ),
         (Some(probe), Some(l2)) => println!(
             "test accuracy on {} held-out examples: linear probe (the start, L2 {l2:.0e}) {:.1}% → fine-tuned {:.1}%",
             report.test_size,

@@ -1320,30 +1320,48 @@ fn every_method_pretrains_probes_and_reports_health() {
             }
             assert!(run.join("finetune-100-seed0.json").exists());
             assert!(run.join("scratch-100-seed0.json").exists());
-            // Linear probe, then fine-tune: the report gives both, and a recipe that
-            // wrecks the features (lr 1 everywhere) is told it ended below its probe.
-            let wrecked = pretext(&[
-                "finetune",
-                arg(&run),
-                "--labels",
-                "100",
-                "--epochs",
-                "2",
-                "--lr",
-                "1",
-                "--layer-decay",
-                "1",
-                "--device",
-                "cpu",
-            ]);
-            assert_succeeds(&wrecked, "finetune at lr 1");
-            assert!(
-                wrecked.stdout.contains("linear probe (the start, L2 ")
-                    && wrecked
-                        .stdout
-                        .contains("below the linear probe it started from"),
-                "{}",
+            // Linear probe, then fine-tune: a recipe that wrecks the features (lr 1
+            // everywhere) keeps the probe it started from, chosen on held-out labeled
+            // examples: by 3-fold cross-validation with 100 labels (too few for a
+            // validation split), as epoch 0 of early stopping with 300.
+            let wreck = |labels: &str, extra: &[&str]| {
+                let mut command = vec![
+                    "finetune",
+                    arg(&run),
+                    "--labels",
+                    labels,
+                    "--epochs",
+                    "2",
+                    "--lr",
+                    "1",
+                    "--layer-decay",
+                    "1",
+                    "--device",
+                    "cpu",
+                ];
+                command.extend_from_slice(extra);
+                let wrecked = pretext(&command);
+                assert_succeeds(&wrecked, &format!("finetune at lr 1 {command:?}"));
                 wrecked.stdout
+            };
+            for (labels, how) in [
+                ("100", "0 epochs: the linear probe kept (3-fold CV"),
+                ("300", "best epoch 0, the linear probe it started from"),
+            ] {
+                let stdout = wreck(labels, &[]);
+                assert!(
+                    stdout.contains(how)
+                        && stdout.contains("kept: fine-tuning did not beat it")
+                        && !stdout.contains("below the linear probe"),
+                    "{labels} labels:\n{stdout}"
+                );
+            }
+            // Without the fallback the fine-tune is kept, and told it ended below its probe.
+            let stdout = wreck("100", &["--no-probe-fallback"]);
+            assert!(
+                stdout.contains("linear probe (the start, L2 ")
+                    && stdout.contains("below the linear probe it started from"),
+                "{stdout}"
             );
         }
         let json = pretext(&["health", arg(&run), "--json"]);

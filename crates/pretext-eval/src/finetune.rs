@@ -6,6 +6,10 @@
 //!   probe fitted on the frozen encoder's features (its L2 strength cross-validated), so
 //!   fine-tuning starts where the probe ends; the report gives both, and a warning says when
 //!   fine-tuning ends below the probe it started from;
+//! - **the probe as the fallback** (`probe_fallback`, the default): fine-tuning keeps the
+//!   probe unless held-out labeled examples say it did better — the probe is epoch 0 of
+//!   early stopping, or, with too few labels for a validation split, k-fold
+//!   cross-validation chooses the epochs from 0 (the probe) up;
 //! - AdamW at a small learning rate with linear warmup and cosine decay, on one augmented
 //!   view of each image per epoch (the pretraining's own augmentations);
 //! - **layer-wise learning-rate decay**: a parameter at depth d of D gets lr · decay^(D + 1 − d),
@@ -92,7 +96,7 @@ pub fn finetune(
         load_start(config, checkpoint, settings, &mut model)?
     };
     // Which labeled examples train (indices into data.train), which validate, and how.
-    let mut search_report = None;
+    let mut search_report: Option<SearchReport> = None;
     let (train_indices, validation, lr, weight_decay, epochs, early_stopping) = if settings
         .cross_validate
     {
@@ -126,6 +130,43 @@ pub fn finetune(
                 settings.weight_decay,
                 settings.epochs,
                 true,
+            )
+        } else if settings.probe_fallback && settings.probe_init && !settings.from_scratch {
+            log(&format!(
+                    "{} labeled examples are too few for a validation split of {} per class: {}-fold cross-validation on them chooses how many of the {} epochs to fine-tune (0 keeps the linear probe), then every one trains",
+                    labels.len(),
+                    settings.min_validation_per_class,
+                    settings.search.folds,
+                    settings.epochs
+                ));
+            // The search's grid is the configured rate and decay alone: only the epochs,
+            // the probe's 0 among them, are chosen.
+            let at_settings = FinetuneConfig {
+                search: FinetuneSearch {
+                    lr: vec![settings.lr],
+                    weight_decay: vec![settings.weight_decay],
+                    ..settings.search.clone()
+                },
+                ..settings.clone()
+            };
+            let report = search::search(
+                &Fitter {
+                    settings: &at_settings,
+                    ..fitter
+                },
+                &labeled,
+                log,
+            )?;
+            log(&format!("cross-validation chose {}", report.summary()));
+            let epochs = report.chosen.epochs;
+            search_report = Some(report);
+            (
+                split.labeled.clone(),
+                None,
+                settings.lr,
+                settings.weight_decay,
+                epochs,
+                false,
             )
         } else {
             log(&format!(
@@ -243,7 +284,8 @@ pub fn finetune(
     }
     report.self_training = rounds;
     report.search = search_report;
-    if let Some(probe) = report.probe_accuracy {
+    let kept_probe = report.probe_accuracy.is_some() && report.best_epoch == 0;
+    if let Some(probe) = report.probe_accuracy.filter(|_| !kept_probe) {
         if report.self_training.is_empty() && report.test_accuracy < probe {
             let warning = format!(
                 "WARNING fine-tuning: it ended at {:.1}% on the held-out examples, below the linear probe it started from ({:.1}%); the probe's features are the better result here — lower --lr or --layer-decay, or train fewer --epochs",

@@ -1,7 +1,8 @@
 //! One fine-tuning run: from the configured start (the head from the linear probe, with
 //! `probe_init`), epochs of shuffled — and, for images, augmented — batches through the
 //! shared training step, validation after each when there is a validation split, early
-//! stopping on the best epoch when asked.
+//! stopping on the best epoch when asked (the probe's start counting as epoch 0 with
+//! `probe_fallback`).
 
 use pretext_data::{rng_stream, Samples, Splits};
 use pretext_methods::{host_to_device, samples_to_tensor, ToDevice, ViewRecipe};
@@ -62,6 +63,9 @@ pub(super) struct Fitted {
     /// The epoch whose weights the model holds, and its validation accuracy.
     pub(super) best_epoch: usize,
     pub(super) best_validation_accuracy: Option<f64>,
+    /// With `probe_fallback` and a validation split: the validation accuracy of the start
+    /// (epoch 0, the linear probe on the encoder as pretrained).
+    pub(super) start_validation_accuracy: Option<f64>,
     pub(super) test_accuracy: Option<f64>,
     /// With `probe_init`: the probe's held-out accuracy (when measured) and L2 strength.
     pub(super) probe_accuracy: Option<f64>,
@@ -95,6 +99,24 @@ impl Fitter<'_> {
         let layer_decay = LayerDecay::new(&encoder_names, settings.layer_decay);
         let drift = EncoderDrift::new(&tuning.model.store, &encoder_names);
         let mut watch = EpochWatch::new(settings.from_scratch);
+        // The probe is the result to beat: measured on validation before any training.
+        let start_validation_accuracy = if settings.probe_fallback && probe_l2.is_some() {
+            plan.validation
+                .zip(validation_labels.as_ref())
+                .map(|(set, labels)| tuning.accuracy(set, labels))
+                .transpose()?
+        } else {
+            None
+        };
+        if let Some(accuracy) = start_validation_accuracy {
+            log(&format!(
+                "epoch   0: the linear probe, validation accuracy {:.1}%",
+                100.0 * accuracy
+            ));
+            if plan.early_stopping {
+                watch.start(accuracy, &tuning.model.store);
+            }
+        }
         let mut records: Vec<EpochRecord> = Vec::new();
         for epoch in 1..=plan.epochs.min(settings.epochs) {
             let frozen = epoch <= settings.freeze_epochs;
@@ -154,13 +176,17 @@ impl Fitter<'_> {
             }
         }
         let (best, warnings) = watch.finish();
-        let last = records.last().expect("at least one epoch ran");
-        let (best_epoch, best_validation_accuracy) = match best {
-            Some(best) => {
+        let (best_epoch, best_validation_accuracy) = match (best, records.last()) {
+            (Some(best), _) => {
                 best.restore(&tuning.model.store);
+                if best.epoch == 0 {
+                    log("fine-tuning did not beat the linear probe it started from on the validation examples: the probe is kept (epoch 0)");
+                }
                 (best.epoch, Some(best.validation_accuracy))
             }
-            None => (last.epoch, last.validation_accuracy),
+            (None, Some(last)) => (last.epoch, last.validation_accuracy),
+            // No epoch to run (cross-validation chose the probe): the start is the result.
+            (None, None) => (0, start_validation_accuracy),
         };
         let test_accuracy = plan
             .measure_test
@@ -172,6 +198,7 @@ impl Fitter<'_> {
             records,
             best_epoch,
             best_validation_accuracy,
+            start_validation_accuracy,
             test_accuracy,
             probe_accuracy,
             probe_l2,

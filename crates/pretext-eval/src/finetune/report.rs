@@ -25,7 +25,7 @@ pub struct FinetuneReport {
     pub validation_examples: usize,
     pub test_size: usize,
     /// The epoch whose weights were kept: the best on validation with early stopping, the
-    /// last one run otherwise.
+    /// last one run otherwise; 0 is the linear probe fine-tuning started from, kept.
     pub best_epoch: usize,
     /// Its validation accuracy (None without a validation split).
     pub best_validation_accuracy: Option<f64>,
@@ -101,9 +101,13 @@ impl SearchReport {
             Some(accuracy) => format!("{}-fold CV {:.1}%", self.folds, 100.0 * accuracy),
             None => "too few labels per class to cross-validate".to_string(),
         };
+        let epochs = match chosen.epochs {
+            0 => "0 epochs: the linear probe kept".to_string(),
+            epochs => format!("{epochs} epochs"),
+        };
         format!(
-            "lr {:.0e}, weight decay {:.0e}, {} epochs ({how})",
-            chosen.lr, chosen.weight_decay, chosen.epochs
+            "lr {:.0e}, weight decay {:.0e}, {epochs} ({how})",
+            chosen.lr, chosen.weight_decay
         )
     }
 }

@@ -2,8 +2,10 @@
 //! every (lr, weight decay) of the grid trains on k − 1 stratified folds of the labeled
 //! examples for the full schedule and is measured on the remaining fold after every epoch;
 //! the (lr, weight decay, epoch) with the most held-out examples right over all folds wins
-//! (ties: the first in grid order, then the fewest epochs). Only the labeled examples are
-//! used — never the held-out split.
+//! (ties: the first in grid order, then the fewest epochs). A fine-tune that starts from its
+//! linear probe (`probe_fallback`) is also measured before its first epoch, so 0 epochs —
+//! the probe kept — is a candidate, and wins ties. Only the labeled examples are used —
+//! never the held-out split.
 
 use pretext_data::{stratified_folds, stratified_subset, Samples};
 use pretext_train::TrainError;
@@ -55,8 +57,10 @@ pub(super) fn search(
     let fold_of = stratified_folds(&row_labels, search.folds, settings.seed);
     let mut tried = Vec::new();
     for (point, &(lr, weight_decay)) in grid.iter().enumerate() {
-        // Held-out examples right after each epoch, summed over the folds.
-        let mut right = vec![0.0; settings.epochs];
+        // Held-out examples right after each epoch (index 0: before the first, when the
+        // start is measured), summed over the folds.
+        let mut right = vec![0.0; settings.epochs + 1];
+        let mut start_measured = true;
         for fold in 0..search.folds {
             log(&format!(
                 "search {}/{}: lr {lr:.0e}, weight decay {weight_decay:.0e}, fold {}/{}",
@@ -87,15 +91,21 @@ pub(super) fn search(
                 },
                 &mut |_| {},
             )?;
-            for (sum, record) in right.iter_mut().zip(&fitted.records) {
-                *sum += record.validation_accuracy.unwrap_or(0.0) * validation.len() as f64;
+            let held_out = validation.len() as f64;
+            match fitted.start_validation_accuracy {
+                Some(accuracy) => right[0] += accuracy * held_out,
+                None => start_measured = false,
+            }
+            for (sum, record) in right[1..].iter_mut().zip(&fitted.records) {
+                *sum += record.validation_accuracy.unwrap_or(0.0) * held_out;
             }
         }
-        let (epoch, best) = first_max(&right);
+        let first = usize::from(!start_measured);
+        let (epoch, best) = first_max(&right[first..]);
         tried.push(SearchPoint {
             lr,
             weight_decay,
-            epochs: epoch + 1,
+            epochs: epoch + first,
             accuracy: Some(best / rows.len() as f64),
         });
     }

@@ -27,6 +27,12 @@ pub struct FinetuneConfig {
     /// cross-validated) fitted on the frozen encoder's features of the training examples, so
     /// fine-tuning starts where the probe ends. Ignored from scratch (nothing to probe).
     pub probe_init: bool,
+    /// With `probe_init`: fine-tuning keeps the linear probe it started from (the head on
+    /// the encoder as pretrained) unless held-out labeled examples say it did better. With a
+    /// validation split the probe is epoch 0 of early stopping; with too few labels for one,
+    /// k-fold cross-validation on the labeled examples (`search.folds`, at `lr` and
+    /// `weight_decay`) chooses how many epochs to fine-tune, 0 keeping the probe.
+    pub probe_fallback: bool,
     /// Epochs that train the head alone on the frozen encoder before the encoder trains.
     pub freeze_epochs: usize,
     /// Train on one augmented view of each image per epoch, drawn with the run's `views`
@@ -61,7 +67,8 @@ pub struct FinetuneConfig {
     pub pseudo_label_threshold: f64,
 }
 
-/// The grid `cross_validate` searches.
+/// The grid `cross_validate` searches; its `folds` and `max_examples` also serve
+/// `probe_fallback`'s cross-validation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FinetuneSearch {
@@ -100,6 +107,7 @@ impl Default for FinetuneConfig {
             warmup_fraction: 0.1,
             layer_decay: 0.75,
             probe_init: true,
+            probe_fallback: true,
             freeze_epochs: 0,
             augment: true,
             validation_fraction: 0.2,
@@ -177,12 +185,14 @@ impl FinetuneConfig {
                     search.weight_decay
                 ));
             }
-            if search.folds < 2 || search.max_examples < 2 {
-                return Err(format!(
-                    "finetune.search: expected folds >= 2 and max_examples >= 2, found {} and {}",
-                    search.folds, search.max_examples
-                ));
-            }
+        }
+        let folds_used =
+            self.cross_validate || (self.probe_init && self.probe_fallback && !self.from_scratch);
+        if folds_used && (search.folds < 2 || search.max_examples < 2) {
+            return Err(format!(
+                "finetune.search: expected folds >= 2 and max_examples >= 2, found {} and {}",
+                search.folds, search.max_examples
+            ));
         }
         Ok(())
     }

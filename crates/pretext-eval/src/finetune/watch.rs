@@ -1,6 +1,6 @@
 //! What fine-tuning watches from epoch to epoch: how far the encoder moved from its start,
-//! the best epoch so far on validation (early stopping keeps its weights) and the two warnings against
-//! over-aggressive fine-tuning.
+//! the best epoch so far on validation (early stopping keeps its weights; epoch 0 is the
+//! linear probe it started from) and the two warnings against over-aggressive fine-tuning.
 
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
@@ -82,6 +82,12 @@ impl EpochWatch {
         }
     }
 
+    /// Takes in the start (epoch 0: the linear probe on the encoder as pretrained) with its
+    /// validation accuracy, as the epoch to beat.
+    pub(super) fn start(&mut self, validation_accuracy: f64, store: &VarStore) {
+        self.keep(0, validation_accuracy, store);
+    }
+
     /// Takes in the epoch `record` with the weights it ended with: warns when the encoder
     /// moved more than 10% in the first epoch it trained or validation accuracy collapsed
     /// from its best, and keeps a copy of the weights of a better epoch.
@@ -110,16 +116,7 @@ impl EpochWatch {
             .as_ref()
             .is_none_or(|best| validation_accuracy > best.validation_accuracy);
         if improved {
-            let weights = store
-                .variables()
-                .into_iter()
-                .map(|(name, tensor)| (name, tensor.detach().copy()))
-                .collect();
-            self.best = Some(BestEpoch {
-                epoch: record.epoch,
-                validation_accuracy,
-                weights,
-            });
+            self.keep(record.epoch, validation_accuracy, store);
         } else if let Some(best) = &self.best {
             let best_accuracy = best.validation_accuracy;
             if validation_accuracy < best_accuracy - 0.2
@@ -132,6 +129,20 @@ impl EpochWatch {
                 ), log);
             }
         }
+    }
+
+    /// Keeps a copy of every variable of `store` as the best epoch.
+    fn keep(&mut self, epoch: usize, validation_accuracy: f64, store: &VarStore) {
+        let weights = store
+            .variables()
+            .into_iter()
+            .map(|(name, tensor)| (name, tensor.detach().copy()))
+            .collect();
+        self.best = Some(BestEpoch {
+            epoch,
+            validation_accuracy,
+            weights,
+        });
     }
 
     fn warn(&mut self, warning: String, log: &mut dyn FnMut(&str)) {

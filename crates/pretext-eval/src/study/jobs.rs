@@ -94,8 +94,12 @@ impl Runner<'_> {
                             )?;
                             let note = report
                                 .probe_accuracy
-                                .map(|probe| {
-                                    format!("from its linear probe at {:.1}%", 100.0 * probe)
+                                .map(|probe| match report.best_epoch {
+                                    0 => format!(
+                                        "its linear probe at {:.1}%, kept: fine-tuning did not beat it on held-out labeled examples",
+                                        100.0 * probe
+                                    ),
+                                    _ => format!("from its linear probe at {:.1}%", 100.0 * probe),
                                 })
                                 .unwrap_or_default();
                             Ok(vec![Measured::new(
