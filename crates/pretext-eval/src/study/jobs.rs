@@ -6,7 +6,7 @@ use pretext_train::{Checkpoint, PretrainConfig, TrainError};
 
 use super::cells::{fingerprint, keep_missing, training_print, Measured, Wanted};
 use super::runner::{Runner, PROBE_BASELINES};
-use super::summary::Cell;
+use super::summary::{Cell, KEPT_PROBE};
 use crate::classic::ClassicConfig;
 use crate::finetune::{finetune, FinetuneConfig, FinetuneReport};
 use crate::probe::{probe_baselines, probe_budgets, ProbeConfig};
@@ -96,7 +96,7 @@ impl Runner<'_> {
                                 .probe_accuracy
                                 .map(|probe| match report.best_epoch {
                                     0 => format!(
-                                        "its linear probe at {:.1}%, kept: fine-tuning did not beat it on held-out labeled examples",
+                                        "its linear probe at {:.1}%, {KEPT_PROBE} on held-out labeled examples",
                                         100.0 * probe
                                     ),
                                     _ => format!("from its linear probe at {:.1}%", 100.0 * probe),

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::plot::curve_svg;
-use super::summary::StudyResults;
+use super::summary::{StudyResults, KEPT_PROBES_HEADING, NOTES_HEADING};
 
 /// What the report shows of one method's pretraining.
 #[derive(Clone, Debug)]
@@ -145,10 +145,8 @@ pub fn html_report(
     out.push_str("</table>\n<p>A dash: not measured (self-training needs unlabeled examples, which 100% of the labels leaves none of). Files beside this report: results.csv, cells.csv, results.json, accuracy.png, accuracy.svg.</p>\n");
     for (heading, items) in [
         ("Not measured", results.unmeasured_reasons()),
-        (
-            "What the baselines chose (cross-validation on the labeled examples) and what self-training added",
-            results.notes(),
-        ),
+        (NOTES_HEADING, results.notes()),
+        (KEPT_PROBES_HEADING, results.kept_probes()),
     ] {
         if items.is_empty() {
             continue;

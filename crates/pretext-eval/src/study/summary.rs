@@ -32,6 +32,17 @@ pub struct Cell {
     pub unmeasured: Option<String>,
 }
 
+/// The heading of the baselines' notes in the results.
+pub(super) const NOTES_HEADING: &str =
+    "What the baselines chose (cross-validation on the labeled examples) and what self-training added";
+
+/// The heading of the fine-tune cells that kept their linear probe.
+pub(super) const KEPT_PROBES_HEADING: &str =
+    "Where fine-tuning kept the linear probe it started from (held-out labeled examples did not favour the fine-tune, so the cell is its probe)";
+
+/// What a fine-tune cell's note says when it kept its linear probe.
+pub(super) const KEPT_PROBE: &str = "kept: fine-tuning did not beat it";
+
 /// A row of the tables: a pretrained encoder under one evaluation, or a baseline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Series {
@@ -190,14 +201,48 @@ impl StudyResults {
                 out.push_str(&format!("- {finding}\n"));
             }
         }
-        let notes = self.notes();
-        if !notes.is_empty() {
-            out.push_str("\nWhat the baselines chose (cross-validation on the labeled examples) and what self-training added:\n\n");
-            for note in notes {
-                out.push_str(&format!("- {note}\n"));
+        for (heading, items) in [
+            (NOTES_HEADING, self.notes()),
+            (KEPT_PROBES_HEADING, self.kept_probes()),
+        ] {
+            if !items.is_empty() {
+                out.push_str(&format!("\n{heading}:\n\n"));
+                for item in items {
+                    out.push_str(&format!("- {item}\n"));
+                }
             }
         }
         out
+    }
+
+    /// "jigsaw · fine-tuned, 80 labels: seeds 0, 2" for every fine-tune cell that kept the
+    /// linear probe it started from (its note says so).
+    pub fn kept_probes(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for row in self.series.iter().filter(|row| row.pretrained) {
+            for budget in &self.budgets {
+                let mut seeds: Vec<u64> = self
+                    .cells
+                    .iter()
+                    .filter(|c| c.series == row.name && c.budget == budget.budget)
+                    .filter(|c| c.note.contains(KEPT_PROBE))
+                    .map(|c| c.seed)
+                    .collect();
+                if seeds.is_empty() {
+                    continue;
+                }
+                seeds.sort_unstable();
+                let seeds: Vec<String> = seeds.iter().map(u64::to_string).collect();
+                lines.push(format!(
+                    "{}, {} labels: seed{} {}",
+                    row.name,
+                    budget.labels,
+                    if seeds.len() > 1 { "s" } else { "" },
+                    seeds.join(", ")
+                ));
+            }
+        }
+        lines
     }
 
     /// Why a series was not measured at a budget (the first seed's reason).
@@ -428,6 +473,27 @@ pub(crate) mod tests {
             "{csv}"
         );
         assert_eq!(results.cells_csv().lines().count(), 1 + 9);
+    }
+
+    #[test]
+    fn fine_tunes_that_kept_their_probe_are_listed_with_their_seeds() {
+        let mut results = results();
+        assert!(results.kept_probes().is_empty());
+        for cell in results.cells.iter_mut().filter(|c| c.series == "ssl") {
+            cell.note = if cell.seed == 1 {
+                "from its linear probe at 61.0%".into()
+            } else {
+                format!("its linear probe at 60.0%, {KEPT_PROBE} on held-out labeled examples")
+            };
+        }
+        assert_eq!(results.kept_probes(), ["ssl, 10 labels: seeds 0, 2"]);
+        let markdown = results.markdown();
+        assert!(
+            markdown.contains(&format!(
+                "{KEPT_PROBES_HEADING}:\n\n- ssl, 10 labels: seeds 0, 2"
+            )),
+            "{markdown}"
+        );
     }
 
     #[test]
