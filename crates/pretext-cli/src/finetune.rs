@@ -81,14 +81,9 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
     let kept_probe = report.probe_accuracy.is_some() && report.best_epoch == 0;
     let validation = match report.best_validation_accuracy {
         Some(accuracy) => format!(
-            " + {} validation examples; best epoch {}{} (validation {:.1}%)",
+            " + {} validation examples; best epoch {} (validation {:.1}%)",
             report.validation_examples,
             report.best_epoch,
-            if kept_probe {
-                ", the linear probe it started from"
-            } else {
-                ""
-            },
             100.0 * accuracy
         ),
         None => format!(

@@ -6,18 +6,19 @@
 //!   probe fitted on the frozen encoder's features (its L2 strength cross-validated), so
 //!   fine-tuning starts where the probe ends; the report gives both, and a warning says when
 //!   fine-tuning ends below the probe it started from;
-//! - **the probe as the fallback** (`probe_fallback`, the default): fine-tuning keeps the
-//!   probe unless held-out labeled examples say it did better — the probe is epoch 0 of
-//!   early stopping, or, with too few labels for a validation split, k-fold
-//!   cross-validation chooses the epochs from 0 (the probe) up;
+//! - **the probe as the fallback** (`probe_fallback`, the default): stratified k-fold
+//!   cross-validation on the labeled examples chooses how many epochs to fine-tune, 0 (the
+//!   probe) among them and winning ties, then every labeled example trains that long — so
+//!   fine-tuning keeps the probe unless held-out labeled examples say it did better;
 //! - AdamW at a small learning rate with linear warmup and cosine decay, on one augmented
 //!   view of each image per epoch (the pretraining's own augmentations);
 //! - **layer-wise learning-rate decay**: a parameter at depth d of D gets lr · decay^(D + 1 − d),
 //!   so the layers nearest the input (the most general features) move least;
 //! - optional **freeze-then-unfreeze**: the first `freeze_epochs` train the head alone;
-//! - **early stopping** on a validation split carved from the labeled examples — only when
-//!   that split holds at least `min_validation_per_class` examples per class; with fewer
-//!   labels every example trains for all epochs;
+//! - without the fallback (or from scratch), **early stopping** on a validation split carved
+//!   from the labeled examples — only when that split holds at least
+//!   `min_validation_per_class` examples per class; with fewer labels every example trains
+//!   for all epochs;
 //! - or, with `cross_validate` (the study's training from scratch), the learning rate,
 //!   weight decay and number of epochs chosen by stratified k-fold cross-validation on the
 //!   labeled examples (`search`), then one training on all of them;
@@ -133,12 +134,11 @@ pub fn finetune(
             )
         } else if settings.probe_fallback && settings.probe_init && !settings.from_scratch {
             log(&format!(
-                    "{} labeled examples are too few for a validation split of {} per class: {}-fold cross-validation on them chooses how many of the {} epochs to fine-tune (0 keeps the linear probe), then every one trains",
-                    labels.len(),
-                    settings.min_validation_per_class,
-                    settings.search.folds,
-                    settings.epochs
-                ));
+            "{} labeled examples: {}-fold cross-validation on them chooses how many of the {} epochs to fine-tune (0 keeps the linear probe), then every one trains",
+            labels.len(),
+            settings.search.folds,
+            settings.epochs
+        ));
             // The search's grid is the configured rate and decay alone: only the epochs,
             // the probe's 0 among them, are chosen.
             let at_settings = FinetuneConfig {

@@ -11,6 +11,10 @@ use crate::classic::ClassicConfig;
 use crate::finetune::{finetune, FinetuneConfig, FinetuneReport};
 use crate::probe::{probe_baselines, probe_budgets, ProbeConfig};
 
+/// What a fine-tune cell's fingerprint says of the recipe beyond its settings: a new value
+/// when the recipe changes under the same settings, so that its cells are measured again.
+const FINETUNE_RECIPE: &str = "finetune: epochs from 0 (the probe) by cross-validation";
+
 impl Runner<'_> {
     pub(super) fn evaluate_method(
         &mut self,
@@ -70,7 +74,7 @@ impl Runner<'_> {
                     let settings = self.finetune_config(budget, seed);
                     let print = fingerprint(&[
                         &model_print,
-                        "finetune",
+                        FINETUNE_RECIPE,
                         &serde_json::to_string(&settings).expect("serializes"),
                     ]);
                     let series = format!("{label} · fine-tuned");
