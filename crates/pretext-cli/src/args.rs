@@ -231,9 +231,9 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub no_probe_init: bool,
     /// Keep whatever fine-tuning ends with, even where held-out labeled examples say the
-    /// linear probe it started from was better. By default 3-fold cross-validation on the
-    /// labeled examples chooses how many --epochs to fine-tune, 0 keeping the probe, then
-    /// all of them train; with this flag early stopping on 20% of them decides instead.
+    /// linear probe it started from was better (by default the probe is kept then: it is
+    /// epoch 0 of early stopping, or, with too few labels for a validation split, 3-fold
+    /// cross-validation on them chooses the epochs from 0 up).
     #[arg(long)]
     pub no_probe_fallback: bool,
     /// Train on the images as they are, without the run's augmentations.

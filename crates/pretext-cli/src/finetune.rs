@@ -81,9 +81,14 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
     let kept_probe = report.probe_accuracy.is_some() && report.best_epoch == 0;
     let validation = match report.best_validation_accuracy {
         Some(accuracy) => format!(
-            " + {} validation examples; best epoch {} (validation {:.1}%)",
+            " + {} validation examples; best epoch {}{} (validation {:.1}%)",
             report.validation_examples,
             report.best_epoch,
+            if kept_probe {
+                ", the linear probe it started from"
+            } else {
+                ""
+            },
             100.0 * accuracy
         ),
         None => format!(
@@ -115,8 +120,13 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
     }
     match (report.probe_accuracy, report.probe_l2) {
         (Some(probe), Some(l2)) if kept_probe => println!(
-            "test accuracy on {} held-out examples: linear probe (the start, L2 {l2:.0e}) {:.1}%, kept: fine-tuning did not beat it on held-out labeled examples (--no-probe-fallback keeps the fine-tune)",
+            "test accuracy on {} held-out examples: linear probe (the start, L2 {l2:.0e}{}) {:.1}%, kept: fine-tuning did not beat it on held-out labeled examples (--no-probe-fallback keeps the fine-tune)",
             report.test_size,
+            if report.validation_examples > 0 {
+                ", refitted on all the labeled examples"
+            } else {
+                ""
+            },
             100.0 * probe
         ),
         (Some(probe), Some(l2)) => println!(

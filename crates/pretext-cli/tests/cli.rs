@@ -1321,8 +1321,9 @@ fn every_method_pretrains_probes_and_reports_health() {
             assert!(run.join("finetune-100-seed0.json").exists());
             assert!(run.join("scratch-100-seed0.json").exists());
             // Linear probe, then fine-tune: a recipe that wrecks the features (lr 1
-            // everywhere) keeps the probe it started from, which 3-fold cross-validation on
-            // the labeled examples prefers to any epoch of fine-tuning.
+            // everywhere) keeps the probe it started from, chosen on held-out labeled
+            // examples: by 3-fold cross-validation with 100 labels (too few for a
+            // validation split), as epoch 0 of early stopping with 300.
             let wreck = |labels: &str, extra: &[&str]| {
                 let mut command = vec![
                     "finetune",
@@ -1343,13 +1344,18 @@ fn every_method_pretrains_probes_and_reports_health() {
                 assert_succeeds(&wrecked, &format!("finetune at lr 1 {command:?}"));
                 wrecked.stdout
             };
-            let stdout = wreck("100", &[]);
-            assert!(
-                stdout.contains("0 epochs: the linear probe kept (3-fold CV")
-                    && stdout.contains("kept: fine-tuning did not beat it")
-                    && !stdout.contains("below the linear probe"),
-                "{stdout}"
-            );
+            for (labels, how) in [
+                ("100", "0 epochs: the linear probe kept (3-fold CV"),
+                ("300", "best epoch 0, the linear probe it started from"),
+            ] {
+                let stdout = wreck(labels, &[]);
+                assert!(
+                    stdout.contains(how)
+                        && stdout.contains("kept: fine-tuning did not beat it")
+                        && !stdout.contains("below the linear probe"),
+                    "{labels} labels:\n{stdout}"
+                );
+            }
             // Without the fallback the fine-tune is kept, and told it ended below its probe.
             let stdout = wreck("100", &["--no-probe-fallback"]);
             assert!(

@@ -6,19 +6,19 @@
 //!   probe fitted on the frozen encoder's features (its L2 strength cross-validated), so
 //!   fine-tuning starts where the probe ends; the report gives both, and a warning says when
 //!   fine-tuning ends below the probe it started from;
-//! - **the probe as the fallback** (`probe_fallback`, the default): stratified k-fold
-//!   cross-validation on the labeled examples chooses how many epochs to fine-tune, 0 (the
-//!   probe) among them and winning ties, then every labeled example trains that long — so
-//!   fine-tuning keeps the probe unless held-out labeled examples say it did better;
+//! - **the probe as the fallback** (`probe_fallback`, the default): fine-tuning keeps the
+//!   probe unless held-out labeled examples say it did better — the probe is epoch 0 of
+//!   early stopping (and, kept, is refitted on every labeled example), or, with too few
+//!   labels for a validation split, k-fold cross-validation chooses the epochs from 0 (the
+//!   probe) up;
 //! - AdamW at a small learning rate with linear warmup and cosine decay, on one augmented
 //!   view of each image per epoch (the pretraining's own augmentations);
 //! - **layer-wise learning-rate decay**: a parameter at depth d of D gets lr · decay^(D + 1 − d),
 //!   so the layers nearest the input (the most general features) move least;
 //! - optional **freeze-then-unfreeze**: the first `freeze_epochs` train the head alone;
-//! - without the fallback (or from scratch), **early stopping** on a validation split carved
-//!   from the labeled examples — only when that split holds at least
-//!   `min_validation_per_class` examples per class; with fewer labels every example trains
-//!   for all epochs;
+//! - **early stopping** on a validation split carved from the labeled examples — only when
+//!   that split holds at least `min_validation_per_class` examples per class; with fewer
+//!   labels every example trains for all epochs;
 //! - or, with `cross_validate` (the study's training from scratch), the learning rate,
 //!   weight decay and number of epochs chosen by stratified k-fold cross-validation on the
 //!   labeled examples (`search`), then one training on all of them;
@@ -134,11 +134,12 @@ pub fn finetune(
             )
         } else if settings.probe_fallback && settings.probe_init && !settings.from_scratch {
             log(&format!(
-            "{} labeled examples: {}-fold cross-validation on them chooses how many of the {} epochs to fine-tune (0 keeps the linear probe), then every one trains",
-            labels.len(),
-            settings.search.folds,
-            settings.epochs
-        ));
+                    "{} labeled examples are too few for a validation split of {} per class: {}-fold cross-validation on them chooses how many of the {} epochs to fine-tune (0 keeps the linear probe), then every one trains",
+                    labels.len(),
+                    settings.min_validation_per_class,
+                    settings.search.folds,
+                    settings.epochs
+                ));
             // The search's grid is the configured rate and decay alone: only the epochs,
             // the probe's 0 among them, are chosen.
             let at_settings = FinetuneConfig {
@@ -202,6 +203,31 @@ pub fn finetune(
         )
     };
     let mut fitted = fit(&train_set, log)?;
+    if validation.is_some() && fitted.probe_l2.is_some() && fitted.best_epoch == 0 {
+        // The probe won on validation: it is refitted on every labeled example, the
+        // validation ones included (as a study's probe rows are), and kept.
+        log(&format!(
+            "the linear probe is refitted on all {} labeled examples",
+            labeled.len()
+        ));
+        let chosen = fitted;
+        fitted = fitter.fit(
+            &FitPlan {
+                train: &labeled,
+                validation: None,
+                lr,
+                weight_decay,
+                epochs: 0,
+                early_stopping: false,
+                measure_test: true,
+            },
+            log,
+        )?;
+        // What the epochs that lost to it did stays in the report.
+        fitted.best_validation_accuracy = chosen.best_validation_accuracy;
+        fitted.records = chosen.records;
+        fitted.warnings = chosen.warnings;
+    }
     let in_subset: std::collections::HashSet<usize> = split.labeled.iter().copied().collect();
     let pool: Vec<usize> = (0..data.train.len())
         .filter(|index| !in_subset.contains(index))

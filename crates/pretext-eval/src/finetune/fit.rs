@@ -1,8 +1,8 @@
 //! One fine-tuning run: from the configured start (the head from the linear probe, with
 //! `probe_init`), epochs of shuffled — and, for images, augmented — batches through the
 //! shared training step, validation after each when there is a validation split, early
-//! stopping on the best epoch when asked; with `probe_fallback` the start (the probe) is
-//! measured on validation too, as epoch 0 of the cross-validated search.
+//! stopping on the best epoch when asked (the probe's start counting as epoch 0 with
+//! `probe_fallback`).
 
 use pretext_data::{rng_stream, Samples, Splits};
 use pretext_methods::{host_to_device, samples_to_tensor, ToDevice, ViewRecipe};
@@ -108,6 +108,15 @@ impl Fitter<'_> {
         } else {
             None
         };
+        if let Some(accuracy) = start_validation_accuracy {
+            log(&format!(
+                "epoch   0: the linear probe, validation accuracy {:.1}%",
+                100.0 * accuracy
+            ));
+            if plan.early_stopping {
+                watch.start(accuracy, &tuning.model.store);
+            }
+        }
         let mut records: Vec<EpochRecord> = Vec::new();
         for epoch in 1..=plan.epochs.min(settings.epochs) {
             let frozen = epoch <= settings.freeze_epochs;
@@ -170,6 +179,9 @@ impl Fitter<'_> {
         let (best_epoch, best_validation_accuracy) = match (best, records.last()) {
             (Some(best), _) => {
                 best.restore(&tuning.model.store);
+                if best.epoch == 0 {
+                    log("fine-tuning did not beat the linear probe it started from on the validation examples: the probe is kept (epoch 0)");
+                }
                 (best.epoch, Some(best.validation_accuracy))
             }
             (None, Some(last)) => (last.epoch, last.validation_accuracy),

@@ -28,10 +28,11 @@ pub struct FinetuneConfig {
     /// fine-tuning starts where the probe ends. Ignored from scratch (nothing to probe).
     pub probe_init: bool,
     /// With `probe_init`: fine-tuning keeps the linear probe it started from (the head on
-    /// the encoder as pretrained) unless held-out labeled examples say it did better:
-    /// stratified k-fold cross-validation on the labeled examples (`search.folds`, at `lr` and
-    /// `weight_decay`) chooses how many epochs to fine-tune, 0 keeping the probe, and then
-    /// every labeled example trains (no validation split, no early stopping).
+    /// the encoder as pretrained) unless held-out labeled examples say it did better. With a
+    /// validation split the probe is epoch 0 of early stopping (and, kept, is refitted on
+    /// every labeled example); with too few labels for one,
+    /// k-fold cross-validation on the labeled examples (`search.folds`, at `lr` and
+    /// `weight_decay`) chooses how many epochs to fine-tune, 0 keeping the probe.
     pub probe_fallback: bool,
     /// Epochs that train the head alone on the frozen encoder before the encoder trains.
     pub freeze_epochs: usize,

@@ -1,6 +1,6 @@
 //! What fine-tuning watches from epoch to epoch: how far the encoder moved from its start,
-//! the best epoch so far on validation (early stopping keeps its weights) and the two
-//! warnings against over-aggressive fine-tuning.
+//! the best epoch so far on validation (early stopping keeps its weights; epoch 0 is the
+//! linear probe it started from) and the two warnings against over-aggressive fine-tuning.
 
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
@@ -80,6 +80,12 @@ impl EpochWatch {
             from_scratch,
             warnings: Vec::new(),
         }
+    }
+
+    /// Takes in the start (epoch 0: the linear probe on the encoder as pretrained) with its
+    /// validation accuracy, as the epoch to beat.
+    pub(super) fn start(&mut self, validation_accuracy: f64, store: &VarStore) {
+        self.keep(0, validation_accuracy, store);
     }
 
     /// Takes in the epoch `record` with the weights it ended with: warns when the encoder
