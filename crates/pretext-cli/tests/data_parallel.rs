@@ -704,6 +704,10 @@ fn two_processes_fine_tune_as_one_does() {
             "171",
             "--epochs",
             "4",
+            // Every epoch trains, so that the two trainings are compared epoch by epoch
+            // (the probe fallback would cross-validate how many; the study test runs it
+            // under two processes).
+            "--no-probe-fallback",
             "--json",
             json.to_str().unwrap(),
         ]
