@@ -167,10 +167,12 @@ impl Fitter<'_> {
                 );
             }
             records.push(record);
-            let best_epoch = watch.best_epoch_or(epoch);
-            if plan.early_stopping && epoch - best_epoch >= settings.patience {
+            // Patience runs from the best epoch that trained: fine-tuning often dips under
+            // its probe before it overtakes it, so the probe (epoch 0) stops nothing.
+            let best_trained = watch.best_trained_epoch_or(epoch);
+            if plan.early_stopping && epoch - best_trained >= settings.patience {
                 log(&format!(
-                    "early stop: no better validation accuracy since epoch {best_epoch}"
+                    "early stop: no better validation accuracy since epoch {best_trained}"
                 ));
                 break;
             }

@@ -47,6 +47,9 @@ fn copies(store: &VarStore, names: &[String]) -> Vec<Tensor> {
 /// The best epoch so far and the warnings given.
 pub(super) struct EpochWatch {
     best: Option<BestEpoch>,
+    /// The best epoch that trained (the start aside) and its validation accuracy: what
+    /// early stopping's patience runs from.
+    best_trained: Option<(usize, f64)>,
     first_unfrozen_checked: bool,
     /// Training from scratch moves the encoder by design: no warning for that.
     from_scratch: bool,
@@ -76,6 +79,7 @@ impl EpochWatch {
     pub(super) fn new(from_scratch: bool) -> EpochWatch {
         EpochWatch {
             best: None,
+            best_trained: None,
             first_unfrozen_checked: false,
             from_scratch,
             warnings: Vec::new(),
@@ -111,6 +115,12 @@ impl EpochWatch {
             // No validation split: the last epoch is the result.
             return;
         };
+        if self
+            .best_trained
+            .is_none_or(|(_, best)| validation_accuracy > best)
+        {
+            self.best_trained = Some((record.epoch, validation_accuracy));
+        }
         let improved = self
             .best
             .as_ref()
@@ -150,13 +160,53 @@ impl EpochWatch {
         self.warnings.push(warning);
     }
 
-    /// The best epoch so far, or `epoch` before any (or without validation).
-    pub(super) fn best_epoch_or(&self, epoch: usize) -> usize {
-        self.best.as_ref().map_or(epoch, |best| best.epoch)
+    /// The best epoch that trained so far, or `epoch` before any (or without validation).
+    pub(super) fn best_trained_epoch_or(&self, epoch: usize) -> usize {
+        self.best_trained.map_or(epoch, |(best, _)| best)
     }
 
     /// The best epoch (None without validation) and the warnings, once training ended.
     pub(super) fn finish(self) -> (Option<BestEpoch>, Vec<String>) {
         (self.best, self.warnings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::Device;
+
+    fn record(epoch: usize, validation_accuracy: f64) -> EpochRecord {
+        EpochRecord {
+            epoch,
+            loss: 1.0,
+            validation_accuracy: Some(validation_accuracy),
+            encoder_trained: true,
+            encoder_change: 0.0,
+        }
+    }
+
+    /// The probe (epoch 0) stays the best until an epoch beats it, while patience runs from
+    /// the best epoch that trained, so a fine-tune that dips under its probe keeps going.
+    #[test]
+    fn patience_runs_from_the_best_trained_epoch_and_the_probe_stays_the_result_to_beat() {
+        let store = VarStore::new(Device::Cpu);
+        let mut watch = EpochWatch::new(false);
+        watch.start(0.80, &store);
+        let mut log = |_: &str| {};
+        assert_eq!(watch.best_trained_epoch_or(1), 1);
+        watch.after_epoch(&record(1, 0.60), &store, &mut log);
+        watch.after_epoch(&record(2, 0.70), &store, &mut log);
+        watch.after_epoch(&record(3, 0.65), &store, &mut log);
+        assert_eq!(watch.best_trained_epoch_or(3), 2);
+        let (best, _) = watch.finish();
+        assert_eq!(best.map(|best| best.epoch), Some(0));
+
+        let mut watch = EpochWatch::new(false);
+        watch.start(0.80, &store);
+        watch.after_epoch(&record(1, 0.60), &store, &mut log);
+        watch.after_epoch(&record(2, 0.85), &store, &mut log);
+        assert_eq!(watch.best_trained_epoch_or(2), 2);
+        assert_eq!(watch.finish().0.map(|best| best.epoch), Some(2));
     }
 }

@@ -13,7 +13,8 @@ use crate::probe::{probe_baselines, probe_budgets, ProbeConfig};
 
 /// What a fine-tune cell's fingerprint says of the recipe beyond its settings: a new value
 /// when the recipe changes under the same settings, so that its cells are measured again.
-const FINETUNE_RECIPE: &str = "finetune: the probe is epoch 0 (validation) or 0 epochs (CV)";
+const FINETUNE_RECIPE: &str =
+    "finetune: the probe is epoch 0 (validation) or 0 epochs (CV); patience from the best trained epoch";
 
 impl Runner<'_> {
     pub(super) fn evaluate_method(
