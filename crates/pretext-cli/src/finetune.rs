@@ -78,7 +78,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<()> {
     if !writer {
         return Ok(());
     }
-    let kept_probe = report.probe_accuracy.is_some() && report.best_epoch == 0;
+    let kept_probe = report.kept_probe();
     let validation = match report.best_validation_accuracy {
         Some(accuracy) => format!(
             " + {} validation examples; best epoch {}{} (validation {:.1}%)",

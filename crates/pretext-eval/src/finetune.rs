@@ -97,7 +97,7 @@ pub fn finetune(
         load_start(config, checkpoint, settings, &mut model)?
     };
     // Which labeled examples train (indices into data.train), which validate, and how.
-    let mut search_report: Option<SearchReport> = None;
+    let mut search_report = None;
     let (train_indices, validation, lr, weight_decay, epochs, early_stopping) = if settings
         .cross_validate
     {
@@ -310,8 +310,7 @@ pub fn finetune(
     }
     report.self_training = rounds;
     report.search = search_report;
-    let kept_probe = report.probe_accuracy.is_some() && report.best_epoch == 0;
-    if let Some(probe) = report.probe_accuracy.filter(|_| !kept_probe) {
+    if let Some(probe) = report.probe_accuracy.filter(|_| !report.kept_probe()) {
         if report.self_training.is_empty() && report.test_accuracy < probe {
             let warning = format!(
                 "WARNING fine-tuning: it ended at {:.1}% on the held-out examples, below the linear probe it started from ({:.1}%); the probe's features are the better result here — lower --lr or --layer-decay, or train fewer --epochs",

@@ -93,6 +93,13 @@ pub struct SearchPoint {
     pub accuracy: Option<f64>,
 }
 
+impl FinetuneReport {
+    /// Whether fine-tuning kept the linear probe it started from (epoch 0) as its result.
+    pub fn kept_probe(&self) -> bool {
+        self.probe_accuracy.is_some() && self.best_epoch == 0
+    }
+}
+
 impl SearchReport {
     /// "lr 3e-3, weight decay 5e-4, 24 epochs (3-fold CV 81.2%)".
     pub fn summary(&self) -> String {

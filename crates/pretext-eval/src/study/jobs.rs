@@ -99,12 +99,15 @@ impl Runner<'_> {
                             )?;
                             let note = report
                                 .probe_accuracy
-                                .map(|probe| match report.best_epoch {
-                                    0 => format!(
-                                        "its linear probe at {:.1}%, {KEPT_PROBE} on held-out labeled examples",
-                                        100.0 * probe
-                                    ),
-                                    _ => format!("from its linear probe at {:.1}%", 100.0 * probe),
+                                .map(|probe| {
+                                    if report.kept_probe() {
+                                        format!(
+                                            "its linear probe at {:.1}%, {KEPT_PROBE} on held-out labeled examples",
+                                            100.0 * probe
+                                        )
+                                    } else {
+                                        format!("from its linear probe at {:.1}%", 100.0 * probe)
+                                    }
                                 })
                                 .unwrap_or_default();
                             Ok(vec![Measured::new(
