@@ -236,12 +236,19 @@ pub struct FinetuneArgs {
     /// cross-validation on them chooses the epochs from 0 up).
     #[arg(long)]
     pub no_probe_fallback: bool,
-    /// Train on the images as they are, without the run's augmentations.
+    /// Train on one augmented view of each image per epoch, drawn with the run's own
+    /// `views` settings [default: on with --from-scratch, off when fine-tuning a pretrained
+    /// encoder, which does better on the images as they are].
+    #[arg(long, conflicts_with = "no_augment")]
+    pub augment: bool,
+    /// Train on the images as they are, also with --from-scratch.
     #[arg(long)]
     pub no_augment: bool,
-    /// Choose the learning rate, weight decay and epochs by 3-fold cross-validation on the
-    /// labeled examples (lr 1e-3/3e-3 × weight decay 5e-4/0.05), then train on all of them;
-    /// --lr and --weight-decay are then ignored. What the study does for training from scratch.
+    /// Choose the learning rate, weight decay, epochs and, for images, whether to train on
+    /// the run's views by 3-fold cross-validation on the labeled examples (lr 1e-3/3e-3 ×
+    /// weight decay 5e-4/0.05 × views or not; --augment or --no-augment fixes the views),
+    /// then train on all of them; --lr and --weight-decay are then ignored. What the study
+    /// does for training from scratch.
     #[arg(long)]
     pub cross_validate: bool,
     /// Train the head alone on the frozen encoder for this many epochs first.

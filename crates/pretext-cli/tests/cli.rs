@@ -1318,6 +1318,46 @@ fn every_method_pretrains_probes_and_reports_health() {
                     finetuned.stdout
                 );
             }
+            // Training from scratch cross-validates whether to train on the run's views,
+            // beside the rate and decay: 2 × 2 × 2 points, the choice in the report.
+            let searched = pretext(&[
+                "finetune",
+                arg(&run),
+                "--labels",
+                "100",
+                "--epochs",
+                "2",
+                "--from-scratch",
+                "--cross-validate",
+                "--device",
+                "cpu",
+            ]);
+            assert_succeeds(&searched, "finetune --from-scratch --cross-validate");
+            for point in [
+                "search 1/8: lr 1e-3, weight decay 5e-4, augmented, fold 1/3",
+                "search 8/8: lr 3e-3, weight decay 5e-2, as they are, fold 3/3",
+            ] {
+                assert!(
+                    searched.stderr.contains(point),
+                    "{point}:\n{}",
+                    searched.stderr
+                );
+            }
+            let report: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(run.join("scratch-100-seed0.json")).unwrap(),
+            )
+            .unwrap();
+            let tried = report["search"]["tried"].as_array().unwrap();
+            assert_eq!(tried.len(), 8, "{report}");
+            let views = |point: &serde_json::Value| point["augment"].as_bool().unwrap();
+            assert_eq!(tried.iter().filter(|point| views(point)).count(), 4);
+            let chosen = views(&report["search"]["chosen"]);
+            let said = if chosen {
+                "on augmented views"
+            } else {
+                "on the images as they are"
+            };
+            assert!(searched.stdout.contains(said), "{}", searched.stdout);
             assert!(run.join("finetune-100-seed0.json").exists());
             assert!(run.join("scratch-100-seed0.json").exists());
             // Linear probe, then fine-tune: a recipe that wrecks the features (lr 1

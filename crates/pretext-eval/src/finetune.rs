@@ -11,8 +11,9 @@
 //!   early stopping (and, kept, is refitted on every labeled example), or, with too few
 //!   labels for a validation split, k-fold cross-validation chooses the epochs from 0 (the
 //!   probe) up;
-//! - AdamW at a small learning rate with linear warmup and cosine decay, on one augmented
-//!   view of each image per epoch (the pretraining's own augmentations);
+//! - AdamW at a small learning rate with linear warmup and cosine decay, on the images as
+//!   they are (`augment`: one view of each per epoch, the pretraining's augmentations —
+//!   what hurts an encoder pretrained on them, and what training from scratch may want);
 //! - **layer-wise learning-rate decay**: a parameter at depth d of D gets lr · decay^(D + 1 − d),
 //!   so the layers nearest the input (the most general features) move least;
 //! - optional **freeze-then-unfreeze**: the first `freeze_epochs` train the head alone;
@@ -20,8 +21,9 @@
 //!   that split holds at least `min_validation_per_class` examples per class; with fewer
 //!   labels every example trains for all epochs;
 //! - or, with `cross_validate` (the study's training from scratch), the learning rate,
-//!   weight decay and number of epochs chosen by stratified k-fold cross-validation on the
-//!   labeled examples (`search`), then one training on all of them;
+//!   weight decay, number of epochs and, for images, whether to train on the run's views
+//!   chosen by stratified k-fold cross-validation on the labeled examples (`search`), then
+//!   one training on all of them;
 //! - **health**: a warning when the encoder's weights move more than 10% in the first
 //!   unfrozen epoch, or when validation accuracy collapses from its best.
 //!
@@ -98,7 +100,7 @@ pub fn finetune(
     };
     // Which labeled examples train (indices into data.train), which validate, and how.
     let mut search_report = None;
-    let (train_indices, validation, lr, weight_decay, epochs, early_stopping) = if settings
+    let (train_indices, validation, lr, weight_decay, augment, epochs, early_stopping) = if settings
         .cross_validate
     {
         let report = search::search(&fitter, &labeled, log)?;
@@ -111,6 +113,7 @@ pub fn finetune(
             None,
             chosen.lr,
             chosen.weight_decay,
+            chosen.augment.unwrap_or(false),
             chosen.epochs,
             false,
         )
@@ -129,6 +132,7 @@ pub fn finetune(
                 Some(labeled.subset(&validation_rows)),
                 settings.lr,
                 settings.weight_decay,
+                settings.augment,
                 settings.epochs,
                 true,
             )
@@ -140,12 +144,13 @@ pub fn finetune(
                     settings.search.folds,
                     settings.epochs
                 ));
-            // The search's grid is the configured rate and decay alone: only the epochs,
-            // the probe's 0 among them, are chosen.
+            // The search's grid is the configured rate, decay and views alone: only the
+            // epochs, the probe's 0 among them, are chosen.
             let at_settings = FinetuneConfig {
                 search: FinetuneSearch {
                     lr: vec![settings.lr],
                     weight_decay: vec![settings.weight_decay],
+                    augment: vec![settings.augment],
                     ..settings.search.clone()
                 },
                 ..settings.clone()
@@ -166,6 +171,7 @@ pub fn finetune(
                 None,
                 settings.lr,
                 settings.weight_decay,
+                settings.augment,
                 epochs,
                 false,
             )
@@ -182,6 +188,7 @@ pub fn finetune(
                 None,
                 settings.lr,
                 settings.weight_decay,
+                settings.augment,
                 settings.epochs,
                 false,
             )
@@ -195,6 +202,7 @@ pub fn finetune(
                 validation: validation.as_ref(),
                 lr,
                 weight_decay,
+                augment,
                 epochs,
                 early_stopping,
                 measure_test: true,
@@ -217,6 +225,7 @@ pub fn finetune(
                 validation: None,
                 lr,
                 weight_decay,
+                augment,
                 epochs: 0,
                 early_stopping: false,
                 measure_test: true,

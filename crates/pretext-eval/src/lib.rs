@@ -14,7 +14,9 @@ pub use classic::{
     LabeledRows, Pca,
 };
 pub use features::{encode_samples, raw_features, raw_features_name, tfidf_features};
-pub use finetune::{encoder_depth, finetune, EpochRecord, FinetuneConfig, FinetuneReport};
+pub use finetune::{
+    encoder_depth, finetune, EpochRecord, FinetuneConfig, FinetuneReport, FinetuneSearch,
+};
 pub use linear_probe::{linear_probe_accuracy, LinearProbe, LinearProbeConfig, LinearProbeResult};
 pub use probe::{
     evaluate_features, load_model, probe, probe_baselines, probe_budgets, ProbeConfig, ProbeReport,

@@ -32,6 +32,7 @@ fn epochs(reads: HostReads) -> (Vec<f64>, f64) {
         epochs: 6,
         lr: 3e-3,
         from_scratch: true,
+        augment: true,
         probe_init: false,
         ..FinetuneConfig::default()
     };

@@ -46,6 +46,8 @@ pub(super) struct FitPlan<'a> {
     pub(super) validation: Option<&'a Samples>,
     pub(super) lr: f64,
     pub(super) weight_decay: f64,
+    /// Images train on one view per image per epoch drawn with the run's `views`.
+    pub(super) augment: bool,
     /// Epochs to run, at most `settings.epochs` (the learning-rate schedule's length).
     pub(super) epochs: usize,
     /// Stop after `patience` epochs without a better validation accuracy, and keep the best
@@ -309,7 +311,7 @@ impl<'a> Tuning<'a> {
             .on_device(model.store.device(), optimizer_config.kind);
         let steps_per_epoch = plan.train.len().div_ceil(settings.batch_size.max(1)) as u64;
         let total_steps = steps_per_epoch * settings.epochs.max(1) as u64;
-        let views = (settings.augment && matches!(plan.train, Samples::Images(_)))
+        let views = (plan.augment && matches!(plan.train, Samples::Images(_)))
             .then(|| ViewRecipe::OneView(fitter.config.views.clone()));
         Tuning {
             settings,

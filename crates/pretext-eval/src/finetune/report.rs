@@ -87,6 +87,9 @@ pub struct SearchReport {
 pub struct SearchPoint {
     pub lr: f64,
     pub weight_decay: f64,
+    /// Whether the images trained on the run's views (None: not images, nothing to choose).
+    #[serde(default)]
+    pub augment: Option<bool>,
     pub epochs: usize,
     /// Mean held-out accuracy over the folds at `epochs` (None when nothing was
     /// cross-validated).
@@ -112,8 +115,18 @@ impl SearchReport {
             0 => "0 epochs: the linear probe kept".to_string(),
             epochs => format!("{epochs} epochs"),
         };
+        // Said when the search chose it.
+        let both = self
+            .tried
+            .iter()
+            .any(|point| point.augment != chosen.augment);
+        let views = match chosen.augment.filter(|_| both) {
+            Some(true) => ", on augmented views",
+            Some(false) => ", on the images as they are",
+            None => "",
+        };
         format!(
-            "lr {:.0e}, weight decay {:.0e}, {epochs} ({how})",
+            "lr {:.0e}, weight decay {:.0e}{views}, {epochs} ({how})",
             chosen.lr, chosen.weight_decay
         )
     }

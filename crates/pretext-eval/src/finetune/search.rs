@@ -1,7 +1,7 @@
-//! The cross-validated choice of the learning rate, weight decay and number of epochs:
-//! every (lr, weight decay) of the grid trains on k − 1 stratified folds of the labeled
+//! The cross-validated choice of the learning rate, weight decay, number of epochs and, for
+//! images, whether to train on the run's views: every (lr, weight decay, augment) of the grid trains on k − 1 stratified folds of the labeled
 //! examples for the full schedule and is measured on the remaining fold after every epoch;
-//! the (lr, weight decay, epoch) with the most held-out examples right over all folds wins
+//! the (lr, weight decay, augment, epoch) with the most held-out examples right over all folds wins
 //! (ties: the first in grid order, then the fewest epochs). A fine-tune that starts from its
 //! linear probe (`probe_fallback`) is also measured before its first epoch, so 0 epochs —
 //! the probe kept — is a candidate, and wins ties. Only the labeled examples are used —
@@ -30,14 +30,25 @@ pub(super) fn search(
         (0..labeled.len()).collect()
     };
     let row_labels: Vec<u16> = rows.iter().map(|&row| labels[row]).collect();
-    let grid: Vec<(f64, f64)> = search
+    // Only images have views to train on or not.
+    let augment: Vec<Option<bool>> = if matches!(labeled, Samples::Images(_)) {
+        search
+            .augment
+            .iter()
+            .map(|&augment| Some(augment))
+            .collect()
+    } else {
+        vec![None]
+    };
+    let grid: Vec<(f64, f64, Option<bool>)> = search
         .lr
         .iter()
         .flat_map(|&lr| search.weight_decay.iter().map(move |&wd| (lr, wd)))
+        .flat_map(|(lr, wd)| augment.iter().map(move |&augment| (lr, wd, augment)))
         .collect();
     let smallest_class = smallest_class(&row_labels);
     if smallest_class < search.folds {
-        let (lr, weight_decay) = grid[0];
+        let (lr, weight_decay, augment) = grid[0];
         log(&format!(
             "search: a class has {smallest_class} labeled example(s), fewer than the {} folds; training with lr {lr:.0e} and weight decay {weight_decay:.0e} for all {} epochs instead",
             search.folds, settings.epochs
@@ -49,6 +60,7 @@ pub(super) fn search(
             chosen: SearchPoint {
                 lr,
                 weight_decay,
+                augment,
                 epochs: settings.epochs,
                 accuracy: None,
             },
@@ -56,14 +68,19 @@ pub(super) fn search(
     }
     let fold_of = stratified_folds(&row_labels, search.folds, settings.seed);
     let mut tried = Vec::new();
-    for (point, &(lr, weight_decay)) in grid.iter().enumerate() {
+    for (point, &(lr, weight_decay, augment)) in grid.iter().enumerate() {
         // Held-out examples right after each epoch (index 0: before the first, when the
         // start is measured), summed over the folds.
         let mut right = vec![0.0; settings.epochs + 1];
         let mut start_measured = true;
         for fold in 0..search.folds {
+            let views = match augment {
+                Some(true) => ", augmented",
+                Some(false) => ", as they are",
+                None => "",
+            };
             log(&format!(
-                "search {}/{}: lr {lr:.0e}, weight decay {weight_decay:.0e}, fold {}/{}",
+                "search {}/{}: lr {lr:.0e}, weight decay {weight_decay:.0e}{views}, fold {}/{}",
                 point + 1,
                 grid.len(),
                 fold + 1,
@@ -85,6 +102,7 @@ pub(super) fn search(
                     validation: Some(&validation),
                     lr,
                     weight_decay,
+                    augment: augment.unwrap_or(false),
                     epochs: settings.epochs,
                     early_stopping: false,
                     measure_test: false,
@@ -105,6 +123,7 @@ pub(super) fn search(
         tried.push(SearchPoint {
             lr,
             weight_decay,
+            augment,
             epochs: epoch + first,
             accuracy: Some(best / rows.len() as f64),
         });

@@ -31,14 +31,16 @@ pub struct FinetuneConfig {
     /// the encoder as pretrained) unless held-out labeled examples say it did better. With a
     /// validation split the probe is epoch 0 of early stopping (and, kept, is refitted on
     /// every labeled example); with too few labels for one,
-    /// k-fold cross-validation on the labeled examples (`search.folds`, at `lr` and
-    /// `weight_decay`) chooses how many epochs to fine-tune, 0 keeping the probe.
+    /// k-fold cross-validation on the labeled examples (`search.folds`, at `lr`,
+    /// `weight_decay` and `augment`) chooses how many epochs to fine-tune, 0 keeping the probe.
     pub probe_fallback: bool,
     /// Epochs that train the head alone on the frozen encoder before the encoder trains.
     pub freeze_epochs: usize,
     /// Train on one augmented view of each image per epoch, drawn with the run's `views`
     /// settings (the pretraining's augmentations); other modalities train on the examples
-    /// as they are.
+    /// as they are. Off by default: an encoder pretrained on those views fine-tunes better
+    /// on the images as they are (SimCLR on Fashion-MNIST, 8000 labels: 89.0% without
+    /// them, 85.8% with them). The study's training from scratch always augments.
     pub augment: bool,
     /// Share of the labeled examples held out for validation (stratified) when early
     /// stopping is used.
@@ -49,8 +51,9 @@ pub struct FinetuneConfig {
     pub min_validation_per_class: usize,
     /// Stop after this many epochs without a better validation accuracy.
     pub patience: usize,
-    /// Choose the learning rate, weight decay and number of epochs by stratified k-fold
-    /// cross-validation on the labeled examples (`search`), then train on all of them.
+    /// Choose the learning rate, weight decay, number of epochs and (for images) whether to
+    /// augment by stratified k-fold cross-validation on the labeled examples (`search`;
+    /// `augment` is then ignored), then train on all of them.
     pub cross_validate: bool,
     pub search: FinetuneSearch,
     /// Train the same architecture from random initialization instead (the supervised
@@ -77,6 +80,10 @@ pub struct FinetuneSearch {
     pub lr: Vec<f64>,
     /// Weight decays tried.
     pub weight_decay: Vec<f64>,
+    /// For images: whether to train on the run's views, tried each way listed (both by
+    /// default: the pretraining's augmentations help a few labels and cost 3 points with
+    /// 8000 on Fashion-MNIST). Other modalities have nothing to choose.
+    pub augment: Vec<bool>,
     /// Folds (every class needs at least this many labeled examples; otherwise the first
     /// grid values train for all `epochs`, said in the report).
     pub folds: usize,
@@ -90,6 +97,7 @@ impl Default for FinetuneSearch {
         FinetuneSearch {
             lr: vec![1e-3, 3e-3],
             weight_decay: vec![5e-4, 0.05],
+            augment: vec![true, false],
             folds: 3,
             max_examples: 1000,
         }
@@ -110,7 +118,7 @@ impl Default for FinetuneConfig {
             probe_init: true,
             probe_fallback: true,
             freeze_epochs: 0,
-            augment: true,
+            augment: false,
             validation_fraction: 0.2,
             min_validation_per_class: 5,
             patience: 8,
@@ -185,6 +193,12 @@ impl FinetuneConfig {
                     "finetune.search.weight_decay: expected one or more decays >= 0, found {:?}",
                     search.weight_decay
                 ));
+            }
+            if search.augment.is_empty() {
+                return Err(
+                    "finetune.search.augment: expected [true], [false] or [true, false], found []"
+                        .into(),
+                );
             }
         }
         let folds_used =

@@ -252,10 +252,13 @@ impl Runner<'_> {
                     let self_train =
                         study.has_baseline("self-training") && labels < data.train.len();
                     // A random encoder has nothing to protect: every layer at the full
-                    // learning rate, none frozen.
+                    // learning rate, none frozen. Whether it trains on the pretraining's
+                    // views is the search's choice (`search.augment`), like its rates;
+                    // `augment`, unused then, stays as it was in the cells' fingerprints.
                     let settings = FinetuneConfig {
                         from_scratch: true,
                         cross_validate: true,
+                        augment: true,
                         layer_decay: 1.0,
                         freeze_epochs: 0,
                         self_training_rounds: if self_train {
