@@ -1,8 +1,8 @@
 //! The cross-validated choice of the learning rate, weight decay, number of epochs and, for
-//! images, whether to train on the run's views: every (lr, weight decay, augment) of the grid trains on k − 1 stratified folds of the labeled
-//! examples for the full schedule and is measured on the remaining fold after every epoch;
-//! the (lr, weight decay, augment, epoch) with the most held-out examples right over all folds wins
-//! (ties: the first in grid order, then the fewest epochs). A fine-tune that starts from its
+//! images, whether to train on the run's views: every (lr, weight decay, augment) of the
+//! grid trains on k − 1 stratified folds of the labeled examples for the full schedule and
+//! is measured on the remaining fold after every epoch; the (lr, weight decay, augment,
+//! epoch) with the most held-out examples right over all folds wins (ties: the first in grid order, then the fewest epochs). A fine-tune that starts from its
 //! linear probe (`probe_fallback`) is also measured before its first epoch, so 0 epochs —
 //! the probe kept — is a candidate, and wins ties. Only the labeled examples are used —
 //! never the held-out split.

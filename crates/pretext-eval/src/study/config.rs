@@ -191,6 +191,23 @@ impl StudyConfig {
                 ));
             }
         }
+        // The fine-tune settings as the cells that use them run them, before any pretraining:
+        // fine-tuning as written, training from scratch cross-validated.
+        if self.evaluates("finetune") {
+            self.finetune.validate()?;
+        }
+        if self
+            .baselines
+            .iter()
+            .any(|b| b == "scratch" || b == "self-training")
+        {
+            FinetuneConfig {
+                from_scratch: true,
+                cross_validate: true,
+                ..self.finetune.clone()
+            }
+            .validate()?;
+        }
         Ok(())
     }
 
@@ -240,5 +257,10 @@ mod tests {
                 .contains("two methods are labeled \"simclr\"")
         );
         assert!(invalid("methods = []\nbaselines = []").contains("nothing to compare"));
+        // Regression: an empty grid stopped the study at its first scratch cell, after
+        // pretraining, instead of before it.
+        assert!(invalid("[finetune]\nsearch.augment = []").starts_with("finetune.search.augment"));
+        assert!(invalid("[finetune]\nsearch.lr = []").starts_with("finetune.search.lr"));
+        assert!(invalid("[finetune]\nlr = 0.0").starts_with("finetune.lr"));
     }
 }
