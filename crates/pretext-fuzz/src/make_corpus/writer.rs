@@ -40,7 +40,7 @@ pub fn make_corpus(shared: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 pub(super) struct Corpus<'a> {
-    out: &'a Path,
+    pub(super) out: &'a Path,
     pub(super) written: &'a mut Vec<PathBuf>,
 }
 
