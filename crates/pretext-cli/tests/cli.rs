@@ -2240,6 +2240,13 @@ fn study_killed_midway_resumes_without_recomputing_finished_cells() {
             "{row} missing:\n{table}"
         );
     }
+    // Fine-tuning at its fixed recipe beside a cross-validated scratch is said to be so.
+    assert!(
+        table.contains(
+            "- Fine-tuning ran at its fixed recipe (lr 3e-4, weight decay 0.05, layer decay 0.75)"
+        ),
+        "{table}"
+    );
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     let stats = results["stats"].as_array().unwrap();

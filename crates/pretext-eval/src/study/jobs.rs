@@ -6,7 +6,7 @@ use pretext_train::{Checkpoint, PretrainConfig, TrainError};
 
 use super::cells::{fingerprint, keep_missing, training_print, Measured, Wanted};
 use super::runner::{Runner, PROBE_BASELINES};
-use super::summary::{Cell, KEPT_PROBE};
+use super::summary::{Cell, CHOSE, KEPT_PROBE};
 use crate::classic::ClassicConfig;
 use crate::finetune::{finetune, FinetuneConfig, FinetuneReport};
 use crate::probe::{probe_baselines, probe_budgets, ProbeConfig};
@@ -110,6 +110,11 @@ impl Runner<'_> {
                                     }
                                 })
                                 .unwrap_or_default();
+                            // Cross-validated (`[finetune] cross_validate`): what it chose.
+                            let note = match report.search.as_ref().filter(|_| settings.cross_validate) {
+                                Some(search) => format!("{note}{CHOSE}{}", search.summary()),
+                                None => note,
+                            };
                             Ok(vec![Measured::new(
                                 &series,
                                 budget,

@@ -5,7 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::plot::curve_svg;
-use super::summary::{StudyResults, KEPT_PROBES_HEADING, NOTES_HEADING};
+use super::summary::{StudyResults, FINETUNE_CHOICES_HEADING, KEPT_PROBES_HEADING, NOTES_HEADING};
 
 /// What the report shows of one method's pretraining.
 #[derive(Clone, Debug)]
@@ -146,6 +146,7 @@ pub fn html_report(
     for (heading, items) in [
         ("Not measured", results.unmeasured_reasons()),
         (NOTES_HEADING, results.notes()),
+        (FINETUNE_CHOICES_HEADING, results.finetune_choices()),
         (KEPT_PROBES_HEADING, results.kept_probes()),
     ] {
         if items.is_empty() {

@@ -227,7 +227,7 @@ fn study_pass(
         name,
         raw_features.filter(|_| plan.study.has_baseline("raw")),
     );
-    let results = StudyResults::new(
+    let mut results = StudyResults::new(
         title,
         name,
         (train_size, test_size),
@@ -236,6 +236,7 @@ fn study_pass(
         plan.study.seeds.clone(),
         std::mem::take(&mut runner.cells),
     );
+    results.findings.extend(plan.study.finetune_caveat());
     let files = write_outputs(&results, &health, &plan.out, &plan.study.to_toml())?;
     Ok((
         Some(StudyOutput {

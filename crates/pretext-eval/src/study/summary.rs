@@ -43,6 +43,13 @@ pub(super) const KEPT_PROBES_HEADING: &str =
 /// What a fine-tune cell's note says when it kept its linear probe.
 pub(super) const KEPT_PROBE: &str = "kept: fine-tuning did not beat it";
 
+/// The heading of what cross-validated fine-tuning (`[finetune] cross_validate`) chose.
+pub(super) const FINETUNE_CHOICES_HEADING: &str =
+    "What fine-tuning chose (cross-validation on the labeled examples; 0 epochs keeps the linear probe)";
+
+/// Separates a cross-validated fine-tune cell's note from what its search chose.
+pub(super) const CHOSE: &str = "; chose ";
+
 /// A row of the tables: a pretrained encoder under one evaluation, or a baseline.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Series {
@@ -203,6 +210,7 @@ impl StudyResults {
         }
         for (heading, items) in [
             (NOTES_HEADING, self.notes()),
+            (FINETUNE_CHOICES_HEADING, self.finetune_choices()),
             (KEPT_PROBES_HEADING, self.kept_probes()),
         ] {
             if !items.is_empty() {
@@ -213,6 +221,38 @@ impl StudyResults {
             }
         }
         out
+    }
+
+    /// "vime · fine-tuned, 1600 labels: seed 0 lr 3e-3, weight decay 5e-4, 15 epochs (3-fold
+    /// CV 83.4%); seed 1 …" for the fine-tune cells that cross-validated their settings (their
+    /// note holds the choice after [`CHOSE`]).
+    pub fn finetune_choices(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for row in self.series.iter().filter(|row| row.pretrained) {
+            for budget in &self.budgets {
+                let mut cells: Vec<(u64, &str)> = self
+                    .cells
+                    .iter()
+                    .filter(|c| c.series == row.name && c.budget == budget.budget)
+                    .filter_map(|c| Some((c.seed, c.note.split_once(CHOSE)?.1)))
+                    .collect();
+                if cells.is_empty() {
+                    continue;
+                }
+                cells.sort_by_key(|&(seed, _)| seed);
+                let per_seed: Vec<String> = cells
+                    .iter()
+                    .map(|(seed, chosen)| format!("seed {seed} {chosen}"))
+                    .collect();
+                lines.push(format!(
+                    "{}, {} labels: {}",
+                    row.name,
+                    budget.labels,
+                    per_seed.join("; ")
+                ));
+            }
+        }
+        lines
     }
 
     /// "jigsaw · fine-tuned, 80 labels: seeds 0, 2" for every fine-tune cell that kept the
@@ -492,6 +532,28 @@ pub(crate) mod tests {
             markdown.contains(&format!(
                 "{KEPT_PROBES_HEADING}:\n\n- ssl, 10 labels: seeds 0, 2"
             )),
+            "{markdown}"
+        );
+    }
+
+    #[test]
+    fn what_cross_validated_fine_tunes_chose_is_listed_per_seed() {
+        let mut results = results();
+        assert!(results.finetune_choices().is_empty());
+        for cell in results.cells.iter_mut().filter(|c| c.series == "ssl") {
+            cell.note = format!(
+                "from its linear probe at 61.0%{CHOSE}lr 1e-3, weight decay 5e-4, {} epochs (3-fold CV 70.0%)",
+                10 + cell.seed
+            );
+        }
+        let line =
+            "ssl, 10 labels: seed 0 lr 1e-3, weight decay 5e-4, 10 epochs (3-fold CV 70.0%); \
+                    seed 1 lr 1e-3, weight decay 5e-4, 11 epochs (3-fold CV 70.0%); \
+                    seed 2 lr 1e-3, weight decay 5e-4, 12 epochs (3-fold CV 70.0%)";
+        assert_eq!(results.finetune_choices(), [line]);
+        let markdown = results.markdown();
+        assert!(
+            markdown.contains(&format!("{FINETUNE_CHOICES_HEADING}:\n\n- {line}")),
             "{markdown}"
         );
     }
