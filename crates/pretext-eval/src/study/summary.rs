@@ -227,14 +227,27 @@ impl StudyResults {
     /// CV 83.4%); seed 1 …" for the fine-tune cells that cross-validated their settings (their
     /// note holds the choice after [`CHOSE`]).
     pub fn finetune_choices(&self) -> Vec<String> {
+        self.notes_per_seed(
+            |row| row.pretrained,
+            |cell| Some(cell.note.split_once(CHOSE)?.1),
+        )
+    }
+
+    /// "series, N labels: seed 0 NOTE; seed 1 NOTE" per series `row_wanted` takes and budget,
+    /// with each cell's part of its note that `note` reads (cells without one left out).
+    fn notes_per_seed<'a>(
+        &'a self,
+        row_wanted: impl Fn(&Series) -> bool,
+        note: impl Fn(&'a Cell) -> Option<&'a str>,
+    ) -> Vec<String> {
         let mut lines = Vec::new();
-        for row in self.series.iter().filter(|row| row.pretrained) {
+        for row in self.series.iter().filter(|row| row_wanted(row)) {
             for budget in &self.budgets {
                 let mut cells: Vec<(u64, &str)> = self
                     .cells
                     .iter()
                     .filter(|c| c.series == row.name && c.budget == budget.budget)
-                    .filter_map(|c| Some((c.seed, c.note.split_once(CHOSE)?.1)))
+                    .filter_map(|c| Some((c.seed, note(c)?)))
                     .collect();
                 if cells.is_empty() {
                     continue;
@@ -242,7 +255,7 @@ impl StudyResults {
                 cells.sort_by_key(|&(seed, _)| seed);
                 let per_seed: Vec<String> = cells
                     .iter()
-                    .map(|(seed, chosen)| format!("seed {seed} {chosen}"))
+                    .map(|(seed, note)| format!("seed {seed} {note}"))
                     .collect();
                 lines.push(format!(
                     "{}, {} labels: {}",
@@ -311,32 +324,10 @@ impl StudyResults {
     /// The notes of the baselines that tune themselves and of self-training, per series and
     /// budget: "scratch, 80 labels: seed 0 lr 1e-3, …; seed 1 …".
     pub fn notes(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        for row in self.series.iter().filter(|row| !row.pretrained) {
-            for budget in &self.budgets {
-                let mut cells: Vec<_> = self
-                    .cells
-                    .iter()
-                    .filter(|c| c.series == row.name && c.budget == budget.budget)
-                    .filter(|c| !c.note.is_empty())
-                    .collect();
-                if cells.is_empty() || !matches!(row.name.as_str(), "scratch" | "self-training") {
-                    continue;
-                }
-                cells.sort_by_key(|c| c.seed);
-                let per_seed: Vec<String> = cells
-                    .iter()
-                    .map(|c| format!("seed {} {}", c.seed, c.note))
-                    .collect();
-                lines.push(format!(
-                    "{}, {} labels: {}",
-                    row.name,
-                    budget.labels,
-                    per_seed.join("; ")
-                ));
-            }
-        }
-        lines
+        self.notes_per_seed(
+            |row| !row.pretrained && matches!(row.name.as_str(), "scratch" | "self-training"),
+            |cell| Some(cell.note.as_str()).filter(|note| !note.is_empty()),
+        )
     }
 
     /// The summary as CSV: series, model, evaluation, pretrained, budget, labels, mean,
