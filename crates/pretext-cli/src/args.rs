@@ -188,9 +188,19 @@ pub struct ProbeArgs {
     /// fitted on the unlabeled training split.
     #[arg(long, conflicts_with = "no_baselines")]
     pub classic: bool,
-    /// Where to write the JSON report [default: RUN/probe-<labels>-seed<seed>.json].
+    /// Only the k-NN columns, on the device: no linear probe and no cross-validation (quick,
+    /// for following accuracy along training).
+    #[arg(long, conflicts_with = "classic")]
+    pub knn_only: bool,
+    /// Where to write the JSON report [default: RUN/probe-<labels>-seed<seed>.json, with
+    /// -step<N> before .json under --step].
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Probe the checkpoint of this step instead of the newest, or of several steps
+    /// separated by commas (450,900,1350: the data is read once; the baselines, if any, are
+    /// probed with the first). train.keep_checkpoints sets how many a run keeps.
+    #[arg(long, value_name = "N", value_delimiter = ',')]
+    pub step: Vec<u64>,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,

@@ -81,16 +81,20 @@ pub fn run(args: &QuickstartArgs) -> anyhow::Result<()> {
         unreachable!("three rows with baselines")
     };
     let knn = |row: &pretext_eval::ProbeRow| 100.0 * row.knn[0].1;
+    let linear = |row: &pretext_eval::ProbeRow| {
+        row.linear
+            .expect("the quickstart's probe runs the linear probe")
+    };
     println!();
     println!(
         "{method} vs the same encoder at random init: {:+.1} points (k-NN 20), {:+.1} points (linear).",
         knn(trained) - knn(random),
-        100.0 * (trained.linear - random.linear)
+        100.0 * (linear(trained) - linear(random))
     );
     println!(
         "{method} vs raw pixels: {:+.1} points (k-NN 20), {:+.1} points (linear). Raw pixels are a strong baseline on Fashion-MNIST; the README shows what a longer run on the full dataset reaches.",
         knn(trained) - knn(raw),
-        100.0 * (trained.linear - raw.linear)
+        100.0 * (linear(trained) - linear(raw))
     );
     let json_path = run.root.join("quickstart-probe.json");
     write_json(&json_path, &report)?;

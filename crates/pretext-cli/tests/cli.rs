@@ -517,6 +517,7 @@ fn an_image_folder_past_the_memory_limit_trains_exactly_as_in_memory() {
                 let record_map = record.as_object_mut().unwrap();
                 record_map.remove("images_per_second");
                 record_map.remove("data_wait_seconds");
+                record_map.remove("elapsed_seconds");
                 record
             })
             .collect();
@@ -865,6 +866,14 @@ fn pretrain_probe_embed_and_resume_on_embedded_data() {
     assert!(records
         .iter()
         .all(|record| record["loss"].as_f64().unwrap().is_finite()));
+    let elapsed: Vec<f64> = records
+        .iter()
+        .map(|record| record["elapsed_seconds"].as_f64().unwrap())
+        .collect();
+    assert!(
+        elapsed[0] > 0.0 && elapsed.windows(2).all(|pair| pair[0] <= pair[1]),
+        "{elapsed:?}"
+    );
 
     let step_4 = run.join("checkpoints").join("step-4");
     for file in [
@@ -957,6 +966,66 @@ fn pretrain_probe_embed_and_resume_on_embedded_data() {
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
     assert_eq!(last["step"], 6);
+
+    // probe --step: the encoder of an earlier checkpoint, in a report of its own; a step
+    // without a checkpoint is refused with the steps that were kept.
+    let outcome = pretext(&[
+        "probe",
+        arg(&run),
+        "--step",
+        "4",
+        "--labels",
+        "100",
+        "--no-baselines",
+        "--device",
+        "cpu",
+    ]);
+    assert_succeeds(&outcome, "probe --step 4");
+    assert!(outcome.stdout.contains("(step 4)"), "{}", outcome.stdout);
+    let at_4: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.join("probe-100-seed0-step4.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        at_4["rows"].as_array().unwrap()[..],
+        report["rows"].as_array().unwrap()[..1]
+    );
+    // --knn-only over several steps: one report per step, the k-NN columns alone, the same
+    // k-NN accuracies as the whole probe's.
+    let outcome = pretext(&[
+        "probe",
+        arg(&run),
+        "--step",
+        "4,6",
+        "--knn-only",
+        "--labels",
+        "100",
+        "--no-baselines",
+        "--device",
+        "cpu",
+    ]);
+    assert_succeeds(&outcome, "probe --step 4,6 --knn-only");
+    assert!(!outcome.stdout.contains("linear"), "{}", outcome.stdout);
+    for step in [4, 6] {
+        let name = format!("probe-100-seed0-step{step}.json");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join(&name)).unwrap()).unwrap();
+        let row = &report["rows"][0];
+        assert_eq!(row["name"], format!("simclr (step {step})"), "{name}");
+        assert!(row.get("linear").is_none(), "{name}: {row}");
+        if step == 4 {
+            assert_eq!(row["knn"], at_4["rows"][0]["knn"]);
+        }
+    }
+    let outcome = pretext(&["probe", arg(&run), "--step", "5", "--device", "cpu"]);
+    assert!(!outcome.success);
+    assert!(
+        outcome
+            .stderr
+            .contains("no checkpoint of step 5 (kept: 4, 6;"),
+        "{}",
+        outcome.stderr
+    );
 }
 
 #[test]

@@ -529,7 +529,7 @@ fn unchanged(_: &Path, bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// metrics.jsonl without the throughput and data-wait timings.
+/// metrics.jsonl without the timings (throughput, data wait, elapsed time).
 fn metrics_records(run: &Path) -> Result<Vec<Map<String, Value>>, String> {
     let path = run.join("metrics.jsonl");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -541,6 +541,7 @@ fn metrics_records(run: &Path) -> Result<Vec<Map<String, Value>>, String> {
             })?;
             record.remove("images_per_second");
             record.remove("data_wait_seconds");
+            record.remove("elapsed_seconds");
             Ok(record)
         })
         .collect()

@@ -29,6 +29,11 @@ pub struct ProbeConfig {
     /// Temperature of the k-NN vote weights.
     pub knn_temperature: f64,
     pub linear: LinearProbeConfig,
+    /// The k-NN columns alone: no linear probe and no cross-validated k (quick, to follow
+    /// accuracy along training). Left out of the serialized settings when false, so that
+    /// the study's cell fingerprints, which serialize them, are unchanged.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub knn_only: bool,
     /// Also the classic baselines (logistic regression on the raw features, on PCA, on
     /// k-means distances; see `classic`), with the other baselines.
     pub classic: bool,
@@ -42,6 +47,7 @@ impl Default for ProbeConfig {
             knn_k: vec![20, 200],
             knn_temperature: 0.07,
             linear: LinearProbeConfig::default(),
+            knn_only: false,
             classic: false,
         }
     }
@@ -93,8 +99,9 @@ pub struct ProbeRow {
     /// (k, accuracy) of the weighted k-NN (none for the classic baselines, which are
     /// logistic regressions only).
     pub knn: Vec<(i64, f64)>,
-    /// Accuracy of the linear probe.
-    pub linear: f64,
+    /// Accuracy of the linear probe (None: not run, `ProbeConfig::knn_only`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<f64>,
     /// The L2 strength the linear probe's cross-validation chose (None: too few labeled
     /// examples to cross-validate, or a classic baseline with its fixed strength).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,11 +121,20 @@ pub fn evaluate_features(
     split: &ProbeSplit,
     config: &ProbeConfig,
 ) -> ProbeRow {
-    let labeled = &labeled.to_device(tch::Device::Cpu);
-    let test_features = &test_features.to_device(tch::Device::Cpu);
+    // The k-NN alone runs where the features are (the GPU's matrix product and top-k over a
+    // large bank); with the linear probe, everything runs on the host.
+    let device = if config.knn_only {
+        labeled.device()
+    } else {
+        tch::Device::Cpu
+    };
+    let labeled = &labeled.to_device(device);
+    let test_features = &test_features.to_device(device);
+    let labeled_labels = &split.labeled_labels.to_device(device);
+    let test_labels = &split.test_labels.to_device(device);
     let accuracy = |predicted: Tensor| {
         predicted
-            .eq_tensor(&split.test_labels)
+            .eq_tensor(test_labels)
             .to_kind(Kind::Float)
             .mean(Kind::Float)
             .double_value(&[])
@@ -135,7 +151,7 @@ pub fn evaluate_features(
                 k,
                 accuracy(knn_classify(
                     labeled,
-                    &split.labeled_labels,
+                    labeled_labels,
                     test_features,
                     split.num_classes,
                     knn_config,
@@ -143,20 +159,31 @@ pub fn evaluate_features(
             )
         })
         .collect();
+    let dim = labeled.size()[1];
+    if config.knn_only {
+        return ProbeRow {
+            name: name.into(),
+            dim,
+            knn,
+            linear: None,
+            linear_l2: None,
+            knn_cv_k: None,
+        };
+    }
     let linear = linear_probe_accuracy(
         labeled,
-        &split.labeled_labels,
+        labeled_labels,
         test_features,
-        &split.test_labels,
+        test_labels,
         split.num_classes,
         &config.linear,
         config.seed,
     );
     ProbeRow {
         name: name.into(),
-        dim: labeled.size()[1],
+        dim,
         knn,
-        linear: linear.accuracy,
+        linear: Some(linear.accuracy),
         linear_l2: linear.cross_validated.then_some(linear.l2),
         knn_cv_k: knn_preferred_k(labeled, split, config),
     }
@@ -228,6 +255,9 @@ impl ProbeReport {
             .first()
             .map(|row| row.knn.iter().map(|(k, _)| *k).collect())
             .unwrap_or_default();
+        // The linear and cross-validation columns, unless the probe ran the k-NN alone.
+        let linear = self.rows.iter().any(|row| row.linear.is_some());
+        let cv_k = linear && ks.len() > 1;
         let mut out = format!(
             "{} labeled training examples (seed {}), accuracy on {} held-out examples\n\n",
             self.labels, self.seed, self.test_size
@@ -243,8 +273,10 @@ impl ProbeReport {
         for k in &ks {
             out.push_str(&format!(" {:>9}", format!("k-NN {k}")));
         }
-        out.push_str(&format!(" {:>9} {:>8}", "linear", "L2 (CV)"));
-        if ks.len() > 1 {
+        if linear {
+            out.push_str(&format!(" {:>9} {:>8}", "linear", "L2 (CV)"));
+        }
+        if cv_k {
             out.push_str(&format!(" {:>7}", "k (CV)"));
         }
         out.push('\n');
@@ -256,19 +288,26 @@ impl ProbeReport {
             for _ in row.knn.len()..ks.len() {
                 out.push_str(&format!(" {:>9}", "-"));
             }
-            let l2 = row
-                .linear_l2
-                .map_or("-".to_string(), |l2| format!("{l2:.0e}"));
-            out.push_str(&format!(" {:>8.1}% {l2:>8}", 100.0 * row.linear));
-            if ks.len() > 1 {
+            if linear {
+                let l2 = row
+                    .linear_l2
+                    .map_or("-".to_string(), |l2| format!("{l2:.0e}"));
+                let accuracy = row
+                    .linear
+                    .map_or("-".to_string(), |linear| format!("{:.1}%", 100.0 * linear));
+                out.push_str(&format!(" {accuracy:>9} {l2:>8}"));
+            }
+            if cv_k {
                 let k = row.knn_cv_k.map_or("-".to_string(), |k| k.to_string());
                 out.push_str(&format!(" {k:>7}"));
             }
             out.push('\n');
         }
-        out.push_str(
-            "\nlinear: logistic regression, its L2 strength chosen by stratified 5-fold cross-validation on the labeled examples; k (CV): the neighbour count the same folds prefer\n",
-        );
+        if linear {
+            out.push_str(
+                "\nlinear: logistic regression, its L2 strength chosen by stratified 5-fold cross-validation on the labeled examples; k (CV): the neighbour count the same folds prefer\n",
+            );
+        }
         out
     }
 }
@@ -490,7 +529,7 @@ fn probe_rows(
                         name: (*name).into(),
                         dim: pool_rows.ncols() as i64,
                         knn: Vec::new(),
-                        linear: accuracy,
+                        linear: Some(accuracy),
                         linear_l2: None,
                         knn_cv_k: None,
                     });
@@ -524,7 +563,7 @@ mod tests {
             name: name.into(),
             dim: 384,
             knn: vec![(20, 0.5), (200, 0.25)],
-            linear: 0.125,
+            linear: Some(0.125),
             linear_l2: Some(1e-3),
             knn_cv_k: Some(20),
         };

@@ -32,7 +32,10 @@ fn classic_rows(file: &str, labels: &str) -> Option<ProbeReport> {
 
 fn accuracy(report: &ProbeReport, row: &str) -> f64 {
     let found = report.rows.iter().find(|r| r.name == row);
-    found.unwrap_or_else(|| panic!("no row {row}")).linear
+    found
+        .unwrap_or_else(|| panic!("no row {row}"))
+        .linear
+        .unwrap()
 }
 
 #[test]

@@ -85,6 +85,7 @@ pub static SIGNALS: &[&Signal] = &[
     &LR,
     &IMAGES_PER_SECOND,
     &DATA_WAIT_SECONDS,
+    &ELAPSED_SECONDS,
     &CELL_ACCURACY,
     &TEACHER_TEMPERATURE,
     &MASK_ACCURACY,
@@ -468,6 +469,11 @@ pub static DATA_WAIT_SECONDS: Signal = logged(
     "data_wait_seconds",
     "data wait",
     "seconds the step loop has waited for batches so far",
+);
+pub static ELAPSED_SECONDS: Signal = logged(
+    "elapsed_seconds",
+    "elapsed time",
+    "seconds since this process began training, to the end of the step (monitors included; a resumed run counts from its resume)",
 );
 pub static CELL_ACCURACY: Signal = logged(
     "cell_accuracy",

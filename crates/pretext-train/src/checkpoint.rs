@@ -248,12 +248,8 @@ impl Checkpoint {
     /// The newest complete, verified checkpoint under `checkpoints_dir`, with the reasons
     /// newer ones were passed over.
     pub fn latest(checkpoints_dir: &Path) -> Result<(Option<Checkpoint>, Vec<String>), TrainError> {
-        let mut steps = if checkpoints_dir.exists() {
-            list_steps(checkpoints_dir)?
-        } else {
-            Vec::new()
-        };
-        steps.sort_unstable_by(|a, b| b.cmp(a));
+        let mut steps = Checkpoint::steps(checkpoints_dir)?;
+        steps.reverse();
         let mut passed_over = Vec::new();
         for step in steps {
             match Checkpoint::open(&checkpoints_dir.join(format!("step-{step}"))) {
@@ -262,6 +258,18 @@ impl Checkpoint {
             }
         }
         Ok((None, passed_over))
+    }
+
+    /// The steps of the checkpoint folders under `checkpoints_dir`, oldest first (complete
+    /// or not: `open` checks each).
+    pub fn steps(checkpoints_dir: &Path) -> Result<Vec<u64>, TrainError> {
+        let mut steps = if checkpoints_dir.exists() {
+            list_steps(checkpoints_dir)?
+        } else {
+            Vec::new()
+        };
+        steps.sort_unstable();
+        Ok(steps)
     }
 
     /// Reads the optimizer state tensors.

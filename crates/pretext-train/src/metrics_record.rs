@@ -4,8 +4,8 @@
 //! are written as null.
 
 use pretext_methods::signal::{
-    DATA_WAIT_SECONDS, EPOCH, GRAD_NORM, HELD_OUT_LOSS, IMAGES_PER_SECOND, KNN_ACCURACY,
-    KNN_CHANCE, LOSS, LR, NONFINITE_STEPS, STEP,
+    DATA_WAIT_SECONDS, ELAPSED_SECONDS, EPOCH, GRAD_NORM, HELD_OUT_LOSS, IMAGES_PER_SECOND,
+    KNN_ACCURACY, KNN_CHANCE, LOSS, LR, NONFINITE_STEPS, STEP,
 };
 use serde_json::{json, Map, Value};
 
@@ -21,6 +21,8 @@ pub struct StepNumbers {
     pub images_per_second: f64,
     /// Seconds the loop has waited for the data workers so far.
     pub data_wait_seconds: f64,
+    /// Seconds since this process began training, to the end of the step.
+    pub elapsed_seconds: f64,
     /// Steps skipped so far for a non-finite loss or gradient.
     pub nonfinite_steps: u64,
 }
@@ -48,6 +50,7 @@ impl MetricsRecord {
             DATA_WAIT_SECONDS.key.into(),
             json!(numbers.data_wait_seconds),
         );
+        fields.insert(ELAPSED_SECONDS.key.into(), json!(numbers.elapsed_seconds));
         fields.insert(NONFINITE_STEPS.key.into(), json!(numbers.nonfinite_steps));
         MetricsRecord { fields }
     }
@@ -99,6 +102,7 @@ mod tests {
             grad_norm: f64::INFINITY,
             images_per_second: 10.0,
             data_wait_seconds: 0.0,
+            elapsed_seconds: 2.5,
             nonfinite_steps: 1,
         });
         record.add_named([("effective_rank".to_string(), 4.0)]);
@@ -111,6 +115,7 @@ mod tests {
         assert_eq!(fields["held_out_loss"], Value::Null);
         assert_eq!(fields["effective_rank"], json!(4.0));
         assert_eq!(fields["knn_accuracy"], json!(0.75));
-        assert_eq!(fields.len(), 12);
+        assert_eq!(fields["elapsed_seconds"], json!(2.5));
+        assert_eq!(fields.len(), 13);
     }
 }

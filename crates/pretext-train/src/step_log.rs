@@ -46,6 +46,8 @@ pub(crate) struct StepLog<'a> {
     health_context: HealthContext,
     /// Signals already warned about: each warns once, the first time it crosses its threshold.
     warned: HashSet<&'static str>,
+    /// When the log was opened, just before the first step: `elapsed_seconds` counts from it.
+    started: Instant,
     /// Throughput since the last record.
     window_start: Instant,
     window_examples: usize,
@@ -73,6 +75,7 @@ impl<'a> StepLog<'a> {
             held_out: HeldOutMonitor::new(&data.test, config, device),
             health_context: config.health_context(model.method.encoder().dim(), total),
             warned: HashSet::new(),
+            started: Instant::now(),
             window_start: Instant::now(),
             window_examples: 0,
             last_loss: None,
@@ -118,6 +121,7 @@ impl<'a> StepLog<'a> {
             grad_norm: outcome.grad_norm,
             images_per_second,
             data_wait_seconds: step.data_wait_seconds,
+            elapsed_seconds: self.started.elapsed().as_secs_f64(),
             nonfinite_steps: step.nonfinite_steps,
         });
         record.add_named(

@@ -40,6 +40,7 @@ fn health_signals_are_logged_when_due_even_off_the_log_interval() {
             "grad_norm",
             "images_per_second",
             "data_wait_seconds",
+            "elapsed_seconds",
             "epoch",
         ] {
             assert!(

@@ -16,6 +16,9 @@ use crate::probe::{probe_baselines, probe_budgets, ProbeConfig};
 const FINETUNE_RECIPE: &str =
     "finetune: the probe is epoch 0 (validation) or 0 epochs (CV); patience from the best trained epoch";
 
+/// Why a study's probe rows have a linear accuracy: its probes never run k-NN alone.
+const LINEAR_RAN: &str = "a study's probes run the linear probe";
+
 impl Runner<'_> {
     pub(super) fn evaluate_method(
         &mut self,
@@ -62,7 +65,7 @@ impl Runner<'_> {
                             let row = &report.rows[0];
                             out.push(Measured::new(&knn, budget, seed, row.knn[0].1));
                             out.push(
-                                Measured::new(&linear, budget, seed, row.linear)
+                                Measured::new(&linear, budget, seed, row.linear.expect(LINEAR_RAN))
                                     .noted(l2_note(row.linear_l2)),
                             );
                         }
@@ -241,8 +244,13 @@ impl Runner<'_> {
                                 out.push(if *knn {
                                     Measured::new(series, budget, seed, row.knn[0].1)
                                 } else {
-                                    Measured::new(series, budget, seed, row.linear)
-                                        .noted(l2_note(row.linear_l2))
+                                    Measured::new(
+                                        series,
+                                        budget,
+                                        seed,
+                                        row.linear.expect(LINEAR_RAN),
+                                    )
+                                    .noted(l2_note(row.linear_l2))
                                 });
                             }
                         }

@@ -23,12 +23,13 @@ pub struct MethodHealth {
 }
 
 /// Keys of a metrics record that are bookkeeping, not curves worth a plot.
-const NOT_CURVES: [&str; 6] = [
+const NOT_CURVES: [&str; 7] = [
     "step",
     "epoch",
     "lr",
     "images_per_second",
     "data_wait_seconds",
+    "elapsed_seconds",
     "nonfinite_steps",
 ];
 
