@@ -120,13 +120,15 @@ if fits recipe 150; then
     tail -1 "$recipe/metrics.jsonl" | cut -c1-400
     steps=$(ls "$recipe/checkpoints" 2>/dev/null | sed -n 's/^step-//p' | sort -n | paste -sd,)
     if [ -n "$steps" ]; then
-        part recipe-knn 60 "$bin" probe "$recipe" --step "$steps" --labels "${PROBE_LABELS:-60000}" --knn-only \
-            --no-baselines --device "$device" && grep "(step" "$out/recipe-knn.log"
+        part recipe-knn 60 "$bin" probe "$recipe" --step "$steps" --knn-only --no-baselines \
+            --labels "${PROBE_LABELS:-60000}" --device "$device" &&
+            grep "(step" "$out/recipe-knn.log"
     fi
     # The reference trains as long as pretext did (its last elapsed_seconds), or `each`.
-    trained=$($python -c 'import json,sys
-r=[json.loads(l) for l in open(sys.argv[1])]
-print(int(max(x.get("elapsed_seconds",0) for x in r)+1))' "$recipe/metrics.jsonl" 2>/dev/null || echo 0)
+    trained=$($python -c 'import json, sys
+records = [json.loads(line) for line in open(sys.argv[1])]
+print(int(max(r.get("elapsed_seconds", 0) for r in records) + 1))' \
+        "$recipe/metrics.jsonl" 2>/dev/null || echo 0)
     limit=$(( trained > each ? trained : each ))
     # shellcheck disable=SC2086
     part recipe-pytorch $((limit + 60)) $python bench/reference/simclr_recipe.py \

@@ -6,11 +6,11 @@ What it measures
 SimCLR pretraining on the whole Fashion-MNIST training set with exactly the hyper-parameters
 of ``pretext pretrain --config configs/simclr-fmnist-gpu.toml`` (network, views, loss,
 optimizer, schedule, precision, batch, epochs; listed below with where each number comes
-from), evaluated every ``--eval-every`` epochs (or ``--eval-steps`` steps) and at the end with the k-NN rows of
-``pretext probe RUN --labels 60000``: the 60,000 training images are the bank, the 10,000
-test images the queries.  Reported is the training time until the k=20 k-NN accuracy first
-reaches ``--target`` (0.90), so that it can be set beside the time pretext takes to train the
-same recipe (bench/gpu/run.sh runs both on one H100).
+from), evaluated every ``--eval-every`` epochs (or ``--eval-steps`` steps) and at the end
+with the k-NN rows of ``pretext probe RUN --labels 60000``: the 60,000 training images are
+the bank, the 10,000 test images the queries.  Reported is the training time until the k=20
+k-NN accuracy first reaches ``--target`` (0.90), so that it can be set beside the time
+pretext takes to train the same recipe (bench/gpu/run.sh runs both on one H100).
 
 Clocks (``time.perf_counter``; ``torch.cuda.synchronize()`` before every read that counts):
   train_seconds   from right before the first step (data loaded, resized and, with
@@ -192,6 +192,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
+
+# ResNet-18 with the CIFAR stem and NT-Xent as gpu_step.py builds them for `pretext bench --large
+# simclr-resnet18` (checked layer for layer there), here with the images' one channel. This
+# script's folder is on sys.path when it runs.
+from gpu_step import ResNet18, nt_xent
 
 PROCESS_START = time.perf_counter()
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -444,51 +449,6 @@ def one_thread_per_worker(_worker: int) -> None:
 
 # ----------------------------------------------------------------------------- model
 
-def bn2d(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=1e-5, momentum=0.1)
-
-
-def conv3x3(cin: int, cout: int, stride: int) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.conv1, self.bn1 = conv3x3(cin, cout, stride), bn2d(cout)
-        self.conv2, self.bn2 = conv3x3(cout, cout, 1), bn2d(cout)
-        self.shortcut = None
-        if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), bn2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu(self.bn1(self.conv1(x)))
-        y = self.bn2(self.conv2(y))
-        skip = x if self.shortcut is None else self.shortcut(x)
-        return F.relu(y + skip)
-
-
-class ResNet18(nn.Module):
-    """ResNet-18 with the CIFAR stem (3x3 stride-1 conv, no max-pool) -> 512-d."""
-
-    def __init__(self, in_channels: int):
-        super().__init__()
-        self.stem, self.stem_bn = conv3x3(in_channels, 64, 1), bn2d(64)
-        blocks, channels = [], 64
-        for stage, width in enumerate([64, 128, 256, 512]):
-            for block in range(2):
-                stride = 2 if stage > 0 and block == 0 else 1
-                blocks.append(BasicBlock(channels, width, stride))
-                channels = width
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(F.relu(self.stem_bn(self.stem(images))))
-        # tch's mean_dim(.., images.kind()): float32 features even under bf16 autocast.
-        return x.mean(dim=(2, 3), dtype=images.dtype)
-
-
 class SimClr(nn.Module):
     def __init__(self, in_channels: int):
         super().__init__()
@@ -513,17 +473,6 @@ def init_like_tch(model: nn.Module) -> None:
         elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.uniform_(module.weight, 0.0, 1.0)
             nn.init.zeros_(module.bias)
-
-
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
-    n = z1.shape[0]
-    z = torch.cat([z1, z2], 0)
-    z = z / z.norm(2, dim=1, keepdim=True).clamp_min(1e-12)
-    logits = z @ z.t() / temperature
-    eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
-    logits = logits.masked_fill(eye, float("-inf"))
-    targets = (torch.arange(2 * n, device=z.device) + n) % (2 * n)
-    return F.nll_loss(F.log_softmax(logits, -1), targets)
 
 
 def learning_rate(step: int, total: int) -> float:
@@ -654,8 +603,10 @@ def main() -> None:
     last_step = planned_steps if a.max_steps is None else min(a.max_steps, planned_steps)
     if a.eval_steps is not None:
         eval_interval = max(a.eval_steps, 0)
+    elif a.eval_every > 0:
+        eval_interval = max(round(a.eval_every * plan.steps_per_epoch), 1)
     else:
-        eval_interval = max(round(a.eval_every * plan.steps_per_epoch), 1) if a.eval_every > 0 else 0
+        eval_interval = 0
 
     torch.manual_seed(a.seed)
     model = SimClr(in_channels=train_images.shape[1])
