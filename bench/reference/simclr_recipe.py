@@ -520,7 +520,7 @@ def evaluate(model: SimClr, data: dict, device: torch.device, batch: int) -> dic
     model.eval()
     bank = encode(model.encoder, data["train_images"], device, batch)
     queries = encode(model.encoder, data["test_images"], device, batch)
-    if cuda:  # pretext's k-NN runs in plain float32 (on the CPU): no TF32 for its matmul
+    if cuda:  # pretext's k-NN matmul is plain float32 (libtorch leaves TF32 off for it)
         torch.backends.cuda.matmul.fp32_precision = "ieee"
     accuracies = {f"knn{k}_accuracy": knn_accuracy(
         bank, data["train_labels"], queries, data["test_labels"], k) for k in KNN_KS}

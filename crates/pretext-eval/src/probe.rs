@@ -121,10 +121,11 @@ pub fn evaluate_features(
     split: &ProbeSplit,
     config: &ProbeConfig,
 ) -> ProbeRow {
-    // The k-NN alone runs where the features are (the GPU's matrix product and top-k over a
-    // large bank); with the linear probe, everything runs on the host.
+    // The k-NN alone runs on the encoder's device, where the held-out features are (the
+    // GPU's matrix product and top-k over a large bank); with the linear probe, everything
+    // runs on the host.
     let device = if config.knn_only {
-        labeled.device()
+        test_features.device()
     } else {
         tch::Device::Cpu
     };
