@@ -4,10 +4,12 @@
 #
 #   bench/gpu/run.sh [OUT]        # OUT defaults to $OUT, else target/gpu/out
 #
-# Parts, in this order (PARTS="smoke large recipe small augment nccl" by default: a second
-# call can run the ones the first had no time for):
+# Parts, in this order (PARTS="smoke parity large recipe small augment nccl" by default: a
+# second call can run the ones the first had no time for):
 #   smoke    every method pretrains 20 steps on CUDA in fp32 and bf16, six at a time (the
 #            loss must stay finite);
+#   parity   SimCLR (ResNet-18), MoCo, BYOL, DINO, BERT MLM and VIME: 5 fp32 steps on the
+#            CPU and on the GPU give the same losses (1e-3), bench/gpu/compare_losses.py;
 #   large    `pretext bench --large all`: SimCLR ResNet-18 (2x512), MAE ViT-S/16 and
 #            BERT-base steps in fp32 and bf16 beside bench/reference/gpu_step.py, with GPU
 #            memory;
@@ -24,8 +26,8 @@
 # Every part has its own time limit within GPU_BUDGET_S (default 470); a part with too
 # little time left is skipped and says so; a failing part is reported and the next one runs.
 # One call does all of it only if the benchmarks are quick; with a warm machine, two calls
-# fit a 15-minute device budget: PARTS="smoke large small augment nccl" GPU_BUDGET_S=300,
-# then PARTS=recipe GPU_BUDGET_S=450 (RECIPE_S caps each side's training, default 300 s).
+# fit a 15-minute device budget: PARTS="smoke parity large small augment nccl" GPU_BUDGET_S=360,
+# then PARTS=recipe GPU_BUDGET_S=400 (RECIPE_S caps each side's training, default 300 s).
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 out=${1:-${OUT:-target/gpu/out}}
@@ -61,7 +63,7 @@ part() { # part NAME LIMIT_S COMMAND...: runs COMMAND with a time limit (never p
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 $python -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
 
-wanted() { [[ " ${PARTS:-smoke large recipe small augment nccl} " == *" $1 "* ]]; }
+wanted() { [[ " ${PARTS:-smoke parity large recipe small augment nccl} " == *" $1 "* ]]; }
 # fits NAME NEEDED_S: whether NAME is wanted and NEEDED_S seconds are left (else says why).
 fits() {
     wanted "$1" || return 1
@@ -97,6 +99,30 @@ if fits smoke 90; then
     done
     wait
     cat "$out"/smoke-*.summary
+fi
+
+# The same 5 fp32 steps (TF32 off) on the CPU and on the GPU: the losses must agree to
+# 1e-3, which checks the CUDA paths (views made on the GPU, steps decided on the device,
+# the fused AdamW and clipping, pinned copies) against the CPU's for methods whose step
+# draws no random numbers on the device (dropout off for the transformer).
+parity() { # parity NAME ARGS...
+    local name=$1; shift
+    local common=(pretrain --steps 5 --precision fp32 --set train.tf32=false
+        --set train.log_every=1 --set health.knn_every=0 --overwrite "$@")
+    part "parity-$name-cpu" 90 "$bin" "${common[@]}" --device cpu \
+        --out "$out/runs/parity-$name-cpu" &&
+        part "parity-$name-gpu" 60 "$bin" "${common[@]}" --device "$device" \
+            --out "$out/runs/parity-$name-gpu" &&
+        $python bench/gpu/compare_losses.py "$out/runs/parity-$name-cpu" \
+            "$out/runs/parity-$name-gpu" --name "$name"
+}
+if fits parity 60; then
+    parity simclr --method simclr --backbone resnet18 --image-size 32 --batch-size 64
+    for method in moco byol dino; do parity "$method" --method "$method" --batch-size 64; done
+    parity bert-mlm --method bert-mlm --backbone transformer --data "$data/emma.txt" \
+        --batch-size 32 --set backbone.transformer.dropout=0.0
+    parity vime --method vime --backbone mlp --data "$data/letter_recognition.csv" \
+        --batch-size 256
 fi
 
 # GPU-sized networks beside PyTorch.
