@@ -9,8 +9,8 @@
 //! With `nccl`, `ProcessGroupNCCL.hpp` also needs the CUDA runtime and NCCL headers. They are
 //! looked for in `PRETEXT_CUDA_INCLUDE` (a `:`-separated list), `$CUDA_HOME/include`, the
 //! `nvidia/*/include` folders of the pip packages beside the torch wheel (`nvidia-cuda-runtime`,
-//! `nvidia-nccl-cu13`, and `nvidia-cuda-crt`, which the wheel does not pull in), and
-//! `/usr/local/cuda/include`.
+//! `nvidia-nccl-cu13`, and `nvidia-cuda-crt` and `nvidia-cuda-cccl`, which the wheel does not
+//! pull in), and `/usr/local/cuda/include`.
 
 use std::path::{Path, PathBuf};
 
@@ -89,10 +89,12 @@ fn cuda_include_dirs(libtorch_lib: &Path) -> Vec<PathBuf> {
     candidates.push(PathBuf::from("/usr/local/cuda/include"));
     candidates.retain(|dir| dir.is_dir());
     // What the torch 2.11 wheel's own dependencies lack: the CUDA runtime headers include
-    // crt/host_config.h, which only the separate nvidia-cuda-crt package ships.
+    // crt/host_config.h and (cuda_fp16.h) nv/target, which only the separate nvidia-cuda-crt
+    // and nvidia-cuda-cccl packages ship.
     let packages = [
         ("cuda_runtime_api.h", "nvidia-cuda-runtime"),
         ("crt/host_config.h", "nvidia-cuda-crt"),
+        ("nv/target", "nvidia-cuda-cccl"),
         ("nccl.h", "nvidia-nccl-cu13"),
     ];
     for (header, package) in packages {
