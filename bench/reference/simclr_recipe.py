@@ -99,15 +99,17 @@ crates/pretext-methods/src/device_views.rs), two independent views per image, ea
      outside the box at its edges), then clamped to [0, 1].
   2. Horizontal flip with views.flip_probability = 0.5 (config).
   3. Colour jitter with views.jitter_probability = 0.8 (config), strengths
-     views.jitter = {brightness 0.4, contrast 0.4, saturation 0.4, hue 0.1} (default,
-     SimCLR's s = 0.5), the four in a uniformly random order.  On 1-channel images
+     views.jitter = {brightness 0.8, contrast 0.8, saturation 0.8, hue 0.2} (config,
+     SimCLR's s = 1), the four in a uniformly random order.  On 1-channel images
      saturation and hue are identities (color.rs), so what remains is: brightness
-     x * b, b ~ U[0.6, 1.4), clamp [0, 1]; contrast c * x + (1 - c) * mean(x),
-     c ~ U[0.6, 1.4), mean over the view's pixels (in float64, as pretext), clamp [0, 1];
+     x * b, b ~ U[0.2, 1.8), clamp [0, 1]; contrast c * x + (1 - c) * mean(x),
+     c ~ U[0.2, 1.8), mean over the view's pixels (in float64, as pretext), clamp [0, 1];
      brightness before contrast with probability 1/2.
   4. Grayscale: views.grayscale_probability = 0.0 (config); an identity on 1 channel anyway.
-  5. Blur: views.blur_probability = 0.0, solarize: views.solarize_probability = 0.0
-     (defaults): off.
+  5. Gaussian blur with views.blur_probability = 0.5 (config), sigma ~ U[0.1, 2.0)
+     (views.blur_sigma default), kernel half width ceil(3 sigma) (blur.rs), reflect
+     padding (gaussian_blur below).  Solarize: views.solarize_probability = 0.0
+     (default): off.
   6. Clamp to [0, 1], then (x - 0.5) / 0.5 (input_normalization.rs INPUT_MEAN, INPUT_STD).
 Network (crates/pretext-nn: resnet.rs, projector.rs, batch_norm.rs; tch 0.24 defaults)
   * backbone.kind = "resnet18" (config), backbone.resnet.stem = "cifar" (default), 1 input
@@ -219,8 +221,10 @@ CROP_RATIO = (f32(3 / 4), f32(4 / 3))
 CROP_ATTEMPTS = 10
 FLIP_PROBABILITY = f32(0.5)
 JITTER_PROBABILITY = f32(0.8)
-BRIGHTNESS = f32(0.4)
-CONTRAST = f32(0.4)
+BRIGHTNESS = f32(0.8)
+CONTRAST = f32(0.8)
+BLUR_PROBABILITY = f32(0.5)
+BLUR_SIGMA = (f32(0.1), f32(2.0))
 INPUT_MEAN, INPUT_STD = 0.5, 0.5
 LR = 0.002
 WEIGHT_DECAY = 1e-4
@@ -422,8 +426,37 @@ def make_view(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     x = torch.where(jitter & brightness_first, brightness(x), x)
     x = torch.where(jitter, contrast(x), x)
     x = torch.where(jitter & ~brightness_first, brightness(x), x)
-    # Grayscale (p = 0, and an identity on one channel), blur and solarize (p = 0): none.
+    # Grayscale: an identity on one channel. Solarize: p = 0.
+    x = torch.where(coins(BLUR_PROBABILITY), gaussian_blur(x, generator), x)
     return (x.clamp(0.0, 1.0) - INPUT_MEAN) / INPUT_STD
+
+
+def gaussian_blur(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Every image blurred with its own sigma ~ U(BLUR_SIGMA) (blur.rs gaussian_kernel: half
+    width ceil(3 sigma), capped at half the largest odd size <= the side; weights in float64,
+    normalized, then float32), reflect padding, as two grouped convolutions
+    (device_views.rs blur). The sigma is drawn for every image; the caller keeps those whose
+    coin came up."""
+    b, c, height, width = x.shape
+    sigma = BLUR_SIGMA[0] + (BLUR_SIGMA[1] - BLUR_SIGMA[0]) * torch.rand(
+        b, generator=generator, device=x.device)
+    sigma = sigma.double().unsqueeze(1)  # [B, 1]
+    largest_odd = min(height, width) - (1 - min(height, width) % 2)
+    cap = largest_odd // 2
+    widest = min(math.ceil(3 * BLUR_SIGMA[1]), cap)
+    if widest == 0:
+        return x
+    offsets = torch.arange(-widest, widest + 1, device=x.device, dtype=torch.float64)
+    half = torch.clamp(torch.ceil(3 * sigma), max=cap)  # each image's own half width
+    weights = torch.exp(-0.5 * (offsets / sigma) ** 2) * (offsets.abs() <= half)
+    kernels = (weights / weights.sum(1, keepdim=True)).float()  # [B, 2 * widest + 1]
+    kernels = kernels.repeat_interleave(c, 0).unsqueeze(1)  # [B * C, 1, K]
+    y = x.reshape(1, b * c, height, width)
+    y = F.conv2d(F.pad(y, (widest, widest, 0, 0), mode="reflect"), kernels.unsqueeze(2),
+                 groups=b * c)
+    y = F.conv2d(F.pad(y, (0, 0, widest, widest), mode="reflect"), kernels.unsqueeze(3),
+                 groups=b * c)
+    return y.reshape(b, c, height, width).clamp(0.0, 1.0)
 
 
 def two_views(images_u8: torch.Tensor, generator: torch.Generator) -> tuple:
