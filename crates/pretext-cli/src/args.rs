@@ -132,7 +132,7 @@ pub struct PretrainArgs {
     /// wav2vec (audio) (backbone.kind).
     #[arg(long, value_name = "NAME")]
     pub backbone: Option<String>,
-    /// Optimizer steps (train.steps).
+    /// Optimizer steps (train.steps); replaces the epochs of a --config file.
     #[arg(long, value_name = "N")]
     pub steps: Option<u64>,
     /// Passes over the training split; overrides --steps (train.epochs).

@@ -49,10 +49,22 @@ fn to_table(config: &PretrainConfig) -> Table {
     toml::from_str(&config.to_toml()).expect("a serialized config parses back")
 }
 
+/// Lays `overlay` over `base`. A layer that sets `train.steps` without `train.epochs` clears
+/// the epochs of the layers under it (see [`steps_win`]).
 fn merge(base: &mut Table, overlay: Table) {
+    let train = overlay.get("train").and_then(Value::as_table);
+    if train.is_some_and(|train| train.contains_key("steps") && !train.contains_key("epochs")) {
+        steps_win(base);
+    }
+    merge_tables(base, overlay);
+}
+
+fn merge_tables(base: &mut Table, overlay: Table) {
     for (key, value) in overlay {
         match (base.get_mut(&key), value) {
-            (Some(Value::Table(inner)), Value::Table(overlay_inner)) => merge(inner, overlay_inner),
+            (Some(Value::Table(inner)), Value::Table(overlay_inner)) => {
+                merge_tables(inner, overlay_inner)
+            }
             (_, value) => {
                 base.insert(key, value);
             }
@@ -69,7 +81,7 @@ pub fn set_dotted(table: &mut Table, key: &str, value: &str) -> anyhow::Result<(
         .unwrap_or_else(|| Value::String(value.to_string()));
     let parts: Vec<&str> = key.split('.').collect();
     let (last, parents) = parts.split_last().expect("split yields at least one part");
-    let mut current = table;
+    let mut current = &mut *table;
     for part in parents {
         current = match current
             .entry(part.to_string())
@@ -80,7 +92,20 @@ pub fn set_dotted(table: &mut Table, key: &str, value: &str) -> anyhow::Result<(
         };
     }
     current.insert(last.to_string(), parsed);
+    if key == "train.steps" {
+        steps_win(table);
+    }
     Ok(())
+}
+
+/// `train.steps` and `train.epochs` both say how long a run is, and epochs win when both are
+/// above 0 within one layer. A later layer that gives steps alone means steps: a config file
+/// with `epochs = 40` run with `--steps 6` (or `--set train.steps=6`) stops after 6 steps,
+/// while `--steps 6 --epochs 2` still runs 2 epochs.
+fn steps_win(table: &mut Table) {
+    if let Some(Value::Table(train)) = table.get_mut("train") {
+        train.insert("epochs".to_string(), Value::Float(0.0));
+    }
 }
 
 /// `text` as a TOML string value, for [`set_dotted`] (so "true" or "1" stay strings).
@@ -146,4 +171,61 @@ fn dotted_key_at(text: &str, offset: usize) -> Option<String> {
         start = end + 1;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The train.steps and train.epochs a table resolves to.
+    fn length(table: Table) -> (u64, f64) {
+        let config = finish(table, "test").unwrap();
+        (config.train.steps, config.train.epochs)
+    }
+
+    fn file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn steps_given_after_a_file_with_epochs_replace_its_epochs() {
+        // Regression: `pretrain --config configs/simclr-fmnist-gpu.toml --steps 6` ran the
+        // file's 40 epochs (4,680 steps), because epochs win over steps within one layer.
+        let (_dir, path) = file("[train]\nepochs = 40.0\n");
+        assert_eq!(length(base_table(Some(&path)).unwrap()), (1000, 40.0));
+
+        let mut flag = base_table(Some(&path)).unwrap();
+        set_dotted(&mut flag, "train.steps", "6").unwrap();
+        assert_eq!(length(flag), (6, 0.0));
+
+        let mut set = base_table(Some(&path)).unwrap();
+        apply_set(&mut set, "train.steps=7").unwrap();
+        assert_eq!(length(set), (7, 0.0));
+
+        // Both on the command line: epochs still win, as --help says.
+        let mut both = base_table(Some(&path)).unwrap();
+        set_dotted(&mut both, "train.steps", "6").unwrap();
+        set_dotted(&mut both, "train.epochs", "2.0").unwrap();
+        assert_eq!(length(both), (6, 2.0));
+    }
+
+    #[test]
+    fn a_layer_with_steps_alone_replaces_the_epochs_under_it_and_one_with_both_keeps_them() {
+        let shared: Table = toml::from_str("[train]\nepochs = 3.0\n").unwrap();
+        let (_dir, steps_only) = file("[train]\nsteps = 50\n");
+        let table = study_method_table(&shared, Some(&steps_only), &[]).unwrap();
+        assert_eq!(length(table), (50, 0.0));
+
+        let (_dir2, both) = file("[train]\nsteps = 50\nepochs = 2.0\n");
+        let table = study_method_table(&shared, Some(&both), &[]).unwrap();
+        assert_eq!(length(table), (50, 2.0));
+
+        // A layer that says nothing of the length keeps it.
+        let (_dir3, other) = file("[train]\nbatch_size = 32\n");
+        let table = study_method_table(&shared, Some(&other), &[]).unwrap();
+        assert_eq!(length(table), (1000, 3.0));
+    }
 }
